@@ -1,0 +1,206 @@
+"""OpenDMP settings: one module, every deployment-specific value read from the environment.
+
+Secrets are never defaulted; a malformed value stops start-up (see `config.env`).
+`dev.py run` writes local secrets to var/dev.env; production injects them (or `*_FILE`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from config.env import env_bool, env_int, env_key, env_list, env_str, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("OPENDMP_DATA_DIR", str(BASE_DIR / "var")))
+
+TESTING = env_bool("OPENDMP_TESTING", False)
+DEMO = env_bool("OPENDMP_DEMO", False)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if len(SECRET_KEY) < 32:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # domain
+    "dmp.common",
+    "dmp.terminology",
+    "dmp.identity",
+    "dmp.records",
+    "dmp.documents",
+    "dmp.access",
+    "dmp.audit",
+    "dmp.compat",
+    "dmp.cda",
+    "dmp.connectors",
+    # channels and portals
+    "dmp.ihe.xds",
+    "dmp.ihe.mhd",
+    "dmp.portals.professional",
+    "dmp.portals.patient",
+    "dmp.portals.public",
+    "dmp.support",
+    "dmp.pilotage",
+    "dmp.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "dmp.common.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dmp.common.context_processors.site",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": parse_database_url(env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'opendmp.sqlite3'}"))
+}
+_test_db_name = os.environ.get("OPENDMP_TEST_DB_NAME")
+if _test_db_name and str(DATABASES["default"]["ENGINE"]).endswith("postgresql"):
+    DATABASES["default"]["TEST"] = {"NAME": _test_db_name}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("REDIS_URL"),
+    }
+    if os.environ.get("REDIS_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if TESTING or DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- HTTP security -------------------------------------------------------------------------
+_HTTPS = env_bool("OPENDMP_HTTPS", not (DEMO or TESTING or DEBUG))
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("OPENDMP_SESSION_SECONDS", 30 * 60, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_SAVE_EVERY_REQUEST = True  # sliding inactivity timeout
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("OPENDMP_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = 31536000 if _HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("OPENDMP_BEHIND_PROXY", False) else None
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("OPENDMP_MAX_REQUEST_BYTES", 64 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+DATA_UPLOAD_MAX_NUMBER_FILES = 50
+
+# --- Background work -----------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
+# Embedded default: tasks run inline, in the caller's process, after commit.
+CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
+CELERY_TASK_EAGER_PROPAGATES = True
+
+# --- Logging -------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": env_str("OPENDMP_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- OpenDMP domain settings ---------------------------------------------------------------
+# Key-encryption key wrapping every record's data key (AES-256-GCM). Rotating it re-wraps keys.
+OPENDMP_MASTER_KEY = env_key("OPENDMP_MASTER_KEY")
+# Key for signed audit chain checkpoints (HMAC-SHA-256).
+OPENDMP_AUDIT_KEY = env_key("OPENDMP_AUDIT_KEY")
+OPENDMP_BLOB_BACKEND = env_str("OPENDMP_BLOB_BACKEND", "filesystem")
+if OPENDMP_BLOB_BACKEND not in {"filesystem", "s3"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("OPENDMP_BLOB_BACKEND must be 'filesystem' or 's3'")
+OPENDMP_BLOB_DIR = Path(env_str("OPENDMP_BLOB_DIR", str(DATA_DIR / "blobs")))
+OPENDMP_S3_BUCKET = env_str("OPENDMP_S3_BUCKET", "opendmp-documents")
+OPENDMP_S3_ENDPOINT_URL = env_str("OPENDMP_S3_ENDPOINT_URL", "") or None
+OPENDMP_S3_REGION = env_str("OPENDMP_S3_REGION", "eu-west-3")
+OPENDMP_MAX_DOCUMENT_BYTES = env_int("OPENDMP_MAX_DOCUMENT_BYTES", 50 * 1024 * 1024, minimum=1024)
+# Repository uniqueId (OID) of this DMP's document repository, as returned in XDS metadata.
+OPENDMP_REPOSITORY_UNIQUE_ID = env_str("OPENDMP_REPOSITORY_UNIQUE_ID", "1.2.250.1.213.4.1.1.1")
+# Habilitation matrix (profession x document type): a CSV the operator may edit.
+OPENDMP_HABILITATION_MATRIX = Path(
+    env_str(
+        "OPENDMP_HABILITATION_MATRIX",
+        str(BASE_DIR / "dmp" / "access" / "data" / "habilitation_matrix.csv"),
+    )
+)
+OPENDMP_MAJORITY_AGE = env_int("OPENDMP_MAJORITY_AGE", 18, minimum=1, maximum=25)
+# DMP server parameter `cumul-invisible_patient-masque_ps`.
+OPENDMP_ALLOW_MASKED_AND_INVISIBLE = env_bool("OPENDMP_ALLOW_MASKED_AND_INVISIBLE", False)
+# Number of independent audit hash chains (spreads the append lock across writers).
+OPENDMP_AUDIT_CHAINS = env_int("OPENDMP_AUDIT_CHAINS", 16, minimum=1, maximum=1024)
+OPENDMP_CLOCK_SKEW_SECONDS = env_int("OPENDMP_CLOCK_SKEW_SECONDS", 60, minimum=0, maximum=600)

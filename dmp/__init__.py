@@ -1,0 +1,1 @@
+"""OpenDMP: an open-source national shared medical record (DMP)."""

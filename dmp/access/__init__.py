@@ -1,0 +1,1 @@
+"""The access decision point: pure policy, habilitation matrix, choke points."""

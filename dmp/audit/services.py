@@ -1,0 +1,165 @@
+"""Writing the audit trail. Called explicitly by every service, inside its transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from dmp.access.actors import Caller
+from dmp.audit.actions import AuditAction, Outcome
+from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from dmp.common import clock
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an audited action was about."""
+
+    record_id: int | None = None
+    patient_ins: str = ""
+    document_unique_id: str = ""
+    document_entry_uuid: str = ""
+
+
+NO_SUBJECT = Subject()
+
+
+def event_hash(event: AuditEvent) -> str:
+    """SHA-256 over the canonical JSON of the event's content and the previous hash."""
+    content = {
+        "chain": event.chain,
+        "sequence": event.sequence,
+        "occurred_at": event.occurred_at.isoformat(),
+        "action": event.action,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "actor_kind": event.actor_kind,
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "actor_profession": event.actor_profession,
+        "actor_structure_id": event.actor_structure_id,
+        "actor_structure_name": event.actor_structure_name,
+        "authentication": event.authentication,
+        "software": event.software,
+        "access_mode": event.access_mode,
+        "access_reason": event.access_reason,
+        "record_id": event.record_id,
+        "patient_ins": event.patient_ins,
+        "document_unique_id": event.document_unique_id,
+        "document_entry_uuid": event.document_entry_uuid,
+        "channel": event.channel,
+        "details": event.details,
+        "previous_hash": event.previous_hash,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _chain_for(subject: Subject, caller: Caller) -> int:
+    chains: int = settings.OPENDMP_AUDIT_CHAINS
+    if subject.record_id is not None:
+        return subject.record_id % chains
+    digest = hashlib.sha256(caller.actor.person_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % chains
+
+
+def audit_record(
+    *,
+    caller: Caller,
+    action: AuditAction,
+    subject: Subject = NO_SUBJECT,
+    outcome: Outcome = Outcome.SUCCESS,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Must run inside the action's own transaction (same commit or none)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must be called inside the action's transaction")
+    actor = caller.actor
+    chain = _chain_for(subject, caller)
+    head = _locked_head(chain)
+    software = actor.software
+    event = AuditEvent(
+        chain=chain,
+        sequence=head.sequence + 1,
+        occurred_at=clock.now(),
+        action=int(action),
+        outcome=outcome.value,
+        reason=reason[:64],
+        actor_kind=actor.kind.value,
+        actor_id=actor.person_id[:64],
+        actor_name=actor.display_name[:200],
+        actor_profession=actor.profession_code[:16],
+        actor_structure_id=actor.structure_id[:40],
+        actor_structure_name=actor.structure_name[:200],
+        authentication=actor.authentication.value,
+        software=f"{software.name} {software.version}".strip()[:200] if software else "",
+        access_mode=caller.mode.value,
+        access_reason=caller.reason[:500],
+        record_id=subject.record_id,
+        patient_ins=subject.patient_ins,
+        document_unique_id=subject.document_unique_id[:128],
+        document_entry_uuid=subject.document_entry_uuid[:64],
+        channel=caller.channel.value,
+        # Normalised as the JSON column will give it back, so the hash verifies after a reload.
+        details=json.loads(json.dumps(details or {}, default=str)),
+        previous_hash=head.hash,
+    )
+    event.hash = event_hash(event)
+    event.save(force_insert=True)
+    head.sequence = event.sequence
+    head.hash = event.hash
+    head.save(update_fields=["sequence", "hash"])
+    return event
+
+
+def audit_denial(
+    *,
+    caller: Caller,
+    action: AuditAction,
+    subject: Subject = NO_SUBJECT,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record a refused action in a transaction of its own: the refusal is kept, nothing else."""
+    with transaction.atomic():
+        audit_record(
+            caller=caller,
+            action=action,
+            subject=subject,
+            outcome=Outcome.DENIED,
+            reason=reason,
+            details=details,
+        )
+
+
+def _locked_head(chain: int) -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(chain=chain).first()
+    if head is not None:
+        return head
+    AuditChainHead.objects.bulk_create(
+        [AuditChainHead(chain=chain, sequence=0, hash=GENESIS_HASH)], ignore_conflicts=True
+    )
+    return AuditChainHead.objects.select_for_update().get(chain=chain)
+
+
+def checkpoint_signature(heads: dict[str, list[object]]) -> str:
+    canonical = json.dumps(heads, sort_keys=True, separators=(",", ":"))
+    return hmac.new(settings.OPENDMP_AUDIT_KEY, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+@transaction.atomic
+def audit_checkpoint_create() -> AuditCheckpoint:
+    """Sign the current head of every chain; a later rewrite of a chain breaks the signature."""
+    heads = {str(h.chain): [h.sequence, h.hash] for h in AuditChainHead.objects.order_by("chain")}
+    return AuditCheckpoint.objects.create(
+        created_at=clock.now(), heads=heads, signature=checkpoint_signature(heads)
+    )

@@ -1,0 +1,1 @@
+"""CDA R2 (CI-SIS): builder, header extraction, validation, safe rendering."""

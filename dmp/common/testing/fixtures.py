@@ -1,0 +1,1 @@
+"""Shared pytest fixtures (personas are added as the domain grows)."""

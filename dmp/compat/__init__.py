@@ -1,0 +1,1 @@
+"""DMP-compatibility: homologated software, test platform, dev kit."""

@@ -1,0 +1,1 @@
+"""External sources: reimbursement history, pharmacy dossier."""

@@ -1,0 +1,1 @@
+"""XDS documents: metadata registry, lifecycle, encrypted blob store."""

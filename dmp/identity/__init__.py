@@ -1,0 +1,1 @@
+"""Identities: patients (INS), health professionals, structures, certificates."""

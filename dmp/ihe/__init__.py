@@ -1,0 +1,1 @@
+"""IHE channels (XDS.b SOAP, MHD FHIR) and what they share."""

@@ -1,0 +1,1 @@
+"""IHE MHD / PDSm FHIR R4 API."""

@@ -1,0 +1,1 @@
+"""IHE XDS.b SOAP web services with the DMP profile."""

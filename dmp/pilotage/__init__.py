@@ -1,0 +1,1 @@
+"""SI Pilotage: real-time statistics."""

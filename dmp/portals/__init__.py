@@ -1,0 +1,1 @@
+"""Web portals (professional, patient, public)."""

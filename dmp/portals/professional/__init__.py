@@ -1,0 +1,1 @@
+"""Web portal for health professionals."""

@@ -1,0 +1,1 @@
+"""Public communication portal."""

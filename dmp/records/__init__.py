@@ -1,0 +1,1 @@
+"""The DMP itself: lifecycle, consent, authorisations, expression space."""

@@ -1,0 +1,1 @@
+"""SI Support: helpdesk ticketing."""

@@ -1,0 +1,1 @@
+"""Python client for the OpenDMP web services (vendor dev kit)."""
