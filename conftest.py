@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-pytest_plugins = ["dmp.common.testing.fixtures"]
+pytest_plugins = ["tests.plugins.personas"]
 
 
 def _purge_audit_rows() -> None:

@@ -188,6 +188,8 @@ OPENDMP_BLOB_DIR = Path(env_str("OPENDMP_BLOB_DIR", str(DATA_DIR / "blobs")))
 OPENDMP_S3_BUCKET = env_str("OPENDMP_S3_BUCKET", "opendmp-documents")
 OPENDMP_S3_ENDPOINT_URL = env_str("OPENDMP_S3_ENDPOINT_URL", "") or None
 OPENDMP_S3_REGION = env_str("OPENDMP_S3_REGION", "eu-west-3")
+# The DMP stores CDA R2 documents; a deployment may widen this (e.g. for IHE conformance runs).
+OPENDMP_ALLOWED_MIME_TYPES = env_list("OPENDMP_ALLOWED_MIME_TYPES", ["text/xml"])
 OPENDMP_MAX_DOCUMENT_BYTES = env_int("OPENDMP_MAX_DOCUMENT_BYTES", 50 * 1024 * 1024, minimum=1024)
 # Repository uniqueId (OID) of this DMP's document repository, as returned in XDS metadata.
 OPENDMP_REPOSITORY_UNIQUE_ID = env_str("OPENDMP_REPOSITORY_UNIQUE_ID", "1.2.250.1.213.4.1.1.1")

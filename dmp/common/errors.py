@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     INTEGRITY = "integrity"
     DOCUMENT_TOO_LARGE = "document_too_large"
     FORBIDDEN = "forbidden"
+    UNRESOLVED_REFERENCE = "unresolved_reference"
 
 
 @dataclass(frozen=True)

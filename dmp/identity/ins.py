@@ -135,3 +135,9 @@ def compute_ins_c(*, nir: str, first_name: str, birth_date_yymmdd: str) -> Ins:
     number = int(hashlib.sha256(seed.encode("ascii")).hexdigest()[:16], 16)
     digits = f"{number:020d}"
     return Ins(f"{digits}{97 - number % 97:02d}", InsAuthority.INS_C)
+
+
+def make_nir(*, sex: int, year: int, month: int, department: str, commune: int, order: int) -> str:
+    """A syntactically valid NIR (15 characters with key), for test and demo identities."""
+    body = f"{sex}{year % 100:02d}{month:02d}{department}{commune:03d}{order:03d}"
+    return f"{body}{nir_key(body):02d}"

@@ -1,1 +1,0 @@
-"""Shared pytest fixtures (personas are added as the domain grows)."""

@@ -1,0 +1,132 @@
+"""Choke point for documents: nothing reads or changes a document without going through here.
+
+Documents the caller may not see are indistinguishable from documents that do not exist:
+both raise `NotFound`, and lists simply leave them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, QuerySet
+
+from dmp.access.actors import Caller
+from dmp.access.config import current_matrix
+from dmp.access.policy import (
+    AccessRequest,
+    Action,
+    Decision,
+    DocumentFacts,
+    DocumentStatus,
+    RecordFacts,
+    decide,
+)
+from dmp.audit.actions import AuditAction
+from dmp.audit.services import Subject, audit_denial
+from dmp.common.errors import NotFound
+from dmp.documents.models import DocumentAuthor, DocumentEntry
+from dmp.records.access import record_facts
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentAccess:
+    document: DocumentEntry
+    facts: RecordFacts
+    decision: Decision
+
+    @property
+    def subject(self) -> Subject:
+        return document_subject(self.document)
+
+
+def document_subject(document: DocumentEntry) -> Subject:
+    return Subject(
+        record_id=document.record_id,
+        patient_ins=document.record.patient.ins,
+        document_unique_id=document.unique_id,
+        document_entry_uuid=document.entry_uuid,
+    )
+
+
+def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
+    return documents.select_related("record__patient").prefetch_related(
+        Prefetch(
+            "author_rows", queryset=DocumentAuthor.objects.only("document_id", "person_id", "structure_id")
+        )
+    )
+
+
+def document_facts(document: DocumentEntry) -> DocumentFacts:
+    """Policy facts of a stored document. The authenticated submitter counts as an author."""
+    authors = list(document.author_rows.all())
+    person_ids = {a.person_id for a in authors if a.person_id}
+    structure_ids = {a.structure_id for a in authors if a.structure_id}
+    if document.submitted_by_id:
+        person_ids.add(document.submitted_by_id)
+    if document.submitted_by_structure_id:
+        structure_ids.add(document.submitted_by_structure_id)
+    return DocumentFacts(
+        status=DocumentStatus(document.availability_status),
+        class_code=document.class_code,
+        type_code=document.type_code,
+        masked_to_professionals=document.masked_to_professionals,
+        invisible_to_patient=document.invisible_to_patient,
+        invisible_to_legal_representatives=document.invisible_to_legal_representatives,
+        author_person_ids=frozenset(person_ids),
+        author_structure_ids=frozenset(structure_ids),
+    )
+
+
+def decide_document(caller: Caller, facts: RecordFacts, document: DocumentEntry, action: Action) -> Decision:
+    return decide(
+        AccessRequest(
+            actor=caller.actor,
+            action=action,
+            mode=caller.mode,
+            reason=caller.reason,
+            record=facts,
+            document=document_facts(document),
+        ),
+        current_matrix(),
+    )
+
+
+def visible_documents(
+    caller: Caller, facts: RecordFacts, documents: Iterable[DocumentEntry]
+) -> list[tuple[DocumentEntry, Decision]]:
+    """The documents among `documents` the caller may read, with each decision (alert flags)."""
+    matrix = current_matrix()
+    visible = []
+    for document in documents:
+        decision = decide(
+            AccessRequest(
+                actor=caller.actor,
+                action=Action.DOCUMENT_READ,
+                mode=caller.mode,
+                reason=caller.reason,
+                record=facts,
+                document=document_facts(document),
+            ),
+            matrix,
+        )
+        if decision:
+            visible.append((document, decision))
+    return visible
+
+
+def access_document(
+    caller: Caller, *, document: DocumentEntry | None, action: Action, audit_action: AuditAction
+) -> DocumentAccess:
+    """`document` if the caller may perform `action` on it; audits the refusal and raises otherwise."""
+    if document is None:
+        audit_denial(caller=caller, action=audit_action, reason="no_document")
+        raise NotFound("document not found")
+    facts = record_facts(caller.actor, document.record)
+    decision = decide_document(caller, facts, document, action)
+    if not decision:
+        audit_denial(
+            caller=caller, action=audit_action, subject=document_subject(document), reason=decision.reason
+        )
+        raise NotFound("document not found")
+    return DocumentAccess(document=document, facts=facts, decision=decision)

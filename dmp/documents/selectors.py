@@ -1,0 +1,362 @@
+"""Reads of the registry and repository, filtered by the access policy and audited.
+
+Filters run in SQL on indexed columns of one record; the policy then removes what the
+caller may not see. A hidden document is simply absent: counts, submission sets, folders
+and associations never reveal it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from dmp.access.actors import Caller
+from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
+from dmp.audit.actions import AuditAction
+from dmp.audit.services import audit_record
+from dmp.common.errors import NotFound
+from dmp.documents.access import access_document, document_subject, visible_documents, with_authors
+from dmp.documents.blobstore import default_blob_store
+from dmp.documents.keys import data_key_for
+from dmp.documents.models import (
+    Association,
+    AssociationType,
+    DocumentAuthor,
+    DocumentEntry,
+    DocumentEntryVersion,
+    Folder,
+    RecordKey,
+    SubmissionSet,
+)
+from dmp.records.access import RecordAccess, access_loaded_record
+from dmp.records.models import Record
+
+MAX_RESULTS = 5000
+
+
+@dataclass(frozen=True)
+class DocumentQuery:
+    """FindDocuments parameters (ITI-18) / DocumentReference search (ITI-67), as plain data."""
+
+    statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED})
+    class_codes: tuple[str, ...] = ()
+    type_codes: tuple[str, ...] = ()
+    practice_setting_codes: tuple[str, ...] = ()
+    healthcare_facility_type_codes: tuple[str, ...] = ()
+    format_codes: tuple[str, ...] = ()
+    event_codes: tuple[str, ...] = ()
+    confidentiality_codes: tuple[str, ...] = ()
+    creation_from: dt.datetime | None = None
+    creation_to: dt.datetime | None = None
+    service_start_from: dt.datetime | None = None
+    service_start_to: dt.datetime | None = None
+    service_stop_from: dt.datetime | None = None
+    service_stop_to: dt.datetime | None = None
+    registered_from: dt.datetime | None = None
+    author_person: str = ""  # supports SQL LIKE wildcards % and _
+    unique_ids: tuple[str, ...] = ()
+    entry_uuids: tuple[str, ...] = ()
+    limit: int = MAX_RESULTS
+
+
+@dataclass(frozen=True)
+class VisibleDocument:
+    document: DocumentEntry
+    decision: Decision
+
+
+@dataclass
+class RecordContents:
+    """What a caller sees of a record: documents, their submission sets, folders, associations."""
+
+    documents: list[VisibleDocument] = field(default_factory=list)
+    submission_sets: list[SubmissionSet] = field(default_factory=list)
+    folders: list[Folder] = field(default_factory=list)
+    associations: list[Association] = field(default_factory=list)
+
+
+def _like_to_regex_free_filter(pattern: str) -> Q:
+    """XDS author matching: `%` any run, `_` one character; case-insensitive."""
+    if "%" not in pattern and "_" not in pattern:
+        return Q(author_rows__person_name__iexact=pattern) | Q(author_rows__person_id=pattern)
+    parts = pattern.split("%")
+    query = Q()
+    if parts[0] and "_" not in parts[0]:
+        query &= Q(author_rows__person_name__istartswith=parts[0])
+    if parts[-1] and "_" not in parts[-1]:
+        query &= Q(author_rows__person_name__iendswith=parts[-1])
+    for middle in parts[1:-1]:
+        if middle and "_" not in middle:
+            query &= Q(author_rows__person_name__icontains=middle)
+    return query
+
+
+def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
+    documents = DocumentEntry.objects.filter(
+        record=record, availability_status__in=[s.value for s in query.statuses]
+    )
+    exact = {
+        "class_code__in": query.class_codes,
+        "type_code__in": query.type_codes,
+        "practice_setting_code__in": query.practice_setting_codes,
+        "healthcare_facility_type_code__in": query.healthcare_facility_type_codes,
+        "format_code__in": query.format_codes,
+        "unique_id__in": query.unique_ids,
+        "entry_uuid__in": query.entry_uuids,
+    }
+    documents = documents.filter(**{key: value for key, value in exact.items() if value})
+    ranges = {
+        "creation_time__gte": query.creation_from,
+        "creation_time__lt": query.creation_to,
+        "service_start_time__gte": query.service_start_from,
+        "service_start_time__lt": query.service_start_to,
+        "service_stop_time__gte": query.service_stop_from,
+        "service_stop_time__lt": query.service_stop_to,
+        "registered_at__gte": query.registered_from,
+    }
+    documents = documents.filter(**{key: value for key, value in ranges.items() if value is not None})
+    if query.author_person:
+        documents = documents.filter(_like_to_regex_free_filter(query.author_person)).distinct()
+    return documents.order_by("-creation_time", "-pk")
+
+
+def _json_code_filter(
+    documents: Iterable[DocumentEntry], field_name: str, codes: Sequence[str]
+) -> list[DocumentEntry]:
+    wanted = set(codes)
+    return [d for d in documents if wanted & {c.get("code") for c in getattr(d, field_name)}]
+
+
+def _matching(record: Record, query: DocumentQuery) -> list[DocumentEntry]:
+    documents: list[DocumentEntry] = list(
+        with_authors(_filtered(record, query))[: max(1, min(query.limit, MAX_RESULTS))]
+    )
+    if query.event_codes:
+        documents = _json_code_filter(documents, "event_codes", query.event_codes)
+    if query.confidentiality_codes:
+        documents = _json_code_filter(documents, "confidentiality_codes", query.confidentiality_codes)
+    return documents
+
+
+def _audit_query(caller: Caller, access: RecordAccess, action: AuditAction, count: int, query: str) -> None:
+    with transaction.atomic():
+        audit_record(
+            caller=caller, action=action, subject=access.subject, details={"query": query, "count": count}
+        )
+
+
+def document_search(*, caller: Caller, record: Record, query: DocumentQuery) -> list[VisibleDocument]:
+    """The record's documents matching `query` that the caller may see (FindDocuments)."""
+    access = access_loaded_record(
+        caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
+    )
+    visible = [
+        VisibleDocument(d, decision)
+        for d, decision in visible_documents(caller, access.facts, _matching(record, query))
+    ]
+    _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(visible), "FindDocuments")
+    return visible
+
+
+def _visible_uuids(caller: Caller, facts: RecordFacts, record: Record) -> dict[str, VisibleDocument]:
+    everything = DocumentQuery(statuses=frozenset(DocumentStatus) - {DocumentStatus.DELETED})
+    return {
+        d.entry_uuid: VisibleDocument(d, decision)
+        for d, decision in visible_documents(caller, facts, _matching(record, everything))
+    }
+
+
+def record_contents(
+    *,
+    caller: Caller,
+    record: Record,
+    statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED}),
+    audit_label: str = "GetAll",
+) -> RecordContents:
+    """Everything of the record the caller may see (GetAll and the Get*AndContents queries)."""
+    access = access_loaded_record(
+        caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
+    )
+    visible = _visible_uuids(caller, access.facts, record)
+    contents = _contents_for(record, visible, statuses)
+    _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(contents.documents), audit_label)
+    return contents
+
+
+def _contents_for(
+    record: Record, visible: dict[str, VisibleDocument], statuses: frozenset[DocumentStatus]
+) -> RecordContents:
+    associations = list(Association.objects.filter(record=record).order_by("pk"))
+    subsets = {
+        s.entry_uuid: s for s in SubmissionSet.objects.filter(record=record).order_by("submission_time")
+    }
+    folders = {f.entry_uuid: f for f in Folder.objects.filter(record=record).order_by("pk")}
+    wanted_status = {s.value for s in statuses}
+    documents = [v for v in visible.values() if v.document.availability_status in wanted_status]
+    shown_documents = {v.document.entry_uuid for v in documents}
+    # A submission set or folder is shown when it contains a visible document or no document at all.
+    members: dict[str, set[str]] = {}
+    for association in associations:
+        if association.association_type == AssociationType.HAS_MEMBER:
+            members.setdefault(association.source_uuid, set()).add(association.target_uuid)
+    all_documents = set(DocumentEntry.objects.filter(record=record).values_list("entry_uuid", flat=True))
+
+    def shown(container: str) -> bool:
+        contained = members.get(container, set()) & all_documents
+        return not contained or bool(contained & shown_documents)
+
+    shown_subsets = {uuid for uuid in subsets if shown(uuid)}
+    shown_folders = {uuid for uuid in folders if shown(uuid)}
+    objects = shown_documents | shown_subsets | shown_folders
+    return RecordContents(
+        documents=documents,
+        submission_sets=[subsets[u] for u in subsets if u in shown_subsets],
+        folders=[folders[u] for u in folders if u in shown_folders],
+        associations=[a for a in associations if a.source_uuid in objects and a.target_uuid in objects],
+    )
+
+
+def documents_by_ids(
+    *, caller: Caller, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = ()
+) -> list[VisibleDocument]:
+    """GetDocuments: the listed documents the caller may see, across records, unknown ids skipped."""
+    condition = Q(entry_uuid__in=list(entry_uuids)) | Q(unique_id__in=list(unique_ids))
+    found = list(
+        with_authors(
+            DocumentEntry.objects.filter(condition).exclude(availability_status=DocumentStatus.DELETED)
+        )
+    )
+    # Older entryUUIDs (before an ITI-57 update) resolve to their current document.
+    known = {d.entry_uuid for d in found}
+    missing = [u for u in entry_uuids if u not in known]
+    if missing:
+        older = DocumentEntryVersion.objects.filter(entry_uuid__in=missing).values_list(
+            "document_id", flat=True
+        )
+        found += list(
+            with_authors(
+                DocumentEntry.objects.filter(pk__in=list(older)).exclude(pk__in=[d.pk for d in found])
+            )
+        )
+    results: list[VisibleDocument] = []
+    by_record: dict[int, list[DocumentEntry]] = {}
+    for document in found:
+        by_record.setdefault(document.record_id, []).append(document)
+    for documents in by_record.values():
+        record = documents[0].record
+        try:
+            access = access_loaded_record(
+                caller,
+                record=record,
+                action=Action.RECORD_LIST_DOCUMENTS,
+                audit_action=AuditAction.DOCUMENT_QUERY,
+            )
+        except NotFound:
+            continue
+        visible = [
+            VisibleDocument(d, decision) for d, decision in visible_documents(caller, access.facts, documents)
+        ]
+        results.extend(visible)
+        _audit_query(caller, access, AuditAction.DOCUMENT_READ_METADATA, len(visible), "GetDocuments")
+    return results
+
+
+def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -> VisibleDocument:
+    """One document's metadata, or NotFound (missing and forbidden alike)."""
+    candidates = DocumentEntry.objects.all()
+    if entry_uuid:
+        candidates = candidates.filter(entry_uuid=entry_uuid)
+    elif unique_id:
+        candidates = candidates.filter(unique_id=unique_id)
+    else:
+        raise NotFound("document not found")
+    access = access_document(
+        caller,
+        document=with_authors(candidates).first(),
+        action=Action.DOCUMENT_READ,
+        audit_action=AuditAction.DOCUMENT_READ_METADATA,
+    )
+    with transaction.atomic():
+        audit_record(caller=caller, action=AuditAction.DOCUMENT_READ_METADATA, subject=access.subject)
+    return VisibleDocument(access.document, access.decision)
+
+
+@dataclass(frozen=True)
+class RetrievedDocument:
+    document: DocumentEntry
+    content: bytes
+    decision: Decision
+
+
+def document_retrieve(
+    *, caller: Caller, unique_id: str, repository_unique_id: str | None = None
+) -> RetrievedDocument:
+    """ITI-43 / ITI-68: the document's bytes, after re-checking access. Verified before served."""
+    candidates = DocumentEntry.objects.filter(unique_id=unique_id)
+    if repository_unique_id is not None:
+        candidates = candidates.filter(repository_unique_id=repository_unique_id)
+    access = access_document(
+        caller,
+        document=with_authors(candidates).first(),
+        action=Action.DOCUMENT_READ,
+        audit_action=AuditAction.DOCUMENT_RETRIEVE,
+    )
+    document = access.document
+    key = RecordKey.objects.filter(record_id=document.record_id).first()
+    if key is None:
+        raise NotFound("document content not found")
+    content = default_blob_store().load(data_key_for(key), sha256=document.hash_sha256, size=document.size)
+    with transaction.atomic():
+        audit_record(
+            caller=caller,
+            action=AuditAction.DOCUMENT_RETRIEVE,
+            subject=document_subject(document),
+            details={"break_glass_alert": access.decision.notify_patient}
+            if access.decision.notify_patient
+            else {},
+        )
+    return RetrievedDocument(document=document, content=content, decision=access.decision)
+
+
+def related_documents(
+    *, caller: Caller, entry_uuid: str, types: Iterable[str] = AssociationType.RELATIONSHIPS
+) -> RecordContents:
+    """GetRelatedDocuments: the document and those linked to it (RPLC, APND, XFRM, signs)."""
+    start = document_get(caller=caller, entry_uuid=entry_uuid)
+    record = start.document.record
+    access = access_loaded_record(
+        caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
+    )
+    visible = _visible_uuids(caller, access.facts, record)
+    wanted = set(types)
+    associations = [
+        a
+        for a in Association.objects.filter(record=record, association_type__in=wanted).filter(
+            Q(source_uuid=entry_uuid) | Q(target_uuid=entry_uuid)
+        )
+        if a.source_uuid in visible and a.target_uuid in visible
+    ]
+    related = {entry_uuid} | {a.source_uuid for a in associations} | {a.target_uuid for a in associations}
+    return RecordContents(documents=[visible[u] for u in related if u in visible], associations=associations)
+
+
+def author_rows(document: DocumentEntry) -> list[DocumentAuthor]:
+    return list(document.author_rows.all())
+
+
+__all__ = [
+    "DocumentQuery",
+    "RecordContents",
+    "RetrievedDocument",
+    "VisibleDocument",
+    "document_get",
+    "document_retrieve",
+    "document_search",
+    "documents_by_ids",
+    "record_contents",
+    "related_documents",
+]

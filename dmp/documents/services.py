@@ -1,0 +1,767 @@
+"""Document services: register submissions (TD2.1/TD2.2), update metadata (TD3.3a-d).
+
+A submission is acknowledged only once its bytes are durable in the blob store AND its
+metadata is committed; any fault leaves the registry unchanged (orphan blobs, if any, are
+unreachable ciphertext collected by `manage.py blobs_gc`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError as DbIntegrityError
+from django.db import transaction
+
+from dmp.access.actors import Caller
+from dmp.access.config import current_matrix
+from dmp.access.policy import AccessRequest, Action, DocumentFacts, DocumentStatus, decide
+from dmp.audit.actions import AuditAction
+from dmp.audit.services import Subject, audit_denial, audit_record
+from dmp.common import clock
+from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
+from dmp.documents.access import access_document, decide_document, with_authors
+from dmp.documents.blobstore import Digests, default_blob_store
+from dmp.documents.keys import data_key_for, record_key_ensure
+from dmp.documents.metadata import (
+    AssociationInput,
+    CodedValue,
+    ConfidentialityChange,
+    DocumentInput,
+    SubmissionInput,
+)
+from dmp.documents.models import (
+    Association,
+    AssociationType,
+    Confidentiality,
+    DocumentAuthor,
+    DocumentEntry,
+    DocumentEntryVersion,
+    Folder,
+    SubmissionSet,
+)
+from dmp.documents.validation import confidentiality_problems, submission_problems
+from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
+from dmp.records.access import record_by_ins, record_facts
+from dmp.records.models import Record
+
+UUID_PREFIX = "urn:uuid:"
+
+
+def new_entry_uuid() -> str:
+    return f"{UUID_PREFIX}{uuid.uuid4()}"
+
+
+def _normalise_uuid(value: str) -> str | None:
+    """`urn:uuid:...` in canonical lower case, or None for a symbolic id."""
+    if not value.lower().startswith(UUID_PREFIX):
+        return None
+    try:
+        return f"{UUID_PREFIX}{uuid.UUID(value[len(UUID_PREFIX) :])}"
+    except ValueError:
+        return None
+
+
+@dataclass
+class RegisteredSubmission:
+    submission_set: SubmissionSet
+    documents: list[DocumentEntry]
+    folders: list[Folder]
+    associations: list[Association]
+    id_map: dict[str, str] = field(default_factory=dict)  # submitted id -> stored entryUUID
+
+
+@dataclass
+class _Plan:
+    """What a submission will write, resolved before any I/O."""
+
+    record: Record
+    ins: Ins
+    id_map: dict[str, str]
+    replaced: dict[str, str]  # new document symbolic id -> replaced entryUUID
+    related_existing: set[str]
+    folder_members_existing: set[str]
+    digests: dict[str, Digests] = field(default_factory=dict)
+
+
+def _confidentiality_payload(codes: Iterable[Any]) -> list[dict[str, str]]:
+    return [{"code": c.code, "scheme": c.scheme, "display": c.display} for c in codes]
+
+
+def _input_facts(document: DocumentInput, caller: Caller) -> DocumentFacts:
+    codes = {c.code for c in document.confidentiality_codes}
+    actor = caller.actor
+    return DocumentFacts(
+        status=DocumentStatus.APPROVED,
+        class_code=document.class_code.code,
+        type_code=document.type_code.code,
+        masked_to_professionals=Confidentiality.MASKED_TO_PROFESSIONALS in codes,
+        invisible_to_patient=Confidentiality.INVISIBLE_TO_PATIENT in codes,
+        invisible_to_legal_representatives=Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES in codes,
+        author_person_ids=frozenset(
+            {a.person_id for a in document.authors if a.person_id} | {actor.person_id}
+        ),
+        author_structure_ids=frozenset(
+            {a.structure_id for a in document.authors if a.structure_id}
+            | ({actor.structure_id} if actor.structure_id else set())
+        ),
+    )
+
+
+def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> tuple[Ins, Record]:
+    patient_ids = {submission.submission_set.patient_id}
+    patient_ids |= {d.patient_id for d in submission.documents}
+    patient_ids |= {f.patient_id for f in submission.folders}
+    parsed: set[Ins] = set()
+    for patient_id in patient_ids:
+        try:
+            parsed.add(parse_hl7_ins(patient_id))
+        except InvalidIns as exc:
+            raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, exc.message, "patientId")]) from exc
+    if len(parsed) != 1:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.PATIENT_ID_MISMATCH, "all objects of a submission must share one patientId", ""
+                )
+            ]
+        )
+    ins = parsed.pop()
+    if expected_ins is not None and ins != expected_ins:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.PATIENT_ID_MISMATCH,
+                    "the submission's patientId differs from the patient of the security token",
+                    "patientId",
+                )
+            ]
+        )
+    record = record_by_ins(ins)
+    if record is None:
+        raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patientId", "patientId")])
+    return ins, record
+
+
+def _with_secret_connection(document: DocumentInput, caller: Caller) -> DocumentInput:
+    """A minor's secret connection forces INVISIBLE_REPRESENTANTS_LEGAUX (EX_2.1-1050)."""
+    if not caller.actor.secret_connection:
+        return document
+    codes = {c.code for c in document.confidentiality_codes}
+    if Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES in codes:
+        return document
+    extra = CodedValue(
+        code=Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES,
+        scheme=Confidentiality.DMP_SYSTEM,
+        display="Non visible par représentants légaux du patient",
+    )
+    return document.model_copy(update={"confidentiality_codes": (*document.confidentiality_codes, extra)})
+
+
+def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None) -> _Plan:
+    ins, record = _resolve_patient(submission, expected_ins)
+    facts = record_facts(caller.actor, record)
+    matrix = current_matrix()
+    for document in submission.documents:
+        decision = decide(
+            AccessRequest(
+                actor=caller.actor,
+                action=Action.DOCUMENT_PUBLISH,
+                mode=caller.mode,
+                reason=caller.reason,
+                record=facts,
+                document=_input_facts(document, caller),
+            ),
+            matrix,
+        )
+        if not decision:
+            audit_denial(
+                caller=caller,
+                action=AuditAction.DOCUMENT_PUBLISH,
+                subject=Subject(
+                    record_id=record.pk, patient_ins=ins.value, document_unique_id=document.unique_id
+                ),
+                reason=decision.reason,
+            )
+            if caller.actor.is_patient_side and not (
+                facts.actor_is_holder or facts.actor_is_legal_representative
+            ):
+                raise ValidationFailed(
+                    [Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patientId", "patientId")]
+                )
+            raise Forbidden(
+                f"not allowed to publish this document: {decision.reason.value}", location=document.unique_id
+            )
+
+    id_map: dict[str, str] = {}
+    local_kinds: dict[str, str] = {}
+    for kind, objects in (
+        ("SubmissionSet", [submission.submission_set]),
+        ("DocumentEntry", list(submission.documents)),
+        ("Folder", list(submission.folders)),
+    ):
+        for obj in objects:
+            id_map[obj.entry_uuid] = _normalise_uuid(obj.entry_uuid) or new_entry_uuid()
+            local_kinds[obj.entry_uuid] = kind
+    for association in submission.associations:
+        id_map[association.entry_uuid] = _normalise_uuid(association.entry_uuid) or new_entry_uuid()
+
+    replaced: dict[str, str] = {}
+    related_existing: set[str] = set()
+    folder_members_existing: set[str] = set()
+    existing_documents = _existing_documents(record, submission.associations, id_map)
+    for index, association in enumerate(submission.associations):
+        where = f"Association[{index}]"
+        source_kind = local_kinds.get(association.source)
+        target_kind = local_kinds.get(association.target)
+        if association.association_type == AssociationType.HAS_MEMBER:
+            if source_kind == "SubmissionSet" and target_kind in {"DocumentEntry", "Folder"}:
+                continue
+            if source_kind == "Folder" and target_kind == "DocumentEntry":
+                continue
+            if source_kind == "Folder" and target_kind is None:
+                target = existing_documents.get(_normalise_uuid(association.target) or "")
+                if target is not None and decide_document(caller, facts, target, Action.DOCUMENT_READ):
+                    folder_members_existing.add(target.entry_uuid)
+                    continue
+            if source_kind == "SubmissionSet" and target_kind is None:
+                continue  # a reference to an existing object, checked below when it is a document
+            raise ValidationFailed(
+                [Problem(ErrorCode.UNRESOLVED_REFERENCE, "HasMember does not link known objects", where)]
+            )
+        if source_kind != "DocumentEntry":
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, "a relationship must start from a submitted document", where)]
+            )
+        target = existing_documents.get(_normalise_uuid(association.target) or "")
+        action = (
+            Action.DOCUMENT_REPLACE
+            if association.association_type in AssociationType.REPLACING
+            else Action.DOCUMENT_READ
+        )
+        if target is None or not decide_document(caller, facts, target, action):
+            if target is not None:
+                audit_denial(
+                    caller=caller,
+                    action=AuditAction.DOCUMENT_REPLACE,
+                    subject=Subject(
+                        record_id=record.pk, patient_ins=ins.value, document_unique_id=target.unique_id
+                    ),
+                    reason="replace_denied",
+                )
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.UNRESOLVED_REFERENCE, f"unknown target document {association.target}", where
+                    )
+                ]
+            )
+        if association.association_type in AssociationType.REPLACING:
+            if target.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}:
+                raise ValidationFailed(
+                    [Problem(ErrorCode.CONFLICT, "the replaced document is no longer current", where)]
+                )
+            if target.entry_uuid in replaced.values():
+                raise ValidationFailed(
+                    [
+                        Problem(
+                            ErrorCode.CONFLICT, "a document can be replaced only once per submission", where
+                        )
+                    ]
+                )
+            replaced[association.source] = target.entry_uuid
+        related_existing.add(target.entry_uuid)
+    return _Plan(
+        record=record,
+        ins=ins,
+        id_map=id_map,
+        replaced=replaced,
+        related_existing=related_existing,
+        folder_members_existing=folder_members_existing,
+    )
+
+
+def _existing_documents(
+    record: Record, associations: Iterable[AssociationInput], id_map: dict[str, str]
+) -> dict[str, DocumentEntry]:
+    targets = {
+        normalised
+        for a in associations
+        if a.target not in id_map and (normalised := _normalise_uuid(a.target)) is not None
+    }
+    if not targets:
+        return {}
+    found = with_authors(DocumentEntry.objects.filter(record=record, entry_uuid__in=targets))
+    return {d.entry_uuid: d for d in found}
+
+
+def _store_blobs(caller: Caller, plan: _Plan, documents: Iterable[DocumentInput]) -> None:
+    store = default_blob_store()
+    key = data_key_for(record_key_ensure(plan.record))
+    for document in documents:
+        plan.digests[document.entry_uuid] = store.store(
+            key, document.content, expected_sha1=document.declared_hash, expected_size=document.declared_size
+        )
+
+
+def _check_duplicates(submission: SubmissionInput, plan: _Plan) -> None:
+    unique_ids = [d.unique_id for d in submission.documents]
+    problems = []
+    for existing in DocumentEntry.objects.filter(unique_id__in=unique_ids).only("unique_id", "hash_sha256"):
+        submitted = next(d for d in submission.documents if d.unique_id == existing.unique_id)
+        same_bytes = plan.digests[submitted.entry_uuid].sha256 == existing.hash_sha256
+        problems.append(
+            Problem(
+                ErrorCode.DUPLICATE_UNIQUE_ID if same_bytes else ErrorCode.NON_IDENTICAL_HASH,
+                f"uniqueId {existing.unique_id} is already registered"
+                + ("" if same_bytes else " with different content"),
+                existing.unique_id,
+            )
+        )
+    if SubmissionSet.objects.filter(unique_id=submission.submission_set.unique_id).exists():
+        problems.append(
+            Problem(
+                ErrorCode.DUPLICATE_UNIQUE_ID, "SubmissionSet uniqueId is already registered", "SubmissionSet"
+            )
+        )
+    if Folder.objects.filter(unique_id__in=[f.unique_id for f in submission.folders]).exists():
+        problems.append(
+            Problem(ErrorCode.DUPLICATE_UNIQUE_ID, "Folder uniqueId is already registered", "Folder")
+        )
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _document_row(
+    caller: Caller, plan: _Plan, subset: SubmissionSet, document: DocumentInput, repository_id: str
+) -> DocumentEntry:
+    digests = plan.digests[document.entry_uuid]
+    codes = {c.code for c in document.confidentiality_codes}
+    actor = caller.actor
+    return DocumentEntry(
+        record=plan.record,
+        submission_set=subset,
+        entry_uuid=plan.id_map[document.entry_uuid],
+        unique_id=document.unique_id,
+        repository_unique_id=repository_id,
+        availability_status=DocumentStatus.APPROVED,
+        class_code=document.class_code.code,
+        class_code_scheme=document.class_code.scheme,
+        class_code_display=document.class_code.display,
+        type_code=document.type_code.code,
+        type_code_scheme=document.type_code.scheme,
+        type_code_display=document.type_code.display,
+        format_code=document.format_code.code,
+        format_code_scheme=document.format_code.scheme,
+        format_code_display=document.format_code.display,
+        healthcare_facility_type_code=document.healthcare_facility_type_code.code,
+        healthcare_facility_type_code_scheme=document.healthcare_facility_type_code.scheme,
+        healthcare_facility_type_code_display=document.healthcare_facility_type_code.display,
+        practice_setting_code=document.practice_setting_code.code,
+        practice_setting_code_scheme=document.practice_setting_code.scheme,
+        practice_setting_code_display=document.practice_setting_code.display,
+        confidentiality_codes=_confidentiality_payload(document.confidentiality_codes),
+        masked_to_professionals=Confidentiality.MASKED_TO_PROFESSIONALS in codes,
+        invisible_to_patient=Confidentiality.INVISIBLE_TO_PATIENT in codes,
+        invisible_to_legal_representatives=Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES in codes,
+        event_codes=_confidentiality_payload(document.event_codes),
+        title=document.title,
+        comments=document.comments,
+        language_code=document.language_code,
+        mime_type=document.mime_type,
+        size=digests.size,
+        hash_sha1=digests.sha1,
+        hash_sha256=digests.sha256,
+        creation_time=document.creation_time,
+        service_start_time=document.service_start_time,
+        service_stop_time=document.service_stop_time,
+        patient_id=plan.ins.hl7(),
+        source_patient_id=document.source_patient_id or plan.ins.hl7(),
+        source_patient_info=list(document.source_patient_info),
+        legal_authenticator=document.legal_authenticator,
+        reference_ids=list(document.reference_ids),
+        authors=[a.model_dump(mode="json") for a in document.authors],
+        submitted_by_id=actor.person_id,
+        submitted_by_structure_id=actor.structure_id,
+    )
+
+
+def submission_register(
+    *, caller: Caller, submission: SubmissionInput, expected_ins: Ins | None = None
+) -> RegisteredSubmission:
+    """Register a submission set and its documents, folders and associations, all or nothing."""
+    problems = submission_problems(submission)
+    if problems:
+        raise ValidationFailed(problems)
+    submission = submission.model_copy(
+        update={"documents": tuple(_with_secret_connection(d, caller) for d in submission.documents)}
+    )
+    for index, document in enumerate(submission.documents):
+        extra = confidentiality_problems(document.confidentiality_codes, f"DocumentEntry[{index}]")
+        if extra:
+            raise ValidationFailed(extra)
+    plan = _plan(caller, submission, expected_ins)
+    _store_blobs(caller, plan, submission.documents)
+    repository_id: str = settings.OPENDMP_REPOSITORY_UNIQUE_ID
+    subset_input = submission.submission_set
+    actor = caller.actor
+    now = clock.now()
+    try:
+        with transaction.atomic(durable=True):
+            # One submission at a time per record: replacement chains stay linear.
+            Record.objects.select_for_update().filter(pk=plan.record.pk).values_list("pk", flat=True).first()
+            _check_duplicates(submission, plan)
+            subset = SubmissionSet.objects.create(
+                record=plan.record,
+                entry_uuid=plan.id_map[subset_input.entry_uuid],
+                unique_id=subset_input.unique_id,
+                source_id=subset_input.source_id,
+                submission_time=subset_input.submission_time,
+                content_type_code=subset_input.content_type_code.model_dump(),
+                authors=[a.model_dump(mode="json") for a in subset_input.authors],
+                intended_recipients=list(subset_input.intended_recipients),
+                title=subset_input.title,
+                comments=subset_input.comments,
+                patient_id=plan.ins.hl7(),
+                submitted_by_id=actor.person_id,
+                submitted_by_structure_id=actor.structure_id,
+                software_name=f"{actor.software.name} {actor.software.version}" if actor.software else "",
+            )
+            documents = [_document_row(caller, plan, subset, d, repository_id) for d in submission.documents]
+            DocumentEntry.objects.bulk_create(documents)
+            documents = list(DocumentEntry.objects.filter(submission_set=subset).order_by("pk"))
+            by_uuid = {d.entry_uuid: d for d in documents}
+            DocumentAuthor.objects.bulk_create(
+                [
+                    DocumentAuthor(
+                        document=by_uuid[plan.id_map[d.entry_uuid]],
+                        position=position,
+                        person_id=author.person_id,
+                        person_name=author.display_name,
+                        structure_id=author.structure_id,
+                        profession_code=author.roles[0] if author.roles else "",
+                        specialty_code=author.specialties[0] if author.specialties else "",
+                    )
+                    for d in submission.documents
+                    for position, author in enumerate(d.authors)
+                ]
+            )
+            folders = [
+                Folder(
+                    record=plan.record,
+                    entry_uuid=plan.id_map[f.entry_uuid],
+                    unique_id=f.unique_id,
+                    title=f.title,
+                    comments=f.comments,
+                    codes=_confidentiality_payload(f.codes),
+                    patient_id=plan.ins.hl7(),
+                    last_update_time=now,
+                )
+                for f in submission.folders
+            ]
+            Folder.objects.bulk_create(folders)
+            associations = _association_rows(submission, plan, subset)
+            _deprecate_replaced(caller, plan, associations)
+            Association.objects.bulk_create(associations)
+            if folder_ids := {
+                a.source_uuid for a in associations if a.association_type == AssociationType.HAS_MEMBER
+            }:
+                Folder.objects.filter(record=plan.record, entry_uuid__in=folder_ids).update(
+                    last_update_time=now
+                )
+            Record.objects.filter(pk=plan.record.pk).update(last_document_at=now)
+            replaced_targets = {plan.id_map[source]: target for source, target in plan.replaced.items()}
+            for entry in documents:
+                replaced = replaced_targets.get(entry.entry_uuid)
+                audit_record(
+                    caller=caller,
+                    action=AuditAction.DOCUMENT_REPLACE if replaced else AuditAction.DOCUMENT_PUBLISH,
+                    subject=Subject(
+                        record_id=plan.record.pk,
+                        patient_ins=plan.ins.value,
+                        document_unique_id=entry.unique_id,
+                        document_entry_uuid=entry.entry_uuid,
+                    ),
+                    details={"replaces": replaced} if replaced else {"class_code": entry.class_code},
+                )
+    except DbIntegrityError as exc:
+        # A concurrent submission registered the same uniqueId first.
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.DUPLICATE_UNIQUE_ID, "a uniqueId of this submission is already registered", ""
+                )
+            ]
+        ) from exc
+    return RegisteredSubmission(
+        submission_set=subset,
+        documents=documents,
+        folders=folders,
+        associations=associations,
+        id_map=dict(plan.id_map),
+    )
+
+
+def _association_rows(submission: SubmissionInput, plan: _Plan, subset: SubmissionSet) -> list[Association]:
+    rows = []
+    resolved = plan.id_map
+    linked_documents = set()
+    for association in submission.associations:
+        source = resolved.get(association.source) or _normalise_uuid(association.source) or association.source
+        target = resolved.get(association.target) or _normalise_uuid(association.target) or association.target
+        if association.association_type == AssociationType.HAS_MEMBER and source == subset.entry_uuid:
+            linked_documents.add(target)
+        rows.append(
+            Association(
+                record=plan.record,
+                entry_uuid=resolved[association.entry_uuid],
+                association_type=association.association_type,
+                source_uuid=source,
+                target_uuid=target,
+                submission_set_status=association.submission_set_status
+                or (
+                    "Original"
+                    if association.association_type == AssociationType.HAS_MEMBER
+                    and source == subset.entry_uuid
+                    else ""
+                ),
+            )
+        )
+    # ebRIM requires the submission set to contain each submitted document and folder.
+    submitted_ids = [d.entry_uuid for d in submission.documents] + [f.entry_uuid for f in submission.folders]
+    for submitted_id in submitted_ids:
+        target = resolved[submitted_id]
+        if target not in linked_documents:
+            rows.append(
+                Association(
+                    record=plan.record,
+                    entry_uuid=new_entry_uuid(),
+                    association_type=AssociationType.HAS_MEMBER,
+                    source_uuid=subset.entry_uuid,
+                    target_uuid=target,
+                    submission_set_status="Original",
+                )
+            )
+    return rows
+
+
+def _deprecate_replaced(caller: Caller, plan: _Plan, associations: list[Association]) -> None:
+    if not plan.replaced:
+        return
+    targets = list(plan.replaced.values())
+    locked = list(
+        DocumentEntry.objects.select_for_update().filter(record=plan.record, entry_uuid__in=targets)
+    )
+    for document in locked:
+        if document.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}:
+            raise ValidationFailed(
+                [Problem(ErrorCode.CONFLICT, f"document {document.unique_id} was replaced meanwhile", "")]
+            )
+    DocumentEntry.objects.filter(pk__in=[d.pk for d in locked]).update(
+        availability_status=DocumentStatus.DEPRECATED
+    )
+    # XDS: a replacement joins the folders of the document it replaces.
+    memberships = Association.objects.filter(
+        record=plan.record, association_type=AssociationType.HAS_MEMBER, target_uuid__in=targets
+    ).filter(source_uuid__in=Folder.objects.filter(record=plan.record).values("entry_uuid"))
+    associations.extend(
+        Association(
+            record=plan.record,
+            entry_uuid=new_entry_uuid(),
+            association_type=AssociationType.HAS_MEMBER,
+            source_uuid=membership.source_uuid,
+            target_uuid=plan.id_map[source],
+        )
+        for source, target in plan.replaced.items()
+        for membership in memberships
+        if membership.target_uuid == target
+    )
+
+
+# --- TD3.3: metadata updates ----------------------------------------------------------------
+
+
+def _snapshot(document: DocumentEntry) -> dict[str, Any]:
+    return {
+        "availability_status": document.availability_status,
+        "confidentiality_codes": document.confidentiality_codes,
+        "masked_to_professionals": document.masked_to_professionals,
+        "invisible_to_patient": document.invisible_to_patient,
+        "invisible_to_legal_representatives": document.invisible_to_legal_representatives,
+        "version": document.version,
+    }
+
+
+def _new_version(caller: Caller, document: DocumentEntry) -> str:
+    """Keep the current metadata as a previous version and give the entry a new entryUUID."""
+    previous = document.entry_uuid
+    DocumentEntryVersion.objects.create(
+        document=document,
+        entry_uuid=previous,
+        version=document.version,
+        snapshot=_snapshot(document),
+        superseded_at=clock.now(),
+        superseded_by_id=caller.actor.person_id,
+    )
+    document.entry_uuid = new_entry_uuid()
+    document.version += 1
+    Association.objects.filter(record_id=document.record_id, source_uuid=previous).update(
+        source_uuid=document.entry_uuid
+    )
+    Association.objects.filter(record_id=document.record_id, target_uuid=previous).update(
+        target_uuid=document.entry_uuid
+    )
+    return previous
+
+
+_FLAG_FIELDS = {
+    Confidentiality.MASKED_TO_PROFESSIONALS: "masked_to_professionals",
+    Confidentiality.INVISIBLE_TO_PATIENT: "invisible_to_patient",
+    Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES: "invisible_to_legal_representatives",
+}
+
+
+def _load_current(entry_uuid: str) -> DocumentEntry | None:
+    return with_authors(DocumentEntry.objects.filter(entry_uuid=entry_uuid)).first()
+
+
+def document_change_confidentiality(
+    *, caller: Caller, entry_uuid: str, change: ConfidentialityChange
+) -> DocumentEntry:
+    """TD3.3a (MASQUE_PS) and TD3.3b (INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX)."""
+    field_name = _FLAG_FIELDS.get(change.code)
+    if field_name is None:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"{change.code} is not a DMP visibility code", "code")]
+        )
+    masking = change.code == Confidentiality.MASKED_TO_PROFESSIONALS
+    action = Action.DOCUMENT_MASK if masking else Action.DOCUMENT_SET_VISIBILITY
+    if masking:
+        audit_action = AuditAction.DOCUMENT_MASK if change.enabled else AuditAction.DOCUMENT_UNMASK
+    else:
+        audit_action = AuditAction.DOCUMENT_VISIBILITY_CHANGE
+    access = access_document(
+        caller, document=_load_current(entry_uuid), action=action, audit_action=audit_action
+    )
+    with transaction.atomic(durable=True):
+        document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
+        if document.entry_uuid != entry_uuid:
+            raise Conflict(
+                "the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT
+            )
+        if getattr(document, field_name) == change.enabled:
+            return document
+        codes = [c for c in document.confidentiality_codes if c["code"] != change.code]
+        if change.enabled:
+            codes.append({"code": change.code, "scheme": Confidentiality.DMP_SYSTEM, "display": ""})
+        problems = confidentiality_problems(
+            [CodedValue(code=c["code"], scheme=c["scheme"], display=c.get("display", "")) for c in codes],
+            "confidentialityCode",
+        )
+        if problems:
+            raise ValidationFailed(problems)
+        previous = _new_version(caller, document)
+        setattr(document, field_name, change.enabled)
+        document.confidentiality_codes = codes
+        document.save()
+        audit_record(
+            caller=caller,
+            action=audit_action,
+            subject=Subject(
+                record_id=document.record_id,
+                patient_ins=access.document.record.patient.ins,
+                document_unique_id=document.unique_id,
+                document_entry_uuid=document.entry_uuid,
+            ),
+            details={"code": change.code, "enabled": change.enabled, "previous_entry_uuid": previous},
+        )
+    return document
+
+
+_STATUS_TRANSITIONS: dict[tuple[str, str], tuple[Action, AuditAction]] = {
+    (DocumentStatus.APPROVED, DocumentStatus.ARCHIVED): (
+        Action.DOCUMENT_ARCHIVE,
+        AuditAction.DOCUMENT_ARCHIVE,
+    ),
+    (DocumentStatus.ARCHIVED, DocumentStatus.APPROVED): (
+        Action.DOCUMENT_ARCHIVE,
+        AuditAction.DOCUMENT_UNARCHIVE,
+    ),
+    (DocumentStatus.APPROVED, DocumentStatus.DELETED): (Action.DOCUMENT_DELETE, AuditAction.DOCUMENT_DELETE),
+    (DocumentStatus.ARCHIVED, DocumentStatus.DELETED): (Action.DOCUMENT_DELETE, AuditAction.DOCUMENT_DELETE),
+}
+
+
+def document_change_status(
+    *,
+    caller: Caller,
+    entry_uuid: str,
+    new_status: DocumentStatus,
+    original_status: DocumentStatus | None = None,
+) -> DocumentEntry:
+    """TD3.3c (author's logical deletion) and TD3.3d (archive / unarchive). Never a physical delete."""
+    current = _load_current(entry_uuid)
+    status_now = DocumentStatus(current.availability_status) if current is not None else None
+    transition = _STATUS_TRANSITIONS.get((status_now or "", new_status))
+    action, audit_action = transition or (Action.DOCUMENT_ARCHIVE, AuditAction.DOCUMENT_ARCHIVE)
+    access = access_document(caller, document=current, action=action, audit_action=audit_action)
+    if transition is None or (original_status is not None and original_status != status_now):
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    f"cannot change status from {status_now} to {new_status}",
+                    "availabilityStatus",
+                )
+            ]
+        )
+    with transaction.atomic(durable=True):
+        document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
+        if document.entry_uuid != entry_uuid or document.availability_status != status_now:
+            raise Conflict(
+                "the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT
+            )
+        previous = _new_version(caller, document)
+        document.availability_status = new_status
+        document.save()
+        audit_record(
+            caller=caller,
+            action=audit_action,
+            subject=Subject(
+                record_id=document.record_id,
+                patient_ins=access.document.record.patient.ins,
+                document_unique_id=document.unique_id,
+                document_entry_uuid=document.entry_uuid,
+            ),
+            details={"from": status_now, "to": new_status, "previous_entry_uuid": previous},
+        )
+    return document
+
+
+def metadata_remove(*, caller: Caller, entry_uuid: str) -> None:
+    """ITI-62 (operator): withdraw a document's metadata from every query; bytes are kept."""
+    access = access_document(
+        caller,
+        document=_load_current(entry_uuid),
+        action=Action.METADATA_REMOVE,
+        audit_action=AuditAction.METADATA_REMOVE,
+    )
+    with transaction.atomic(durable=True):
+        document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
+        previous = _new_version(caller, document)
+        document.availability_status = DocumentStatus.DELETED
+        document.save()
+        audit_record(
+            caller=caller,
+            action=AuditAction.METADATA_REMOVE,
+            subject=Subject(
+                record_id=document.record_id,
+                patient_ins=access.document.record.patient.ins,
+                document_unique_id=document.unique_id,
+                document_entry_uuid=document.entry_uuid,
+            ),
+            details={"previous_entry_uuid": previous},
+        )

@@ -1,0 +1,154 @@
+"""Publishing, querying, retrieving, masking, replacing: the core document flows."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmp.access.actors import AccessMode
+from dmp.access.policy import DocumentStatus
+from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
+from dmp.audit.verify import verify_audit_trail
+from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.metadata import ConfidentialityChange
+from dmp.documents.models import DocumentEntry
+from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.documents.services import (
+    document_change_confidentiality,
+    document_change_status,
+    submission_register,
+)
+
+CDA = b"<?xml version='1.0'?><ClinicalDocument xmlns='urn:hl7-org:v3'><title>CR</title></ClinicalDocument>"
+
+
+def publish(personas, caller, drafts, replaces=None):
+    professional = personas.dr_bernard
+    author = author_for(
+        person_id=caller.actor.person_id,
+        family_name=caller.actor.display_name.split()[-1],
+        given_name="X",
+        profession_code=caller.actor.profession_code,
+        structure_id=caller.actor.structure_id,
+        structure_name=caller.actor.structure_name,
+    )
+    del professional
+    return submission_register(
+        caller=caller,
+        submission=submission_for(
+            ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces
+        ),
+    )
+
+
+def test_it_publishes_then_retrieves_identical_bytes(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    registered = publish(personas, bernard, [DocumentDraft(content=CDA)])
+    document = registered.documents[0]
+    assert document.availability_status == DocumentStatus.APPROVED
+    retrieved = document_retrieve(caller=bernard, unique_id=document.unique_id)
+    assert retrieved.content == CDA
+    assert AuditEvent.objects.filter(
+        action=AuditAction.DOCUMENT_PUBLISH, document_unique_id=document.unique_id
+    ).exists()
+    assert verify_audit_trail().ok
+
+
+def test_it_hides_masked_document_from_authorised_ps_but_not_from_medecin_traitant(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    document = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    document_change_confidentiality(
+        caller=personas.patient(personas.alice),
+        entry_uuid=document.entry_uuid,
+        change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+    )
+    record = personas.alice.record
+    assert document_search(caller=moreau, record=record, query=DocumentQuery()) == []
+    with pytest.raises(NotFound):
+        document_retrieve(caller=moreau, unique_id=document.unique_id)
+    assert [
+        v.document.unique_id for v in document_search(caller=bernard, record=record, query=DocumentQuery())
+    ] == [document.unique_id]
+    assert [
+        v.document.unique_id
+        for v in document_search(
+            caller=personas.patient(personas.alice), record=record, query=DocumentQuery()
+        )
+    ] == [document.unique_id]
+
+
+def test_it_refuses_a_blocked_ps_in_every_mode(personas):
+    publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft(content=CDA)])
+    record = personas.alice.record
+    for mode, reason in [(AccessMode.NORMAL, ""), (AccessMode.BREAK_GLASS, "arrêt cardiaque")]:
+        durand = personas.ps(personas.dr_durand, mode=mode, reason=reason)
+        with pytest.raises(NotFound):
+            document_search(caller=durand, record=record, query=DocumentQuery())
+    assert AuditEvent.objects.filter(actor_id=personas.dr_durand.national_id, outcome="denied").count() == 2
+
+
+def test_break_glass_reads_unless_opposed_and_is_flagged_for_the_patient(personas):
+    publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft(content=CDA)])
+    petit = personas.ps(personas.dr_petit)
+    with pytest.raises(NotFound):
+        document_search(caller=petit, record=personas.alice.record, query=DocumentQuery())
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="patient inconscient")
+    found = document_search(caller=glass, record=personas.alice.record, query=DocumentQuery())
+    assert len(found) == 1
+    assert found[0].decision.notify_patient
+
+
+def test_replacement_deprecates_the_old_version(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    first = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    second = publish(
+        personas, bernard, [DocumentDraft(content=CDA + b"<!-- v2 -->")], replaces={0: first.entry_uuid}
+    )
+    first.refresh_from_db()
+    assert first.availability_status == DocumentStatus.DEPRECATED
+    assert second.documents[0].availability_status == DocumentStatus.APPROVED
+
+
+def test_a_ps_who_is_not_the_author_cannot_replace_or_delete(personas):
+    document = publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft(content=CDA)]).documents[0]
+    moreau = personas.ps(personas.dr_moreau)
+    with pytest.raises(ValidationFailed) as error:
+        publish(personas, moreau, [DocumentDraft(content=CDA)], replaces={0: document.entry_uuid})
+    assert error.value.code == ErrorCode.UNRESOLVED_REFERENCE
+    with pytest.raises(NotFound):
+        document_change_status(
+            caller=moreau, entry_uuid=document.entry_uuid, new_status=DocumentStatus.DELETED
+        )
+    assert DocumentEntry.objects.get(pk=document.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_duplicate_unique_id_is_rejected_and_changes_nothing(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    first = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    count = DocumentEntry.objects.count()
+    with pytest.raises(ValidationFailed) as error:
+        publish(personas, bernard, [DocumentDraft(content=CDA + b" ", unique_id=first.unique_id)])
+    assert error.value.code == ErrorCode.NON_IDENTICAL_HASH
+    assert DocumentEntry.objects.count() == count
+
+
+def test_the_podiatrist_may_not_publish_a_delivery_report(personas):
+    podiatrist = personas.ps(personas.podiatrist_garnier)
+    with pytest.raises(Forbidden):
+        publish(
+            personas, podiatrist, [DocumentDraft(content=CDA, type_code="15508-5", title="CR d'accouchement")]
+        )
+    assert DocumentEntry.objects.count() == 0
+
+
+def test_corrupted_blob_is_detected_on_read(personas, blob_dir):
+    bernard = personas.ps(personas.dr_bernard)
+    document = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    stored = next(p for p in blob_dir.rglob("*") if p.is_file())
+    raw = bytearray(stored.read_bytes())
+    raw[-1] ^= 0x01
+    stored.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError):
+        document_retrieve(caller=bernard, unique_id=document.unique_id)

@@ -1,0 +1,184 @@
+"""Validation of submitted XDS metadata against the DMP profile, one precise problem per fault.
+
+Pure checks over the typed input (no database): required attributes, identifiers, value
+sets, typeCode/classCode coherence, confidentiality rules, times. Checks that need stored
+state (duplicates, replaced documents) live in the service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from django.conf import settings
+
+from dmp.common import clock
+from dmp.common.errors import ErrorCode, Problem
+from dmp.documents.metadata import CodedValue, DocumentInput, SubmissionInput, is_unique_id
+from dmp.documents.models import AssociationType, Confidentiality
+from dmp.terminology import class_for_type, value_set
+
+CLASS_CODE_SCHEME = "1.2.250.1.213.1.1.4.1"
+# Extra document checks (the CDA header <-> metadata coherence registers itself here).
+DocumentCheck = Callable[[DocumentInput], list[Problem]]
+EXTRA_DOCUMENT_CHECKS: list[DocumentCheck] = []
+
+
+def _coded(
+    problems: list[Problem], value: CodedValue, value_set_name: str, where: str, *, check_scheme: bool = True
+) -> None:
+    codes = value_set(value_set_name)
+    found = codes.get(value.code, value.scheme) if check_scheme and value.scheme else codes.get(value.code)
+    if found is None:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                f"{where} {value.code!r} (scheme {value.scheme or '-'}) "
+                f"is not in the DMP value set {value_set_name}",
+                where,
+            )
+        )
+    elif check_scheme and not value.scheme:
+        problems.append(Problem(ErrorCode.INVALID, f"{where} has no coding scheme", where))
+
+
+def _time_problems(document: DocumentInput, where: str) -> list[Problem]:
+    skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
+    now = clock.now()
+    problems = []
+    if document.creation_time > now + skew:
+        problems.append(Problem(ErrorCode.INVALID, "creationTime is in the future", f"{where}.creationTime"))
+    start, stop = document.service_start_time, document.service_stop_time
+    if start is not None and stop is not None and stop < start:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID, "serviceStopTime is before serviceStartTime", f"{where}.serviceStopTime"
+            )
+        )
+    return problems
+
+
+def confidentiality_problems(codes: list[CodedValue] | tuple[CodedValue, ...], where: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if not codes:
+        problems.append(Problem(ErrorCode.INVALID, "at least one confidentialityCode is required", where))
+    for code in codes:
+        _coded(problems, code, "confidentiality", where)
+    present = {c.code for c in codes}
+    if (
+        not settings.OPENDMP_ALLOW_MASKED_AND_INVISIBLE
+        and Confidentiality.MASKED_TO_PROFESSIONALS in present
+        and Confidentiality.INVISIBLE_TO_PATIENT in present
+    ):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                "MASQUE_PS and INVISIBLE_PATIENT cannot be combined on this DMP",
+                where,
+            )
+        )
+    if len(present & {"N", "R", "V"}) > 1:
+        problems.append(Problem(ErrorCode.INVALID, "only one of N, R, V may be given", where))
+    return problems
+
+
+def document_problems(document: DocumentInput, index: int) -> list[Problem]:
+    where = f"DocumentEntry[{index}]"
+    problems: list[Problem] = []
+    if not is_unique_id(document.unique_id):
+        problems.append(Problem(ErrorCode.INVALID, "uniqueId must be an OID (optionally ^extension)", where))
+    allowed_mime: list[str] = settings.OPENDMP_ALLOWED_MIME_TYPES
+    if document.mime_type not in allowed_mime:
+        problems.append(
+            Problem(ErrorCode.INVALID, f"mimeType {document.mime_type!r} is not accepted by the DMP", where)
+        )
+    if not document.content:
+        problems.append(Problem(ErrorCode.INVALID, "the document has no content", where))
+    if document.class_code.scheme and document.class_code.scheme != CLASS_CODE_SCHEME:
+        problems.append(
+            Problem(ErrorCode.INVALID, "classCode must use TRE_A03 (1.2.250.1.213.1.1.4.1)", where)
+        )
+    _coded(problems, document.class_code, "class_code", f"{where}.classCode", check_scheme=False)
+    _coded(problems, document.type_code, "type_code", f"{where}.typeCode")
+    _coded(problems, document.format_code, "format_code", f"{where}.formatCode", check_scheme=False)
+    _coded(
+        problems,
+        document.healthcare_facility_type_code,
+        "healthcare_facility_type",
+        f"{where}.healthcareFacilityTypeCode",
+    )
+    _coded(problems, document.practice_setting_code, "practice_setting", f"{where}.practiceSettingCode")
+    expected_class = class_for_type(document.type_code.code)
+    if expected_class is not None and expected_class != document.class_code.code:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                f"typeCode {document.type_code.code} belongs to classCode {expected_class}, "
+                f"not {document.class_code.code}",
+                f"{where}.classCode",
+            )
+        )
+    problems.extend(confidentiality_problems(document.confidentiality_codes, f"{where}.confidentialityCode"))
+    if not document.authors:
+        problems.append(Problem(ErrorCode.INVALID, "at least one author is required", f"{where}.author"))
+    for position, author in enumerate(document.authors):
+        if not (author.person or author.institutions):
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID,
+                    "an author needs a person or an institution",
+                    f"{where}.author[{position}]",
+                )
+            )
+    if len(document.title) > 256:
+        problems.append(Problem(ErrorCode.INVALID, "title is longer than 256 characters", f"{where}.title"))
+    problems.extend(_time_problems(document, where))
+    for check in EXTRA_DOCUMENT_CHECKS:
+        problems.extend(check(document))
+    return problems
+
+
+def submission_problems(submission: SubmissionInput) -> list[Problem]:
+    """Every problem of the submission that can be found without the database."""
+    problems: list[Problem] = []
+    subset = submission.submission_set
+    if not is_unique_id(subset.unique_id):
+        problems.append(Problem(ErrorCode.INVALID, "SubmissionSet uniqueId must be an OID", "SubmissionSet"))
+    if not subset.source_id:
+        problems.append(Problem(ErrorCode.INVALID, "SubmissionSet sourceId is required", "SubmissionSet"))
+    _coded(
+        problems,
+        subset.content_type_code,
+        "content_type",
+        "SubmissionSet.contentTypeCode",
+        check_scheme=False,
+    )
+    if not submission.documents and not submission.folders and not submission.associations:
+        problems.append(Problem(ErrorCode.INVALID, "the submission is empty", "SubmissionSet"))
+    unique_ids = [subset.unique_id, *(d.unique_id for d in submission.documents)]
+    unique_ids += [f.unique_id for f in submission.folders]
+    duplicates = {u for u in unique_ids if unique_ids.count(u) > 1}
+    problems.extend(
+        Problem(ErrorCode.DUPLICATE_UNIQUE_ID, f"uniqueId {duplicate} is used twice in the submission", "")
+        for duplicate in sorted(duplicates)
+    )
+    entry_ids = [subset.entry_uuid, *(d.entry_uuid for d in submission.documents)]
+    entry_ids += [f.entry_uuid for f in submission.folders]
+    entry_ids += [a.entry_uuid for a in submission.associations]
+    if len(set(entry_ids)) != len(entry_ids):
+        problems.append(Problem(ErrorCode.INVALID, "an entryUUID / id is used twice in the submission", ""))
+    for index, document in enumerate(submission.documents):
+        problems.extend(document_problems(document, index))
+    for index, folder in enumerate(submission.folders):
+        if not is_unique_id(folder.unique_id):
+            problems.append(Problem(ErrorCode.INVALID, "Folder uniqueId must be an OID", f"Folder[{index}]"))
+    for index, association in enumerate(submission.associations):
+        if association.association_type not in AssociationType.ALL:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID,
+                    f"unknown association type {association.association_type}",
+                    f"Association[{index}]",
+                )
+            )
+    return problems

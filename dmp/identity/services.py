@@ -1,0 +1,159 @@
+"""Writing identities. Patients are registered with a validated INS and coherent traits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
+from dmp.identity.ins import Ins, InvalidIns, parse_ins
+from dmp.identity.models import HealthProfessional, LegalRepresentative, Patient, Structure
+
+_RPPS_RE = re.compile(r"^\d{11}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def validate_professional_id(national_id: str) -> str:
+    """PS_IdNat: "8" + RPPS (11 digits, Luhn key) or "0" + ADELI (9 characters)."""
+    cleaned = national_id.strip()
+    if cleaned.startswith("8") and _RPPS_RE.match(cleaned[1:]):
+        if not luhn_valid(cleaned[1:]):
+            raise ValidationFailed([Problem(ErrorCode.INVALID, "RPPS control key is wrong", "national_id")])
+        return cleaned
+    if cleaned.startswith("0") and len(cleaned) == 10 and cleaned[1:].isalnum():
+        return cleaned
+    raise ValidationFailed(
+        [Problem(ErrorCode.INVALID, "PS national id must be 8+RPPS (12 digits) or 0+ADELI", "national_id")]
+    )
+
+
+class PatientTraits(BaseModel):
+    """Identity traits of a patient, as read from the Carte Vitale / INSi and the patient."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    ins: str
+    ins_authority: str
+    birth_family_name: str = Field(min_length=1, max_length=100)
+    used_family_name: str = Field(default="", max_length=100)
+    given_names: str = Field(min_length=1, max_length=200)
+    used_given_name: str = Field(default="", max_length=100)
+    birth_date: dt.date
+    sex: Literal["M", "F", "U"]
+    birth_place_code: str = Field(default="", max_length=5)
+    address_line: str = Field(default="", max_length=200)
+    postal_code: str = Field(default="", max_length=10)
+    city: str = Field(default="", max_length=100)
+    email: str = Field(default="", max_length=254)
+    mobile_phone: str = Field(default="", max_length=20)
+
+    @field_validator("birth_date")
+    @classmethod
+    def _not_in_future(cls, value: dt.date) -> dt.date:
+        if value > dt.datetime.now(tz=dt.UTC).date():
+            raise ValueError("birth date is in the future")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str) -> str:
+        if value and not _EMAIL_RE.match(value):
+            raise ValueError("not an e-mail address")
+        return value
+
+    def identifier(self) -> Ins:
+        return parse_ins(self.ins, self.ins_authority)
+
+
+def patient_register(traits: PatientTraits) -> Patient:
+    """The patient with this INS, created if new. Existing traits must agree (identity vigilance)."""
+    try:
+        ins = traits.identifier()
+    except InvalidIns as exc:
+        raise ValidationFailed([Problem(ErrorCode.INVALID_INS, exc.message, "ins")]) from exc
+    existing = Patient.objects.filter(ins=ins.value, ins_authority=ins.authority.value).first()
+    if existing is not None:
+        mismatches = [
+            name
+            for name, known, given in (
+                ("birth_date", existing.birth_date, traits.birth_date),
+                ("birth_family_name", existing.birth_family_name.upper(), traits.birth_family_name.upper()),
+                ("sex", existing.sex, traits.sex),
+            )
+            if known != given
+        ]
+        if mismatches:
+            raise Conflict(
+                "identity traits differ from those registered for this INS: " + ", ".join(mismatches),
+                code=ErrorCode.CONFLICT,
+                location="identity",
+            )
+        return existing
+    data = traits.model_dump(exclude={"ins", "ins_authority"})
+    return Patient.objects.create(ins=ins.value, ins_authority=ins.authority.value, **data)
+
+
+def patient_update_contact(
+    patient: Patient, *, address_line: str, postal_code: str, city: str, email: str, mobile_phone: str
+) -> Patient:
+    patient.address_line = address_line
+    patient.postal_code = postal_code
+    patient.city = city
+    patient.email = email
+    patient.mobile_phone = mobile_phone
+    patient.save(update_fields=["address_line", "postal_code", "city", "email", "mobile_phone", "updated_at"])
+    return patient
+
+
+def legal_representative_add(
+    patient: Patient,
+    *,
+    family_name: str,
+    given_name: str,
+    relationship: str,
+    email: str = "",
+    phone: str = "",
+) -> LegalRepresentative:
+    if relationship not in LegalRepresentative.Relationship.values:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown relationship", "relationship")])
+    return LegalRepresentative.objects.create(
+        patient=patient,
+        family_name=family_name,
+        given_name=given_name,
+        relationship=relationship,
+        email=email,
+        mobile_phone=phone,
+    )
+
+
+def professional_get(national_id: str) -> HealthProfessional | None:
+    return HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
+
+
+def structure_get(id_nat: str) -> Structure | None:
+    return Structure.objects.filter(id_nat=id_nat).first()
+
+
+def make_rpps(seed: int) -> str:
+    """A Luhn-valid 11-digit RPPS number derived from `seed` (test and demo identities)."""
+    base = f"1{seed % 10**9:09d}"
+    for check in range(10):
+        candidate = f"{base}{check}"
+        if luhn_valid(candidate):
+            return candidate
+    raise AssertionError("unreachable: one check digit always satisfies Luhn")

@@ -1,0 +1,116 @@
+"""Reads about records, each checked by the access policy and audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from dmp.access.actors import ActorKind, Caller
+from dmp.access.policy import Action, RecordStatus
+from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
+from dmp.audit.selectors import traces_for_actor, traces_for_record
+from dmp.audit.services import NO_SUBJECT, audit_denial, audit_record
+from dmp.common import clock
+from dmp.common.errors import NotFound
+from dmp.records.access import access_loaded_record
+from dmp.records.models import Authorisation, GranteeKind, Record
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorisedRecord:
+    record: Record
+    authorised_at: dt.datetime
+    is_medecin_traitant: bool
+    last_document_at: dt.datetime | None
+
+
+def records_authorised_for(
+    *,
+    caller: Caller,
+    since: dt.datetime | None = None,
+    order_by_last_document: bool = False,
+    limit: int = 500,
+) -> list[AuthorisedRecord]:
+    """TD0.4: active records on which the caller (PS) or its structure holds a valid authorisation."""
+    actor = caller.actor
+    if actor.kind is not ActorKind.PROFESSIONAL:
+        audit_denial(caller=caller, action=AuditAction.RECORD_LIST_AUTHORISED, reason="not_professional")
+        raise NotFound("no records")
+    grantee = Q(grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=actor.person_id)
+    if actor.structure_id:
+        grantee |= Q(grantee_kind=GranteeKind.STRUCTURE, grantee_id=actor.structure_id)
+    now = clock.now()
+    rows = (
+        Authorisation.objects.filter(
+            grantee, status=Authorisation.Status.VALID, record__status=RecordStatus.ACTIVE
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("record__patient")
+    )
+    # A PS blocked personally is not authorised through its structure either.
+    blocked = set(
+        Authorisation.objects.filter(
+            grantee_kind=GranteeKind.PROFESSIONAL,
+            grantee_id=actor.person_id,
+            status=Authorisation.Status.BLOCKED,
+        ).values_list("record_id", flat=True)
+    )
+    if since is not None:
+        field = "record__last_document_at" if order_by_last_document else "changed_at"
+        rows = rows.filter(**{f"{field}__gte": since})
+    ordering = "-record__last_document_at" if order_by_last_document else "-changed_at"
+    results: dict[int, AuthorisedRecord] = {}
+    for row in rows.order_by(ordering)[: limit * 2]:
+        if row.record_id in blocked or row.record_id in results:
+            continue
+        results[row.record_id] = AuthorisedRecord(
+            record=row.record,
+            authorised_at=row.changed_at,
+            is_medecin_traitant=row.is_medecin_traitant,
+            last_document_at=row.record.last_document_at,
+        )
+        if len(results) >= limit:
+            break
+    with transaction.atomic():
+        audit_record(
+            caller=caller,
+            action=AuditAction.RECORD_LIST_AUTHORISED,
+            subject=NO_SUBJECT,
+            details={"count": len(results)},
+        )
+    return list(results.values())
+
+
+def authorisations_of_record(*, caller: Caller, record: Record) -> QuerySet[Authorisation]:
+    """Who is authorised, blocked, médecin traitant: for the patient and the médecin traitant."""
+    access = access_loaded_record(
+        caller, record=record, action=Action.AUTHORISATION_MANAGE, audit_action=AuditAction.RECORD_READ_ADMIN
+    )
+    return (
+        Authorisation.objects.filter(record=access.record)
+        .exclude(status=Authorisation.Status.REMOVED)
+        .order_by("grantee_kind", "grantee_name")
+    )
+
+
+def record_traces(
+    *, caller: Caller, record: Record, since: dt.datetime | None = None
+) -> QuerySet[AuditEvent]:
+    """Every access to the record, for its patient (or legal representative) and operators."""
+    access = access_loaded_record(
+        caller, record=record, action=Action.TRACES_READ, audit_action=AuditAction.TRACES_READ
+    )
+    with transaction.atomic():
+        audit_record(caller=caller, action=AuditAction.TRACES_READ, subject=access.subject)
+    return traces_for_record(record.pk, since=since)
+
+
+def own_traces(*, caller: Caller, since: dt.datetime | None = None) -> QuerySet[AuditEvent]:
+    """A professional's own actions (any record)."""
+    with transaction.atomic():
+        audit_record(caller=caller, action=AuditAction.TRACES_READ, details={"own": True})
+    return traces_for_actor(caller.actor.person_id, since=since)
