@@ -200,6 +200,9 @@ OPENDMP_HABILITATION_MATRIX = Path(
         str(BASE_DIR / "dmp" / "access" / "data" / "habilitation_matrix.csv"),
     )
 )
+# Test PKI (demo) and the trust bundle of certification authorities accepted for CPS / structures.
+OPENDMP_PKI_DIR = Path(env_str("OPENDMP_PKI_DIR", str(DATA_DIR / "pki")))
+OPENDMP_TRUST_BUNDLE = Path(env_str("OPENDMP_TRUST_BUNDLE", str(OPENDMP_PKI_DIR / "trust.pem")))
 OPENDMP_MAJORITY_AGE = env_int("OPENDMP_MAJORITY_AGE", 18, minimum=1, maximum=25)
 # DMP server parameter `cumul-invisible_patient-masque_ps`.
 OPENDMP_ALLOW_MASKED_AND_INVISIBLE = env_bool("OPENDMP_ALLOW_MASKED_AND_INVISIBLE", False)
