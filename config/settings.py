@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "dmp.compat",
     "dmp.cda",
     "dmp.connectors",
+    "dmp.accounts",
     # channels and portals
     "dmp.ihe.xds",
     "dmp.ihe.mhd",
