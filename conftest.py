@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 pytest_plugins = ["tests.plugins.personas"]
@@ -24,6 +25,14 @@ def _purge_audit_rows() -> None:
                 "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_auditevent "
                 "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;"
             )
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Caches (throttles, locks) must not leak from one test into the next."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -87,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     manage: list[str | Path] = [PY, "manage.py"]
     run([*manage, "migrate", "--no-input", "-v", "0"], env=env)
     run([*manage, "demo_generate", "--patients", str(args.patients), "--if-empty"], env=env)
+    run([*manage, "pki_generate", "--if-missing"], env=env)
+    run([*manage, "staff_demo", "--if-missing"], env=env)
     run([*manage, "collectstatic", "--no-input", "-v", "0"], env=env)
     log(f"OpenDMP is starting on http://{args.bind} (demo data, SQLite, filesystem blob store)")
     os.execve(  # noqa: S606 - replaces this process with the server, arguments are fixed

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dmp.pilotage.middleware.RequestMetricsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -209,4 +210,8 @@ OPENDMP_MAJORITY_AGE = env_int("OPENDMP_MAJORITY_AGE", 18, minimum=1, maximum=25
 OPENDMP_ALLOW_MASKED_AND_INVISIBLE = env_bool("OPENDMP_ALLOW_MASKED_AND_INVISIBLE", False)
 # Number of independent audit hash chains (spreads the append lock across writers).
 OPENDMP_AUDIT_CHAINS = env_int("OPENDMP_AUDIT_CHAINS", 16, minimum=1, maximum=1024)
+# Bearer token for machine access to SI Pilotage metrics (JSON, Prometheus); empty = staff session only.
+OPENDMP_METRICS_TOKEN = env_str("OPENDMP_METRICS_TOKEN", "")
+LOGIN_URL = "/staff/login/"
+LOGIN_REDIRECT_URL = "/staff/"
 OPENDMP_CLOCK_SKEW_SECONDS = env_int("OPENDMP_CLOCK_SKEW_SECONDS", 60, minimum=0, maximum=600)

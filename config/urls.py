@@ -1,7 +1,17 @@
 """Root URL configuration: each channel and portal mounts its own urls module."""
 
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path
+
+from dmp.common.staff import ThrottledLoginView
+from dmp.support.views import staff_home
 
 urlpatterns = [
     path("", include("dmp.portals.public.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("staff/", staff_home, name="staff_home"),
+    path("staff/login/", ThrottledLoginView.as_view(), name="staff_login"),
+    path("staff/logout/", LogoutView.as_view(next_page="/"), name="staff_logout"),
+    path("support/", include("dmp.support.urls")),
+    path("pilotage/", include("dmp.pilotage.urls")),
 ]

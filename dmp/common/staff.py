@@ -1,0 +1,67 @@
+"""Staff (helpdesk agents, operators) authentication: Django accounts in named groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView, redirect_to_login
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+
+HELPDESK_GROUP = "helpdesk"
+OPERATOR_GROUP = "pilotage"
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+def is_in_group(request: HttpRequest, group: str) -> bool:
+    user = request.user
+    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=group).exists()))
+
+
+def staff_required(group: str) -> Callable[[View], View]:
+    """Require a logged-in staff member of `group`: login page if anonymous, 403 otherwise."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not is_in_group(request, group):
+                return HttpResponseForbidden("Accès réservé")
+            return view(request, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+class ThrottledLoginView(LoginView):
+    """Staff login with a failure budget per account and per client address (ASVS 6.3)."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+    max_failures = 10
+    window_seconds = 15 * 60
+
+    def _keys(self) -> list[str]:
+        username = str(self.request.POST.get("username", ""))[:150].lower()
+        address = str(self.request.META.get("REMOTE_ADDR", ""))
+        return [f"staff-login:user:{username}", f"staff-login:ip:{address}"]
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if any(int(cache.get(key, 0)) >= self.max_failures for key in self._keys()):
+            return HttpResponse("Trop de tentatives, réessayez plus tard.", status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        for key in self._keys():
+            cache.add(key, 0, timeout=self.window_seconds)
+            try:
+                cache.incr(key)
+            except ValueError:
+                cache.set(key, 1, timeout=self.window_seconds)
+        return super().form_invalid(form)

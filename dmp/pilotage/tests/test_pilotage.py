@@ -1,0 +1,89 @@
+"""SI Pilotage: counters derived from the audit trail, dashboard and metrics endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client, override_settings
+
+from dmp.access.actors import AccessMode
+from dmp.common.staff import OPERATOR_GROUP
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.selectors import DocumentQuery, document_search
+from dmp.documents.services import submission_register
+from dmp.pilotage import services
+from dmp.pilotage.models import DailyActiveUser, FedRecord
+from dmp.pilotage.selectors import overview
+from dmp.pilotage.services import pilotage_refresh
+
+CDA = b"<ClinicalDocument xmlns='urn:hl7-org:v3'/>"
+
+
+@pytest.fixture(autouse=True)
+def no_lag(monkeypatch):
+    monkeypatch.setattr(services, "LAG", dt.timedelta(seconds=-1))
+
+
+def feed(personas):
+    caller = personas.ps(personas.dr_bernard)
+    author = author_for(person_id=caller.actor.person_id, family_name="Lefèvre", given_name="Bernard")
+    submission = submission_for(
+        ins=personas.alice.identifier, author=author, drafts=[DocumentDraft(content=CDA)]
+    )
+    submission_register(caller=caller, submission=submission)
+
+
+def test_counters_follow_the_audit_trail(personas):
+    feed(personas)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="inconscient")
+    document_search(caller=glass, record=personas.alice.record, query=DocumentQuery())
+    assert pilotage_refresh() > 0
+    o = overview()
+    assert o.records_active == 2  # Alice and Léo; Chloé was closed
+    assert o.records_closed == 1
+    assert o.documents_published == 1
+    assert o.documents_by_class == {"10": 1}
+    assert o.exceptional_accesses_24h == {"bris_de_glace": 1}
+    assert o.records_fed == 1
+    assert FedRecord.objects.count() == 1
+    assert o.sharing_rate == 50.0
+    assert DailyActiveUser.objects.filter(actor_kind="professional").exists()
+    assert not DailyActiveUser.objects.filter(actor_hash=personas.dr_bernard.national_id).exists()
+
+
+def test_refresh_is_incremental(personas):
+    pilotage_refresh()
+    before = overview().records_active
+    assert pilotage_refresh() == 0
+    assert overview().records_active == before
+
+
+@pytest.fixture
+def operator(db):
+    user = get_user_model().objects.create_user("ops", password="correct horse battery")
+    user.groups.add(Group.objects.get_or_create(name=OPERATOR_GROUP)[0])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_dashboard_renders_for_operators_only(personas, operator, client):
+    assert operator.get("/pilotage/").status_code == 200
+    assert b"DMP actifs" in operator.get("/pilotage/panel").content
+    assert client.get("/pilotage/").status_code == 302
+    assert client.get("/pilotage/metrics").status_code == 403
+
+
+@override_settings(OPENDMP_METRICS_TOKEN="s3cret-token-for-tests")
+def test_metrics_accept_the_configured_bearer_token(personas, client):
+    response = client.get("/pilotage/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token-for-tests")
+    assert response.status_code == 200
+    assert b"opendmp_records_active 2" in response.content
+    assert client.get("/pilotage/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    summary = client.get(
+        "/pilotage/api/summary.json", HTTP_AUTHORIZATION="Bearer s3cret-token-for-tests"
+    ).json()
+    assert summary["records_active"] == 2

@@ -1,0 +1,87 @@
+"""The communication portal: public pages, compatible software list, contact form."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from dmp.compat.services import software_register
+from dmp.support.models import Ticket
+
+PAGES = [
+    "/",
+    "/patients",
+    "/professionnels",
+    "/faq",
+    "/logiciels-dmp-compatibles",
+    "/contact",
+    "/accessibilite",
+    "/mentions-legales",
+]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_public_pages_render_in_french_with_a_strict_csp(db, client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert b'lang="fr"' in response.content
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert "object-src 'none'" in response["Content-Security-Policy"]
+
+
+def test_pages_are_available_in_english(db, client):
+    response = client.get("/", HTTP_ACCEPT_LANGUAGE="en")
+    assert b'lang="en"' in response.content
+
+
+def test_the_compatible_software_list_shows_only_active_public_products(db, client):
+    software_register(vendor="Éditeur Ouvert", name="MédiLogiciel", versions="4.2")
+    hidden, _ = software_register(vendor="Caché", name="Interne")
+    hidden.is_public = False
+    hidden.save()
+    content = client.get("/logiciels-dmp-compatibles").content.decode()
+    assert "MédiLogiciel" in content
+    assert "Interne" not in content
+
+
+def contact(client: Client, **overrides: str):
+    page = client.get("/contact")
+    data = {
+        "csrfmiddlewaretoken": page.cookies["csrftoken"].value,
+        "requester_kind": "PATIENT",
+        "requester_name": "Alice Martin",
+        "requester_contact": "alice@example.org",
+        "category": "INFO",
+        "subject": "Question",
+        "description": "Comment fermer mon DMP ?",
+        "website": "",
+    }
+    data.update(overrides)
+    return client.post("/contact", data)
+
+
+def test_the_contact_form_opens_a_support_ticket(db):
+    client = Client(enforce_csrf_checks=True)
+    response = contact(client)
+    ticket = Ticket.objects.get()
+    assert ticket.channel == Ticket.Channel.WEB
+    assert ticket.reference.encode() in response.content
+
+
+def test_the_contact_form_rejects_bad_input_and_robots_and_creates_nothing(db):
+    client = Client(enforce_csrf_checks=True)
+    response = contact(client, requester_contact="nope", subject="")
+    assert response.status_code == 200
+    assert b"error-summary" in response.content
+    contact(client, website="http://spam.example")
+    assert Ticket.objects.count() == 0
+    assert client.post("/contact", {"subject": "no token"}).status_code == 403
+
+
+def test_the_contact_form_is_throttled(db):
+    client = Client(enforce_csrf_checks=True)
+    for _ in range(5):
+        contact(client)
+    response = contact(client)
+    assert b"Trop de demandes" in response.content
+    assert Ticket.objects.count() == 5
