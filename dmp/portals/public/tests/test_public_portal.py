@@ -32,6 +32,7 @@ def test_public_pages_render_in_french_with_a_strict_csp(db, client, path):
 def test_pages_are_available_in_english(db, client):
     response = client.get("/", HTTP_ACCEPT_LANGUAGE="en")
     assert b'lang="en"' in response.content
+    assert b"The Shared Medical Record (DMP)" in response.content
 
 
 def test_the_compatible_software_list_shows_only_active_public_products(db, client):
