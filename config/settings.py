@@ -214,4 +214,9 @@ OPENDMP_AUDIT_CHAINS = env_int("OPENDMP_AUDIT_CHAINS", 16, minimum=1, maximum=10
 OPENDMP_METRICS_TOKEN = env_str("OPENDMP_METRICS_TOKEN", "")
 LOGIN_URL = "/staff/login/"
 LOGIN_REDIRECT_URL = "/staff/"
+# External sources (HTTPS endpoints of the Assurance Maladie and of the pharmacy dossier).
+OPENDMP_SOURCE_REMB_URL = env_str("OPENDMP_SOURCE_REMB_URL", "")
+OPENDMP_SOURCE_REMB_TOKEN = env_str("OPENDMP_SOURCE_REMB_TOKEN", "")
+OPENDMP_SOURCE_DP_URL = env_str("OPENDMP_SOURCE_DP_URL", "")
+OPENDMP_SOURCE_DP_TOKEN = env_str("OPENDMP_SOURCE_DP_TOKEN", "")
 OPENDMP_CLOCK_SKEW_SECONDS = env_int("OPENDMP_CLOCK_SKEW_SECONDS", 60, minimum=0, maximum=600)
