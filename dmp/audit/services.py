@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,26 +73,22 @@ def _chain_for(subject: Subject, caller: Caller) -> int:
     return int.from_bytes(digest[:4], "big") % chains
 
 
-def audit_record(
+def _event(
     *,
     caller: Caller,
     action: AuditAction,
-    subject: Subject = NO_SUBJECT,
-    outcome: Outcome = Outcome.SUCCESS,
-    reason: str = "",
-    details: dict[str, Any] | None = None,
+    subject: Subject,
+    outcome: Outcome,
+    reason: str,
+    details: dict[str, Any] | None,
+    occurred_at: dt.datetime,
 ) -> AuditEvent:
-    """Append one event. Must run inside the action's own transaction (same commit or none)."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must be called inside the action's transaction")
+    """An unsaved, unchained event (chain, sequence and hashes are set when appended)."""
     actor = caller.actor
-    chain = _chain_for(subject, caller)
-    head = _locked_head(chain)
     software = actor.software
-    event = AuditEvent(
-        chain=chain,
-        sequence=head.sequence + 1,
-        occurred_at=clock.now(),
+    return AuditEvent(
+        chain=_chain_for(subject, caller),
+        occurred_at=occurred_at,
         action=int(action),
         outcome=outcome.value,
         reason=reason[:64],
@@ -111,14 +109,83 @@ def audit_record(
         channel=caller.channel.value,
         # Normalised as the JSON column will give it back, so the hash verifies after a reload.
         details=json.loads(json.dumps(details or {}, default=str)),
-        previous_hash=head.hash,
     )
+
+
+def _chain_onto(head: AuditChainHead, event: AuditEvent) -> None:
+    event.sequence = head.sequence + 1
+    event.previous_hash = head.hash
     event.hash = event_hash(event)
-    event.save(force_insert=True)
     head.sequence = event.sequence
     head.hash = event.hash
+
+
+def audit_record(
+    *,
+    caller: Caller,
+    action: AuditAction,
+    subject: Subject = NO_SUBJECT,
+    outcome: Outcome = Outcome.SUCCESS,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Must run inside the action's own transaction (same commit or none)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must be called inside the action's transaction")
+    event = _event(
+        caller=caller,
+        action=action,
+        subject=subject,
+        outcome=outcome,
+        reason=reason,
+        details=details,
+        occurred_at=clock.now(),
+    )
+    head = _locked_head(event.chain)
+    _chain_onto(head, event)
+    event.save(force_insert=True)
     head.save(update_fields=["sequence", "hash"])
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class BulkEntry:
+    """One event of a bulk load (demo data, migrations from another system)."""
+
+    caller: Caller
+    action: AuditAction
+    subject: Subject = NO_SUBJECT
+    outcome: Outcome = Outcome.SUCCESS
+    details: dict[str, Any] | None = None
+    occurred_at: dt.datetime | None = None
+
+
+def audit_bulk_record(entries: Sequence[BulkEntry], *, batch_size: int = 5000) -> int:
+    """Append many events with the same chaining as `audit_record`, in one transaction per call."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_bulk_record must be called inside a transaction")
+    now = clock.now()
+    events = [
+        _event(
+            caller=entry.caller,
+            action=entry.action,
+            subject=entry.subject,
+            outcome=entry.outcome,
+            reason="",
+            details=entry.details,
+            occurred_at=entry.occurred_at or now,
+        )
+        for entry in entries
+    ]
+    heads: dict[int, AuditChainHead] = {}
+    for event in events:
+        head = heads.get(event.chain)
+        if head is None:
+            head = heads[event.chain] = _locked_head(event.chain)
+        _chain_onto(head, event)
+    AuditEvent.objects.bulk_create(events, batch_size=batch_size)
+    AuditChainHead.objects.bulk_update(list(heads.values()), ["sequence", "hash"])
+    return len(events)
 
 
 def audit_denial(

@@ -136,6 +136,8 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
         specialty_code="",
         structure_id=profile.structure_id,
         structure_name=profile.name,
+        facility_type=profile.facility_type,
+        practice_setting=profile.practice_setting,
     )
     draft = DocumentDraft(
         content=items_document(
@@ -143,8 +145,6 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
         ),
         type_code=profile.type_code,
         title=profile.title,
-        facility_type=profile.facility_type,
-        practice_setting=profile.practice_setting,
         unique_id=unique_id,
     )
     submission = submission_for(ins=record.patient.identifier, author=author, drafts=[draft])

@@ -94,8 +94,10 @@ class BlobMissing(IntegrityError):
 
 
 class FilesystemBackend:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
+        # Only bulk loaders that sync the whole file system at the end may turn this off.
+        self.fsync = fsync
 
     def _path(self, name: str) -> Path:
         path = (self.root / name).resolve()
@@ -112,12 +114,14 @@ class FilesystemBackend:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if self.fsync:
+                    os.fsync(handle.fileno())
             Path(temp_name).replace(path)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
-        _fsync_directory(directory)
+        if self.fsync:
+            _fsync_directory(directory)
 
     def get(self, name: str) -> bytes:
         try:

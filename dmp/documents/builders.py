@@ -1,6 +1,9 @@
-"""Building XDS submissions from a few plain values: for tests, demo data, benchmarks, dev kit.
+"""The XDS/CDA test-data builder: coherent submissions from a few plain values.
 
-Codes default to a consultation report (CR de consultation) from a private practice.
+Used by the tests, the demo population, the benchmarks and the vendor dev kit. Unless a
+draft carries its own bytes, its content is a CI-SIS CDA built to agree with the XDS
+metadata (same uniqueId, type, patient, author, facility, practice setting, dates), so the
+submission passes the CDA ↔ metadata coherence checks.
 """
 
 from __future__ import annotations
@@ -9,6 +12,16 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
+from dmp.cda.builder import (
+    FORMAT_PDF,
+    FORMAT_STRUCTURED,
+    CdaAuthor,
+    CdaDocumentSpec,
+    CdaOrganization,
+    CdaPatient,
+    CdaSection,
+    build_cda,
+)
 from dmp.common import clock
 from dmp.documents.metadata import (
     AssociationInput,
@@ -38,6 +51,50 @@ def coded(value_set_name: str, code: str) -> CodedValue:
     return CodedValue(code=found.code, scheme=found.system, display=found.display)
 
 
+@dataclass(frozen=True)
+class AuthorInfo:
+    """An author, as both the XDS author slots and the CDA header describe it."""
+
+    person_id: str
+    family_name: str
+    given_name: str
+    profession_code: str = "10"
+    specialty_code: str = "SM26"
+    structure_id: str = ""
+    structure_name: str = ""
+    facility_type: str = "SA07"
+    practice_setting: str = "AMBULATOIRE"
+
+    def xds(self) -> Author:
+        institutions = (f"{self.structure_name}^^^^^^^^^{self.structure_id}",) if self.structure_id else ()
+        person = f"{self.person_id}^{self.family_name.upper()}^{self.given_name}^^^^^^&{PS_ID_SCHEME}&ISO"
+        return Author(
+            person=person if self.person_id else "",
+            person_id=self.person_id,
+            family_name=self.family_name,
+            given_name=self.given_name,
+            institutions=institutions,
+            structure_id=self.structure_id,
+            roles=(self.profession_code,),
+            specialties=(f"G15_{self.profession_code}/{self.specialty_code}",) if self.specialty_code else (),
+        )
+
+    def cda(self) -> CdaAuthor:
+        return CdaAuthor(
+            national_id=self.person_id,
+            family_name=self.family_name,
+            given_name=self.given_name,
+            profession_code=self.profession_code,
+            specialty_code=self.specialty_code,
+            organization=CdaOrganization(
+                id_nat=self.structure_id,
+                name=self.structure_name,
+                facility_type_code=self.facility_type,
+                practice_setting_code=self.practice_setting,
+            ),
+        )
+
+
 def author_for(
     *,
     person_id: str,
@@ -47,34 +104,80 @@ def author_for(
     specialty_code: str = "SM26",
     structure_id: str = "",
     structure_name: str = "",
-) -> Author:
-    institutions = (f"{structure_name}^^^^^^^^^{structure_id}",) if structure_id else ()
-    return Author(
-        person=f"{person_id}^{family_name.upper()}^{given_name}^^^^^^&{PS_ID_SCHEME}&ISO",
+    facility_type: str = "SA07",
+    practice_setting: str = "AMBULATOIRE",
+) -> AuthorInfo:
+    return AuthorInfo(
         person_id=person_id,
         family_name=family_name,
         given_name=given_name,
-        institutions=institutions,
+        profession_code=profession_code,
+        specialty_code=specialty_code,
         structure_id=structure_id,
-        roles=(profession_code,),
-        specialties=(specialty_code,) if specialty_code else (),
+        structure_name=structure_name,
+        facility_type=facility_type,
+        practice_setting=practice_setting,
     )
 
 
 @dataclass
 class DocumentDraft:
-    content: bytes
+    """One document to submit. Without `content`, a coherent CDA is generated."""
+
+    content: bytes | None = None
     type_code: str = "11488-4"
     title: str = "Compte rendu de consultation"
-    format_code: str = "urn:ihe:iti:xds-sd:text:2008"
-    facility_type: str = "SA07"
-    practice_setting: str = "AMBULATOIRE"
+    paragraphs: tuple[str, ...] = ("Examen clinique sans particularité.",)
+    pdf: bytes | None = None  # level 1 body
     confidentiality: tuple[str, ...] = ("N",)
     unique_id: str = field(default_factory=new_unique_id)
     creation_time: dt.datetime | None = None
+    format_code: str | None = None
     mime_type: str = "text/xml"
     declared_hash: str | None = None
     declared_size: int | None = None
+    replaces_unique_id: str = ""
+
+
+def cda_patient_for(
+    ins: Ins,
+    *,
+    family_name: str = "",
+    given_names: str = "",
+    birth_date: dt.date | None = None,
+    sex: str = "U",
+) -> CdaPatient:
+    return CdaPatient(
+        ins=ins.value,
+        ins_root=ins.oid,
+        family_name=family_name or "INCONNU",
+        given_names=given_names or "INCONNU",
+        birth_date=birth_date or dt.date(1970, 1, 1),
+        sex=sex,
+    )
+
+
+def draft_content(
+    draft: DocumentDraft, *, patient: CdaPatient, author: AuthorInfo, when: dt.datetime
+) -> bytes:
+    if draft.content is not None:
+        return draft.content
+    hl7_confidentiality = next((c for c in draft.confidentiality if c in {"N", "R", "V"}), "N")
+    return build_cda(
+        CdaDocumentSpec(
+            id_root=draft.unique_id,
+            type_code=draft.type_code,
+            title=draft.title,
+            effective_time=when,
+            patient=patient,
+            author=author.cda(),
+            confidentiality=hl7_confidentiality,
+            service_start=when,
+            sections=() if draft.pdf else (CdaSection(title=draft.title, paragraphs=draft.paragraphs),),
+            pdf=draft.pdf,
+            replaces_id=draft.replaces_unique_id,
+        )
+    )
 
 
 def confidentiality_values(codes: tuple[str, ...]) -> tuple[CodedValue, ...]:
@@ -88,42 +191,48 @@ def confidentiality_values(codes: tuple[str, ...]) -> tuple[CodedValue, ...]:
     return tuple(values)
 
 
-def document_input(draft: DocumentDraft, *, ins: Ins, author: Author, symbolic_id: str) -> DocumentInput:
-    class_code = class_for_type(draft.type_code) or "10"
-    type_value = coded("type_code", draft.type_code)
+def document_input(
+    draft: DocumentDraft, *, ins: Ins, author: AuthorInfo, symbolic_id: str, patient: CdaPatient | None = None
+) -> DocumentInput:
+    when = draft.creation_time or clock.now().replace(microsecond=0)
+    content = draft_content(draft, patient=patient or cda_patient_for(ins), author=author, when=when)
+    format_code = draft.format_code or (FORMAT_PDF if draft.pdf else FORMAT_STRUCTURED)
     return DocumentInput(
         entry_uuid=symbolic_id,
         unique_id=draft.unique_id,
         mime_type=draft.mime_type,
-        content=draft.content,
+        content=content,
         declared_hash=draft.declared_hash,
         declared_size=draft.declared_size,
-        class_code=coded("class_code", class_code),
-        type_code=type_value,
-        format_code=coded("format_code", draft.format_code),
-        healthcare_facility_type_code=coded("healthcare_facility_type", draft.facility_type),
-        practice_setting_code=coded("practice_setting", draft.practice_setting),
+        class_code=coded("class_code", class_for_type(draft.type_code) or "10"),
+        type_code=coded("type_code", draft.type_code),
+        format_code=coded("format_code", format_code),
+        healthcare_facility_type_code=coded("healthcare_facility_type", author.facility_type),
+        practice_setting_code=coded("practice_setting", author.practice_setting),
         confidentiality_codes=confidentiality_values(draft.confidentiality),
         title=draft.title,
-        creation_time=draft.creation_time or clock.now().replace(microsecond=0),
+        creation_time=when,
+        service_start_time=when,
+        service_stop_time=when,
         patient_id=ins.hl7(),
         source_patient_id=ins.hl7(),
-        authors=(author,),
+        authors=(author.xds(),),
     )
 
 
 def submission_for(
     *,
     ins: Ins,
-    author: Author,
+    author: AuthorInfo,
     drafts: list[DocumentDraft],
     replaces: dict[int, str] | None = None,
+    patient: CdaPatient | None = None,
     source_id: str = f"{TEST_OID_ROOT}.0",
     content_type: str = "11",
 ) -> SubmissionInput:
     """A submission set with `drafts`; `replaces` maps a draft index to the entryUUID it replaces."""
     documents = tuple(
-        document_input(draft, ins=ins, author=author, symbolic_id=f"Document{index:02d}")
+        document_input(draft, ins=ins, author=author, symbolic_id=f"Document{index:02d}", patient=patient)
         for index, draft in enumerate(drafts)
     )
     associations = [
@@ -153,7 +262,7 @@ def submission_for(
             submission_time=clock.now().replace(microsecond=0),
             content_type_code=coded("content_type", content_type),
             patient_id=ins.hl7(),
-            authors=(author,),
+            authors=(author.xds(),),
         ),
         documents=documents,
         associations=tuple(associations),
