@@ -357,10 +357,10 @@ def simple_pdf(title: str, lines: Sequence[str]) -> bytes:
     pdf.add_page()
     font = _unicode_font(pdf)
     pdf.set_font(font, size=14)
-    pdf.multi_cell(0, 8, _pdf_text(title, font))
+    pdf.multi_cell(0, 8, _pdf_text(title, font), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(font, size=11)
     for line in lines:
-        pdf.multi_cell(0, 6, _pdf_text(line, font))
+        pdf.multi_cell(0, 6, _pdf_text(line, font), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
