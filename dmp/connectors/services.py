@@ -10,6 +10,7 @@ the same items twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -22,9 +23,9 @@ from dmp.audit.services import audit_record
 from dmp.common import clock
 from dmp.common.errors import ErrorCode, ValidationFailed
 from dmp.connectors.clients import ExternalItem, SourceClient
-from dmp.connectors.content import items_document
+from dmp.connectors.content import items_section
 from dmp.connectors.models import Source, SourceConsent, SourceSync
-from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.builders import DocumentDraft, author_for, cda_patient_for, submission_for
 from dmp.documents.services import submission_register
 from dmp.records.access import access_loaded_record
 from dmp.records.models import Record
@@ -139,15 +140,28 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
         facility_type=profile.facility_type,
         practice_setting=profile.practice_setting,
     )
+    latest = max(item.date for item in items)
     draft = DocumentDraft(
-        content=items_document(
-            record=record, source=source, title=profile.title, items=items, unique_id=unique_id
-        ),
+        sections=(items_section(source=source, title=profile.title, items=items),),
         type_code=profile.type_code,
         title=profile.title,
         unique_id=unique_id,
+        # Deterministic content: a retried synchronisation publishes the very same bytes.
+        creation_time=dt.datetime(latest.year, latest.month, latest.day, tzinfo=dt.UTC),
     )
-    submission = submission_for(ins=record.patient.identifier, author=author, drafts=[draft])
+    patient = record.patient
+    submission = submission_for(
+        ins=patient.identifier,
+        author=author,
+        drafts=[draft],
+        patient=cda_patient_for(
+            patient.identifier,
+            family_name=patient.birth_family_name,
+            given_names=patient.given_names,
+            birth_date=patient.birth_date,
+            sex=patient.sex,
+        ),
+    )
     try:
         submission_register(caller=caller, submission=submission)
     except ValidationFailed as error:

@@ -651,4 +651,9 @@ def generate_demo(
         content_limit=content_limit,
         progress=progress,
     )
+    if connection.vendor == "postgresql":
+        # COPY leaves the planner without statistics: without them it scans instead of using
+        # the indexes (seen: a patient's 50-document query took 100 ms instead of 6 ms at 1 M).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     return personas, report

@@ -137,6 +137,7 @@ class DocumentDraft:
     declared_hash: str | None = None
     declared_size: int | None = None
     replaces_unique_id: str = ""
+    sections: tuple[CdaSection, ...] = ()  # structured body; default: one section of `paragraphs`
 
 
 def cda_patient_for(
@@ -173,7 +174,9 @@ def draft_content(
             author=author.cda(),
             confidentiality=hl7_confidentiality,
             service_start=when,
-            sections=() if draft.pdf else (CdaSection(title=draft.title, paragraphs=draft.paragraphs),),
+            sections=()
+            if draft.pdf
+            else draft.sections or (CdaSection(title=draft.title, paragraphs=draft.paragraphs),),
             pdf=draft.pdf,
             replaces_id=draft.replaces_unique_id,
         )

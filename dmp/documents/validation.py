@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from dmp.cda.validation import CoherenceFacts, validate_cda
 from dmp.common import clock
 from dmp.common.errors import ErrorCode, Problem
 from dmp.documents.metadata import CodedValue, DocumentInput, SubmissionInput, is_unique_id
 from dmp.documents.models import AssociationType, Confidentiality
+from dmp.identity.ins import InvalidIns, parse_hl7_ins
 from dmp.terminology import class_for_type, value_set
 
 CLASS_CODE_SCHEME = "1.2.250.1.213.1.1.4.1"
@@ -82,6 +84,30 @@ def confidentiality_problems(codes: list[CodedValue] | tuple[CodedValue, ...], w
     return problems
 
 
+def coherence_facts(document: DocumentInput) -> CoherenceFacts:
+    """What the CDA header of `document` must agree with."""
+    try:
+        ins = parse_hl7_ins(document.patient_id)
+        patient: tuple[str, str] | None = (ins.authority.value, ins.value)
+    except InvalidIns:
+        patient = None
+    return CoherenceFacts(
+        unique_id=document.unique_id,
+        type_code=document.type_code.code,
+        class_code=document.class_code.code,
+        format_code=document.format_code.code,
+        patient_ins=patient,
+        confidentiality_codes=frozenset(c.code for c in document.confidentiality_codes),
+        facility_type=document.healthcare_facility_type_code.code,
+        practice_setting=document.practice_setting_code.code,
+        creation_time=document.creation_time,
+        service_start=document.service_start_time,
+        service_stop=document.service_stop_time,
+        author_ids=frozenset(a.person_id for a in document.authors if a.person_id),
+        language=document.language_code,
+    )
+
+
 def document_problems(document: DocumentInput, index: int) -> list[Problem]:
     where = f"DocumentEntry[{index}]"
     problems: list[Problem] = []
@@ -133,6 +159,8 @@ def document_problems(document: DocumentInput, index: int) -> list[Problem]:
     if len(document.title) > 256:
         problems.append(Problem(ErrorCode.INVALID, "title is longer than 256 characters", f"{where}.title"))
     problems.extend(_time_problems(document, where))
+    if document.mime_type == "text/xml" and document.content:
+        problems.extend(validate_cda(document.content, expected=coherence_facts(document), where=where))
     for check in EXTRA_DOCUMENT_CHECKS:
         problems.extend(check(document))
     return problems

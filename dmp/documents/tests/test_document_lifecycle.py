@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from dmp.access.actors import AccessMode
@@ -9,6 +11,7 @@ from dmp.access.policy import DocumentStatus
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.verify import verify_audit_trail
+from dmp.cda.header import extract_header
 from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import ConfidentialityChange
@@ -19,8 +22,6 @@ from dmp.documents.services import (
     document_change_status,
     submission_register,
 )
-
-CDA = b"<?xml version='1.0'?><ClinicalDocument xmlns='urn:hl7-org:v3'><title>CR</title></ClinicalDocument>"
 
 
 def publish(personas, caller, drafts, replaces=None):
@@ -44,11 +45,13 @@ def publish(personas, caller, drafts, replaces=None):
 
 def test_it_publishes_then_retrieves_identical_bytes(personas):
     bernard = personas.ps(personas.dr_bernard)
-    registered = publish(personas, bernard, [DocumentDraft(content=CDA)])
+    registered = publish(personas, bernard, [DocumentDraft()])
     document = registered.documents[0]
     assert document.availability_status == DocumentStatus.APPROVED
     retrieved = document_retrieve(caller=bernard, unique_id=document.unique_id)
-    assert retrieved.content == CDA
+    # The bytes served are those registered (hash checked) and the CDA the builder made.
+    assert hashlib.sha256(retrieved.content).hexdigest() == document.hash_sha256
+    assert extract_header(retrieved.content).unique_id == document.unique_id
     assert AuditEvent.objects.filter(
         action=AuditAction.DOCUMENT_PUBLISH, document_unique_id=document.unique_id
     ).exists()
@@ -58,7 +61,7 @@ def test_it_publishes_then_retrieves_identical_bytes(personas):
 def test_it_hides_masked_document_from_authorised_ps_but_not_from_medecin_traitant(personas):
     bernard = personas.ps(personas.dr_bernard)
     moreau = personas.ps(personas.dr_moreau)
-    document = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
     document_change_confidentiality(
         caller=personas.patient(personas.alice),
         entry_uuid=document.entry_uuid,
@@ -80,7 +83,7 @@ def test_it_hides_masked_document_from_authorised_ps_but_not_from_medecin_traita
 
 
 def test_it_refuses_a_blocked_ps_in_every_mode(personas):
-    publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft(content=CDA)])
+    publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft()])
     record = personas.alice.record
     for mode, reason in [(AccessMode.NORMAL, ""), (AccessMode.BREAK_GLASS, "arrêt cardiaque")]:
         durand = personas.ps(personas.dr_durand, mode=mode, reason=reason)
@@ -90,7 +93,7 @@ def test_it_refuses_a_blocked_ps_in_every_mode(personas):
 
 
 def test_break_glass_reads_unless_opposed_and_is_flagged_for_the_patient(personas):
-    publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft(content=CDA)])
+    publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft()])
     petit = personas.ps(personas.dr_petit)
     with pytest.raises(NotFound):
         document_search(caller=petit, record=personas.alice.record, query=DocumentQuery())
@@ -102,9 +105,9 @@ def test_break_glass_reads_unless_opposed_and_is_flagged_for_the_patient(persona
 
 def test_replacement_deprecates_the_old_version(personas):
     bernard = personas.ps(personas.dr_bernard)
-    first = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    first = publish(personas, bernard, [DocumentDraft()]).documents[0]
     second = publish(
-        personas, bernard, [DocumentDraft(content=CDA + b"<!-- v2 -->")], replaces={0: first.entry_uuid}
+        personas, bernard, [DocumentDraft(title="Compte rendu v2")], replaces={0: first.entry_uuid}
     )
     first.refresh_from_db()
     assert first.availability_status == DocumentStatus.DEPRECATED
@@ -112,10 +115,10 @@ def test_replacement_deprecates_the_old_version(personas):
 
 
 def test_a_ps_who_is_not_the_author_cannot_replace_or_delete(personas):
-    document = publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft(content=CDA)]).documents[0]
+    document = publish(personas, personas.ps(personas.dr_bernard), [DocumentDraft()]).documents[0]
     moreau = personas.ps(personas.dr_moreau)
     with pytest.raises(ValidationFailed) as error:
-        publish(personas, moreau, [DocumentDraft(content=CDA)], replaces={0: document.entry_uuid})
+        publish(personas, moreau, [DocumentDraft()], replaces={0: document.entry_uuid})
     assert error.value.code == ErrorCode.UNRESOLVED_REFERENCE
     with pytest.raises(NotFound):
         document_change_status(
@@ -126,10 +129,10 @@ def test_a_ps_who_is_not_the_author_cannot_replace_or_delete(personas):
 
 def test_duplicate_unique_id_is_rejected_and_changes_nothing(personas):
     bernard = personas.ps(personas.dr_bernard)
-    first = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    first = publish(personas, bernard, [DocumentDraft()]).documents[0]
     count = DocumentEntry.objects.count()
     with pytest.raises(ValidationFailed) as error:
-        publish(personas, bernard, [DocumentDraft(content=CDA + b" ", unique_id=first.unique_id)])
+        publish(personas, bernard, [DocumentDraft(title="Autre contenu", unique_id=first.unique_id)])
     assert error.value.code == ErrorCode.NON_IDENTICAL_HASH
     assert DocumentEntry.objects.count() == count
 
@@ -137,15 +140,13 @@ def test_duplicate_unique_id_is_rejected_and_changes_nothing(personas):
 def test_the_podiatrist_may_not_publish_a_delivery_report(personas):
     podiatrist = personas.ps(personas.podiatrist_garnier)
     with pytest.raises(Forbidden):
-        publish(
-            personas, podiatrist, [DocumentDraft(content=CDA, type_code="15508-5", title="CR d'accouchement")]
-        )
+        publish(personas, podiatrist, [DocumentDraft(type_code="15508-5", title="CR d'accouchement")])
     assert DocumentEntry.objects.count() == 0
 
 
 def test_corrupted_blob_is_detected_on_read(personas, blob_dir):
     bernard = personas.ps(personas.dr_bernard)
-    document = publish(personas, bernard, [DocumentDraft(content=CDA)]).documents[0]
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
     stored = next(p for p in blob_dir.rglob("*") if p.is_file())
     raw = bytearray(stored.read_bytes())
     raw[-1] ^= 0x01

@@ -19,8 +19,6 @@ from dmp.pilotage.models import DailyActiveUser, FedRecord
 from dmp.pilotage.selectors import overview
 from dmp.pilotage.services import pilotage_refresh
 
-CDA = b"<ClinicalDocument xmlns='urn:hl7-org:v3'/>"
-
 
 @pytest.fixture(autouse=True)
 def no_lag(monkeypatch):
@@ -30,9 +28,7 @@ def no_lag(monkeypatch):
 def feed(personas):
     caller = personas.ps(personas.dr_bernard)
     author = author_for(person_id=caller.actor.person_id, family_name="Lefèvre", given_name="Bernard")
-    submission = submission_for(
-        ins=personas.alice.identifier, author=author, drafts=[DocumentDraft(content=CDA)]
-    )
+    submission = submission_for(ins=personas.alice.identifier, author=author, drafts=[DocumentDraft()])
     submission_register(caller=caller, submission=submission)
 
 

@@ -1,0 +1,234 @@
+"""Validating a submitted CDA: hardened parsing, CDA XSD, CI-SIS header rules, coherence with
+the XDS metadata it travels with, and (optionally) the ANS schematrons.
+
+Every check reports a precise `Problem` (what, where); nothing stops at the first problem,
+so a vendor fixes a document in one round trip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from lxml import etree
+
+from dmp.cda.header import HL7, INS_OIDS, NS, CdaHeader, clinical_document, header_of
+from dmp.common.errors import ErrorCode, Problem, ValidationFailed
+from dmp.terminology import value_set
+
+CI_SIS_TEMPLATE = "1.2.250.1.213.1.1.1.1"
+HL7_CONFIDENTIALITY = frozenset({"N", "R", "V"})
+
+
+@functools.lru_cache(maxsize=4)
+def _schema(path: str) -> etree.XMLSchema:
+    # The XSD comes from the operator's configured directory (trusted), never from a document.
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XMLSchema(etree.parse(path, parser))  # noqa: TID251 - trusted local schema
+
+
+def xsd_problems(root: etree._Element) -> list[Problem]:
+    path: Path | None = settings.OPENDMP_CDA_XSD
+    if path is None or not path.is_file():
+        return []
+    schema = _schema(str(path))
+    # Validate a copy of the ClinicalDocument alone (it may sit inside an auto-presentable wrapper).
+    document = etree.ElementTree(root) if root.getparent() is None else etree.ElementTree(_detached(root))
+    if schema.validate(document):
+        return []
+    return [
+        Problem(ErrorCode.INVALID, f"CDA XSD: {error.message}", f"line {error.line}")
+        for error in schema.error_log[:50]  # type: ignore[index]
+    ]
+
+
+def _detached(root: etree._Element) -> etree._Element:
+    from copy import deepcopy
+
+    return deepcopy(root)
+
+
+def _required(root: etree._Element, path: str, what: str) -> list[Problem]:
+    return (
+        [] if root.find(path, NS) is not None else [Problem(ErrorCode.INVALID, f"{what} is required", path)]
+    )
+
+
+def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
+    """CI-SIS header rules (the subset that decides the XDS metadata and the DMP's access)."""
+    problems: list[Problem] = []
+    for path, what in (
+        ("h:realmCode[@code='FR']", "realmCode FR"),
+        ("h:typeId", "typeId"),
+        ("h:id", "ClinicalDocument/id"),
+        ("h:code", "ClinicalDocument/code (typeCode)"),
+        ("h:title", "title"),
+        ("h:effectiveTime", "effectiveTime"),
+        ("h:confidentialityCode", "confidentialityCode"),
+        ("h:languageCode", "languageCode"),
+        ("h:setId", "setId"),
+        ("h:versionNumber", "versionNumber"),
+        ("h:recordTarget/h:patientRole", "recordTarget/patientRole"),
+        ("h:author/h:assignedAuthor/h:id", "author/assignedAuthor/id"),
+        ("h:custodian", "custodian"),
+        ("h:documentationOf/h:serviceEvent", "documentationOf/serviceEvent"),
+        ("h:componentOf/h:encompassingEncounter", "componentOf/encompassingEncounter"),
+    ):
+        problems += _required(root, path, what)
+    if CI_SIS_TEMPLATE not in header.template_ids:
+        problems.append(
+            Problem(ErrorCode.INVALID, f"templateId {CI_SIS_TEMPLATE} (CI-SIS) is required", "templateId")
+        )
+    if header.type_code.code and value_set("type_code").get(header.type_code.code) is None:
+        problems.append(
+            Problem(ErrorCode.INVALID, f"code {header.type_code.code!r} is not a DMP document type", "code")
+        )
+    if not header.title:
+        problems.append(Problem(ErrorCode.INVALID, "title must not be empty", "title"))
+    if header.effective_time is None:
+        problems.append(
+            Problem(ErrorCode.INVALID, "effectiveTime must be a valid HL7 date-time", "effectiveTime")
+        )
+    if header.confidentiality.code not in HL7_CONFIDENTIALITY:
+        problems.append(
+            Problem(ErrorCode.INVALID, "confidentialityCode must be N, R or V", "confidentialityCode")
+        )
+    if header.patient_ins is None:
+        problems.append(
+            Problem(ErrorCode.INVALID, "recordTarget must carry the patient's INS", "recordTarget")
+        )
+    facility = header.facility_type
+    if facility is None:
+        problems.append(
+            Problem(ErrorCode.INVALID, "healthCareFacility/code is required", "healthCareFacility")
+        )
+    elif value_set("healthcare_facility_type").get(facility.code) is None:
+        problems.append(
+            Problem(ErrorCode.INVALID, f"healthCareFacility {facility.code!r} unknown", "healthCareFacility")
+        )
+    if (
+        header.practice_setting is not None
+        and value_set("practice_setting").get(header.practice_setting.code) is None
+    ):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                f"practice setting {header.practice_setting.code!r} unknown",
+                "standardIndustryClassCode",
+            )
+        )
+    body = root.find("h:component", NS)
+    if body is None or (body.find("h:structuredBody", NS) is None and body.find("h:nonXMLBody", NS) is None):
+        problems.append(
+            Problem(ErrorCode.INVALID, "a structuredBody or a nonXMLBody is required", "component")
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class CoherenceFacts:
+    """The XDS metadata of a DocumentEntry, as plain values (filled by dmp.documents)."""
+
+    unique_id: str
+    type_code: str
+    class_code: str
+    format_code: str
+    patient_ins: tuple[str, str] | None  # (authority OID, value)
+    confidentiality_codes: frozenset[str]
+    facility_type: str
+    practice_setting: str
+    creation_time: dt.datetime
+    service_start: dt.datetime | None = None
+    service_stop: dt.datetime | None = None
+    author_ids: frozenset[str] = field(default_factory=frozenset)
+    language: str = ""
+
+
+def _same_instant(a: dt.datetime | None, b: dt.datetime | None) -> bool:
+    if a is None or b is None:
+        return True
+    return abs((a - b).total_seconds()) < 1
+
+
+def check_coherence(header: CdaHeader, expected: CoherenceFacts) -> list[Problem]:
+    """Each XDS attribute that the CDA header also states must say the same thing."""
+    problems: list[Problem] = []
+
+    def differs(what: str, metadata: str, cda: str) -> None:
+        problems.append(
+            Problem(ErrorCode.INVALID, f"{what}: metadata says {metadata!r}, the CDA header {cda!r}", what)
+        )
+
+    if header.unique_id != expected.unique_id:
+        differs("uniqueId", expected.unique_id, header.unique_id)
+    if header.type_code.code != expected.type_code:
+        differs("typeCode", expected.type_code, header.type_code.code)
+    if header.class_code and header.class_code != expected.class_code:
+        differs("classCode", expected.class_code, header.class_code)
+    if header.format_code and header.format_code.code != expected.format_code:
+        differs("formatCode", expected.format_code, header.format_code.code)
+    if expected.patient_ins is not None and expected.patient_ins not in set(header.patient_ids):
+        differs(
+            "patientId", "^".join(expected.patient_ins), ", ".join("^".join(i) for i in header.patient_ids)
+        )
+    if header.confidentiality.code and header.confidentiality.code not in expected.confidentiality_codes:
+        differs(
+            "confidentialityCode",
+            ",".join(sorted(expected.confidentiality_codes)),
+            header.confidentiality.code,
+        )
+    if header.facility_type and header.facility_type.code != expected.facility_type:
+        differs("healthcareFacilityTypeCode", expected.facility_type, header.facility_type.code)
+    if header.practice_setting and header.practice_setting.code != expected.practice_setting:
+        differs("practiceSettingCode", expected.practice_setting, header.practice_setting.code)
+    if not _same_instant(header.effective_time, expected.creation_time):
+        differs("creationTime", expected.creation_time.isoformat(), header.effective_time_raw)
+    if not _same_instant(header.service_start, expected.service_start):
+        differs("serviceStartTime", str(expected.service_start), str(header.service_start))
+    if not _same_instant(header.service_stop, expected.service_stop):
+        differs("serviceStopTime", str(expected.service_stop), str(header.service_stop))
+    cda_authors = {a.person_id for a in header.authors if a.person_id}
+    if expected.author_ids and cda_authors and not cda_authors & expected.author_ids:
+        differs("author", ",".join(sorted(expected.author_ids)), ",".join(sorted(cda_authors)))
+    if expected.language and header.language and header.language.lower() != expected.language.lower():
+        differs("languageCode", expected.language, header.language)
+    return problems
+
+
+def _prefixed(problems: Iterable[Problem], where: str) -> list[Problem]:
+    return [Problem(p.code, p.message, f"{where}/{p.location}" if where else p.location) for p in problems]
+
+
+def validate_cda(data: bytes, *, expected: CoherenceFacts | None = None, where: str = "") -> list[Problem]:
+    """All the problems of a CDA document (and of its agreement with `expected` metadata)."""
+    try:
+        root = clinical_document(data)
+    except ValidationFailed as exc:
+        return _prefixed(exc.problems, where)
+    header = header_of(root)
+    problems = xsd_problems(root) + header_problems(root, header)
+    if expected is not None:
+        problems += check_coherence(header, expected)
+    problems += schematron_problems(root)
+    return _prefixed(problems, where)
+
+
+def schematron_problems(root: etree._Element) -> list[Problem]:
+    """Optional full ANS schematron validation: compiled XSLT reports in the configured directory.
+
+    The operator compiles the ANS schematrons to XSLT (SVRL output) once and points
+    `OPENDMP_SCHEMATRON_DIR` at them; each `*.xsl` there is applied with Saxon.
+    """
+    directory: Path | None = settings.OPENDMP_SCHEMATRON_DIR
+    if directory is None or not directory.is_dir():
+        return []
+    from dmp.cda.schematron import run_compiled_schematrons
+
+    return run_compiled_schematrons(directory, etree.tostring(root))
+
+
+__all__ = ["HL7", "INS_OIDS", "CoherenceFacts", "check_coherence", "validate_cda"]
