@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
-pytest_plugins = ["tests.plugins.personas"]
+pytest_plugins = ["tests.plugins.personas", "tests.plugins.ihe_kit"]
 
 
 def _purge_audit_rows() -> None:

@@ -293,10 +293,19 @@ class RetrievedDocument:
 
 
 def document_retrieve(
-    *, caller: Caller, unique_id: str, repository_unique_id: str | None = None
+    *,
+    caller: Caller,
+    unique_id: str,
+    repository_unique_id: str | None = None,
+    patient_id: str | None = None,
 ) -> RetrievedDocument:
-    """ITI-43 / ITI-68: the document's bytes, after re-checking access. Verified before served."""
+    """ITI-43 / ITI-68: the document's bytes, after re-checking access. Verified before served.
+
+    `patient_id` (CX) confines the retrieve to the patient the security token names.
+    """
     candidates = DocumentEntry.objects.filter(unique_id=unique_id)
+    if patient_id is not None:
+        candidates = candidates.filter(patient_id=patient_id)
     if repository_unique_id is not None:
         candidates = candidates.filter(repository_unique_id=repository_unique_id)
     access = access_document(

@@ -111,6 +111,21 @@ def patient_register(traits: PatientTraits) -> Patient:
 def patient_update_contact(
     patient: Patient, *, address_line: str, postal_code: str, city: str, email: str, mobile_phone: str
 ) -> Patient:
+    problems = [
+        Problem(ErrorCode.INVALID, f"{name} is too long", name)
+        for name, value, limit in (
+            ("address_line", address_line, 200),
+            ("postal_code", postal_code, 10),
+            ("city", city, 100),
+            ("email", email, 254),
+            ("mobile_phone", mobile_phone, 20),
+        )
+        if len(value) > limit
+    ]
+    if email and not _EMAIL_RE.match(email):
+        problems.append(Problem(ErrorCode.INVALID, "invalid e-mail address", "email"))
+    if problems:
+        raise ValidationFailed(problems)
     patient.address_line = address_line
     patient.postal_code = postal_code
     patient.city = city

@@ -1,0 +1,273 @@
+"""Benchmark of the SOAP channel on PostgreSQL, over real HTTP against gunicorn.
+
+    .venv/bin/python bench/xds_bench.py --documents 1000000          # builds the registry once
+    .venv/bin/python bench/xds_bench.py --reuse                      # re-runs on the same data
+
+Measures ITI-41 (one ~30 KB CDA per submission, N concurrent signed clients), ITI-18
+FindDocuments on a patient with 50 documents, and ITI-43 retrieve, and prints documents/s or
+queries/s with p50/p95 latencies. Every request carries a freshly signed VIHF, verified by the
+server (signature, chain, replay), as in production; client and server share the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var" / "bench-xds"
+
+
+def configure(database: str) -> dict[str, str]:
+    VAR.mkdir(parents=True, exist_ok=True)
+    keys = VAR / "keys.env"
+    if not keys.exists():
+        keys.write_text(
+            f"DJANGO_SECRET_KEY=bench-{secrets.token_urlsafe(32)}\n"
+            f"OPENDMP_MASTER_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}\n"
+            f"OPENDMP_AUDIT_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}\n"
+        )
+    env = dict(line.split("=", 1) for line in keys.read_text().splitlines() if "=" in line)
+    env |= {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "OPENDMP_BLOB_DIR": str(VAR / "blobs"),
+        "OPENDMP_DATA_DIR": str(VAR),
+        "OPENDMP_TRUST_BUNDLE": str(VAR / "pki" / "trust.pem"),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "OPENDMP_DEMO": "true",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    os.environ.update(env)
+    return env
+
+
+def recreate_database(database: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        connection.execute(f'CREATE DATABASE "{database}"')
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run_concurrently(clients: int, total: int, job: Callable[[int, int], None]) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def worker(worker_index: int) -> None:
+        for index in range(worker_index, total, clients):
+            started = time.perf_counter()
+            try:
+                job(worker_index, index)
+            except BaseException as exc:  # noqa: BLE001 - reported after the run
+                failures.append(exc)
+                return
+            with lock:
+                latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} failed requests, first: {failures[0]!r}")
+    return elapsed, latencies
+
+
+def report(name: str, count: int, elapsed: float, latencies: list[float], unit: str) -> None:
+    print(
+        f"{name:<34} {count / elapsed:8.1f} {unit}/s   p50 {statistics.median(latencies) * 1000:6.1f} ms"
+        f"   p95 {percentile(latencies, 0.95) * 1000:6.1f} ms   ({count} in {elapsed:.1f} s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--database", default="opendmp_bench_xds")
+    parser.add_argument("--documents", type=int, default=1_000_000, help="registry size to build")
+    parser.add_argument("--reuse", action="store_true", help="keep the existing database")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--submissions", type=int, default=400)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--retrieves", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    args = parser.parse_args()
+    env = configure(args.database)
+    python = sys.executable
+    if not args.reuse:
+        recreate_database(args.database)
+        subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                python,
+                "manage.py",
+                "demo_generate",
+                "--patients",
+                str(max(1, args.documents // 5)),
+                "--metadata-only-beyond",
+                "2000",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
+        print(f"registry built in {time.perf_counter() - started:.0f} s")
+
+    import django
+
+    django.setup()
+    from dmp.compat.services import software_register
+    from dmp.demo.personas import create_personas
+    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.models import DocumentEntry
+    from dmp.identity.models import Certificate
+    from dmp.identity.pki import certificate_register, create_test_pki
+    from dmp.ihe.xds.queries import StoredQuery
+    from opendmp_client.vihf import VihfClaims
+    from opendmp_client.xds import XdsClient, registry_objects
+
+    personas = create_personas()
+    pki = create_test_pki()
+    bernard = personas.dr_bernard
+    _, sign = pki.cps_card(national_id=bernard.national_id, display_name=bernard.display_name)
+    pki.write(VAR / "pki")
+    certificate_register(sign, usage=Certificate.Usage.CPS_SIGN, professional=bernard)
+    _, homologation = software_register(vendor="Bench", name="Bench LPS")
+    print(f"registry: {DocumentEntry.objects.count():,} documents")
+
+    port = 8765
+    server = subprocess.Popen(
+        [
+            str(Path(python).parent / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        cabinet = personas.cabinet
+        author = author_for(
+            person_id=bernard.national_id,
+            family_name=bernard.family_name,
+            given_name=bernard.given_name,
+            structure_id=cabinet.id_nat,
+            structure_name=cabinet.name,
+        )
+
+        def client_for(ins_cx: str) -> XdsClient:
+            claims = VihfClaims(
+                subject_id=bernard.national_id,
+                subject_name=bernard.display_name,
+                profession="10",
+                specialty="SM26",
+                structure_id=cabinet.id_nat,
+                patient_ins=ins_cx,
+                lps_id="1.2.250.1.999.9.9",
+                lps_name="Bench LPS",
+                lps_version="1",
+                homologation=homologation,
+            )
+            return XdsClient(
+                endpoint=f"http://127.0.0.1:{port}/ihe/xds/",
+                claims=claims,
+                key=sign.key,
+                certificate=sign.certificate,
+            )
+
+        paragraphs = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
+        alice = client_for(personas.alice.identifier.hl7())
+        submissions = [
+            submission_for(
+                ins=personas.alice.identifier, author=author, drafts=[DocumentDraft(paragraphs=paragraphs)]
+            )
+            for _ in range(args.submissions)
+        ]
+        size = len(submissions[0].documents[0].content)
+
+        def submit(_worker: int, index: int) -> None:
+            response = alice.provide_and_register(submissions[index])
+            if not response.ok:
+                raise RuntimeError(response.errors)
+
+        elapsed, latencies = run_concurrently(args.clients, args.submissions, submit)
+        report(
+            f"ITI-41 ({size // 1024} KB CDA, {args.clients} clients)",
+            args.submissions,
+            elapsed,
+            latencies,
+            "docs",
+        )
+
+        # A patient with exactly 50 documents for the query and retrieve measurements.
+        leo = client_for(personas.leo.identifier.hl7())
+        existing = DocumentEntry.objects.filter(record__patient=personas.leo).count()
+        for _ in range(max(0, 50 - existing)):
+            leo.provide_and_register(
+                submission_for(
+                    ins=personas.leo.identifier, author=author, drafts=[DocumentDraft(paragraphs=paragraphs)]
+                )
+            )
+        params = {
+            "$XDSDocumentEntryPatientId": f"'{personas.leo.identifier.hl7()}'",
+            "$XDSDocumentEntryStatus": "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
+        }
+        found = registry_objects(leo.stored_query(StoredQuery.FIND_DOCUMENTS, params), "ExtrinsicObject")
+
+        def query(_worker: int, _index: int) -> None:
+            if not leo.stored_query(StoredQuery.FIND_DOCUMENTS, params).ok:
+                raise RuntimeError("query failed")
+
+        elapsed, latencies = run_concurrently(args.clients, args.queries, query)
+        report(f"ITI-18 FindDocuments ({len(found)} docs)", args.queries, elapsed, latencies, "queries")
+        unique_ids = list(
+            DocumentEntry.objects.filter(record__patient=personas.leo).values_list(
+                "unique_id", "repository_unique_id"
+            )
+        )
+
+        def retrieve(_worker: int, index: int) -> None:
+            unique_id, repository = unique_ids[index % len(unique_ids)]
+            _, documents = leo.retrieve([(repository, unique_id)])
+            if len(documents) != 1:
+                raise RuntimeError("retrieve failed")
+
+        elapsed, latencies = run_concurrently(args.clients, args.retrieves, retrieve)
+        report("ITI-43 retrieve (MTOM)", args.retrieves, elapsed, latencies, "docs")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

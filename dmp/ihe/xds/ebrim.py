@@ -1,0 +1,687 @@
+"""ebRIM 3.0 codec for XDS.b metadata: XML <-> the typed inputs of `dmp.documents.metadata`.
+
+Pure (lxml + pydantic, no Django) so that the vendor dev kit (`opendmp_client`) builds its
+requests with the very code the server parses them with. Parsing reports every problem with
+its location (`ExtrinsicObject[Document01]/typeCode`) instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from lxml import etree
+from pydantic import ValidationError
+
+from dmp.common.errors import ErrorCode, Problem, ValidationFailed
+from dmp.documents.metadata import (
+    AssociationInput,
+    Author,
+    CodedValue,
+    DocumentInput,
+    FolderInput,
+    SubmissionInput,
+    SubmissionSetInput,
+)
+
+RIM: Final = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+RS: Final = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
+LCM: Final = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+QUERY: Final = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
+XDSB: Final = "urn:ihe:iti:xds-b:2007"
+XOP: Final = "http://www.w3.org/2004/08/xop/include"
+NSMAP: Final = {"rim": RIM, "rs": RS, "lcm": LCM, "query": QUERY, "xdsb": XDSB}
+
+STATUS_PREFIX: Final = "urn:oasis:names:tc:ebxml-regrep:StatusType:"
+RESPONSE_SUCCESS: Final = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+RESPONSE_FAILURE: Final = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
+RESPONSE_PARTIAL: Final = "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
+SEVERITY_ERROR: Final = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
+
+CLASSIFICATION_NODE: Final = "urn:oasis:names:tc:ebxml-regrep:ClassificationScheme:ClassificationNode"
+OBJECT_TYPE_STABLE: Final = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
+OBJECT_TYPE_REGISTRY_PACKAGE: Final = (
+    "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
+)
+OBJECT_TYPE_ASSOCIATION: Final = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Association"
+
+
+class DocumentEntryScheme:
+    CLASS_CODE: Final = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
+    CONFIDENTIALITY: Final = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
+    EVENT_CODE: Final = "urn:uuid:2c6b8cb7-8b2a-4051-b291-b1ae6a575ef4"
+    FORMAT_CODE: Final = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
+    FACILITY_TYPE: Final = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1"
+    PRACTICE_SETTING: Final = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
+    TYPE_CODE: Final = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
+    AUTHOR: Final = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
+    PATIENT_ID: Final = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
+    UNIQUE_ID: Final = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
+
+
+class SubmissionSetScheme:
+    NODE: Final = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
+    AUTHOR: Final = "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d"
+    CONTENT_TYPE: Final = "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500"
+    PATIENT_ID: Final = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
+    SOURCE_ID: Final = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
+    UNIQUE_ID: Final = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
+
+
+class FolderScheme:
+    NODE: Final = "urn:uuid:d9d542f3-6cc4-48b6-8870-ea235fbc94c2"
+    CODE_LIST: Final = "urn:uuid:1ba97051-7806-41a8-a48b-8fce7af683c5"
+    PATIENT_ID: Final = "urn:uuid:f64ffdf0-4b97-4e06-b79f-a52b38ec2f8a"
+    UNIQUE_ID: Final = "urn:uuid:75df8f67-9973-4fbe-a900-df66cefecc5a"
+
+
+def q(namespace: str, tag: str) -> str:
+    return f"{{{namespace}}}{tag}"
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+def parse_dtm(value: str) -> dt.datetime:
+    """XDS DTM (YYYY[MM[DD[hh[mm[ss]]]]], UTC) to an aware datetime."""
+    digits = value.strip()
+    if not digits.isdigit() or len(digits) not in {4, 6, 8, 10, 12, 14}:
+        raise ValueError(f"{value!r} is not an XDS DTM (YYYY[MM[DD[hh[mm[ss]]]]])")
+    padded = digits + "0101000000"[len(digits) - 4 :] if len(digits) < 14 else digits
+    return dt.datetime.strptime(padded[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+
+
+def format_dtm(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def slots(element: etree._Element) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for slot in element.findall(q(RIM, "Slot")):
+        values = [(v.text or "").strip() for v in slot.iterfind(f"{q(RIM, 'ValueList')}/{q(RIM, 'Value')}")]
+        found.setdefault(slot.get("name", ""), []).extend(values)
+    return found
+
+
+def localized(element: etree._Element, tag: str) -> str:
+    node = element.find(f"{q(RIM, tag)}/{q(RIM, 'LocalizedString')}")
+    return node.get("value", "") if node is not None else ""
+
+
+def classifications(element: etree._Element, scheme: str) -> list[etree._Element]:
+    return [c for c in element.findall(q(RIM, "Classification")) if c.get("classificationScheme") == scheme]
+
+
+def external_identifier(element: etree._Element, scheme: str) -> str:
+    for ident in element.findall(q(RIM, "ExternalIdentifier")):
+        if ident.get("identificationScheme") == scheme:
+            return ident.get("value", "").strip()
+    return ""
+
+
+def _code_of(classification: etree._Element) -> CodedValue:
+    schemes = slots(classification).get("codingScheme", [])
+    return CodedValue(
+        code=classification.get("nodeRepresentation", ""),
+        scheme=schemes[0] if schemes else "",
+        display=localized(classification, "Name"),
+    )
+
+
+def _component(value: str, index: int, separator: str = "^") -> str:
+    parts = value.split(separator)
+    return parts[index].strip() if len(parts) > index else ""
+
+
+def _code_only(value: str) -> str:
+    return _component(value, 0) if "^" in value else value
+
+
+def author_from_slots(values: Mapping[str, list[str]]) -> Author:
+    person = (values.get("authorPerson") or [""])[0]
+    institutions = tuple(values.get("authorInstitution", []))
+    structure_id = _component(institutions[0], 9) if institutions else ""
+    return Author(
+        person=person,
+        person_id=_component(person, 0),
+        family_name=_component(person, 1),
+        given_name=_component(person, 2),
+        institutions=institutions,
+        structure_id=structure_id,
+        roles=tuple(_code_only(r) for r in values.get("authorRole", [])),
+        specialties=tuple(_code_only(s) for s in values.get("authorSpecialty", [])),
+        telecom=tuple(values.get("authorTelecommunication", [])),
+    )
+
+
+@dataclass
+class _Reader:
+    """Collects problems while reading one submission."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, location: str, message: str, code: ErrorCode = ErrorCode.INVALID) -> None:
+        self.problems.append(Problem(code, message, location))
+
+    def one_code(
+        self, element: etree._Element, scheme: str, where: str, *, required: bool = True
+    ) -> CodedValue:
+        found = classifications(element, scheme)
+        if len(found) != 1:
+            if required or found:
+                self.problem(where, f"exactly one classification {scheme} is required, found {len(found)}")
+            return CodedValue(code="?")
+        return _code_of(found[0])
+
+    def time(self, values: Mapping[str, list[str]], name: str, where: str) -> dt.datetime | None:
+        raw = values.get(name, [])
+        if not raw:
+            return None
+        try:
+            return parse_dtm(raw[0])
+        except ValueError as exc:
+            self.problem(f"{where}/{name}", str(exc))
+            return None
+
+
+def _document(
+    reader: _Reader, element: etree._Element, contents: Mapping[str, bytes]
+) -> dict[str, object] | None:
+    entry_id = element.get("id", "")
+    where = f"ExtrinsicObject[{entry_id}]"
+    if element.get("objectType") not in {OBJECT_TYPE_STABLE, None}:
+        reader.problem(where, "only stable DocumentEntries (objectType 7edca82f-...) are accepted")
+    values = slots(element)
+    content = contents.get(entry_id)
+    if content is None:
+        reader.problem(where, "no Document part carries this DocumentEntry's content", ErrorCode.INVALID)
+    creation = reader.time(values, "creationTime", where)
+    if creation is None and "creationTime" not in values:
+        reader.problem(f"{where}/creationTime", "creationTime is required")
+    size_values = values.get("size", [])
+    declared_size: int | None = None
+    if size_values:
+        try:
+            declared_size = int(size_values[0])
+        except ValueError:
+            reader.problem(f"{where}/size", "size must be an integer")
+    return {
+        "entry_uuid": entry_id,
+        "unique_id": external_identifier(element, DocumentEntryScheme.UNIQUE_ID),
+        "mime_type": element.get("mimeType", ""),
+        "content": content or b"",
+        "declared_hash": values["hash"][0] if values.get("hash") else None,
+        "declared_size": declared_size,
+        "class_code": reader.one_code(element, DocumentEntryScheme.CLASS_CODE, f"{where}/classCode"),
+        "type_code": reader.one_code(element, DocumentEntryScheme.TYPE_CODE, f"{where}/typeCode"),
+        "format_code": reader.one_code(element, DocumentEntryScheme.FORMAT_CODE, f"{where}/formatCode"),
+        "healthcare_facility_type_code": reader.one_code(
+            element, DocumentEntryScheme.FACILITY_TYPE, f"{where}/healthcareFacilityTypeCode"
+        ),
+        "practice_setting_code": reader.one_code(
+            element, DocumentEntryScheme.PRACTICE_SETTING, f"{where}/practiceSettingCode"
+        ),
+        "confidentiality_codes": tuple(
+            _code_of(c) for c in classifications(element, DocumentEntryScheme.CONFIDENTIALITY)
+        ),
+        "event_codes": tuple(_code_of(c) for c in classifications(element, DocumentEntryScheme.EVENT_CODE)),
+        "title": localized(element, "Name"),
+        "comments": localized(element, "Description"),
+        "language_code": (values.get("languageCode") or ["fr-FR"])[0],
+        "creation_time": creation or dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        "service_start_time": reader.time(values, "serviceStartTime", where),
+        "service_stop_time": reader.time(values, "serviceStopTime", where),
+        "patient_id": external_identifier(element, DocumentEntryScheme.PATIENT_ID),
+        "source_patient_id": (values.get("sourcePatientId") or [""])[0],
+        "source_patient_info": tuple(values.get("sourcePatientInfo", [])),
+        "legal_authenticator": (values.get("legalAuthenticator") or [""])[0],
+        "reference_ids": tuple(values.get("urn:ihe:iti:xds:2013:referenceIdList", [])),
+        "authors": tuple(
+            author_from_slots(slots(c)) for c in classifications(element, DocumentEntryScheme.AUTHOR)
+        ),
+    }
+
+
+def _classified_packages(root: etree._Element) -> dict[str, str]:
+    """RegistryPackage id -> classification node (submission set or folder)."""
+    nodes: dict[str, str] = {}
+    for classification in root.iter(q(RIM, "Classification")):
+        node = classification.get("classificationNode", "")
+        if node in {SubmissionSetScheme.NODE, FolderScheme.NODE}:
+            nodes[classification.get("classifiedObject", "")] = node
+    return nodes
+
+
+def parse_submission(request: etree._Element, contents: Mapping[str, bytes]) -> SubmissionInput:
+    """SubmitObjectsRequest (with the document bytes by id) -> `SubmissionInput`, or ValidationFailed."""
+    reader = _Reader()
+    object_list = request.find(f".//{q(RIM, 'RegistryObjectList')}")
+    if object_list is None:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "no RegistryObjectList", "SubmitObjectsRequest")])
+    documents = [
+        doc
+        for element in object_list.findall(q(RIM, "ExtrinsicObject"))
+        if (doc := _document(reader, element, contents)) is not None
+    ]
+    package_nodes = _classified_packages(object_list)
+    subset_data: dict[str, object] | None = None
+    folders: list[dict[str, object]] = []
+    for package in object_list.findall(q(RIM, "RegistryPackage")):
+        package_id = package.get("id", "")
+        where = f"RegistryPackage[{package_id}]"
+        node = package_nodes.get(package_id)
+        if node == SubmissionSetScheme.NODE:
+            if subset_data is not None:
+                reader.problem(where, "a submission carries exactly one submission set")
+            values = slots(package)
+            content_type = reader.one_code(
+                package, SubmissionSetScheme.CONTENT_TYPE, f"{where}/contentTypeCode"
+            )
+            subset_data = {
+                "entry_uuid": package_id,
+                "unique_id": external_identifier(package, SubmissionSetScheme.UNIQUE_ID),
+                "source_id": external_identifier(package, SubmissionSetScheme.SOURCE_ID),
+                "patient_id": external_identifier(package, SubmissionSetScheme.PATIENT_ID),
+                "submission_time": reader.time(values, "submissionTime", where)
+                or dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+                "content_type_code": content_type,
+                "authors": tuple(
+                    author_from_slots(slots(c)) for c in classifications(package, SubmissionSetScheme.AUTHOR)
+                ),
+                "intended_recipients": tuple(values.get("intendedRecipient", [])),
+                "title": localized(package, "Name"),
+                "comments": localized(package, "Description"),
+            }
+        elif node == FolderScheme.NODE:
+            folders.append(
+                {
+                    "entry_uuid": package_id,
+                    "unique_id": external_identifier(package, FolderScheme.UNIQUE_ID),
+                    "patient_id": external_identifier(package, FolderScheme.PATIENT_ID),
+                    "title": localized(package, "Name"),
+                    "comments": localized(package, "Description"),
+                    "codes": tuple(_code_of(c) for c in classifications(package, FolderScheme.CODE_LIST)),
+                }
+            )
+        else:
+            reader.problem(where, "RegistryPackage is neither a submission set nor a folder")
+    associations = []
+    for association in object_list.findall(q(RIM, "Association")):
+        values = slots(association)
+        associations.append(
+            {
+                # An association without an id (allowed by ebRS 2.1 senders) gets a fresh one.
+                "entry_uuid": association.get("id") or f"urn:uuid:{uuid.uuid4()}",
+                "association_type": association.get("associationType", ""),
+                "source": association.get("sourceObject", ""),
+                "target": association.get("targetObject", ""),
+                "submission_set_status": (values.get("SubmissionSetStatus") or [""])[0],
+            }
+        )
+    if subset_data is None:
+        reader.problem("SubmitObjectsRequest", "the submission has no submission set", ErrorCode.INVALID)
+    if reader.problems:
+        raise ValidationFailed(reader.problems)
+    try:
+        return SubmissionInput(
+            submission_set=SubmissionSetInput.model_validate(subset_data),
+            documents=tuple(DocumentInput.model_validate(d) for d in documents),
+            folders=tuple(FolderInput.model_validate(f) for f in folders),
+            associations=tuple(AssociationInput.model_validate(a) for a in associations),
+        )
+    except ValidationError as exc:
+        raise ValidationFailed(
+            [
+                Problem(ErrorCode.INVALID, error["msg"], "/".join(str(p) for p in error["loc"]))
+                for error in exc.errors()
+            ]
+        ) from exc
+
+
+def document_contents(request: etree._Element, attachments: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The `xdsb:Document` parts of a ProvideAndRegister request: inline base64 or XOP references."""
+    contents: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for document in request.findall(q(XDSB, "Document")):
+        entry_id = document.get("id", "")
+        include = document.find(q(XOP, "Include"))
+        if include is not None:
+            href = include.get("href", "")
+            cid = href[4:] if href.startswith("cid:") else href
+            data = attachments.get(cid)
+            if data is None:
+                problems.append(
+                    Problem(ErrorCode.INVALID, f"MTOM part {href!r} is missing", f"Document[{entry_id}]")
+                )
+                continue
+            contents[entry_id] = data
+            continue
+        try:
+            contents[entry_id] = base64.b64decode("".join((document.text or "").split()), validate=True)
+        except ValueError:
+            problems.append(
+                Problem(ErrorCode.INVALID, "Document content is not base64", f"Document[{entry_id}]")
+            )
+    if problems:
+        raise ValidationFailed(problems)
+    return contents
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _slot(parent: etree._Element, name: str, values: Iterable[str]) -> None:
+    listed = list(values)
+    slot = etree.SubElement(parent, q(RIM, "Slot"), name=name)
+    value_list = etree.SubElement(slot, q(RIM, "ValueList"))
+    for value in listed:
+        etree.SubElement(value_list, q(RIM, "Value")).text = value
+
+
+def _localized(parent: etree._Element, tag: str, value: str) -> None:
+    if value:
+        holder = etree.SubElement(parent, q(RIM, tag))
+        etree.SubElement(holder, q(RIM, "LocalizedString"), value=value)
+
+
+def _classification(
+    parent: etree._Element, scheme: str, classified: str, code: CodedValue | None, ident: str
+) -> etree._Element:
+    classification = etree.SubElement(
+        parent,
+        q(RIM, "Classification"),
+        id=ident,
+        classificationScheme=scheme,
+        classifiedObject=classified,
+        nodeRepresentation=code.code if code else "",
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    )
+    if code is not None:
+        _slot(classification, "codingScheme", [code.scheme])
+        _localized(classification, "Name", code.display)
+    return classification
+
+
+def _author(parent: etree._Element, scheme: str, classified: str, author: Author, ident: str) -> None:
+    classification = _classification(parent, scheme, classified, None, ident)
+    if author.person:
+        _slot(classification, "authorPerson", [author.person])
+    if author.institutions:
+        _slot(classification, "authorInstitution", author.institutions)
+    if author.roles:
+        _slot(classification, "authorRole", author.roles)
+    if author.specialties:
+        _slot(classification, "authorSpecialty", author.specialties)
+    if author.telecom:
+        _slot(classification, "authorTelecommunication", author.telecom)
+
+
+def _external(
+    parent: etree._Element, scheme: str, registry_object: str, value: str, name: str, ident: str
+) -> None:
+    external = etree.SubElement(
+        parent,
+        q(RIM, "ExternalIdentifier"),
+        id=ident,
+        identificationScheme=scheme,
+        registryObject=registry_object,
+        value=value,
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier",
+    )
+    _localized(external, "Name", name)
+
+
+class _Ids:
+    """Ids for the sub-objects of one message (classifications, external identifiers)."""
+
+    def __call__(self) -> str:
+        return f"urn:uuid:{uuid.uuid4()}"
+
+
+new_ids = _Ids
+
+
+@dataclass(frozen=True)
+class RegistryExtras:
+    """What the registry adds to a DocumentEntry it returns (absent from a submission)."""
+
+    status: str = "Approved"
+    repository_unique_id: str = ""
+    hash_sha1: str = ""
+    size: int | None = None
+    logical_id: str = ""
+    version: str = ""
+
+
+def document_entry(
+    parent: etree._Element, document: DocumentInput, ids: _Ids, extras: RegistryExtras | None = None
+) -> etree._Element:
+    entry = document.entry_uuid
+    attributes = {"id": entry, "mimeType": document.mime_type, "objectType": OBJECT_TYPE_STABLE}
+    if extras is not None:
+        attributes["status"] = STATUS_PREFIX + extras.status if ":" not in extras.status else extras.status
+        if extras.logical_id:
+            attributes["lid"] = extras.logical_id
+    element = etree.SubElement(parent, q(RIM, "ExtrinsicObject"), attrib=attributes)
+    _slot(element, "creationTime", [format_dtm(document.creation_time)])
+    _slot(element, "languageCode", [document.language_code])
+    if document.service_start_time:
+        _slot(element, "serviceStartTime", [format_dtm(document.service_start_time)])
+    if document.service_stop_time:
+        _slot(element, "serviceStopTime", [format_dtm(document.service_stop_time)])
+    _slot(element, "sourcePatientId", [document.source_patient_id or document.patient_id])
+    if document.source_patient_info:
+        _slot(element, "sourcePatientInfo", document.source_patient_info)
+    if document.legal_authenticator:
+        _slot(element, "legalAuthenticator", [document.legal_authenticator])
+    if document.reference_ids:
+        _slot(element, "urn:ihe:iti:xds:2013:referenceIdList", document.reference_ids)
+    hash_value = extras.hash_sha1 if extras else document.declared_hash
+    if hash_value:
+        _slot(element, "hash", [hash_value])
+    size_value = extras.size if extras else document.declared_size
+    if size_value is not None:
+        _slot(element, "size", [str(size_value)])
+    if extras and extras.repository_unique_id:
+        _slot(element, "repositoryUniqueId", [extras.repository_unique_id])
+    _localized(element, "Name", document.title)
+    _localized(element, "Description", document.comments)
+    if extras and extras.version:
+        etree.SubElement(element, q(RIM, "VersionInfo"), versionName=extras.version)
+    for author in document.authors:
+        _author(element, DocumentEntryScheme.AUTHOR, entry, author, ids())
+    _classification(element, DocumentEntryScheme.CLASS_CODE, entry, document.class_code, ids())
+    for code in document.confidentiality_codes:
+        _classification(element, DocumentEntryScheme.CONFIDENTIALITY, entry, code, ids())
+    for code in document.event_codes:
+        _classification(element, DocumentEntryScheme.EVENT_CODE, entry, code, ids())
+    _classification(element, DocumentEntryScheme.FORMAT_CODE, entry, document.format_code, ids())
+    _classification(
+        element, DocumentEntryScheme.FACILITY_TYPE, entry, document.healthcare_facility_type_code, ids()
+    )
+    _classification(
+        element, DocumentEntryScheme.PRACTICE_SETTING, entry, document.practice_setting_code, ids()
+    )
+    _classification(element, DocumentEntryScheme.TYPE_CODE, entry, document.type_code, ids())
+    _external(
+        element,
+        DocumentEntryScheme.PATIENT_ID,
+        entry,
+        document.patient_id,
+        "XDSDocumentEntry.patientId",
+        ids(),
+    )
+    _external(
+        element, DocumentEntryScheme.UNIQUE_ID, entry, document.unique_id, "XDSDocumentEntry.uniqueId", ids()
+    )
+    return element
+
+
+def submission_set_package(
+    parent: etree._Element, subset: SubmissionSetInput, ids: _Ids, status: str | None = None
+) -> etree._Element:
+    entry = subset.entry_uuid
+    attributes = {"id": entry, "objectType": OBJECT_TYPE_REGISTRY_PACKAGE}
+    if status:
+        attributes["status"] = STATUS_PREFIX + status
+    package = etree.SubElement(parent, q(RIM, "RegistryPackage"), attrib=attributes)
+    _slot(package, "submissionTime", [format_dtm(subset.submission_time)])
+    if subset.intended_recipients:
+        _slot(package, "intendedRecipient", subset.intended_recipients)
+    _localized(package, "Name", subset.title)
+    _localized(package, "Description", subset.comments)
+    for author in subset.authors:
+        _author(package, SubmissionSetScheme.AUTHOR, entry, author, ids())
+    _classification(package, SubmissionSetScheme.CONTENT_TYPE, entry, subset.content_type_code, ids())
+    _external(
+        package, SubmissionSetScheme.UNIQUE_ID, entry, subset.unique_id, "XDSSubmissionSet.uniqueId", ids()
+    )
+    _external(
+        package, SubmissionSetScheme.SOURCE_ID, entry, subset.source_id, "XDSSubmissionSet.sourceId", ids()
+    )
+    _external(
+        package, SubmissionSetScheme.PATIENT_ID, entry, subset.patient_id, "XDSSubmissionSet.patientId", ids()
+    )
+    etree.SubElement(
+        parent,
+        q(RIM, "Classification"),
+        id=ids(),
+        classifiedObject=entry,
+        classificationNode=SubmissionSetScheme.NODE,
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    )
+    return package
+
+
+def folder_package(
+    parent: etree._Element, folder: FolderInput, ids: _Ids, status: str | None = None
+) -> etree._Element:
+    entry = folder.entry_uuid
+    attributes = {"id": entry, "objectType": OBJECT_TYPE_REGISTRY_PACKAGE}
+    if status:
+        attributes["status"] = STATUS_PREFIX + status
+    package = etree.SubElement(parent, q(RIM, "RegistryPackage"), attrib=attributes)
+    _localized(package, "Name", folder.title)
+    _localized(package, "Description", folder.comments)
+    for code in folder.codes:
+        _classification(package, FolderScheme.CODE_LIST, entry, code, ids())
+    _external(package, FolderScheme.UNIQUE_ID, entry, folder.unique_id, "XDSFolder.uniqueId", ids())
+    _external(package, FolderScheme.PATIENT_ID, entry, folder.patient_id, "XDSFolder.patientId", ids())
+    etree.SubElement(
+        parent,
+        q(RIM, "Classification"),
+        id=ids(),
+        classifiedObject=entry,
+        classificationNode=FolderScheme.NODE,
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    )
+    return package
+
+
+def association_element(
+    parent: etree._Element, association: AssociationInput, status: str | None = None
+) -> etree._Element:
+    attributes = {
+        "id": association.entry_uuid,
+        "associationType": association.association_type,
+        "sourceObject": association.source,
+        "targetObject": association.target,
+        "objectType": OBJECT_TYPE_ASSOCIATION,
+    }
+    if status:
+        attributes["status"] = STATUS_PREFIX + status
+    element = etree.SubElement(parent, q(RIM, "Association"), attrib=attributes)
+    if association.submission_set_status:
+        _slot(element, "SubmissionSetStatus", [association.submission_set_status])
+    return element
+
+
+def submit_objects_request(
+    submission: SubmissionInput, *, tag: str = "SubmitObjectsRequest"
+) -> etree._Element:
+    request = etree.Element(q(LCM, tag), nsmap={"lcm": LCM, "rim": RIM})
+    object_list = etree.SubElement(request, q(RIM, "RegistryObjectList"))
+    ids = _Ids()
+    for document in submission.documents:
+        document_entry(object_list, document, ids)
+    submission_set_package(object_list, submission.submission_set, ids)
+    for folder in submission.folders:
+        folder_package(object_list, folder, ids)
+    for association in submission.associations:
+        association_element(object_list, association)
+    return request
+
+
+def provide_and_register_request(
+    submission: SubmissionInput, *, mtom: bool
+) -> tuple[etree._Element, dict[str, bytes]]:
+    """The ITI-41 body and, with MTOM, the attachments by content id."""
+    request = etree.Element(q(XDSB, "ProvideAndRegisterDocumentSetRequest"), nsmap={"xdsb": XDSB})
+    request.append(submit_objects_request(submission))
+    attachments: dict[str, bytes] = {}
+    for index, document in enumerate(submission.documents):
+        part = etree.SubElement(request, q(XDSB, "Document"), id=document.entry_uuid)
+        if mtom:
+            cid = f"doc{index}@opendmp"
+            etree.SubElement(part, q(XOP, "Include"), href=f"cid:{cid}", nsmap={"xop": XOP})
+            attachments[cid] = document.content
+        else:
+            part.text = base64.b64encode(document.content).decode()
+    return request, attachments
+
+
+# --- registry responses -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryError:
+    code: str
+    message: str
+    location: str = ""
+    severity: str = SEVERITY_ERROR
+
+
+def registry_error_list(parent: etree._Element, errors: Iterable[RegistryError]) -> None:
+    listed = list(errors)
+    if not listed:
+        return
+    holder = etree.SubElement(parent, q(RS, "RegistryErrorList"), highestSeverity=SEVERITY_ERROR)
+    for error in listed:
+        etree.SubElement(
+            holder,
+            q(RS, "RegistryError"),
+            errorCode=error.code,
+            codeContext=error.message,
+            location=error.location,
+            severity=error.severity,
+        )
+
+
+def registry_response(errors: Iterable[RegistryError] = ()) -> etree._Element:
+    listed = list(errors)
+    response = etree.Element(
+        q(RS, "RegistryResponse"),
+        nsmap={"rs": RS},
+        status=RESPONSE_FAILURE if listed else RESPONSE_SUCCESS,
+    )
+    registry_error_list(response, listed)
+    return response
+
+
+def read_registry_errors(element: etree._Element) -> list[RegistryError]:
+    return [
+        RegistryError(
+            code=e.get("errorCode", ""),
+            message=e.get("codeContext", ""),
+            location=e.get("location", ""),
+            severity=e.get("severity", ""),
+        )
+        for e in element.iter(q(RS, "RegistryError"))
+    ]

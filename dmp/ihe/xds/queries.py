@@ -1,0 +1,580 @@
+"""ITI-18 Registry Stored Query: parameters -> domain selectors -> ebRIM AdhocQueryResponse.
+
+Every result comes from a selector that already applied the access decision point, so a
+hidden document is simply absent, and so are the submission sets, folders and associations
+that would reveal it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from lxml import etree
+
+from dmp.access.actors import Caller
+from dmp.access.policy import DocumentStatus
+from dmp.common.errors import ErrorCode, NotFound, Problem, ValidationFailed
+from dmp.documents.metadata import (
+    AssociationInput,
+    Author,
+    CodedValue,
+    DocumentInput,
+    FolderInput,
+    SubmissionSetInput,
+)
+from dmp.documents.models import Association, DocumentEntry, Folder, SubmissionSet
+from dmp.documents.selectors import (
+    DocumentQuery,
+    RecordContents,
+    document_search,
+    record_contents,
+)
+from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
+from dmp.ihe.xds import ebrim
+from dmp.ihe.xds.ebrim import QUERY, RIM, RS, RegistryExtras, q
+from dmp.records.access import record_by_ins
+from dmp.records.models import Record
+
+
+class StoredQuery:
+    FIND_DOCUMENTS: Final = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+    FIND_SUBMISSION_SETS: Final = "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9"
+    FIND_FOLDERS: Final = "urn:uuid:958f3006-baad-4929-a4de-ff1114824431"
+    GET_ALL: Final = "urn:uuid:10b545ea-725c-446d-9b95-8aeb444eddf3"
+    GET_DOCUMENTS: Final = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+    GET_FOLDERS: Final = "urn:uuid:5737b14c-8a1a-4539-b659-e03a34a5e1e4"
+    GET_ASSOCIATIONS: Final = "urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155"
+    GET_DOCUMENTS_AND_ASSOCIATIONS: Final = "urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a"
+    GET_SUBMISSION_SETS: Final = "urn:uuid:51224314-5390-4169-9b91-b1980040715a"
+    GET_SUBMISSION_SET_AND_CONTENTS: Final = "urn:uuid:e8e3cb2c-e39c-46b9-99e4-c12f57260b83"
+    GET_FOLDER_AND_CONTENTS: Final = "urn:uuid:b909a503-523d-4517-8acf-8e5834dfc4c7"
+    GET_FOLDERS_FOR_DOCUMENT: Final = "urn:uuid:10cae35a-c7f9-4cf5-b61e-fc3278ffb578"
+    GET_RELATED_DOCUMENTS: Final = "urn:uuid:d90e5407-b356-4d91-a89f-873917b4b0e6"
+
+
+_VALUE_RE = re.compile(r"'((?:[^']|'')*)'|([^,()\s]+)")
+
+
+def parse_values(raw: Iterable[str]) -> list[str]:
+    """Slot values in stored-query syntax: 'a', ('a','b'), bare numbers."""
+    values: list[str] = []
+    for text in raw:
+        for quoted, bare in _VALUE_RE.findall(text.strip()):
+            values.append(quoted.replace("''", "'") if quoted or not bare else bare)
+    return values
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    query_id: str
+    return_type: str  # LeafClass | ObjectRef
+    params: dict[str, list[str]]
+
+    def values(self, name: str) -> list[str]:
+        return self.params.get(name, [])
+
+    def one(self, name: str) -> str:
+        listed = self.values(name)
+        return listed[0] if listed else ""
+
+
+def parse_query(request: etree._Element) -> QueryRequest:
+    option = request.find(q(QUERY, "ResponseOption"))
+    adhoc = request.find(q(RIM, "AdhocQuery"))
+    if adhoc is None:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "AdhocQuery is required", "AdhocQueryRequest")])
+    return_type = option.get("returnType", "LeafClass") if option is not None else "LeafClass"
+    if return_type not in {"LeafClass", "ObjectRef"}:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "returnType must be LeafClass or ObjectRef", "")])
+    params = {name: parse_values(raw) for name, raw in ebrim.slots(adhoc).items()}
+    return QueryRequest(query_id=adhoc.get("id", ""), return_type=return_type, params=params)
+
+
+# --- converting registry rows to the metadata shapes ------------------------------------------
+
+
+def _code(code: str, scheme: str, display: str) -> CodedValue:
+    return CodedValue(code=code or "?", scheme=scheme, display=display)
+
+
+def _codes(payload: list[dict[str, str]]) -> tuple[CodedValue, ...]:
+    return tuple(
+        CodedValue(code=c.get("code", "?"), scheme=c.get("scheme", ""), display=c.get("display", ""))
+        for c in payload
+    )
+
+
+def _authors(payload: list[dict[str, object]]) -> tuple[Author, ...]:
+    return tuple(Author.model_validate(a) for a in payload)
+
+
+def document_input(document: DocumentEntry) -> DocumentInput:
+    return DocumentInput(
+        entry_uuid=document.entry_uuid,
+        unique_id=document.unique_id,
+        mime_type=document.mime_type,
+        content=b"",
+        class_code=_code(document.class_code, document.class_code_scheme, document.class_code_display),
+        type_code=_code(document.type_code, document.type_code_scheme, document.type_code_display),
+        format_code=_code(document.format_code, document.format_code_scheme, document.format_code_display),
+        healthcare_facility_type_code=_code(
+            document.healthcare_facility_type_code,
+            document.healthcare_facility_type_code_scheme,
+            document.healthcare_facility_type_code_display,
+        ),
+        practice_setting_code=_code(
+            document.practice_setting_code,
+            document.practice_setting_code_scheme,
+            document.practice_setting_code_display,
+        ),
+        confidentiality_codes=_codes(document.confidentiality_codes),
+        event_codes=_codes(document.event_codes),
+        title=document.title,
+        comments=document.comments,
+        language_code=document.language_code,
+        creation_time=document.creation_time,
+        service_start_time=document.service_start_time,
+        service_stop_time=document.service_stop_time,
+        patient_id=document.patient_id,
+        source_patient_id=document.source_patient_id,
+        source_patient_info=tuple(document.source_patient_info),
+        legal_authenticator=document.legal_authenticator,
+        reference_ids=tuple(document.reference_ids),
+        authors=_authors(document.authors),
+    )
+
+
+def document_extras(document: DocumentEntry) -> RegistryExtras:
+    return RegistryExtras(
+        status=document.availability_status,
+        repository_unique_id=document.repository_unique_id,
+        hash_sha1=document.hash_sha1,
+        size=document.size,
+        logical_id=f"urn:uuid:{document.logical_id}",
+        version=str(document.version),
+    )
+
+
+def subset_input(subset: SubmissionSet) -> SubmissionSetInput:
+    return SubmissionSetInput(
+        entry_uuid=subset.entry_uuid,
+        unique_id=subset.unique_id,
+        source_id=subset.source_id,
+        submission_time=subset.submission_time,
+        content_type_code=CodedValue.model_validate(subset.content_type_code or {"code": "?"}),
+        patient_id=subset.patient_id,
+        authors=_authors(subset.authors),
+        intended_recipients=tuple(subset.intended_recipients),
+        title=subset.title,
+        comments=subset.comments,
+    )
+
+
+def folder_input(folder: Folder) -> FolderInput:
+    return FolderInput(
+        entry_uuid=folder.entry_uuid,
+        unique_id=folder.unique_id,
+        patient_id=folder.patient_id,
+        title=folder.title,
+        comments=folder.comments,
+        codes=_codes(folder.codes),
+    )
+
+
+def association_input(association: Association) -> AssociationInput:
+    return AssociationInput(
+        entry_uuid=association.entry_uuid,
+        association_type=association.association_type,
+        source=association.source_uuid,
+        target=association.target_uuid,
+        submission_set_status=association.submission_set_status,
+    )
+
+
+# --- running the queries ----------------------------------------------------------------------
+
+
+def _short_status(status: str) -> str:
+    return status.rsplit(":", 1)[-1]
+
+
+def _statuses(values: list[str], where: str) -> frozenset[DocumentStatus]:
+    if not values:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, f"{where} is required", where)])
+    known = {s.value: s for s in DocumentStatus}
+    known |= {_short_status(s.value): s for s in DocumentStatus}
+    statuses = set()
+    for value in values:
+        status = known.get(value)
+        if status is None:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, f"unknown status {value!r}", where)])
+        statuses.add(status)
+    return frozenset(statuses)
+
+
+def _time(values: list[str], where: str) -> dt.datetime | None:
+    if not values:
+        return None
+    try:
+        return ebrim.parse_dtm(values[0])
+    except ValueError as exc:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, str(exc), where)]) from exc
+
+
+def _code_values(values: list[str]) -> tuple[str, ...]:
+    return tuple(v.split("^", 1)[0] for v in values if v)
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    caller: Caller
+    # The patient of the VIHF: every query is confined to that patient's record.
+    patient: Ins | None
+
+
+def _record_for(context: QueryContext, patient_cx: str = "") -> Record:
+    patient = context.patient
+    if patient_cx:
+        try:
+            asked = parse_hl7_ins(patient_cx)
+        except InvalidIns as exc:
+            raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, exc.message, "PatientId")]) from exc
+        if patient is not None and asked != patient:
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.PATIENT_ID_MISMATCH,
+                        "the query's patient differs from the VIHF's",
+                        "PatientId",
+                    )
+                ]
+            )
+        patient = asked
+    if patient is None:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.UNKNOWN_PATIENT, "no patient: the VIHF must name one (resource-id)", "PatientId"
+                )
+            ]
+        )
+    record = record_by_ins(patient)
+    if record is None:
+        raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patient", "PatientId")])
+    return record
+
+
+def _contents(
+    context: QueryContext, record: Record, name: str, statuses: frozenset[DocumentStatus] | None = None
+) -> RecordContents:
+    try:
+        return record_contents(
+            caller=context.caller,
+            record=record,
+            statuses=statuses or frozenset(DocumentStatus) - {DocumentStatus.DELETED},
+            audit_label=name,
+        )
+    except NotFound as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patient", "PatientId")]
+        ) from exc
+
+
+@dataclass
+class QueryResult:
+    documents: list[DocumentEntry]
+    submission_sets: list[SubmissionSet]
+    folders: list[Folder]
+    associations: list[Association]
+
+
+def _empty() -> QueryResult:
+    return QueryResult([], [], [], [])
+
+
+def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult:
+    record = _record_for(context, request.one("$XDSDocumentEntryPatientId") or "?")
+    query = DocumentQuery(
+        statuses=_statuses(request.values("$XDSDocumentEntryStatus"), "$XDSDocumentEntryStatus"),
+        class_codes=_code_values(request.values("$XDSDocumentEntryClassCode")),
+        type_codes=_code_values(request.values("$XDSDocumentEntryTypeCode")),
+        practice_setting_codes=_code_values(request.values("$XDSDocumentEntryPracticeSettingCode")),
+        healthcare_facility_type_codes=_code_values(
+            request.values("$XDSDocumentEntryHealthcareFacilityTypeCode")
+        ),
+        format_codes=_code_values(request.values("$XDSDocumentEntryFormatCode")),
+        event_codes=_code_values(request.values("$XDSDocumentEntryEventCodeList")),
+        confidentiality_codes=_code_values(request.values("$XDSDocumentEntryConfidentialityCode")),
+        creation_from=_time(request.values("$XDSDocumentEntryCreationTimeFrom"), "CreationTimeFrom"),
+        creation_to=_time(request.values("$XDSDocumentEntryCreationTimeTo"), "CreationTimeTo"),
+        service_start_from=_time(
+            request.values("$XDSDocumentEntryServiceStartTimeFrom"), "ServiceStartTimeFrom"
+        ),
+        service_start_to=_time(request.values("$XDSDocumentEntryServiceStartTimeTo"), "ServiceStartTimeTo"),
+        service_stop_from=_time(
+            request.values("$XDSDocumentEntryServiceStopTimeFrom"), "ServiceStopTimeFrom"
+        ),
+        service_stop_to=_time(request.values("$XDSDocumentEntryServiceStopTimeTo"), "ServiceStopTimeTo"),
+        author_person=request.one("$XDSDocumentEntryAuthorPerson"),
+    )
+    try:
+        found = document_search(caller=context.caller, record=record, query=query)
+    except NotFound as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patient", "PatientId")]
+        ) from exc
+    return QueryResult([v.document for v in found], [], [], [])
+
+
+def _find_submission_sets(context: QueryContext, request: QueryRequest) -> QueryResult:
+    record = _record_for(context, request.one("$XDSSubmissionSetPatientId") or "?")
+    _statuses(request.values("$XDSSubmissionSetStatus"), "$XDSSubmissionSetStatus")
+    contents = _contents(context, record, "FindSubmissionSets")
+    since = _time(request.values("$XDSSubmissionSetSubmissionTimeFrom"), "SubmissionTimeFrom")
+    until = _time(request.values("$XDSSubmissionSetSubmissionTimeTo"), "SubmissionTimeTo")
+    sources = set(request.values("$XDSSubmissionSetSourceId"))
+    content_types = set(_code_values(request.values("$XDSSubmissionSetContentType")))
+    subsets = [
+        s
+        for s in contents.submission_sets
+        if (since is None or s.submission_time >= since)
+        and (until is None or s.submission_time < until)
+        and (not sources or s.source_id in sources)
+        and (not content_types or (s.content_type_code or {}).get("code") in content_types)
+    ]
+    return QueryResult([], subsets, [], [])
+
+
+def _find_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
+    record = _record_for(context, request.one("$XDSFolderPatientId") or "?")
+    statuses = {
+        _short_status(s.value) for s in _statuses(request.values("$XDSFolderStatus"), "$XDSFolderStatus")
+    }
+    contents = _contents(context, record, "FindFolders")
+    codes = set(_code_values(request.values("$XDSFolderCodeList")))
+    folders = [
+        f
+        for f in contents.folders
+        if _short_status(f.availability_status) in statuses
+        and (not codes or codes & {c.get("code") for c in f.codes})
+    ]
+    return QueryResult([], [], folders, [])
+
+
+def _get_all(context: QueryContext, request: QueryRequest) -> QueryResult:
+    record = _record_for(context, request.one("$patientId") or "?")
+    statuses = _statuses(request.values("$XDSDocumentEntryStatus"), "$XDSDocumentEntryStatus")
+    contents = _contents(context, record, "GetAll", statuses)
+    return QueryResult(
+        [v.document for v in contents.documents],
+        contents.submission_sets,
+        contents.folders,
+        contents.associations,
+    )
+
+
+def _ids(request: QueryRequest, uuid_param: str, unique_param: str) -> tuple[set[str], set[str]]:
+    uuids, uniques = set(request.values(uuid_param)), set(request.values(unique_param))
+    if bool(uuids) == bool(uniques):
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"exactly one of {uuid_param} and {unique_param} is required", "")]
+        )
+    return uuids, uniques
+
+
+def _record_contents(context: QueryContext, name: str) -> RecordContents:
+    return _contents(context, _record_for(context), name)
+
+
+def _get_documents(
+    context: QueryContext, request: QueryRequest, *, associations: bool = False
+) -> QueryResult:
+    uuids, uniques = _ids(request, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId")
+    contents = _record_contents(context, "GetDocuments")
+    documents = [
+        v.document
+        for v in contents.documents
+        if v.document.entry_uuid in uuids or v.document.unique_id in uniques
+    ]
+    found = {d.entry_uuid for d in documents}
+    linked = (
+        [a for a in contents.associations if a.source_uuid in found or a.target_uuid in found]
+        if associations
+        else []
+    )
+    return QueryResult(documents, [], [], linked)
+
+
+def _get_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
+    uuids, uniques = _ids(request, "$XDSFolderEntryUUID", "$XDSFolderUniqueId")
+    contents = _record_contents(context, "GetFolders")
+    return QueryResult(
+        [], [], [f for f in contents.folders if f.entry_uuid in uuids or f.unique_id in uniques], []
+    )
+
+
+def _get_associations(context: QueryContext, request: QueryRequest) -> QueryResult:
+    uuids = set(request.values("$uuid"))
+    if not uuids:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "$uuid is required", "$uuid")])
+    contents = _record_contents(context, "GetAssociations")
+    return QueryResult(
+        [], [], [], [a for a in contents.associations if a.source_uuid in uuids or a.target_uuid in uuids]
+    )
+
+
+def _members(contents: RecordContents, container: str) -> set[str]:
+    return {
+        a.target_uuid
+        for a in contents.associations
+        if a.source_uuid == container
+        and a.association_type == "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
+    }
+
+
+def _get_submission_sets(context: QueryContext, request: QueryRequest) -> QueryResult:
+    uuids = set(request.values("$uuid"))
+    if not uuids:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "$uuid is required", "$uuid")])
+    contents = _record_contents(context, "GetSubmissionSets")
+    subsets = [s for s in contents.submission_sets if _members(contents, s.entry_uuid) & uuids]
+    chosen = {s.entry_uuid for s in subsets}
+    links = [a for a in contents.associations if a.source_uuid in chosen and a.target_uuid in uuids]
+    return QueryResult([], subsets, [], links)
+
+
+def _container_and_contents(context: QueryContext, request: QueryRequest, *, folder: bool) -> QueryResult:
+    if folder:
+        uuids, uniques = _ids(request, "$XDSFolderEntryUUID", "$XDSFolderUniqueId")
+    else:
+        uuids, uniques = _ids(request, "$XDSSubmissionSetEntryUUID", "$XDSSubmissionSetUniqueId")
+    contents = _record_contents(context, "GetFolderAndContents" if folder else "GetSubmissionSetAndContents")
+    containers: list[SubmissionSet] | list[Folder] = contents.folders if folder else contents.submission_sets
+    chosen = [c for c in containers if c.entry_uuid in uuids or c.unique_id in uniques]
+    if not chosen:
+        return _empty()
+    container = chosen[0]
+    members = _members(contents, container.entry_uuid)
+    formats = set(_code_values(request.values("$XDSDocumentEntryFormatCode")))
+    confidentiality = set(_code_values(request.values("$XDSDocumentEntryConfidentialityCode")))
+    documents = [
+        v.document
+        for v in contents.documents
+        if v.document.entry_uuid in members
+        and (not formats or v.document.format_code in formats)
+        and (
+            not confidentiality or confidentiality & {c.get("code") for c in v.document.confidentiality_codes}
+        )
+    ]
+    shown = {d.entry_uuid for d in documents} | {container.entry_uuid}
+    folders = [f for f in contents.folders if f.entry_uuid in members]
+    shown |= {f.entry_uuid for f in folders}
+    associations = [a for a in contents.associations if a.source_uuid in shown and a.target_uuid in shown]
+    if folder:
+        return QueryResult(documents, [], [container], associations)  # type: ignore[list-item]
+    return QueryResult(documents, [container], folders, associations)  # type: ignore[list-item]
+
+
+def _get_folders_for_document(context: QueryContext, request: QueryRequest) -> QueryResult:
+    uuids, uniques = _ids(request, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId")
+    contents = _record_contents(context, "GetFoldersForDocument")
+    documents = {
+        v.document.entry_uuid
+        for v in contents.documents
+        if v.document.entry_uuid in uuids or v.document.unique_id in uniques
+    }
+    folders = [f for f in contents.folders if _members(contents, f.entry_uuid) & documents]
+    return QueryResult([], [], folders, [])
+
+
+def _get_related_documents(context: QueryContext, request: QueryRequest) -> QueryResult:
+    uuids, uniques = _ids(request, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId")
+    types = set(request.values("$AssociationTypes"))
+    if not types:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "$AssociationTypes is required", "$AssociationTypes")]
+        )
+    contents = _record_contents(context, "GetRelatedDocuments")
+    start = {
+        v.document.entry_uuid
+        for v in contents.documents
+        if v.document.entry_uuid in uuids or v.document.unique_id in uniques
+    }
+    if not start:
+        return _empty()
+    links = [
+        a
+        for a in contents.associations
+        if a.association_type in types and (a.source_uuid in start or a.target_uuid in start)
+    ]
+    if not links:
+        return _empty()
+    related = start | {a.source_uuid for a in links} | {a.target_uuid for a in links}
+    return QueryResult(
+        [v.document for v in contents.documents if v.document.entry_uuid in related], [], [], links
+    )
+
+
+_HANDLERS: dict[str, Callable[[QueryContext, QueryRequest], QueryResult]] = {
+    StoredQuery.FIND_DOCUMENTS: _find_documents,
+    StoredQuery.FIND_SUBMISSION_SETS: _find_submission_sets,
+    StoredQuery.FIND_FOLDERS: _find_folders,
+    StoredQuery.GET_ALL: _get_all,
+    StoredQuery.GET_DOCUMENTS: _get_documents,
+    StoredQuery.GET_FOLDERS: _get_folders,
+    StoredQuery.GET_ASSOCIATIONS: _get_associations,
+    StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS: lambda c, r: _get_documents(c, r, associations=True),
+    StoredQuery.GET_SUBMISSION_SETS: _get_submission_sets,
+    StoredQuery.GET_SUBMISSION_SET_AND_CONTENTS: lambda c, r: _container_and_contents(c, r, folder=False),
+    StoredQuery.GET_FOLDER_AND_CONTENTS: lambda c, r: _container_and_contents(c, r, folder=True),
+    StoredQuery.GET_FOLDERS_FOR_DOCUMENT: _get_folders_for_document,
+    StoredQuery.GET_RELATED_DOCUMENTS: _get_related_documents,
+}
+
+
+class UnknownQuery(ValidationFailed):
+    def __init__(self, query_id: str) -> None:
+        super().__init__([Problem(ErrorCode.UNSUPPORTED, f"unknown stored query {query_id!r}", "AdhocQuery")])
+
+
+def run_query(context: QueryContext, request: QueryRequest) -> QueryResult:
+    handler = _HANDLERS.get(request.query_id)
+    if handler is None:
+        raise UnknownQuery(request.query_id)
+    return handler(context, request)
+
+
+def query_response(result: QueryResult, return_type: str) -> etree._Element:
+    response = etree.Element(
+        q(QUERY, "AdhocQueryResponse"),
+        nsmap={"query": QUERY, "rim": RIM, "rs": RS},
+        status=ebrim.RESPONSE_SUCCESS,
+    )
+    object_list = etree.SubElement(response, q(RIM, "RegistryObjectList"))
+    if return_type == "ObjectRef":
+        identifiers = [d.entry_uuid for d in result.documents]
+        identifiers += [s.entry_uuid for s in result.submission_sets] + [f.entry_uuid for f in result.folders]
+        identifiers += [a.entry_uuid for a in result.associations]
+        for identifier in identifiers:
+            etree.SubElement(object_list, q(RIM, "ObjectRef"), id=identifier)
+        return response
+    ids = ebrim.new_ids()
+    for document in result.documents:
+        ebrim.document_entry(object_list, document_input(document), ids, document_extras(document))
+    for subset in result.submission_sets:
+        ebrim.submission_set_package(
+            object_list, subset_input(subset), ids, _short_status(subset.availability_status)
+        )
+    for folder in result.folders:
+        ebrim.folder_package(
+            object_list, folder_input(folder), ids, _short_status(folder.availability_status)
+        )
+    for association in result.associations:
+        ebrim.association_element(
+            object_list, association_input(association), _short_status(association.availability_status)
+        )
+    return response

@@ -1,0 +1,207 @@
+"""SOAP 1.2 with WS-Addressing, inline or MTOM/XOP: the envelope codec of the XDS channel.
+
+Pure (no Django) so the vendor dev kit uses the same codec. MTOM parts are split on their
+boundary byte for byte (no line-ending normalisation), so document bytes arrive unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Final
+
+from lxml import etree
+
+from dmp.common.errors import ErrorCode, Problem, ValidationFailed
+from dmp.common.xml import parse_xml, xml_bytes
+
+SOAP12: Final = "http://www.w3.org/2003/05/soap-envelope"
+WSA: Final = "http://www.w3.org/2005/08/addressing"
+WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+XOP_TYPE: Final = "application/xop+xml"
+SOAP_TYPE: Final = "application/soap+xml"
+
+
+class SoapError(ValidationFailed):
+    """The HTTP body is not a usable SOAP 1.2 message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem(ErrorCode.INVALID, message, "Envelope")])
+
+
+@dataclass
+class SoapMessage:
+    envelope: etree._Element
+    header: etree._Element | None
+    body: etree._Element
+    action: str
+    message_id: str
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    mtom: bool = False
+
+    def header_element(self, namespace: str, tag: str) -> etree._Element | None:
+        if self.header is None:
+            return None
+        return self.header.find(f"{{{namespace}}}{tag}")
+
+
+def _params(content_type: str) -> Message:
+    message = Message()
+    message["content-type"] = content_type
+    return message
+
+
+def split_multipart(content_type: str, body: bytes) -> tuple[bytes, dict[str, bytes], str]:
+    """MIME multipart/related -> (root part, other parts by Content-ID, root part type)."""
+    params = _params(content_type)
+    boundary = params.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise SoapError("multipart message without a boundary")
+    start = params.get_param("start")
+    start_id = start.strip("<>") if isinstance(start, str) else ""
+    delimiter = b"--" + boundary.encode("ascii", "strict")
+    chunks = body.split(delimiter)
+    if len(chunks) < 3:
+        raise SoapError("multipart message without parts")
+    parts: list[tuple[dict[str, str], bytes]] = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            break
+        chunk = chunk.removeprefix(b"\r\n")
+        head, separator, payload = chunk.partition(b"\r\n\r\n")
+        if not separator:
+            raise SoapError("multipart part without headers")
+        headers: dict[str, str] = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        parts.append((headers, payload.removesuffix(b"\r\n")))
+    if not parts:
+        raise SoapError("multipart message without parts")
+    root_index = 0
+    if start_id:
+        for index, (headers, _) in enumerate(parts):
+            if headers.get("content-id", "").strip("<>") == start_id:
+                root_index = index
+                break
+        else:
+            raise SoapError("multipart start part not found")
+    root_headers, root = parts[root_index]
+    others = {
+        headers.get("content-id", "").strip("<>"): payload
+        for index, (headers, payload) in enumerate(parts)
+        if index != root_index
+    }
+    return root, others, root_headers.get("content-type", "")
+
+
+def parse_message(content_type: str, body: bytes) -> SoapMessage:
+    media = content_type.split(";", 1)[0].strip().lower()
+    attachments: dict[str, bytes] = {}
+    mtom = False
+    action = ""
+    if media == "multipart/related":
+        xml, attachments, root_type = split_multipart(content_type, body)
+        mtom = True
+        action_param = _params(root_type).get_param("action") if root_type else None
+        action = action_param if isinstance(action_param, str) else ""
+    elif media in {SOAP_TYPE, "text/xml", "application/xml"}:
+        xml = body
+        action_param = _params(content_type).get_param("action")
+        action = action_param if isinstance(action_param, str) else ""
+    else:
+        raise SoapError(f"unsupported content type {media!r}")
+    envelope = parse_xml(xml)
+    if envelope.tag != f"{{{SOAP12}}}Envelope":
+        raise SoapError("not a SOAP 1.2 envelope")
+    header = envelope.find(f"{{{SOAP12}}}Header")
+    body_element = envelope.find(f"{{{SOAP12}}}Body")
+    if body_element is None or len(body_element) != 1:
+        raise SoapError("the SOAP body must hold exactly one element")
+    message = SoapMessage(
+        envelope=envelope,
+        header=header,
+        body=body_element[0],
+        action=action,
+        message_id="",
+        attachments=attachments,
+        mtom=mtom,
+    )
+    wsa_action = message.header_element(WSA, "Action")
+    if wsa_action is not None and (wsa_action.text or "").strip():
+        message.action = (wsa_action.text or "").strip()
+    message_id = message.header_element(WSA, "MessageID")
+    message.message_id = (message_id.text or "").strip() if message_id is not None else ""
+    if not message.action:
+        raise SoapError("no WS-Addressing Action")
+    return message
+
+
+def envelope(
+    action: str,
+    body: etree._Element,
+    *,
+    relates_to: str = "",
+    to: str = "",
+    security: etree._Element | None = None,
+) -> etree._Element:
+    root = etree.Element(f"{{{SOAP12}}}Envelope", nsmap={"soap": SOAP12, "wsa": WSA, "wsse": WSSE})
+    header = etree.SubElement(root, f"{{{SOAP12}}}Header")
+    action_element = etree.SubElement(header, f"{{{WSA}}}Action")
+    action_element.set(f"{{{SOAP12}}}mustUnderstand", "true")
+    action_element.text = action
+    etree.SubElement(header, f"{{{WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
+    if relates_to:
+        etree.SubElement(header, f"{{{WSA}}}RelatesTo").text = relates_to
+    if to:
+        etree.SubElement(header, f"{{{WSA}}}To").text = to
+    if security is not None:
+        holder = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"wsse": WSSE})
+        holder.set(f"{{{SOAP12}}}mustUnderstand", "true")
+        holder.append(security)
+    etree.SubElement(root, f"{{{SOAP12}}}Body").append(body)
+    return root
+
+
+def encode(
+    root: etree._Element, action: str, attachments: dict[str, bytes] | None = None
+) -> tuple[str, bytes]:
+    """(Content-Type, body) of a message: plain SOAP 1.2, or MTOM when there are attachments."""
+    xml = xml_bytes(root)
+    if not attachments:
+        return f'{SOAP_TYPE}; charset=UTF-8; action="{action}"', xml
+    boundary = f"MIMEBoundary_{uuid.uuid4().hex}"
+    start = "root.message@opendmp"
+    chunks = [
+        f'--{boundary}\r\nContent-Type: {XOP_TYPE}; charset=UTF-8; type="{SOAP_TYPE}"; action="{action}"\r\n'
+        f"Content-Transfer-Encoding: binary\r\nContent-ID: <{start}>\r\n\r\n".encode(),
+        xml,
+    ]
+    for cid, data in attachments.items():
+        chunks.append(
+            f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Transfer-Encoding: binary\r\nContent-ID: <{cid}>\r\n\r\n".encode()
+        )
+        chunks.append(data)
+    chunks.append(f"\r\n--{boundary}--\r\n".encode())
+    content_type = (
+        f'multipart/related; boundary="{boundary}"; type="{XOP_TYPE}"; '
+        f'start="<{start}>"; start-info="{SOAP_TYPE}"'
+    )
+    return content_type, b"".join(chunks)
+
+
+def fault(code: str, reason: str, *, subcode: str = "", relates_to: str = "") -> etree._Element:
+    """A SOAP 1.2 fault (`code` is Sender or Receiver)."""
+    body = etree.Element(f"{{{SOAP12}}}Fault")
+    code_element = etree.SubElement(body, f"{{{SOAP12}}}Code")
+    etree.SubElement(code_element, f"{{{SOAP12}}}Value").text = f"soap:{code}"
+    if subcode:
+        sub = etree.SubElement(code_element, f"{{{SOAP12}}}Subcode")
+        etree.SubElement(sub, f"{{{SOAP12}}}Value").text = subcode
+    reason_element = etree.SubElement(body, f"{{{SOAP12}}}Reason")
+    text = etree.SubElement(reason_element, f"{{{SOAP12}}}Text")
+    text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    text.text = reason
+    return envelope("http://www.w3.org/2005/08/addressing/soap/fault", body, relates_to=relates_to)

@@ -1,0 +1,515 @@
+"""The SOAP channel over real HTTP, driven by the vendor client library with signed VIHFs."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+from lxml import etree
+
+from dmp.audit.models import AuditEvent
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.models import DocumentEntry
+from dmp.ihe.xds.ebrim import RIM, DocumentEntryScheme, q
+from dmp.ihe.xds.queries import StoredQuery
+from dmp.records.models import Record
+from opendmp_client.vihf import SAML, build_assertion, sign_assertion
+from opendmp_client.xds import DMP_NS, SoapFault, registry_objects
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
+
+
+def author_of(professional, structure):
+    return author_for(
+        person_id=professional.national_id,
+        family_name=professional.family_name,
+        given_name=professional.given_name,
+        profession_code=professional.profession_code,
+        specialty_code=professional.specialty_code,
+        structure_id=structure.id_nat,
+        structure_name=structure.name,
+    )
+
+
+def alice_submission(kit, drafts, replaces=None):
+    personas = kit.personas
+    return submission_for(
+        ins=personas.alice.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=drafts,
+        replaces=replaces,
+    )
+
+
+def find_documents(client, statuses=(APPROVED,), **params):
+    response = client.stored_query(
+        StoredQuery.FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": f"'{client.claims.patient_ins}'",
+            "$XDSDocumentEntryStatus": "(" + ",".join(f"'{s}'" for s in statuses) + ")",
+            **params,
+        },
+    )
+    assert response.ok, response.errors
+    return registry_objects(response, "ExtrinsicObject")
+
+
+def unique_id_of(entry):
+    for ident in entry.findall(q(RIM, "ExternalIdentifier")):
+        if ident.get("identificationScheme") == DocumentEntryScheme.UNIQUE_ID:
+            return ident.get("value")
+    raise AssertionError("no uniqueId")
+
+
+def test_a_signed_client_feeds_queries_retrieves_replaces_and_masks(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    inline = alice_submission(xds_kit, [DocumentDraft(title="Compte rendu inline")])
+    mtom = alice_submission(
+        xds_kit, [DocumentDraft(title="Compte rendu MTOM"), DocumentDraft(title="Lettre")]
+    )
+    assert bernard.provide_and_register(inline, mtom=False).ok
+    assert bernard.provide_and_register(mtom, mtom=True).ok
+
+    entries = find_documents(bernard)
+    assert len(entries) == 3
+    sent = {d.unique_id: d.content for d in (*inline.documents, *mtom.documents)}
+    repository = entries[0].find(f"{q(RIM, 'Slot')}[@name='repositoryUniqueId']//{q(RIM, 'Value')}").text
+    for use_mtom in (True, False):
+        response, documents = bernard.retrieve([(repository, uid) for uid in sent], mtom=use_mtom)
+        assert response.ok
+        assert {d.unique_id: d.content for d in documents} == sent
+
+    # Replacement (RPLC): the old entry becomes Deprecated, the new one is Approved.
+    old = next(e for e in entries if unique_id_of(e) == inline.documents[0].unique_id)
+    replacement = alice_submission(
+        xds_kit, [DocumentDraft(title="Compte rendu v2")], replaces={0: old.get("id")}
+    )
+    assert bernard.provide_and_register(replacement).ok
+    statuses = {unique_id_of(e): e.get("status") for e in find_documents(bernard, (APPROVED, DEPRECATED))}
+    assert statuses[inline.documents[0].unique_id] == DEPRECATED
+    assert statuses[replacement.documents[0].unique_id] == APPROVED
+
+    # Masking (TD3.3a) by ITI-57: the authorised PS no longer sees it, the médecin traitant does.
+    moreau = xds_kit.client(personas.dr_moreau)
+    assert len(find_documents(moreau)) == 3
+    target = next(e for e in find_documents(bernard) if unique_id_of(e) == mtom.documents[1].unique_id)
+    masked = bernard.update_document(
+        target, confidentiality=[("N", "2.16.840.1.113883.5.25"), ("MASQUE_PS", "1.2.250.1.213.1.1.4.13")]
+    )
+    assert masked.ok, masked.errors
+    assert mtom.documents[1].unique_id not in {unique_id_of(e) for e in find_documents(moreau)}
+    assert mtom.documents[1].unique_id in {unique_id_of(e) for e in find_documents(bernard)}
+    _, hidden = moreau.retrieve([(repository, mtom.documents[1].unique_id)])
+    assert hidden == []
+
+    # Archive (TD3.3d) by status update.
+    archived_entry = next(
+        e for e in find_documents(bernard) if unique_id_of(e) == mtom.documents[0].unique_id
+    )
+    assert bernard.update_status(
+        archived_entry.get("id"), APPROVED, "urn:asip:ci-sis:2010:StatusType:Archived"
+    ).ok
+    assert mtom.documents[0].unique_id not in {unique_id_of(e) for e in find_documents(bernard)}
+
+    # The trail: every step is in the audit, and the PS can list its own actions.
+    traces = bernard.dmp("Traces", "TracesRequest")
+    assert len(traces.body.findall(f"{{{DMP_NS}}}Trace")) >= 8
+    assert AuditEvent.objects.filter(actor_id=personas.dr_bernard.national_id, channel="xds").count() >= 8
+
+
+def test_every_stored_query_answers_with_what_the_caller_may_see(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft(), DocumentDraft(type_code="11502-2")])
+    assert bernard.provide_and_register(submission).ok
+    patient = f"'{bernard.claims.patient_ins}'"
+    approved = f"('{APPROVED}')"
+    entries = find_documents(bernard)
+    entry_uuids = [e.get("id") for e in entries]
+    subset_uid = submission.submission_set.unique_id
+
+    def run(query, params, return_type="LeafClass"):
+        response = bernard.stored_query(query, params, return_type=return_type)
+        assert response.ok, response.errors
+        return response
+
+    def count(response, tag):
+        return len(registry_objects(response, tag))
+
+    assert (
+        count(
+            run(
+                StoredQuery.FIND_DOCUMENTS,
+                {"$XDSDocumentEntryPatientId": patient, "$XDSDocumentEntryStatus": approved},
+                "ObjectRef",
+            ),
+            "ObjectRef",
+        )
+        == 2
+    )
+    assert (
+        count(
+            run(
+                StoredQuery.FIND_DOCUMENTS,
+                {
+                    "$XDSDocumentEntryPatientId": patient,
+                    "$XDSDocumentEntryStatus": approved,
+                    "$XDSDocumentEntryTypeCode": "('11502-2^^2.16.840.1.113883.6.1')",
+                },
+            ),
+            "ExtrinsicObject",
+        )
+        == 1
+    )
+    assert (
+        count(
+            run(
+                StoredQuery.FIND_SUBMISSION_SETS,
+                {"$XDSSubmissionSetPatientId": patient, "$XDSSubmissionSetStatus": approved},
+            ),
+            "RegistryPackage",
+        )
+        == 1
+    )
+    assert (
+        count(
+            run(StoredQuery.FIND_FOLDERS, {"$XDSFolderPatientId": patient, "$XDSFolderStatus": approved}),
+            "RegistryPackage",
+        )
+        == 0
+    )
+    everything = run(StoredQuery.GET_ALL, {"$patientId": patient, "$XDSDocumentEntryStatus": approved})
+    assert (
+        count(everything, "ExtrinsicObject"),
+        count(everything, "RegistryPackage"),
+        count(everything, "Association"),
+    ) == (2, 1, 2)
+    assert (
+        count(
+            run(StoredQuery.GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": f"('{entry_uuids[0]}')"}),
+            "ExtrinsicObject",
+        )
+        == 1
+    )
+    both = run(
+        StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS,
+        {"$XDSDocumentEntryEntryUUID": f"('{entry_uuids[0]}','{entry_uuids[1]}')"},
+    )
+    assert (count(both, "ExtrinsicObject"), count(both, "Association")) == (2, 2)
+    assert count(run(StoredQuery.GET_ASSOCIATIONS, {"$uuid": f"('{entry_uuids[0]}')"}), "Association") == 1
+    subsets = run(StoredQuery.GET_SUBMISSION_SETS, {"$uuid": f"('{entry_uuids[0]}')"})
+    assert (count(subsets, "RegistryPackage"), count(subsets, "Association")) == (1, 1)
+    contents = run(
+        StoredQuery.GET_SUBMISSION_SET_AND_CONTENTS, {"$XDSSubmissionSetUniqueId": f"'{subset_uid}'"}
+    )
+    assert (
+        count(contents, "ExtrinsicObject"),
+        count(contents, "RegistryPackage"),
+        count(contents, "Association"),
+    ) == (2, 1, 2)
+    assert (
+        count(
+            run(
+                StoredQuery.GET_FOLDERS,
+                {"$XDSFolderEntryUUID": "('urn:uuid:00000000-0000-0000-0000-000000000000')"},
+            ),
+            "RegistryPackage",
+        )
+        == 0
+    )
+    assert (
+        count(run(StoredQuery.GET_FOLDER_AND_CONTENTS, {"$XDSFolderUniqueId": "'1.2.3'"}), "RegistryPackage")
+        == 0
+    )
+    assert (
+        count(
+            run(StoredQuery.GET_FOLDERS_FOR_DOCUMENT, {"$XDSDocumentEntryEntryUUID": f"'{entry_uuids[0]}'"}),
+            "RegistryPackage",
+        )
+        == 0
+    )
+    related = run(
+        StoredQuery.GET_RELATED_DOCUMENTS,
+        {
+            "$XDSDocumentEntryEntryUUID": f"'{entry_uuids[0]}'",
+            "$AssociationTypes": "('urn:ihe:iti:2007:AssociationType:RPLC')",
+        },
+    )
+    assert count(related, "ExtrinsicObject") == 0
+    unknown = bernard.stored_query("urn:uuid:00000000-0000-0000-0000-000000000001", {})
+    assert not unknown.ok
+    assert unknown.errors[0].code == "XDSUnknownStoredQuery"
+
+
+def test_td11_creates_a_record_and_td02_reports_it(xds_kit):
+    personas = xds_kit.personas
+    bob = personas.bob_traits
+    bob_cx = f"{bob.ins}^^^&{bob.ins_authority}&ISO^NH"
+    bernard = xds_kit.client(personas.dr_bernard, patient_ins=bob_cx)
+    assert bernard.record_test().body.get("status") == "INEXISTANT"
+    traits = {
+        "birthFamilyName": bob.birth_family_name,
+        "givenNames": bob.given_names,
+        "birthDate": bob.birth_date.isoformat(),
+        "sex": bob.sex,
+    }
+    with pytest.raises(SoapFault) as refused:
+        bernard.record_create(traits, consent=False)
+    assert "consent" in refused.value.reason
+    assert not Record.objects.filter(patient__ins=bob.ins).exists()
+    created = bernard.record_create(traits, consent=True, opposes_break_glass=True)
+    assert created.body.get("status") == "ACTIF"
+    report = bernard.record_test().body
+    assert (report.get("status"), report.get("authorisation"), report.get("opposesBreakGlass")) == (
+        "ACTIF",
+        "VALIDE",
+        "true",
+    )
+
+
+def _documents_now():
+    return DocumentEntry.objects.count()
+
+
+def test_forbidden_and_hostile_calls_fail_and_change_nothing(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    before = _documents_now()
+
+    # Unsigned VIHF.
+    unsigned = build_assertion(bernard.claims, certificate=bernard.certificate)
+    for signature in unsigned.findall("{http://www.w3.org/2000/09/xmldsig#}Signature"):
+        unsigned.remove(signature)
+    with pytest.raises(SoapFault, match="signature"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=unsigned)
+
+    # Tampered: the subject changed after signing.
+    tampered = bernard.vihf()
+    tampered.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").text = personas.dr_moreau.national_id
+    with pytest.raises(SoapFault, match="signature does not verify"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=tampered)
+
+    # Wrapped: an evil assertion carrying the genuine signed one inside.
+    genuine = bernard.vihf()
+    evil = copy.deepcopy(genuine)
+    evil.set("ID", "_evil")
+    evil.append(genuine)
+    with pytest.raises(SoapFault, match="exactly one assertion"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=evil)
+
+    # Replayed: the same signed assertion twice.
+    once = bernard.vihf()
+    response = bernard.call(
+        "urn:opendmp:dmp:TD0.2", etree.Element(f"{{{DMP_NS}}}RecordTestRequest"), security=copy.deepcopy(once)
+    )
+    assert response.body.get("status") == "ACTIF"
+    with pytest.raises(SoapFault, match="replayed"):
+        bernard.call("urn:opendmp:dmp:TD0.2", etree.Element(f"{{{DMP_NS}}}RecordTestRequest"), security=once)
+
+    # Expired.
+    old = sign_assertion(
+        build_assertion(
+            bernard.claims,
+            certificate=bernard.certificate,
+            now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+        ),
+        key=bernard.key,
+        certificate=bernard.certificate,
+    )
+    with pytest.raises(SoapFault, match="expired"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=old)
+
+    # Unknown homologation number.
+    with pytest.raises(SoapFault, match="homologation"):
+        bernard.provide_and_register(submission, claims=replace(bernard.claims, homologation="OPENDMP-NOPE"))
+
+    # A CPS card that is not the subject's: Moreau's card claiming to be Bernard.
+    moreau_card = xds_kit.card(personas.dr_moreau)
+    impostor = xds_kit.client(personas.dr_bernard)
+    impostor.key, impostor.certificate = moreau_card.key, moreau_card.certificate
+    with pytest.raises(SoapFault, match="does not belong"):
+        impostor.provide_and_register(submission)
+
+    # A certificate from outside the trusted PKI.
+    from dmp.identity.pki import self_signed_clone
+
+    clone = self_signed_clone(bernard.certificate)
+    outsider = xds_kit.client(personas.dr_bernard)
+    outsider.key, outsider.certificate = clone.key, clone.certificate
+    with pytest.raises(SoapFault, match="certificate"):
+        outsider.provide_and_register(submission)
+
+    # Wrong patient: the submission is for Léo, the VIHF names Alice.
+    leo_submission = submission_for(
+        ins=personas.leo.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=[DocumentDraft()],
+    )
+    wrong = bernard.provide_and_register(leo_submission)
+    assert not wrong.ok
+    assert {e.code for e in wrong.errors} == {"XDSPatientIdDoesNotMatch"}
+
+    # Tampered content: declared hash differs from the bytes.
+    bad_hash = alice_submission(xds_kit, [DocumentDraft(declared_hash="0" * 40)])
+    refused = bernard.provide_and_register(bad_hash)
+    assert {e.code for e in refused.errors} == {"XDSNonIdenticalHash"}
+
+    # The blocked PS learns nothing.
+    durand = xds_kit.client(personas.dr_durand)
+    blocked = durand.stored_query(
+        StoredQuery.FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": f"'{durand.claims.patient_ins}'",
+            "$XDSDocumentEntryStatus": f"('{APPROVED}')",
+        },
+    )
+    assert not blocked.ok
+    assert registry_objects(blocked, "ExtrinsicObject") == []
+
+    assert _documents_now() == before
+
+
+def test_duplicate_unique_id_with_other_bytes_is_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    first = alice_submission(xds_kit, [DocumentDraft(unique_id="1.2.250.1.999.1.424242")])
+    assert bernard.provide_and_register(first).ok
+    again = alice_submission(
+        xds_kit, [DocumentDraft(unique_id="1.2.250.1.999.1.424242", title="Autre contenu")]
+    )
+    response = bernard.provide_and_register(again)
+    # IHE: a uniqueId already registered for a document with another hash is XDSNonIdenticalHash.
+    assert {e.code for e in response.errors} == {"XDSNonIdenticalHash"}
+    assert DocumentEntry.objects.filter(unique_id="1.2.250.1.999.1.424242").count() == 1
+
+
+def test_the_habilitation_matrix_hides_document_types_from_a_profession(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    # A delivery report (15508-5) is never shown to a podiatrist; an ordinary report (11488-4) is.
+    submission = alice_submission(
+        xds_kit, [DocumentDraft(type_code="15508-5"), DocumentDraft(type_code="11488-4")]
+    )
+    assert bernard.provide_and_register(submission).ok
+    delivery, report = (d.unique_id for d in submission.documents)
+    assert {unique_id_of(e) for e in find_documents(bernard)} == {delivery, report}
+    garnier = xds_kit.client(personas.podiatrist_garnier)
+    assert {unique_id_of(e) for e in find_documents(garnier)} == {report}
+    repository = "1.2.250.1.213.4.1.1.1"
+    _, documents = garnier.retrieve([(repository, delivery)])
+    assert documents == []
+
+
+def test_td03_self_authorisation_and_break_glass_follow_the_patients_wishes(xds_kit):
+    personas = xds_kit.personas
+    petit = xds_kit.client(personas.dr_petit)
+    assert petit.record_test().body.get("authorisation") == "NON_EXISTE"
+    blind = petit.stored_query(
+        StoredQuery.FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": f"'{petit.claims.patient_ins}'",
+            "$XDSDocumentEntryStatus": f"('{APPROVED}')",
+        },
+    )
+    assert not blind.ok
+    # Break-glass needs a reason; with one it opens the record and is recorded for the patient.
+    with pytest.raises(SoapFault):
+        petit.record_test(claims=replace(petit.claims, purpose_of_use="bris_de_glace"))
+    urgent = replace(petit.claims, purpose_of_use="bris_de_glace", break_glass_reason="Patiente inconsciente")
+    assert petit.stored_query(
+        StoredQuery.FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": f"'{petit.claims.patient_ins}'",
+            "$XDSDocumentEntryStatus": f"('{APPROVED}')",
+        },
+        claims=urgent,
+    ).ok
+    assert AuditEvent.objects.filter(
+        actor_id=personas.dr_petit.national_id, access_mode="bris_de_glace"
+    ).exists()
+    # TD0.3: the PS adds its own authorisation, then removes it.
+    assert petit.dmp("TD0.3", "AuthorisationRequest", action="AJOUT").body.get("status") == "OK"
+    assert petit.record_test().body.get("authorisation") == "VALIDE"
+    petit.dmp("TD0.3", "AuthorisationRequest", action="SUPPRESSION")
+    assert petit.record_test().body.get("authorisation") != "VALIDE"
+
+
+def test_only_the_author_deletes_and_a_ps_cannot_remove_metadata(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    assert bernard.provide_and_register(submission).ok
+    entry = find_documents(bernard)[0]
+    moreau = xds_kit.client(personas.dr_moreau)
+    refused = moreau.update_status(entry.get("id"), APPROVED, "urn:asip:ci-sis:2010:StatusType:Deleted")
+    assert not refused.ok
+    assert (
+        DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).availability_status == APPROVED
+    )
+    body = etree.Element(
+        "{urn:ihe:iti:rmd:2017}RemoveMetadataRequest", nsmap={"rmd": "urn:ihe:iti:rmd:2017", "rim": RIM}
+    )
+    refs = etree.SubElement(body, q(RIM, "ObjectRefList"))
+    etree.SubElement(refs, q(RIM, "ObjectRef"), id=entry.get("id"))
+    removal = bernard.call("urn:ihe:iti:2010:DeleteDocumentSet", body)
+    assert not removal.ok
+    assert DocumentEntry.objects.filter(unique_id=submission.documents[0].unique_id).exists()
+    deleted = bernard.update_status(entry.get("id"), APPROVED, "urn:asip:ci-sis:2010:StatusType:Deleted")
+    assert deleted.ok, deleted.errors
+    assert find_documents(bernard) == []
+
+
+def test_mutual_tls_binds_the_client_certificate_to_the_vihf_signer(xds_kit, settings):
+    personas = xds_kit.personas
+    settings.OPENDMP_TLS_CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
+    bernard = xds_kit.client(personas.dr_bernard)
+    with pytest.raises(SoapFault, match="client certificate"):
+        bernard.record_test()
+    auth, _ = xds_kit.pki.cps_card(
+        national_id=personas.dr_bernard.national_id, display_name=personas.dr_bernard.display_name
+    )
+    from urllib.parse import quote
+
+    from dmp.identity.models import Certificate
+    from dmp.identity.pki import certificate_register
+
+    certificate_register(auth, usage=Certificate.Usage.CPS_AUTH, professional=personas.dr_bernard)
+    bernard.extra_headers = {"X-SSL-Client-Cert": quote(auth.certificate_pem.decode())}
+    assert bernard.record_test().body.get("status") == "ACTIF"
+    moreau_auth, _ = xds_kit.pki.cps_card(
+        national_id=personas.dr_moreau.national_id, display_name=personas.dr_moreau.display_name
+    )
+    certificate_register(moreau_auth, usage=Certificate.Usage.CPS_AUTH, professional=personas.dr_moreau)
+    bernard.extra_headers = {"X-SSL-Client-Cert": quote(moreau_auth.certificate_pem.decode())}
+    with pytest.raises(SoapFault, match="differ"):
+        bernard.record_test()
+
+
+def test_an_authorised_ps_updates_the_administrative_part_and_a_bad_email_changes_nothing(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    updated = bernard.dmp(
+        "AdministrativeUpdate",
+        "AdministrativeUpdateRequest",
+        address="3 rue de Brest",
+        postalCode="35000",
+        city="Rennes",
+        email="alice@example.org",
+        mobile="0600000000",
+    )
+    assert updated.body.get("city") == "Rennes"
+    with pytest.raises(SoapFault, match="invalid"):
+        bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", city="Brest", email="not-an-email")
+    personas.alice.refresh_from_db()
+    assert (personas.alice.city, personas.alice.email) == ("Rennes", "alice@example.org")
+    durand = xds_kit.client(personas.dr_durand)
+    with pytest.raises(SoapFault):
+        durand.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", city="Paris")
+    personas.alice.refresh_from_db()
+    assert personas.alice.city == "Rennes"

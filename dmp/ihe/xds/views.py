@@ -1,0 +1,140 @@
+"""The SOAP endpoint of DMP-compatible software: parse, authenticate (VIHF), dispatch, answer.
+
+Security failures are SOAP faults (nothing about the record is revealed); business errors of
+XDS transactions are RegistryResponses with IHE error codes; nothing changes on error because
+every service is all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote
+
+from cryptography import x509
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from lxml import etree
+
+from dmp.common.errors import DomainError, ErrorCode, ValidationFailed
+from dmp.ihe.xds import ebrim, soap
+from dmp.ihe.xds.ebrim import RS, XDSB, RegistryError, q
+from dmp.ihe.xds.transactions import HANDLERS, REGISTRY_STYLE, Action, Context
+from dmp.ihe.xds.vihf import VihfRejected, caller_from_vihf, verify_assertion
+
+logger = logging.getLogger(__name__)
+
+XDS_ERROR_CODES = {
+    ErrorCode.DUPLICATE_UNIQUE_ID: "XDSDuplicateUniqueIdInRegistry",
+    ErrorCode.NON_IDENTICAL_HASH: "XDSNonIdenticalHash",
+    ErrorCode.NON_IDENTICAL_SIZE: "XDSNonIdenticalSize",
+    ErrorCode.UNKNOWN_PATIENT: "XDSUnknownPatientId",
+    ErrorCode.PATIENT_ID_MISMATCH: "XDSPatientIdDoesNotMatch",
+    ErrorCode.UNRESOLVED_REFERENCE: "XDSUnresolvedReferenceException",
+    ErrorCode.UNSUPPORTED: "XDSUnknownStoredQuery",
+    ErrorCode.INVALID: "XDSRegistryMetadataError",
+    ErrorCode.CONFLICT: "XDSMetadataVersionError",
+    ErrorCode.INTEGRITY: "XDSRepositoryError",
+    ErrorCode.DOCUMENT_TOO_LARGE: "XDSRepositoryError",
+    ErrorCode.NOT_FOUND: "XDSRegistryError",
+    ErrorCode.FORBIDDEN: "XDSRegistryError",
+}
+
+
+def _errors(exc: DomainError) -> list[RegistryError]:
+    problems = exc.problems if isinstance(exc, ValidationFailed) else []
+    if problems:
+        return [
+            RegistryError(XDS_ERROR_CODES.get(p.code, "XDSRegistryError"), p.message, p.location)
+            for p in problems
+        ]
+    return [RegistryError(XDS_ERROR_CODES.get(exc.code, "XDSRegistryError"), exc.message, exc.location)]
+
+
+def _respond(
+    root: etree._Element, action: str, attachments: dict[str, bytes] | None, status: int = 200
+) -> HttpResponse:
+    content_type, data = soap.encode(root, action, attachments)
+    return HttpResponse(data, status=status, content_type=content_type)
+
+
+def _fault(reason: str, *, code: str = "Sender", subcode: str = "", relates_to: str = "") -> HttpResponse:
+    root = soap.fault(code, reason, subcode=subcode, relates_to=relates_to)
+    return _respond(
+        root, "http://www.w3.org/2005/08/addressing/soap/fault", None, 400 if code == "Sender" else 500
+    )
+
+
+def _client_certificate(request: HttpRequest) -> x509.Certificate | None:
+    header = settings.OPENDMP_TLS_CLIENT_CERT_HEADER
+    if not header:
+        return None
+    if request.META.get("REMOTE_ADDR") not in settings.OPENDMP_TRUSTED_PROXIES:
+        raise VihfRejected("client certificate header from an untrusted peer")
+    pem = unquote(request.META.get(header, ""))
+    if not pem.strip():
+        raise VihfRejected("mutual TLS: no client certificate")
+    try:
+        return x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as exc:
+        raise VihfRejected("mutual TLS: unreadable client certificate") from exc
+
+
+def _error_body(action: str, exc: DomainError) -> etree._Element:
+    errors = _errors(exc)
+    if action == Action.RETRIEVE:
+        response = etree.Element(q(XDSB, "RetrieveDocumentSetResponse"), nsmap={"xdsb": XDSB, "rs": RS})
+        registry = etree.SubElement(response, q(RS, "RegistryResponse"), status=ebrim.RESPONSE_FAILURE)
+        ebrim.registry_error_list(registry, errors)
+        return response
+    if action == Action.STORED_QUERY:
+        response = etree.Element(
+            q(ebrim.QUERY, "AdhocQueryResponse"),
+            nsmap={"query": ebrim.QUERY, "rs": RS},
+            status=ebrim.RESPONSE_FAILURE,
+        )
+        ebrim.registry_error_list(response, errors)
+        return response
+    return ebrim.registry_response(errors)
+
+
+@csrf_exempt
+@require_POST
+def endpoint(request: HttpRequest) -> HttpResponse:
+    limit = settings.OPENDMP_XDS_MAX_REQUEST_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return _fault(f"request larger than {limit} bytes")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _fault(f"request larger than {limit} bytes")
+    try:
+        message = soap.parse_message(request.META.get("CONTENT_TYPE", ""), body)
+    except ValidationFailed as exc:
+        return _fault(exc.problems[0].message if exc.problems else "malformed message")
+    handler = HANDLERS.get(message.action)
+    if handler is None:
+        return _fault(f"unsupported action {message.action!r}", subcode="wsa:ActionNotSupported")
+    reply_action = f"{message.action}Response"
+    try:
+        facts = verify_assertion(message.header_element(soap.WSSE, "Security"))
+        caller = caller_from_vihf(facts, client_certificate=_client_certificate(request))
+    except VihfRejected as exc:
+        logger.warning("VIHF rejected on %s: %s", message.action, exc.message)
+        return _fault(exc.message, subcode="wsse:FailedAuthentication", relates_to=message.message_id)
+    context = Context(message=message, caller=caller, patient=facts.patient)
+    try:
+        outcome = handler(context)
+    except DomainError as exc:
+        if message.action in REGISTRY_STYLE or message.action == Action.RETRIEVE:
+            root = soap.envelope(
+                reply_action, _error_body(message.action, exc), relates_to=message.message_id
+            )
+            return _respond(root, reply_action, None)
+        return _fault(exc.message, subcode=f"dmp:{exc.code.value}", relates_to=message.message_id)
+    root = soap.envelope(reply_action, outcome.body, relates_to=message.message_id)
+    return _respond(root, reply_action, outcome.attachments if message.mtom else None)

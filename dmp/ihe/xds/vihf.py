@@ -1,0 +1,307 @@
+"""Verifying a VIHF (signed SAML 2.0 assertion) and turning it into a policy `Caller`.
+
+Every fact is read from the node the signature covers (signxml returns it), never from the
+message as received, which defeats signature wrapping. The signing certificate must chain to
+the configured trust bundle AND be registered to the PS (direct mode) or the structure
+(indirect mode) the assertion speaks for; the homologation number must belong to an active
+product; an assertion id is accepted once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography import x509
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from lxml import etree
+from signxml.exceptions import InvalidInput, InvalidSignature
+from signxml.verifier import XMLVerifier
+
+from dmp.access.actors import AccessMode, Actor, ActorKind, AuthenticationMode, Caller, Channel, Software
+from dmp.common import clock
+from dmp.common.errors import DomainError, ErrorCode
+from dmp.compat.services import UnknownSoftware, software_check
+from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
+from dmp.identity.models import Certificate, HealthProfessional, Structure
+from dmp.identity.pki import CertificateRejected, fingerprint_of, trust_anchors, verify_certificate
+from dmp.ihe.xds.models import SeenAssertion
+
+SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
+DS: Final = "http://www.w3.org/2000/09/xmldsig#"
+HL7: Final = "urn:hl7-org:v3"
+WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+MAX_LIFETIME: Final = dt.timedelta(hours=2)
+
+
+class VihfRejected(DomainError):
+    """The security token is missing, malformed, untrusted, expired or replayed."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+@dataclass(frozen=True)
+class VihfFacts:
+    assertion_id: str
+    not_on_or_after: dt.datetime
+    certificate_fingerprint: str
+    subject_id: str
+    subject_name: str
+    profession: str
+    specialty: str
+    sector: str
+    structure_id: str
+    patient: Ins | None
+    mode: AccessMode
+    reason: str
+    authentication: AuthenticationMode
+    lps_id: str
+    lps_name: str
+    lps_version: str
+    homologation: str
+    secret_connection: bool
+
+
+def _parse_time(value: str | None, what: str) -> dt.datetime:
+    if not value:
+        raise VihfRejected(f"VIHF without {what}")
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise VihfRejected(f"VIHF {what} is not a date-time") from exc
+    if moment.tzinfo is None:
+        raise VihfRejected(f"VIHF {what} must carry a time zone")
+    return moment
+
+
+def _attributes(assertion: etree._Element) -> dict[str, list[etree._Element]]:
+    found: dict[str, list[etree._Element]] = {}
+    for attribute in assertion.iterfind(f"{{{SAML}}}AttributeStatement/{{{SAML}}}Attribute"):
+        found.setdefault(attribute.get("Name", ""), []).extend(attribute.findall(f"{{{SAML}}}AttributeValue"))
+    return found
+
+
+def _text(values: dict[str, list[etree._Element]], name: str, *, required: bool = True) -> str:
+    listed = values.get(name, [])
+    if not listed or not (listed[0].text or "").strip():
+        if required:
+            raise VihfRejected(f"VIHF attribute {name} is missing")
+        return ""
+    return (listed[0].text or "").strip()
+
+
+def _codes(values: dict[str, list[etree._Element]], name: str) -> list[tuple[str, str]]:
+    return [
+        (coded.get("code", ""), coded.get("codeSystem", ""))
+        for value in values.get(name, [])
+        for coded in value
+    ]
+
+
+def _certificate(signature: etree._Element) -> x509.Certificate:
+    found = signature.findall(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
+    if len(found) != 1:
+        raise VihfRejected("the VIHF signature must carry exactly one certificate")
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode("".join((found[0].text or "").split())))
+    except ValueError as exc:
+        raise VihfRejected("the VIHF certificate is unreadable") from exc
+
+
+def verify_assertion(security: etree._Element | None, *, now: dt.datetime | None = None) -> VihfFacts:
+    """Check signature, trust, validity window and audience; return the signed facts."""
+    if security is None:
+        raise VihfRejected("no WS-Security header: a VIHF is required")
+    assertions = security.findall(f"{{{SAML}}}Assertion")
+    if len(assertions) != 1 or len(list(security.iter(f"{{{SAML}}}Assertion"))) != 1:
+        raise VihfRejected("the WS-Security header must hold exactly one assertion")
+    received = assertions[0]
+    signatures = received.findall(f"{{{DS}}}Signature")
+    if len(signatures) != 1:
+        raise VihfRejected("the VIHF must carry exactly one enveloped signature")
+    certificate = _certificate(signatures[0])
+    moment = now or clock.now()
+    try:
+        verify_certificate(certificate, anchors=trust_anchors(settings.OPENDMP_TRUST_BUNDLE), at=moment)
+    except CertificateRejected as exc:
+        raise VihfRejected(f"VIHF signing certificate rejected: {exc.message}") from exc
+    try:
+        result = XMLVerifier().verify(received, x509_cert=certificate, id_attribute="ID", expect_references=1)
+    except (InvalidSignature, InvalidInput) as exc:
+        raise VihfRejected("the VIHF signature does not verify") from exc
+    if isinstance(result, list):
+        raise VihfRejected("the VIHF must carry exactly one signature reference")
+    signed = result.signed_xml
+    if signed is None or signed.tag != f"{{{SAML}}}Assertion" or signed.get("ID") != received.get("ID"):
+        raise VihfRejected("the VIHF signature does not cover the assertion")
+    skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
+    issued = _parse_time(signed.get("IssueInstant"), "IssueInstant")
+    conditions = signed.find(f"{{{SAML}}}Conditions")
+    if conditions is None:
+        raise VihfRejected("VIHF without Conditions (validity window and audience)")
+    not_before = _parse_time(conditions.get("NotBefore"), "NotBefore")
+    not_after = _parse_time(conditions.get("NotOnOrAfter"), "NotOnOrAfter")
+    if issued > moment + skew or not_before > moment + skew:
+        raise VihfRejected("VIHF not yet valid")
+    if moment >= not_after + skew:
+        raise VihfRejected("VIHF expired")
+    if not_after - not_before > MAX_LIFETIME:
+        raise VihfRejected("VIHF validity window too long")
+    audiences = {(a.text or "").strip() for a in conditions.iter(f"{{{SAML}}}Audience")}
+    if settings.OPENDMP_VIHF_AUDIENCE not in audiences:
+        raise VihfRejected("VIHF audience does not name this DMP")
+    name_id = signed.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
+    subject_id = (name_id.text or "").strip() if name_id is not None else ""
+    if not subject_id:
+        raise VihfRejected("VIHF without Subject/NameID")
+    values = _attributes(signed)
+    roles = _codes(values, "urn:oasis:names:tc:xacml:2.0:subject:role")
+    if not roles or not roles[0][0]:
+        raise VihfRejected("VIHF attribute subject:role is missing")
+    purposes = _codes(values, "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse")
+    try:
+        mode = AccessMode(purposes[0][0]) if purposes else AccessMode.NORMAL
+    except ValueError as exc:
+        raise VihfRejected("unknown VIHF purposeofuse") from exc
+    try:
+        authentication = AuthenticationMode(_text(values, "Authentification_Mode"))
+    except ValueError as exc:
+        raise VihfRejected("unknown VIHF Authentification_Mode") from exc
+    if authentication not in {
+        AuthenticationMode.DIRECT,
+        AuthenticationMode.INDIRECT,
+        AuthenticationMode.INDIRECT_REINFORCED,
+    }:
+        raise VihfRejected("unknown VIHF Authentification_Mode")
+    patient_cx = _text(values, "urn:oasis:names:tc:xacml:2.0:resource:resource-id", required=False)
+    try:
+        patient = parse_hl7_ins(patient_cx) if patient_cx else None
+    except InvalidIns as exc:
+        raise VihfRejected(f"VIHF patient identifier: {exc.message}") from exc
+    confidentiality = _text(
+        values, "urn:oasis:names:tc:xspa:1.0:resource:patient:hl7:confidentiality-code", required=False
+    )
+    return VihfFacts(
+        assertion_id=signed.get("ID", ""),
+        not_on_or_after=not_after,
+        certificate_fingerprint=fingerprint_of(certificate),
+        subject_id=subject_id,
+        subject_name=_text(values, "urn:oasis:names:tc:xspa:1.0:subject:subject-id", required=False),
+        profession=roles[0][0],
+        specialty=roles[1][0] if len(roles) > 1 else "",
+        sector=_text(values, "Secteur_Activite", required=False).split("^", 1)[0],
+        structure_id=_text(values, "Identifiant_Structure", required=False),
+        patient=patient,
+        mode=mode,
+        reason=_text(values, "Bris_De_Glace_Motif", required=False),
+        authentication=authentication,
+        lps_id=_text(values, "LPS_ID"),
+        lps_name=_text(values, "LPS_Nom"),
+        lps_version=_text(values, "LPS_Version"),
+        homologation=_text(values, "LPS_ID_HOMOLOGATION_DMP"),
+        secret_connection=confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX",
+    )
+
+
+def _bound_certificate(facts: VihfFacts) -> Certificate:
+    """The registered certificate that signed, owned by the PS or the structure the VIHF names."""
+    known = (
+        Certificate.objects.select_related("professional", "structure")
+        .filter(fingerprint_sha256=facts.certificate_fingerprint, revoked_at__isnull=True)
+        .first()
+    )
+    if known is None:
+        raise VihfRejected("the VIHF signing certificate is not registered with the DMP")
+    if facts.authentication is AuthenticationMode.DIRECT:
+        if known.usage != Certificate.Usage.CPS_SIGN or known.professional is None:
+            raise VihfRejected("direct mode requires the signature certificate of a CPS card")
+        if known.professional.national_id != facts.subject_id:
+            raise VihfRejected("the CPS card does not belong to the VIHF subject")
+    else:
+        if known.usage != Certificate.Usage.ORG_SIGN or known.structure is None:
+            raise VihfRejected("indirect mode requires a structure signature certificate (ORG_SIGN)")
+        if known.structure.id_nat != facts.structure_id:
+            raise VihfRejected("the structure certificate does not belong to the VIHF structure")
+    return known
+
+
+def _consume(facts: VihfFacts) -> None:
+    skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            SeenAssertion.objects.create(
+                assertion_id=facts.assertion_id[:128], expires_at=facts.not_on_or_after + skew
+            )
+    except IntegrityError as exc:
+        raise VihfRejected("VIHF replayed: this assertion was already used") from exc
+    # Expired ids can no longer be replayed (the window check refuses them): forget them now and then.
+    if facts.assertion_id.endswith(("0", "8")):
+        SeenAssertion.objects.filter(expires_at__lt=now).delete()
+
+
+def caller_from_vihf(
+    facts: VihfFacts, *, client_certificate: x509.Certificate | None = None, channel: Channel = Channel.XDS
+) -> Caller:
+    """Bind the facts to registered identities, check the software, consume the assertion id."""
+    try:
+        product = software_check(facts.homologation)
+    except UnknownSoftware as exc:
+        raise VihfRejected(f"homologation number refused: {exc.message}") from exc
+    known = _bound_certificate(facts)
+    if client_certificate is not None:
+        _check_tls_client(client_certificate, known)
+    structure = Structure.objects.filter(id_nat=facts.structure_id).first() if facts.structure_id else None
+    if facts.structure_id and structure is None:
+        raise VihfRejected("unknown structure in the VIHF")
+    professional = HealthProfessional.objects.filter(national_id=facts.subject_id, is_active=True).first()
+    if facts.authentication is AuthenticationMode.DIRECT:
+        assert known.professional is not None  # noqa: S101 - guaranteed by _bound_certificate
+        professional = known.professional
+        profession, specialty = professional.profession_code, professional.specialty_code
+    else:
+        # The structure vouches for its staff: use the directory when it knows the person.
+        profession = professional.profession_code if professional else facts.profession
+        specialty = professional.specialty_code if professional else facts.specialty
+    _consume(facts)
+    actor = Actor(
+        kind=ActorKind.PROFESSIONAL,
+        person_id=facts.subject_id,
+        display_name=professional.display_name if professional else facts.subject_name,
+        authentication=facts.authentication,
+        profession_code=profession,
+        specialty_code=specialty,
+        structure_id=structure.id_nat if structure else "",
+        structure_name=structure.name if structure else "",
+        is_emergency_regulator=bool(
+            structure and structure.is_emergency_regulation_centre and profession == "10"
+        ),
+        secret_connection=facts.secret_connection,
+        software=Software(
+            identifier=facts.lps_id, name=product.name or facts.lps_name, version=facts.lps_version
+        ),
+    )
+    return Caller(actor=actor, mode=facts.mode, reason=facts.reason, channel=channel)
+
+
+def _check_tls_client(certificate: x509.Certificate, signer: Certificate) -> None:
+    try:
+        verify_certificate(
+            certificate,
+            anchors=trust_anchors(settings.OPENDMP_TRUST_BUNDLE),
+            require_signature_usage=False,
+        )
+    except CertificateRejected as exc:
+        raise VihfRejected(f"TLS client certificate rejected: {exc.message}") from exc
+    fingerprint = fingerprint_of(certificate)
+    owned = Certificate.objects.filter(fingerprint_sha256=fingerprint, revoked_at__isnull=True).first()
+    if owned is None:
+        raise VihfRejected("TLS client certificate not registered")
+    same_owner = (signer.professional_id is not None and owned.professional_id == signer.professional_id) or (
+        signer.structure_id is not None and owned.structure_id == signer.structure_id
+    )
+    if not same_owner or owned.usage not in {Certificate.Usage.CPS_AUTH, Certificate.Usage.ORG_AUTH_CLI}:
+        raise VihfRejected("TLS client certificate and VIHF signer differ")

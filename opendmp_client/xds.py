@@ -1,0 +1,318 @@
+"""A client for the DMP's SOAP web services (XDS.b with the DMP profile, and DMP transactions).
+
+Every call carries a freshly signed VIHF (new assertion id, short validity). Documents travel
+as MTOM attachments by default, inline base64 on request. Used by OpenDMP's own end-to-end
+tests over real HTTP, and by vendors as a reference implementation.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from lxml import etree
+
+from dmp.common.xml import parse_xml
+from dmp.documents.metadata import SubmissionInput
+from dmp.ihe.xds import ebrim, soap
+from dmp.ihe.xds.ebrim import LCM, QUERY, RIM, RS, XDSB, XOP, RegistryError, q
+from opendmp_client.vihf import VihfClaims, signed_vihf
+
+DMP_NS = "urn:opendmp:dmp:1"
+
+
+class SoapFault(Exception):
+    def __init__(self, status: int, reason: str, subcode: str) -> None:
+        super().__init__(f"SOAP fault ({status}, {subcode}): {reason}")
+        self.status = status
+        self.reason = reason
+        self.subcode = subcode
+
+
+@dataclass
+class SoapResponse:
+    status: int
+    body: etree._Element
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    mtom: bool = False
+
+    @property
+    def errors(self) -> list[RegistryError]:
+        return ebrim.read_registry_errors(self.body)
+
+    @property
+    def registry_status(self) -> str:
+        registry = (
+            self.body
+            if self.body.tag == q(RS, "RegistryResponse")
+            else self.body.find(q(RS, "RegistryResponse"))
+        )
+        return (registry if registry is not None else self.body).get("status", "")
+
+    @property
+    def ok(self) -> bool:
+        return self.registry_status == ebrim.RESPONSE_SUCCESS
+
+
+@dataclass(frozen=True)
+class RetrievedDocument:
+    unique_id: str
+    repository_unique_id: str
+    mime_type: str
+    content: bytes
+
+
+@dataclass
+class XdsClient:
+    endpoint: str
+    claims: VihfClaims
+    key: RSAPrivateKey
+    certificate: x509.Certificate
+    ssl_context: ssl.SSLContext | None = None
+    timeout: float = 30.0
+    # Sent with every request (e.g. the client certificate a TLS-terminating proxy forwards).
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    # -- transport -------------------------------------------------------------------------
+
+    def call(
+        self,
+        action: str,
+        body: etree._Element,
+        *,
+        attachments: Mapping[str, bytes] | None = None,
+        mtom: bool = False,
+        claims: VihfClaims | None = None,
+        security: etree._Element | None = None,
+    ) -> SoapResponse:
+        assertion = security if security is not None else self.vihf(claims)
+        root = soap.envelope(action, body, to=self.endpoint, security=assertion)
+        if mtom and not attachments:
+            content_type, data = soap.encode(root, action, {"empty@opendmp": b""})
+        else:
+            content_type, data = soap.encode(root, action, dict(attachments or {}))
+        return self.send(content_type, data)
+
+    def vihf(self, claims: VihfClaims | None = None) -> etree._Element:
+        return signed_vihf(claims or self.claims, key=self.key, certificate=self.certificate)
+
+    def send(self, content_type: str, data: bytes) -> SoapResponse:
+        request = urllib.request.Request(  # noqa: S310 - the endpoint is configured by the caller
+            self.endpoint,
+            data=data,
+            method="POST",
+            headers={**self.extra_headers, "Content-Type": content_type},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as reply:  # noqa: S310
+                status, reply_type, payload = (
+                    reply.status,
+                    reply.headers.get("Content-Type", ""),
+                    reply.read(),
+                )
+        except urllib.error.HTTPError as error:
+            status, reply_type, payload = error.code, error.headers.get("Content-Type", ""), error.read()
+        message = soap.parse_message(reply_type, payload)
+        if message.body.tag == f"{{{soap.SOAP12}}}Fault":
+            reason = message.body.findtext(f".//{{{soap.SOAP12}}}Text") or ""
+            subcode = (
+                message.body.findtext(
+                    f"{{{soap.SOAP12}}}Code/{{{soap.SOAP12}}}Subcode/{{{soap.SOAP12}}}Value"
+                )
+                or ""
+            )
+            raise SoapFault(status, reason, subcode)
+        return SoapResponse(
+            status=status, body=message.body, attachments=message.attachments, mtom=message.mtom
+        )
+
+    # -- XDS.b -----------------------------------------------------------------------------
+
+    def provide_and_register(
+        self, submission: SubmissionInput, *, mtom: bool = True, claims: VihfClaims | None = None
+    ) -> SoapResponse:
+        body, attachments = ebrim.provide_and_register_request(submission, mtom=mtom)
+        return self.call(
+            "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", body, attachments=attachments, claims=claims
+        )
+
+    def stored_query(
+        self,
+        query_id: str,
+        params: Mapping[str, str | Sequence[str]],
+        *,
+        return_type: str = "LeafClass",
+        claims: VihfClaims | None = None,
+    ) -> SoapResponse:
+        request = etree.Element(q(QUERY, "AdhocQueryRequest"), nsmap={"query": QUERY, "rim": RIM})
+        etree.SubElement(
+            request, q(QUERY, "ResponseOption"), returnComposedObjects="true", returnType=return_type
+        )
+        adhoc = etree.SubElement(request, q(RIM, "AdhocQuery"), id=query_id)
+        for name, value in params.items():
+            slot = etree.SubElement(adhoc, q(RIM, "Slot"), name=name)
+            values = etree.SubElement(slot, q(RIM, "ValueList"))
+            for item in [value] if isinstance(value, str) else value:
+                etree.SubElement(values, q(RIM, "Value")).text = item
+        return self.call("urn:ihe:iti:2007:RegistryStoredQuery", request, claims=claims)
+
+    def retrieve(
+        self,
+        requests: Sequence[tuple[str, str]],
+        *,
+        mtom: bool = True,
+        claims: VihfClaims | None = None,
+    ) -> tuple[SoapResponse, list[RetrievedDocument]]:
+        """[(repositoryUniqueId, documentUniqueId)] -> the response and the documents it carries."""
+        body = etree.Element(q(XDSB, "RetrieveDocumentSetRequest"), nsmap={"xdsb": XDSB})
+        for repository, unique_id in requests:
+            item = etree.SubElement(body, q(XDSB, "DocumentRequest"))
+            etree.SubElement(item, q(XDSB, "RepositoryUniqueId")).text = repository
+            etree.SubElement(item, q(XDSB, "DocumentUniqueId")).text = unique_id
+        response = self.call("urn:ihe:iti:2007:RetrieveDocumentSet", body, mtom=mtom, claims=claims)
+        documents = []
+        for part in response.body.findall(q(XDSB, "DocumentResponse")):
+            holder = part.find(q(XDSB, "Document"))
+            include = holder.find(q(XOP, "Include")) if holder is not None else None
+            if include is not None:
+                content = response.attachments[include.get("href", "").removeprefix("cid:")]
+            else:
+                content = base64.b64decode((holder.text if holder is not None else "") or "")
+            documents.append(
+                RetrievedDocument(
+                    unique_id=part.findtext(q(XDSB, "DocumentUniqueId")) or "",
+                    repository_unique_id=part.findtext(q(XDSB, "RepositoryUniqueId")) or "",
+                    mime_type=part.findtext(q(XDSB, "mimeType")) or "",
+                    content=content,
+                )
+            )
+        return response, documents
+
+    def update_document(
+        self,
+        entry: etree._Element,
+        *,
+        confidentiality: Sequence[tuple[str, str]],
+        claims: VihfClaims | None = None,
+    ) -> SoapResponse:
+        """ITI-57: a new metadata version of `entry` (from a query) with these confidentiality codes."""
+        request = etree.Element(q(LCM, "SubmitObjectsRequest"), nsmap={"lcm": LCM, "rim": RIM})
+        objects = etree.SubElement(request, q(RIM, "RegistryObjectList"))
+        new_entry = etree.SubElement(objects, q(RIM, "ExtrinsicObject"))
+        for name, value in entry.attrib.items():
+            new_entry.set(name, value)
+        new_entry.set("id", "NewVersion")
+        if "status" in new_entry.attrib:
+            del new_entry.attrib["status"]
+        scheme = ebrim.DocumentEntryScheme.CONFIDENTIALITY
+        for child in entry:
+            if child.tag == q(RIM, "Classification") and child.get("classificationScheme") == scheme:
+                continue
+            new_entry.append(_copy(child))
+        for code, coding_scheme in confidentiality:
+            classification = etree.SubElement(
+                new_entry,
+                q(RIM, "Classification"),
+                classificationScheme=scheme,
+                classifiedObject="NewVersion",
+                nodeRepresentation=code,
+                id=f"conf-{code}",
+            )
+            slot = etree.SubElement(classification, q(RIM, "Slot"), name="codingScheme")
+            etree.SubElement(
+                etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")
+            ).text = coding_scheme
+        version = entry.find(q(RIM, "VersionInfo"))
+        _update_submission_set(
+            objects, "NewVersion", version.get("versionName", "") if version is not None else ""
+        )
+        return self.call("urn:ihe:iti:2010:UpdateDocumentSet", request, claims=claims)
+
+    def update_status(
+        self, entry_uuid: str, original: str, new: str, *, claims: VihfClaims | None = None
+    ) -> SoapResponse:
+        request = etree.Element(q(LCM, "SubmitObjectsRequest"), nsmap={"lcm": LCM, "rim": RIM})
+        objects = etree.SubElement(request, q(RIM, "RegistryObjectList"))
+        association = etree.SubElement(
+            objects,
+            q(RIM, "Association"),
+            id="StatusChange",
+            associationType="urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus",
+            sourceObject="SubmissionSet",
+            targetObject=entry_uuid,
+        )
+        for name, value in (("OriginalStatus", original), ("NewStatus", new)):
+            slot = etree.SubElement(association, q(RIM, "Slot"), name=name)
+            etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
+        _update_submission_set(objects, "", "")
+        return self.call("urn:ihe:iti:2010:UpdateDocumentSet", request, claims=claims)
+
+    # -- DMP transactions ------------------------------------------------------------------
+
+    def dmp(
+        self, transaction: str, tag: str, *, claims: VihfClaims | None = None, **attributes: str
+    ) -> SoapResponse:
+        body = etree.Element(f"{{{DMP_NS}}}{tag}", nsmap={"dmp": DMP_NS}, attrib=attributes)
+        return self.call(f"urn:opendmp:dmp:{transaction}", body, claims=claims)
+
+    def record_test(self, *, claims: VihfClaims | None = None) -> SoapResponse:
+        return self.dmp("TD0.2", "RecordTestRequest", claims=claims)
+
+    def record_create(
+        self,
+        patient: Mapping[str, str],
+        *,
+        consent: bool,
+        opposes_break_glass: bool = False,
+        opposes_centre_15: bool = False,
+        claims: VihfClaims | None = None,
+    ) -> SoapResponse:
+        body = etree.Element(
+            f"{{{DMP_NS}}}RecordCreateRequest",
+            nsmap={"dmp": DMP_NS},
+            consent=str(consent).lower(),
+            opposesBreakGlass=str(opposes_break_glass).lower(),
+            opposesCentre15=str(opposes_centre_15).lower(),
+        )
+        etree.SubElement(body, f"{{{DMP_NS}}}Patient", attrib=dict(patient))
+        return self.call("urn:opendmp:dmp:TD1.1", body, claims=claims)
+
+
+def _copy(element: etree._Element) -> etree._Element:
+    return parse_xml(etree.tostring(element))
+
+
+def _update_submission_set(objects: etree._Element, member: str, previous_version: str) -> None:
+    """The submission set an ITI-57 update travels in (HasMember with PreviousVersion)."""
+    package = etree.SubElement(objects, q(RIM, "RegistryPackage"), id="SubmissionSet")
+    etree.SubElement(
+        objects,
+        q(RIM, "Classification"),
+        classifiedObject="SubmissionSet",
+        classificationNode=ebrim.SubmissionSetScheme.NODE,
+        id="SubmissionSetClassification",
+    )
+    del package
+    if member:
+        association = etree.SubElement(
+            objects,
+            q(RIM, "Association"),
+            id="MemberAssociation",
+            associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember",
+            sourceObject="SubmissionSet",
+            targetObject=member,
+        )
+        for name, value in (("SubmissionSetStatus", "Original"), ("PreviousVersion", previous_version)):
+            slot = etree.SubElement(association, q(RIM, "Slot"), name=name)
+            etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
+
+
+def registry_objects(response: SoapResponse, tag: str) -> list[etree._Element]:
+    """The ExtrinsicObject / RegistryPackage / Association / ObjectRef elements of a query response."""
+    return response.body.findall(f"{q(RIM, 'RegistryObjectList')}/{q(RIM, tag)}")
