@@ -221,3 +221,18 @@ OPENDMP_SOURCE_REMB_TOKEN = env_str("OPENDMP_SOURCE_REMB_TOKEN", "")
 OPENDMP_SOURCE_DP_URL = env_str("OPENDMP_SOURCE_DP_URL", "")
 OPENDMP_SOURCE_DP_TOKEN = env_str("OPENDMP_SOURCE_DP_TOKEN", "")
 OPENDMP_CLOCK_SKEW_SECONDS = env_int("OPENDMP_CLOCK_SKEW_SECONDS", 60, minimum=0, maximum=600)
+
+# XDS channel (SOAP): the audience a VIHF must name, and mutual TLS through a trusted proxy.
+OPENDMP_VIHF_AUDIENCE = env_str("OPENDMP_VIHF_AUDIENCE", "urn:dmp")
+# Request header (WSGI name, e.g. HTTP_X_SSL_CLIENT_CERT) carrying the URL-encoded PEM client
+# certificate verified by the TLS-terminating proxy; empty when the proxy does not forward it.
+OPENDMP_TLS_CLIENT_CERT_HEADER = env_str("OPENDMP_TLS_CLIENT_CERT_HEADER", "")
+OPENDMP_TRUSTED_PROXIES = env_list("OPENDMP_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+OPENDMP_XDS_MAX_REQUEST_BYTES = env_int("OPENDMP_XDS_MAX_REQUEST_BYTES", 128 * 1024 * 1024, minimum=1024)
+
+# CDA validation: the CDA XSD (e.g. the ANS infrastructure/cda/CDA_extended.xsd) and a directory
+# of schematrons compiled to XSLT (SVRL output); both optional, skipped when unset.
+_cda_xsd = env_str("OPENDMP_CDA_XSD", "")
+OPENDMP_CDA_XSD = Path(_cda_xsd) if _cda_xsd else None
+_schematron_dir = env_str("OPENDMP_SCHEMATRON_DIR", "")
+OPENDMP_SCHEMATRON_DIR = Path(_schematron_dir) if _schematron_dir else None

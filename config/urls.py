@@ -14,4 +14,6 @@ urlpatterns = [
     path("staff/logout/", LogoutView.as_view(next_page="/"), name="staff_logout"),
     path("support/", include("dmp.support.urls")),
     path("pilotage/", include("dmp.pilotage.urls")),
+    path("ihe/xds/", include("dmp.ihe.xds.urls")),
+    path("fhir/", include("dmp.ihe.mhd.urls")),
 ]

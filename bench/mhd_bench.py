@@ -1,0 +1,148 @@
+"""Benchmark of the FHIR channel (IHE MHD / PDSm) on PostgreSQL, over HTTP against gunicorn.
+
+    .venv/bin/python bench/mhd_bench.py             # on the registry built by bench/xds_bench.py
+
+ITI-65 (one ~30 KB CDA per Bundle, N concurrent clients) and ITI-67 (a patient with 50
+documents), with p50/p95 latencies. Tokens are obtained once per client (10 minute lifetime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.xds_bench import VAR, configure, report, run_concurrently  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--database", default="opendmp_bench_xds")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--submissions", type=int, default=400)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    env = configure(args.database)
+    import django
+
+    django.setup()
+    from dmp.compat.services import software_register
+    from dmp.demo.personas import create_personas
+    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.models import DocumentEntry
+    from dmp.identity.models import Certificate
+    from dmp.identity.pki import certificate_register, create_test_pki
+    from dmp.ihe.mhd.tests.test_mhd_end_to_end import bundle_for
+    from opendmp_client.fhir import fetch_token
+    from opendmp_client.vihf import VihfClaims
+
+    personas = create_personas()
+    pki = create_test_pki()
+    bernard = personas.dr_bernard
+    _, sign = pki.cps_card(national_id=bernard.national_id, display_name=bernard.display_name)
+    pki.write(VAR / "pki")
+    certificate_register(sign, usage=Certificate.Usage.CPS_SIGN, professional=bernard)
+    _, homologation = software_register(vendor="Bench", name="Bench LPS (FHIR)")
+    print(f"registry: {DocumentEntry.objects.count():,} documents")
+    port = 8766
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    base = f"http://localhost:{port}/fhir"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        author = author_for(
+            person_id=bernard.national_id,
+            family_name=bernard.family_name,
+            given_name=bernard.given_name,
+            structure_id=personas.cabinet.id_nat,
+            structure_name=personas.cabinet.name,
+        )
+
+        def token_for(ins_cx: str) -> str:
+            claims = VihfClaims(
+                subject_id=bernard.national_id,
+                subject_name=bernard.display_name,
+                profession="10",
+                structure_id=personas.cabinet.id_nat,
+                patient_ins=ins_cx,
+                lps_id="1.2.250.1.999.9.9",
+                lps_name="Bench LPS",
+                lps_version="1",
+                homologation=homologation,
+            )
+            return fetch_token(claims, key=sign.key, certificate=sign.certificate, token_url=f"{base}/token")
+
+        def call(method: str, url: str, token: str, body: bytes | None = None) -> bytes:
+            request = urllib.request.Request(  # noqa: S310 - local benchmark server
+                url,
+                data=body,
+                method=method,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310
+                return bytes(reply.read())
+
+        paragraphs = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
+        alice_token = token_for(personas.alice.identifier.hl7())
+        bundles = [
+            json.dumps(
+                bundle_for(
+                    submission_for(
+                        ins=personas.alice.identifier,
+                        author=author,
+                        drafts=[DocumentDraft(paragraphs=paragraphs)],
+                    )
+                )
+            ).encode()
+            for _ in range(args.submissions)
+        ]
+
+        def submit(_worker: int, index: int) -> None:
+            call("POST", f"{base}/", alice_token, bundles[index])
+
+        elapsed, latencies = run_concurrently(args.clients, args.submissions, submit)
+        report(f"ITI-65 (~30 KB CDA, {args.clients} clients)", args.submissions, elapsed, latencies, "docs")
+        leo_token = token_for(personas.leo.identifier.hl7())
+        ins = personas.leo.identifier
+        url = f"{base}/DocumentReference?patient.identifier=urn:oid:{ins.oid}%7C{ins.value}&_count=100"
+        found = len(json.loads(call("GET", url, leo_token)).get("entry", []))
+
+        def query(_worker: int, _index: int) -> None:
+            call("GET", url, leo_token)
+
+        elapsed, latencies = run_concurrently(args.clients, args.queries, query)
+        report(f"ITI-67 search ({found} docs)", args.queries, elapsed, latencies, "queries")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

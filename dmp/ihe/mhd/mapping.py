@@ -1,0 +1,238 @@
+"""XDS metadata <-> FHIR R4 resources (IHE MHD / PDSm), as mappings over the same registry rows.
+
+Identifiers follow the ANS equivalence table: DocumentReference.id = entryUUID (without the
+`urn:uuid:` prefix), identifier = logicalId, masterIdentifier = uniqueId; List.id = the
+submission set's entryUUID. A document sent by SOAP is therefore found by FHIR and vice versa.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any, Final
+
+from dmp.access.policy import DocumentStatus
+from dmp.documents.metadata import Author, CodedValue
+from dmp.documents.models import Confidentiality, DocumentEntry, SubmissionSet
+
+LOINC_OID: Final = "2.16.840.1.113883.6.1"
+SYSTEM_URLS: Final = {
+    LOINC_OID: "http://loinc.org",
+    Confidentiality.HL7_SYSTEM: "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+    Confidentiality.DMP_SYSTEM: "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument",
+}
+OIDS_BY_URL: Final = {url: oid for oid, url in SYSTEM_URLS.items()}
+IS_ARCHIVED_URL: Final = "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-isArchived"
+PROFILE_DOCUMENT: Final = (
+    "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/PDSm_SimplifiedPublish"
+)
+STATUS_TO_FHIR: Final = {
+    DocumentStatus.APPROVED: "current",
+    DocumentStatus.ARCHIVED: "current",
+    DocumentStatus.DEPRECATED: "superseded",
+    DocumentStatus.DELETED: "entered-in-error",
+}
+
+
+def system_url(oid: str) -> str:
+    if not oid:
+        return ""
+    return SYSTEM_URLS.get(oid, oid if oid.startswith(("http", "urn:")) else f"urn:oid:{oid}")
+
+
+def system_oid(url: str) -> str:
+    if url in OIDS_BY_URL:
+        return OIDS_BY_URL[url]
+    return url.removeprefix("urn:oid:")
+
+
+def coding(code: str, scheme: str, display: str = "") -> dict[str, str]:
+    value = {"system": system_url(scheme), "code": code}
+    if display:
+        value["display"] = display
+    return {k: v for k, v in value.items() if v}
+
+
+def concept(code: str, scheme: str, display: str = "") -> dict[str, Any]:
+    return {"coding": [coding(code, scheme, display)]}
+
+
+def coded_value(concept_json: dict[str, Any]) -> CodedValue:
+    codings = concept_json.get("coding") or [{}]
+    first = codings[0]
+    return CodedValue(
+        code=str(first.get("code", "")) or "?",
+        scheme=system_oid(str(first.get("system", ""))),
+        display=str(first.get("display", "")),
+    )
+
+
+def fhir_time(moment: dt.datetime | None) -> str | None:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def master_identifier(unique_id: str) -> dict[str, str]:
+    if "^" in unique_id:
+        root, extension = unique_id.split("^", 1)
+        return {"system": f"urn:oid:{root}", "value": extension}
+    return {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{unique_id}"}
+
+
+def unique_id_of(identifier: dict[str, Any]) -> str:
+    system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
+    if system == "urn:ietf:rfc:3986":
+        return value.removeprefix("urn:oid:")
+    if system.startswith("urn:oid:"):
+        return f"{system[8:]}^{value}"
+    return value
+
+
+def fhir_id(entry_uuid: str) -> str:
+    return entry_uuid.removeprefix("urn:uuid:")
+
+
+def _author(author: dict[str, Any]) -> dict[str, Any]:
+    value = Author.model_validate(author)
+    reference: dict[str, Any] = {
+        "display": value.display_name or (value.institutions[0].split("^")[0] if value.institutions else "")
+    }
+    if value.person_id:
+        reference["identifier"] = {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": value.person_id}
+    return reference
+
+
+def document_reference(document: DocumentEntry) -> dict[str, Any]:
+    status = DocumentStatus(document.availability_status)
+    ins_value, ins_oid = _ins_parts(document.patient_id)
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": fhir_id(document.entry_uuid),
+        "meta": {"profile": [PROFILE_DOCUMENT], "versionId": str(document.version)},
+        "masterIdentifier": master_identifier(document.unique_id),
+        "identifier": [
+            {"use": "official", "system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{document.logical_id}"}
+        ],
+        "status": STATUS_TO_FHIR[status],
+        "extension": [{"url": IS_ARCHIVED_URL, "valueBoolean": status is DocumentStatus.ARCHIVED}],
+        "type": concept(document.type_code, document.type_code_scheme, document.type_code_display),
+        "category": [concept(document.class_code, document.class_code_scheme, document.class_code_display)],
+        "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
+        "date": fhir_time(document.registered_at),
+        "author": [_author(a) for a in document.authors],
+        "securityLabel": [
+            concept(c.get("code", ""), c.get("scheme", ""), c.get("display", ""))
+            for c in document.confidentiality_codes
+        ],
+        "content": [
+            {
+                "attachment": {
+                    "contentType": document.mime_type,
+                    "language": document.language_code,
+                    "url": f"Binary/{fhir_id(document.entry_uuid)}",
+                    "size": document.size,
+                    "hash": base64.b64encode(bytes.fromhex(document.hash_sha1)).decode(),
+                    "title": document.title or None,
+                    "creation": fhir_time(document.creation_time),
+                },
+                "format": coding(
+                    document.format_code, document.format_code_scheme, document.format_code_display
+                ),
+            }
+        ],
+        "context": {
+            "event": [
+                concept(c.get("code", ""), c.get("scheme", ""), c.get("display", ""))
+                for c in document.event_codes
+            ]
+            or None,
+            "period": {
+                k: v
+                for k, v in (
+                    ("start", fhir_time(document.service_start_time)),
+                    ("end", fhir_time(document.service_stop_time)),
+                )
+                if v
+            }
+            or None,
+            "facilityType": concept(
+                document.healthcare_facility_type_code,
+                document.healthcare_facility_type_code_scheme,
+                document.healthcare_facility_type_code_display,
+            ),
+            "practiceSetting": concept(
+                document.practice_setting_code,
+                document.practice_setting_code_scheme,
+                document.practice_setting_code_display,
+            ),
+            "related": [{"identifier": {"value": r}} for r in document.reference_ids] or None,
+        },
+        "description": document.comments or None,
+    }
+    pruned: dict[str, Any] = _pruned(resource)
+    return pruned
+
+
+def submission_set_list(subset: SubmissionSet, members: list[str]) -> dict[str, Any]:
+    ins_value, ins_oid = _ins_parts(subset.patient_id)
+    content = subset.content_type_code or {}
+    pruned: dict[str, Any] = _pruned(
+        {
+            "resourceType": "List",
+            "id": fhir_id(subset.entry_uuid),
+            "identifier": [
+                {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{subset.unique_id}"},
+                {"use": "official", "system": "urn:ietf:rfc:3986", "value": subset.entry_uuid},
+            ],
+            "status": "current",
+            "mode": "working",
+            "title": subset.title or None,
+            "code": {
+                "coding": [
+                    {
+                        "system": "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes",
+                        "code": "submissionset",
+                    }
+                ]
+            },
+            "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
+            "date": fhir_time(subset.submission_time),
+            "extension": [
+                {
+                    "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId",
+                    "valueIdentifier": {"value": f"urn:oid:{subset.source_id}"},
+                },
+                {
+                    "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
+                    "valueCodeableConcept": concept(
+                        content.get("code", "?"), content.get("scheme", ""), content.get("display", "")
+                    ),
+                },
+            ],
+            "entry": [{"item": {"reference": f"DocumentReference/{fhir_id(m)}"}} for m in members] or None,
+        }
+    )
+    return pruned
+
+
+def _ins_parts(cx: str) -> tuple[str, str]:
+    value, _, rest = cx.partition("^^^&")
+    return value, rest.split("&", 1)[0]
+
+
+def _pruned(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None and v != [] and v != {}}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def operation_outcome(issues: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """issues: (severity, code, diagnostics[, expression])"""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": severity, "code": code, "diagnostics": diagnostics}
+            for severity, code, diagnostics in issues
+        ],
+    }

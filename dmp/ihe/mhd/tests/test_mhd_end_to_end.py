@@ -1,0 +1,348 @@
+# mypy: disable-error-code="union-attr,index,arg-type"
+"""The FHIR channel over real HTTP with an independent client (fhirpy) and OAuth tokens."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import urllib.error
+import uuid
+
+import pytest
+import requests
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhirpy import SyncFHIRClient
+
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.models import DocumentEntry
+from dmp.ihe.xds.queries import StoredQuery
+from opendmp_client.xds import registry_objects
+
+pytestmark = pytest.mark.django_db(transaction=True)
+INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
+
+
+def author_of(professional, structure):
+    return author_for(
+        person_id=professional.national_id,
+        family_name=professional.family_name,
+        given_name=professional.given_name,
+        profession_code=professional.profession_code,
+        specialty_code=professional.specialty_code,
+        structure_id=structure.id_nat,
+        structure_name=structure.name,
+    )
+
+
+def bundle_for(submission, replaces: str = ""):
+    """An ITI-65 transaction Bundle built from the same test data as the SOAP tests."""
+    subset = submission.submission_set
+    ins_value = subset.patient_id.split("^")[0]
+    subject = {"identifier": {"system": INS_SYSTEM, "value": ins_value}}
+    entries = [
+        {
+            "fullUrl": "urn:uuid:" + str(uuid.uuid4()),
+            "resource": {
+                "resourceType": "List",
+                "status": "current",
+                "mode": "working",
+                "identifier": [
+                    {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{subset.unique_id}"}
+                ],
+                "subject": subject,
+                "date": subset.submission_time.isoformat(),
+                "extension": [
+                    {
+                        "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId",
+                        "valueIdentifier": {"value": f"urn:oid:{subset.source_id}"},
+                    },
+                    {
+                        "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
+                        "valueCodeableConcept": {
+                            "coding": [
+                                {
+                                    "system": f"urn:oid:{subset.content_type_code.scheme}",
+                                    "code": subset.content_type_code.code,
+                                }
+                            ]
+                        },
+                    },
+                ],
+            },
+            "request": {"method": "POST", "url": "List"},
+        }
+    ]
+    for document in submission.documents:
+        binary_url = "urn:uuid:" + str(uuid.uuid4())
+
+        def code(value):
+            system = (
+                "http://loinc.org" if value.scheme == "2.16.840.1.113883.6.1" else f"urn:oid:{value.scheme}"
+            )
+            return {"coding": [{"system": system, "code": value.code}]}
+
+        reference = {
+            "resourceType": "DocumentReference",
+            "status": "current",
+            "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{document.unique_id}"},
+            "type": code(document.type_code),
+            "category": [code(document.class_code)],
+            "subject": subject,
+            "author": [
+                {"identifier": {"value": a.person_id}, "display": f"{a.family_name} {a.given_name}"}
+                for a in document.authors
+            ],
+            "securityLabel": [code(c) for c in document.confidentiality_codes],
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": document.mime_type,
+                        "url": binary_url,
+                        "title": document.title,
+                        "creation": document.creation_time.isoformat(),
+                        "language": document.language_code,
+                    },
+                    "format": {
+                        "system": f"urn:oid:{document.format_code.scheme}",
+                        "code": document.format_code.code,
+                    },
+                }
+            ],
+            "context": {
+                "period": {
+                    "start": document.service_start_time.isoformat(),
+                    "end": document.service_stop_time.isoformat(),
+                },
+                "facilityType": code(document.healthcare_facility_type_code),
+                "practiceSetting": code(document.practice_setting_code),
+            },
+        }
+        if replaces:
+            reference["relatesTo"] = [
+                {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
+            ]
+        entries.append(
+            {
+                "fullUrl": "urn:uuid:" + str(uuid.uuid4()),
+                "resource": reference,
+                "request": {"method": "POST", "url": "DocumentReference"},
+            }
+        )
+        entries.append(
+            {
+                "fullUrl": binary_url,
+                "resource": {
+                    "resourceType": "Binary",
+                    "contentType": document.mime_type,
+                    "data": base64.b64encode(document.content).decode(),
+                },
+                "request": {"method": "POST", "url": "Binary"},
+            }
+        )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+@pytest.fixture
+def fhir(xds_kit):
+    def client_for(professional, **claims):
+        token = xds_kit.token(professional, **claims)
+        return SyncFHIRClient(f"{xds_kit.base_url}/fhir", authorization=f"Bearer {token}"), token
+
+    return client_for
+
+
+def alice_submission(kit, drafts):
+    personas = kit.personas
+    return submission_for(
+        ins=personas.alice.identifier, author=author_of(personas.dr_bernard, personas.cabinet), drafts=drafts
+    )
+
+
+def search(client, **params):
+    params.setdefault("patient.identifier", f"{INS_SYSTEM}|285033523810113")
+    bundle = client.execute("DocumentReference", method="get", params=params)
+    Bundle.model_validate(bundle)
+    return [e["resource"] for e in bundle.get("entry", [])]
+
+
+def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xds_kit, fhir, personas):
+    client, token = fhir(personas.dr_bernard)
+    assert personas.alice.ins == "285033523810113"
+    submission = alice_submission(
+        xds_kit, [DocumentDraft(title="CR FHIR"), DocumentDraft(type_code="11502-2")]
+    )
+    answer = client.execute("", method="post", data=bundle_for(submission))
+    assert answer["type"] == "transaction-response"
+    found = search(client)
+    assert len(found) == 2
+    for resource in found:
+        DocumentReference.model_validate(resource)
+    # Every search parameter narrows the same result set.
+    assert [r["type"]["coding"][0]["code"] for r in search(client, type="11502-2")] == ["11502-2"]
+    assert len(search(client, category="10")) == 2
+    assert len(search(client, facility="SA07", setting="AMBULATOIRE")) == 2
+    assert len(search(client, format="urn:asipSante:modelesHorsProfils:2011")) == 2
+    assert len(search(client, **{"security-label": "N"})) == 2
+    assert search(client, event="nothing") == []
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert len(search(client, date=f"ge{today}")) == 2
+    assert search(client, date="lt2000-01-01") == []
+    assert len(search(client, period="ge2000-01-01")) == 2
+    unique = submission.documents[0].unique_id
+    assert len(search(client, identifier=f"urn:ietf:rfc:3986|urn:oid:{unique}")) == 1
+    assert search(client, related="nothing") == []
+    assert search(client, isArchived="true") == []
+    assert len(search(client, _count="1")) == 1
+    # Byte-identical retrieval (ITI-68), and the same answer on the SOAP channel.
+    first = next(r for r in found if r["masterIdentifier"]["value"] == f"urn:oid:{unique}")
+    raw = requests.get(
+        f"{xds_kit.base_url}/fhir/{first['content'][0]['attachment']['url']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert raw.content == submission.documents[0].content
+    soap = xds_kit.client(personas.dr_bernard)
+    soap_entries = registry_objects(
+        soap.stored_query(
+            StoredQuery.FIND_DOCUMENTS,
+            {
+                "$XDSDocumentEntryPatientId": f"'{soap.claims.patient_ins}'",
+                "$XDSDocumentEntryStatus": "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
+            },
+        ),
+        "ExtrinsicObject",
+    )
+    assert {e.get("id").removeprefix("urn:uuid:") for e in soap_entries} == {r["id"] for r in found}
+    _, soap_docs = soap.retrieve([("1.2.250.1.213.4.1.1.1", unique)])
+    assert soap_docs[0].content == raw.content
+
+    # Replacement with relatesTo: the old one becomes superseded.
+    replacement = alice_submission(xds_kit, [DocumentDraft(title="CR FHIR v2")])
+    client.execute("", method="post", data=bundle_for(replacement, replaces=first["id"]))
+    assert [r["id"] for r in search(client, status="superseded")] == [first["id"]]
+
+    # Masking (TD3.3a) by PATCH: the authorised PS stops seeing it, the médecin traitant still does.
+    other = next(
+        r
+        for r in search(client)
+        if r["masterIdentifier"]["value"] == f"urn:oid:{submission.documents[1].unique_id}"
+    )
+    patch = [
+        {
+            "op": "add",
+            "path": "/securityLabel/-",
+            "value": {"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": "MASQUE_PS"}]},
+        }
+    ]
+    patched = requests.patch(
+        f"{xds_kit.base_url}/fhir/DocumentReference/{other['id']}",
+        data=json.dumps(patch),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    assert patched.status_code == 200, patched.text
+    moreau, _ = fhir(personas.dr_moreau)
+    assert submission.documents[1].unique_id not in {
+        r["masterIdentifier"]["value"].removeprefix("urn:oid:") for r in search(moreau)
+    }
+    assert len(search(client)) == 2
+
+    # Archive (TD3.3d) by PATCH of the isArchived extension.
+    current = search(client)[0]
+    archive = [{"op": "replace", "path": "/extension/0/valueBoolean", "value": True}]
+    archived = requests.patch(
+        f"{xds_kit.base_url}/fhir/DocumentReference/{current['id']}",
+        data=json.dumps(archive),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    assert archived.status_code == 200, archived.text
+    assert len(search(client, isArchived="true")) == 1
+
+    # ITI-66 and TD0.2.
+    lists = client.execute(
+        "List", method="get", params={"patient.identifier": f"{INS_SYSTEM}|285033523810113"}
+    )
+    assert len(lists["entry"]) == 2
+    patient = client.execute("Patient", method="get", params={"identifier": f"{INS_SYSTEM}|285033523810113"})
+    codes = {
+        x["url"].rsplit("/", 1)[-1]: x.get("valueCode", x.get("valueBoolean"))
+        for x in patient["entry"][0]["resource"]["extension"]
+    }
+    assert codes["dmp-status"] == "ACTIF"
+    assert codes["dmp-medecin-traitant"] is True
+
+
+def test_requests_without_a_valid_token_are_refused_and_change_nothing(xds_kit, fhir, personas):
+    base = f"{xds_kit.base_url}/fhir"
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    before = DocumentEntry.objects.count()
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic abc"}):
+        answer = requests.post(
+            base + "/",
+            data=json.dumps(bundle_for(submission)),
+            headers={**headers, "Content-Type": "application/fhir+json"},
+            timeout=10,
+        )
+        assert answer.status_code == 401
+        OperationOutcome.model_validate(answer.json())
+    read_only = xds_kit.token(personas.dr_bernard, scope="system/DocumentReference.read")
+    refused = requests.post(
+        base + "/",
+        data=json.dumps(bundle_for(submission)),
+        headers={"Authorization": f"Bearer {read_only}", "Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    assert DocumentEntry.objects.count() == before
+    # A token for another software's homologation number is never issued.
+    with pytest.raises(urllib.error.HTTPError):
+        xds_kit.token(personas.dr_bernard, homologation="OPENDMP-UNKNOWN")
+
+
+def test_forbidden_and_malformed_submissions_get_an_operation_outcome(xds_kit, fhir, personas):
+    client, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    before = DocumentEntry.objects.count()
+    for body in (
+        "{not json",
+        json.dumps({"resourceType": "Bundle", "type": "batch"}),
+        json.dumps({"resourceType": "Patient"}),
+    ):
+        answer = requests.post(base, data=body, headers=headers, timeout=10)
+        assert answer.status_code in {400, 422}
+        OperationOutcome.model_validate(answer.json())
+    # Wrong patient: the token is bound to Alice, the bundle is for Léo.
+    leo = submission_for(
+        ins=personas.leo.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=[DocumentDraft()],
+    )
+    wrong = requests.post(base, data=json.dumps(bundle_for(leo)), headers=headers, timeout=10)
+    assert wrong.status_code == 422
+    assert "patient" in wrong.text
+    # The blocked PS finds nothing.
+    durand, _ = fhir(personas.dr_durand)
+    answer = requests.get(
+        base + "DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113"},
+        headers={"Authorization": f"Bearer {xds_kit.token(personas.dr_durand)}"},
+        timeout=10,
+    )
+    assert answer.status_code == 404
+    OperationOutcome.model_validate(answer.json())
+    bad_sort = requests.get(
+        base + "DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113", "_sort": "title"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert bad_sort.status_code == 422
+    assert DocumentEntry.objects.count() == before
+    del durand, client
+    metadata = requests.get(base + "metadata", timeout=10).json()
+    assert metadata["resourceType"] == "CapabilityStatement"

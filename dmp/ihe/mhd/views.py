@@ -1,0 +1,669 @@
+"""The FHIR R4 endpoints (IHE MHD / PDSm): thin views over the same services as the SOAP channel.
+
+Every answer is application/fhir+json; every error an OperationOutcome; nothing changes on
+error (the services are all-or-nothing).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from dmp.access.actors import Caller
+from dmp.access.policy import DocumentStatus
+from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
+from dmp.documents.metadata import ConfidentialityChange
+from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
+from dmp.documents.selectors import (
+    DocumentQuery,
+    document_get,
+    document_retrieve,
+    document_search,
+    record_contents,
+)
+from dmp.documents.services import (
+    document_change_confidentiality,
+    document_change_status,
+    submission_register,
+)
+from dmp.identity.ins import InvalidIns, parse_hl7_ins
+from dmp.ihe.mhd.auth import ASSERTION_TYPE, TokenRejected, caller_from_token, issue_token
+from dmp.ihe.mhd.ingest import parse_bundle
+from dmp.ihe.mhd.mapping import (
+    IS_ARCHIVED_URL,
+    document_reference,
+    fhir_id,
+    operation_outcome,
+    submission_set_list,
+    system_oid,
+    unique_id_of,
+)
+from dmp.records.access import record_by_ins
+from dmp.records.selectors import own_traces
+from dmp.records.services import record_test
+
+FHIR_JSON: Final = "application/fhir+json"
+READ: Final = "system/DocumentReference.read"
+WRITE: Final = "system/DocumentReference.write"
+PATIENT_READ: Final = "system/Patient.read"
+MAX_COUNT: Final = 100
+STATUS_PARAMS: Final = {
+    "current": {DocumentStatus.APPROVED},
+    "superseded": {DocumentStatus.DEPRECATED},
+    "entered-in-error": set(),
+}
+SEARCH_PARAMS: Final = frozenset(
+    {
+        "patient",
+        "patient.identifier",
+        "status",
+        "type",
+        "category",
+        "date",
+        "period",
+        "facility",
+        "setting",
+        "format",
+        "security-label",
+        "event",
+        "identifier",
+        "related",
+        "isArchived",
+        "_count",
+        "_sort",
+        "_getpagesoffset",
+        "creation",
+    }
+)
+HTTP_STATUS = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.DUPLICATE_UNIQUE_ID: 409,
+    ErrorCode.NON_IDENTICAL_HASH: 409,
+}
+
+
+def _json(payload: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(json.dumps(payload, ensure_ascii=False), status=status, content_type=FHIR_JSON)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _outcome(status: int, code: str, message: str, problems: list[Problem] | None = None) -> HttpResponse:
+    issues = (
+        [("error", code, message)]
+        if not problems
+        else [("error", code, f"{p.location}: {p.message}" if p.location else p.message) for p in problems]
+    )
+    return _json(operation_outcome(issues), status)
+
+
+def fhir_view(
+    scope: str, methods: list[str]
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Authenticate the bearer token, then turn domain errors into OperationOutcomes."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @require_http_methods(methods)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                caller, patient = caller_from_token(request.META.get("HTTP_AUTHORIZATION", ""), scope=scope)
+            except TokenRejected as exc:
+                status = 403 if "scope" in exc.message else 401
+                response = _outcome(status, "security", exc.message)
+                response["WWW-Authenticate"] = 'Bearer realm="opendmp"'
+                return response
+            try:
+                return view(request, caller, patient, *args, **kwargs)
+            except ValidationFailed as exc:
+                status = HTTP_STATUS.get(exc.problems[0].code if exc.problems else exc.code, 422)
+                return _outcome(status, "invalid" if status == 422 else "conflict", exc.message, exc.problems)
+            except DomainError as exc:
+                status = HTTP_STATUS.get(exc.code, 422)
+                return _outcome(status, "not-found" if status == 404 else "processing", exc.message)
+
+        return wrapper
+
+    return decorate
+
+
+# --- metadata and token -------------------------------------------------------------------------
+
+OPENAPI_PATH: Final = Path(__file__).resolve().parents[3] / "docs" / "api" / "mhd-openapi.json"
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+def openapi(request: HttpRequest) -> HttpResponse:
+    """The committed OpenAPI description of this API (what Schemathesis tests against)."""
+    return HttpResponse(OPENAPI_PATH.read_bytes(), content_type="application/json")
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+def capability_statement(request: HttpRequest) -> HttpResponse:
+    search = [{"name": name, "type": "token"} for name in sorted(SEARCH_PARAMS) if not name.startswith("_")]
+    return _json(
+        {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-11-23",
+            "kind": "instance",
+            "fhirVersion": "4.0.1",
+            "format": [FHIR_JSON],
+            "implementation": {"description": "OpenDMP — Gestionnaire de partage de documents (PDSm)"},
+            "instantiates": [
+                "https://interop.esante.gouv.fr/ig/fhir/pdsm/CapabilityStatement/PDSm-GestionnaireDePartageDeDocuments"
+            ],
+            "rest": [
+                {
+                    "mode": "server",
+                    "security": {
+                        "service": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                        "code": "OAuth",
+                                    }
+                                ]
+                            }
+                        ],
+                        "extension": [
+                            {
+                                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                                "extension": [
+                                    {"url": "token", "valueUri": request.build_absolute_uri("/fhir/token")}
+                                ],
+                            }
+                        ],
+                    },
+                    "resource": [
+                        {
+                            "type": "DocumentReference",
+                            "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
+                            "searchParam": search,
+                        },
+                        {"type": "List", "interaction": [{"code": "search-type"}]},
+                        {"type": "Binary", "interaction": [{"code": "read"}]},
+                        {"type": "Patient", "interaction": [{"code": "search-type"}]},
+                        {"type": "AuditEvent", "interaction": [{"code": "search-type"}]},
+                    ],
+                    "interaction": [{"code": "transaction"}],
+                }
+            ],
+        }
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def token(request: HttpRequest) -> HttpResponse:
+    form = request.POST
+    if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != ASSERTION_TYPE:
+        return HttpResponse(
+            json.dumps({"error": "unsupported_grant_type"}), status=400, content_type="application/json"
+        )
+    try:
+        answer = issue_token(
+            assertion=form.get("client_assertion", ""),
+            token_url=request.build_absolute_uri("/fhir/token"),
+            scope=form.get("scope", ""),
+        )
+    except TokenRejected as exc:
+        return HttpResponse(
+            json.dumps({"error": "invalid_client", "error_description": exc.message}),
+            status=401,
+            content_type="application/json",
+        )
+    response = HttpResponse(json.dumps(answer), content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def _tokens(request: HttpRequest, name: str) -> tuple[str, ...]:
+    values: list[str] = []
+    for raw in request.GET.getlist(name):
+        values += [v.split("|")[-1] for v in raw.split(",") if v]
+    return tuple(values)
+
+
+def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    start = end = None
+    for raw in request.GET.getlist(name):
+        prefix, value = (raw[:2], raw[2:]) if raw[:2] in {"ge", "gt", "le", "lt", "eq"} else ("eq", raw)
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, f"{raw!r} is not a date", name)]) from exc
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        if prefix in {"ge", "gt", "eq"}:
+            start = moment
+        if prefix in {"le", "lt"} or (prefix == "eq" and len(value) <= 10):
+            end = moment + dt.timedelta(days=1) if prefix == "eq" else moment
+    return start, end
+
+
+def _patient_record(request: HttpRequest, token_patient: str) -> Any:
+    raw = request.GET.get("patient.identifier") or request.GET.get("patient", "")
+    if not raw:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "patient or patient.identifier is required", "patient")]
+        )
+    system, _, value = raw.rpartition("|")
+    try:
+        ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
+    except InvalidIns as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.UNKNOWN_PATIENT, exc.message, "patient.identifier")]
+        ) from exc
+    if token_patient and parse_hl7_ins(token_patient) != ins:
+        raise ValidationFailed(
+            [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "patient")]
+        )
+    record = record_by_ins(ins)
+    if record is None:
+        raise NotFound("no DMP for this patient")
+    return record
+
+
+def _searchset(
+    resources: list[dict[str, Any]], request: HttpRequest, total: int | None = None
+) -> dict[str, Any]:
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": [{"relation": "self", "url": request.build_absolute_uri()}],
+        "entry": [
+            {
+                "fullUrl": request.build_absolute_uri(f"/fhir/{r['resourceType']}/{r['id']}"),
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }
+    if total is not None:
+        bundle["total"] = total
+    return bundle
+
+
+def _page(request: HttpRequest, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    try:
+        count = min(MAX_COUNT, max(0, int(request.GET.get("_count", "50"))))
+        offset = max(0, int(request.GET.get("_getpagesoffset", "0")))
+    except ValueError as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "_count and _getpagesoffset are integers", "_count")]
+        ) from exc
+    page = items[offset : offset + count]
+    links: dict[str, Any] = {}
+    if offset + count < len(items):
+        query = request.GET.copy()
+        query["_getpagesoffset"] = str(offset + count)
+        links = {"relation": "next", "url": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}
+    return page, links
+
+
+@fhir_view(READ, ["GET", "PATCH"])
+def document_references(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    if request.method == "PATCH":
+        identifier = request.GET.get("identifier", "")
+        system, _, value = identifier.rpartition("|")
+        target = DocumentEntry.objects.filter(
+            unique_id=unique_id_of({"system": system, "value": value})
+        ).first()
+        if target is None:
+            raise NotFound("document not found")
+        return _patch(request, caller, patient, fhir_id(target.entry_uuid))
+    unknown = set(request.GET) - SEARCH_PARAMS
+    if unknown:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"unsupported search parameter {', '.join(sorted(unknown))}", "")]
+        )
+    record = _patient_record(request, patient)
+    statuses: set[DocumentStatus] = set()
+    for status in _tokens(request, "status") or ("current",):
+        if status not in STATUS_PARAMS:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, f"unknown status {status}", "status")])
+        statuses |= STATUS_PARAMS[status]
+    archived = request.GET.get("isArchived")
+    if archived == "true":
+        statuses = {DocumentStatus.ARCHIVED}
+    elif archived is None and "current" in (_tokens(request, "status") or ("current",)):
+        statuses |= {DocumentStatus.ARCHIVED}
+    created_from, created_to = (
+        _date_range(request, "date") if "date" in request.GET else _date_range(request, "creation")
+    )
+    period_from, period_to = _date_range(request, "period")
+    sort = request.GET.get("_sort", "-date")
+    if sort not in {"date", "-date"}:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "_sort accepts date or -date", "_sort")])
+    identifiers = [
+        unique_id_of({"system": s, "value": v})
+        for s, _, v in (i.rpartition("|") for i in request.GET.getlist("identifier"))
+    ]
+    query = DocumentQuery(
+        statuses=frozenset(statuses) or frozenset({DocumentStatus.DELETED}),
+        type_codes=_tokens(request, "type"),
+        class_codes=_tokens(request, "category"),
+        practice_setting_codes=_tokens(request, "setting"),
+        healthcare_facility_type_codes=_tokens(request, "facility"),
+        format_codes=_tokens(request, "format"),
+        event_codes=_tokens(request, "event"),
+        confidentiality_codes=_tokens(request, "security-label"),
+        creation_from=created_from,
+        creation_to=created_to,
+        service_start_from=period_from,
+        service_stop_to=period_to,
+        unique_ids=tuple(i for i in identifiers if not i.startswith("urn:uuid:")),
+    )
+    found = [v.document for v in document_search(caller=caller, record=record, query=query)]
+    logical = {i.removeprefix("urn:uuid:") for i in identifiers if i.startswith("urn:uuid:")}
+    if logical:
+        found = [d for d in found if str(d.logical_id) in logical]
+    related = set(_tokens(request, "related"))
+    if related:
+        found = [d for d in found if related & set(d.reference_ids)]
+    if sort == "date":
+        found.reverse()
+    page, next_link = _page(request, found)
+    bundle = _searchset([document_reference(d) for d in page], request)
+    if next_link:
+        bundle["link"].append(next_link)
+    return _json(bundle)
+
+
+@fhir_view(READ, ["GET", "PATCH"])
+def document_reference_read(
+    request: HttpRequest, caller: Caller, patient: str, resource_id: str
+) -> HttpResponse:
+    if request.method == "PATCH":
+        return _patch(request, caller, patient, resource_id)
+    visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}")
+    _same_patient(visible.document, patient)
+    return _json(document_reference(visible.document))
+
+
+def _same_patient(document: DocumentEntry, patient: str) -> None:
+    if patient and document.patient_id != parse_hl7_ins(patient).hl7():
+        raise NotFound("document not found")
+
+
+@fhir_view(READ, ["GET"])
+def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
+    """ITI-68: the document's bytes, exactly as submitted (or as a Binary resource)."""
+    document = DocumentEntry.objects.filter(entry_uuid=f"urn:uuid:{resource_id}").only("unique_id").first()
+    if document is None:
+        raise NotFound("document not found")
+    retrieved = document_retrieve(
+        caller=caller,
+        unique_id=document.unique_id,
+        patient_id=parse_hl7_ins(patient).hl7() if patient else None,
+    )
+    if FHIR_JSON in request.META.get("HTTP_ACCEPT", ""):
+        return _json(
+            {
+                "resourceType": "Binary",
+                "id": resource_id,
+                "contentType": retrieved.document.mime_type,
+                "data": base64.b64encode(retrieved.content).decode(),
+            }
+        )
+    response = HttpResponse(retrieved.content, content_type=retrieved.document.mime_type)
+    response["Content-Disposition"] = "attachment"
+    return response
+
+
+@fhir_view(READ, ["GET"])
+def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    """ITI-66: the patient's submission sets the caller may see."""
+    record = _patient_record(request, patient)
+    contents = record_contents(
+        caller=caller,
+        record=record,
+        statuses=frozenset(DocumentStatus) - {DocumentStatus.DELETED},
+        audit_label="FindDocumentLists",
+    )
+    members: dict[str, list[str]] = {}
+    for association in contents.associations:
+        if association.association_type == AssociationType.HAS_MEMBER:
+            members.setdefault(association.source_uuid, []).append(association.target_uuid)
+    visible = {v.document.entry_uuid for v in contents.documents}
+    resources = [
+        submission_set_list(s, [m for m in members.get(s.entry_uuid, []) if m in visible])
+        for s in contents.submission_sets
+    ]
+    page, _ = _page(request, resources)
+    return _json(_searchset(page, request))
+
+
+@fhir_view(PATIENT_READ, ["GET"])
+def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    """TD0.2: the patient's record status and the caller's rights, as a Patient search."""
+    raw = request.GET.get("identifier", "")
+    system, _, value = raw.rpartition("|")
+    try:
+        ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
+    except InvalidIns as exc:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, exc.message, "identifier")]) from exc
+    report = record_test(caller=caller, ins=ins)
+    if report.patient is None:
+        return _json(_searchset([], request, total=0))
+    resource = {
+        "resourceType": "Patient",
+        "id": report.record_public_id,
+        "identifier": [{"system": f"urn:oid:{ins.oid}", "value": ins.value}],
+        "name": [{"family": report.patient.family_name, "given": report.patient.given_names.split()}],
+        "birthDate": report.patient.birth_date.isoformat(),
+        "gender": {"M": "male", "F": "female"}.get(report.patient.sex, "unknown"),
+        "extension": [
+            {
+                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-status",
+                "valueCode": report.state.value,
+            },
+            {
+                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-authorisation",
+                "valueCode": report.authorisation.value,
+            },
+            {
+                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-medecin-traitant",
+                "valueBoolean": report.is_medecin_traitant,
+            },
+            {
+                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-web-account",
+                "valueBoolean": report.web_account_opened,
+            },
+            {
+                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-minor",
+                "valueBoolean": report.patient_is_minor,
+            },
+        ],
+    }
+    return _json(_searchset([resource], request, total=1))
+
+
+@fhir_view(READ, ["GET"])
+def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    """The caller's own actions (a PS sees its traces; the patient sees theirs on the portal)."""
+    events = list(own_traces(caller=caller)[:MAX_COUNT])
+    resources = [
+        {
+            "resourceType": "AuditEvent",
+            "id": f"{e.chain}-{e.sequence}",
+            "type": {"system": "https://opendmp.example/fhir/CodeSystem/audit-action", "code": str(e.action)},
+            "recorded": e.occurred_at.isoformat(),
+            "outcome": "0" if e.outcome == "success" else "4",
+            "agent": [
+                {"who": {"identifier": {"value": e.actor_id}, "display": e.actor_name}, "requestor": True}
+            ],
+            "source": {"observer": {"display": "OpenDMP"}},
+            "entity": [{"what": {"identifier": {"value": e.document_unique_id or e.patient_ins or "-"}}}],
+        }
+        for e in events
+    ]
+    return _json(_searchset(resources, request))
+
+
+@fhir_view(WRITE, ["POST"])
+def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    """ITI-65 at the base URL (POST of a transaction Bundle)."""
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "Bundle")]) from exc
+    if not isinstance(payload, dict) or payload.get("resourceType") != "Bundle":
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "a transaction Bundle is expected", "Bundle")])
+    submission = parse_bundle(payload)
+    registered = submission_register(
+        caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
+    )
+    entries = [
+        {
+            "response": {
+                "status": "201 Created",
+                "location": f"List/{fhir_id(registered.submission_set.entry_uuid)}",
+            }
+        }
+    ]
+    entries += [
+        {"response": {"status": "201 Created", "location": f"DocumentReference/{fhir_id(d.entry_uuid)}"}}
+        for d in registered.documents
+    ]
+    entries += [
+        {"response": {"status": "201 Created", "location": f"Binary/{fhir_id(d.entry_uuid)}"}}
+        for d in registered.documents
+    ]
+    return _json({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
+
+
+# --- PATCH (TD3.3a-d) --------------------------------------------------------------------------
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, f"bad JSON pointer {path!r}", "path")])
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def apply_json_patch(document: Any, operations: Any) -> Any:
+    """RFC 6902 add / remove / replace / test on a copy (enough for the PATCHes PDSm defines)."""
+    if not isinstance(operations, list):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "a JSON Patch is an array of operations", "")])
+    result = copy.deepcopy(document)
+    for operation in operations:
+        if not isinstance(operation, dict) or operation.get("op") not in {"add", "remove", "replace", "test"}:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, "unsupported JSON Patch operation", "op")])
+        *parents, last = _pointer(str(operation.get("path", "")))
+        target = result
+        try:
+            for part in parents:
+                target = target[int(part)] if isinstance(target, list) else target[part]
+            op = operation["op"]
+            if isinstance(target, list):
+                index = len(target) if last == "-" else int(last)
+                if op == "add":
+                    target.insert(index, operation["value"])
+                elif op == "remove":
+                    del target[index]
+                elif op == "replace":
+                    target[index] = operation["value"]
+                elif target[index] != operation["value"]:
+                    raise ValidationFailed(
+                        [Problem(ErrorCode.CONFLICT, "JSON Patch test failed", operation["path"])]
+                    )
+            elif op in {"add", "replace"}:
+                target[last] = operation["value"]
+            elif op == "remove":
+                del target[last]
+            elif target.get(last) != operation["value"]:
+                raise ValidationFailed(
+                    [Problem(ErrorCode.CONFLICT, "JSON Patch test failed", operation["path"])]
+                )
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, f"JSON Patch path not found: {operation.get('path')}", "path")]
+            ) from exc
+    return result
+
+
+def _labels(resource: dict[str, Any]) -> set[str]:
+    return {
+        str(c.get("code", ""))
+        for label in resource.get("securityLabel") or []
+        for c in label.get("coding") or []
+    }
+
+
+def _archived(resource: dict[str, Any]) -> bool:
+    return any(
+        x.get("url") == IS_ARCHIVED_URL and x.get("valueBoolean") for x in resource.get("extension") or []
+    )
+
+
+def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
+    if request.content_type not in {"application/json-patch+json", "application/json"}:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "PATCH needs application/json-patch+json", "Content-Type")]
+        )
+    try:
+        operations = json.loads(request.body)
+    except ValueError as exc:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "")]) from exc
+    entry_uuid = f"urn:uuid:{resource_id}"
+    current = document_get(caller=caller, entry_uuid=entry_uuid).document
+    _same_patient(current, patient)
+    before = document_reference(current)
+    after = apply_json_patch(before, operations)
+    allowed = {"securityLabel", "status", "extension"}
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    if changed - allowed:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    f"only {', '.join(sorted(allowed))} may be patched",
+                    ",".join(sorted(changed - allowed)),
+                )
+            ]
+        )
+    logical_id = current.logical_id
+    wanted, present = _labels(after), _labels(before)
+    for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present)):
+        latest = DocumentEntry.objects.get(logical_id=logical_id)
+        document_change_confidentiality(
+            caller=caller,
+            entry_uuid=latest.entry_uuid,
+            change=ConfidentialityChange(code=code, enabled=code in wanted),
+        )
+    if _archived(after) != _archived(before):
+        latest = DocumentEntry.objects.get(logical_id=logical_id)
+        document_change_status(
+            caller=caller,
+            entry_uuid=latest.entry_uuid,
+            new_status=DocumentStatus.ARCHIVED if _archived(after) else DocumentStatus.APPROVED,
+        )
+    if after.get("status") != before.get("status"):
+        if after.get("status") != "entered-in-error":
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, "status may only become entered-in-error", "status")]
+            )
+        latest = DocumentEntry.objects.get(logical_id=logical_id)
+        document_change_status(caller=caller, entry_uuid=latest.entry_uuid, new_status=DocumentStatus.DELETED)
+    latest = DocumentEntry.objects.get(logical_id=logical_id)
+    return _json(document_reference(latest))
