@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from dmp.documents.metadata import (
     DocumentInput,
     SubmissionInput,
     SubmissionSetInput,
+    is_oid,
 )
 from dmp.documents.models import AssociationType
 from dmp.ihe.mhd.mapping import coded_value, system_oid, unique_id_of
@@ -36,24 +38,129 @@ def _time(value: Any, where: str) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def _patient_cx(subject: dict[str, Any] | None, where: str) -> str:
-    identifier = (subject or {}).get("identifier") or {}
+INS_ROOT: Final = "1.2.250.1.213.1.4."
+PS_ID_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.1"
+STRUCTURE_ID_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.2"
+# Resolves the id of a Patient of this server (`Patient/<id>`, as the TD0.2 search returns it)
+# to the patient's INS as an HL7 CX; None when the id is not the caller's patient.
+ServerPatient = Callable[[str], str | None]
+
+
+class _References:
+    """What the references of a bundle point to: its entries (by fullUrl or Type/id) and every
+    contained resource (producers often put the author once, in the SubmissionSet)."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self._resources: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            resource = entry.get("resource") or {}
+            self._index(resource, str(entry.get("fullUrl", "")))
+            for contained in resource.get("contained") or []:
+                self._index(contained, f"#{contained.get('id', '')}")
+
+    def _index(self, resource: dict[str, Any], key: str) -> None:
+        if key:
+            self._resources.setdefault(key, resource)
+        if resource.get("id"):
+            self._resources.setdefault(f"{resource.get('resourceType')}/{resource['id']}", resource)
+
+    def get(self, reference: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+        target = str((reference or {}).get("reference", ""))
+        found = self._resources.get(target)
+        if found is None and target.startswith("#"):
+            found = self._resources.get(f"{kind}/{target[1:]}")
+        return found if found is not None and found.get("resourceType") == kind else None
+
+
+def _identifier_value(resource: dict[str, Any], system: str) -> str:
+    return next(
+        (str(i.get("value", "")) for i in resource.get("identifier") or [] if i.get("system") == system), ""
+    )
+
+
+def _patient_cx(
+    subject: dict[str, Any] | None, where: str, references: _References, server_patient: ServerPatient
+) -> str:
+    """The patient's INS, from a logical reference, a Patient of the bundle or one of ours."""
+    subject = subject or {}
+    identifier = subject.get("identifier") or {}
     system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
-    if not system or not value:
-        raise _fail("subject.identifier (the patient's INS) is required", where)
-    return f"{value}^^^&{system_oid(system)}&ISO^NH"
+    if system and value:
+        return f"{value}^^^&{system_oid(system)}&ISO^NH"
+    patient = references.get(subject, "Patient")
+    if patient is not None:
+        for candidate in patient.get("identifier") or []:
+            oid = system_oid(str(candidate.get("system", "")))
+            if oid.startswith(INS_ROOT) and candidate.get("value"):
+                return f"{candidate['value']}^^^&{oid}&ISO^NH"
+        raise _fail("the Patient of the bundle carries no INS identifier", where)
+    reference = str(subject.get("reference", ""))
+    if reference.startswith("Patient/"):
+        cx = server_patient(reference.removeprefix("Patient/"))
+        if cx:
+            return cx
+        raise _fail(f"{reference} is not the patient this access is bound to", where)
+    raise _fail(
+        "subject must identify the patient: identifier (INS), a Patient of the bundle with an INS, "
+        "or Patient/<id> as returned by the Patient search",
+        where,
+    )
 
 
-def _author(reference: dict[str, Any]) -> Author:
+def _name(resource: dict[str, Any]) -> tuple[str, str]:
+    name = (resource.get("name") or [{}])[0]
+    return str(name.get("family", "")), " ".join(str(g) for g in name.get("given") or [])
+
+
+def _author(reference: dict[str, Any], references: _References) -> Author:
+    """An XDS author from a logical reference or a (contained) PractitionerRole / Practitioner /
+    Organization with their national identifiers."""
     identifier = reference.get("identifier") or {}
-    display = str(reference.get("display", ""))
-    family, _, given = display.partition(" ")
     person_id = str(identifier.get("value", ""))
+    family, _, given = str(reference.get("display", "")).partition(" ")
+    organisation = references.get(reference, "Organization")
+    practitioner = references.get(reference, "Practitioner")
+    role = references.get(reference, "PractitionerRole")
+    if role is not None:
+        practitioner = references.get(role.get("practitioner"), "Practitioner")
+        organisation = references.get(role.get("organization"), "Organization")
+    if practitioner is not None:
+        person_id = _identifier_value(practitioner, PS_ID_SYSTEM) or person_id
+        family, given = _name(practitioner)
+    institutions: tuple[str, ...] = ()
+    structure_id = ""
+    if organisation is not None:
+        structure_id = _identifier_value(organisation, STRUCTURE_ID_SYSTEM)
+        name = str(organisation.get("name", ""))
+        institutions = (f"{name}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^{structure_id}",) if structure_id else ()
     person = f"{person_id}^{family}^{given}^^^^^^&1.2.250.1.71.4.2.1&ISO" if person_id else ""
-    return Author(person=person, person_id=person_id, family_name=family, given_name=given)
+    return Author(
+        person=person,
+        person_id=person_id,
+        family_name=family,
+        given_name=given,
+        institutions=institutions,
+        structure_id=structure_id,
+    )
 
 
-def parse_bundle(payload: dict[str, Any]) -> SubmissionInput:
+def _source_oid(identifier: dict[str, Any]) -> str:
+    """XDS sourceId is an OID: the value when it is one, else the OID its system names
+    (producers, the PDSm examples among them, put a local label in the value)."""
+    value = str(identifier.get("value", "")).removeprefix("urn:oid:")
+    system = str(identifier.get("system", ""))
+    if is_oid(value) or not system.startswith("urn:oid:"):
+        return value
+    return system.removeprefix("urn:oid:")
+
+
+def _no_server_patient(_: str) -> str | None:
+    return None
+
+
+def parse_bundle(
+    payload: dict[str, Any], server_patient: ServerPatient = _no_server_patient
+) -> SubmissionInput:
     try:
         Bundle.model_validate(payload)
     except ValidationError as exc:
@@ -67,18 +174,21 @@ def parse_bundle(payload: dict[str, Any]) -> SubmissionInput:
         raise _fail("an ITI-65 Bundle is of type transaction", "Bundle.type")
     entries = payload.get("entry") or []
     by_url = {str(e.get("fullUrl", "")): e.get("resource") or {} for e in entries}
+    references = _References(entries)
     lists = [r for r in by_url.values() if r.get("resourceType") == "List"]
-    references = [(url, r) for url, r in by_url.items() if r.get("resourceType") == "DocumentReference"]
+    document_references = [
+        (url, r) for url, r in by_url.items() if r.get("resourceType") == "DocumentReference"
+    ]
     if len(lists) != 1:
         raise _fail("exactly one SubmissionSet List is required", "Bundle.entry")
-    if not references:
+    if not document_references:
         raise _fail("at least one DocumentReference is required", "Bundle.entry")
     subset = lists[0]
     identifiers = subset.get("identifier") or []
     subset_unique = next((unique_id_of(i) for i in identifiers if i.get("use") == "usual"), "")
     source = next(
         (
-            str((x.get("valueIdentifier") or {}).get("value", "")).removeprefix("urn:oid:")
+            _source_oid(x.get("valueIdentifier") or {})
             for x in subset.get("extension") or []
             if str(x.get("url", "")).endswith("ihe-sourceId")
         ),
@@ -94,24 +204,30 @@ def parse_bundle(payload: dict[str, Any]) -> SubmissionInput:
     )
     if content_type is None:
         raise _fail("the SubmissionSet needs an ihe-designationType (contentTypeCode)", "List.extension")
-    patient = _patient_cx(subset.get("subject"), "List.subject")
+    patient = _patient_cx(subset.get("subject"), "List.subject", references, server_patient)
     documents: list[DocumentInput] = []
     associations: list[AssociationInput] = []
-    for index, (url, resource) in enumerate(references):
+    for index, (url, resource) in enumerate(document_references):
         where = f"DocumentReference[{index}]"
         content = (resource.get("content") or [{}])[0]
         attachment = content.get("attachment") or {}
-        binary = by_url.get(str(attachment.get("url", "")))
-        if binary is None or binary.get("resourceType") != "Binary":
-            raise _fail("content.attachment.url must point to a Binary of the bundle", where)
+        binary = references.get({"reference": str(attachment.get("url", ""))}, "Binary")
+        encoded = attachment.get("data") or (binary or {}).get("data")
+        if encoded is None:
+            raise _fail(
+                "content needed: attachment.data, or attachment.url pointing to a Binary of the bundle",
+                where,
+            )
         try:
-            data = base64.b64decode(str(binary.get("data", "")), validate=True)
+            data = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise _fail("Binary.data is not base64", where) from exc
+            raise _fail("the content is not base64", where) from exc
         declared_hash = attachment.get("hash")
         context = resource.get("context") or {}
         period = context.get("period") or {}
-        entry_id = url if url.startswith("urn:uuid:") else f"urn:uuid:{url.rsplit('/', 1)[-1]}"
+        # Only a urn:uuid fullUrl is kept as entryUUID; anything else is a symbolic id the
+        # registry replaces by a fresh UUID.
+        entry_id = url if url.startswith("urn:uuid:") else f"Document{index:02d}"
         documents.append(
             DocumentInput(
                 entry_uuid=entry_id,
@@ -136,8 +252,10 @@ def parse_bundle(payload: dict[str, Any]) -> SubmissionInput:
                 or dt.datetime(1, 1, 1, tzinfo=dt.UTC),
                 service_start_time=_time(period.get("start"), f"{where}.context.period"),
                 service_stop_time=_time(period.get("end"), f"{where}.context.period"),
-                patient_id=_patient_cx(resource.get("subject"), f"{where}.subject"),
-                authors=tuple(_author(a) for a in resource.get("author") or []),
+                patient_id=_patient_cx(
+                    resource.get("subject"), f"{where}.subject", references, server_patient
+                ),
+                authors=tuple(_author(a, references) for a in resource.get("author") or []),
             )
         )
         associations.append(

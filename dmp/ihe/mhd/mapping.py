@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import uuid
 from typing import Any, Final
 
 from dmp.access.policy import DocumentStatus
@@ -16,16 +17,36 @@ from dmp.documents.metadata import Author, CodedValue
 from dmp.documents.models import Confidentiality, DocumentEntry, SubmissionSet
 
 LOINC_OID: Final = "2.16.840.1.113883.6.1"
+NOS: Final = "https://mos.esante.gouv.fr/NOS/{0}/FHIR/{1}"
+# The code systems of the French nomenclatures (NOS) by their OIDs, as PDSm names them.
 SYSTEM_URLS: Final = {
     LOINC_OID: "http://loinc.org",
     Confidentiality.HL7_SYSTEM: "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
-    Confidentiality.DMP_SYSTEM: "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument",
+    Confidentiality.DMP_SYSTEM: NOS.format(
+        "TRE_A07-StatutVisibiliteDocument", "TRE-A07-StatutVisibiliteDocument"
+    ),
+    "1.2.250.1.213.1.1.4.1": NOS.format("TRE_A03-ClasseDocument", "TRE-A03-ClasseDocument"),
+    "1.2.250.1.71.4.2.4": NOS.format("TRE_R02-SecteurActivite", "TRE-R02-SecteurActivite"),
+    "1.2.250.1.213.1.1.4.6": NOS.format("TRE_A00-ProducteurDocNonPS", "TRE-A00-ProducteurDocNonPS"),
+    "1.2.250.1.213.1.1.4.9": NOS.format("TRE_A01-CadreExercice", "TRE-A01-CadreExercice"),
+    "1.3.6.1.4.1.19376.1.2.3": NOS.format("TRE_A11-IheFormatCode", "TRE-A11-IheFormatCode"),
+    "1.2.250.1.213.1.1.4.2.282": NOS.format(
+        "TRE_A06-FormatCodeComplementaire", "TRE-A06-FormatCodeComplementaire"
+    ),
+    "1.2.840.10008.2.6.1": NOS.format("TRE_A09-DICOMuidRegistry", "TRE-A09-DICOMuidRegistry"),
+    "1.2.250.1.213.1.1.4.14": NOS.format("TRE_A10-NomenclatureURN", "TRE-A10-NomenclatureURN"),
+    "1.2.250.1.213.1.1.4.12": NOS.format("TRE_A05-TypeDocComplementaire", "TRE-A05-TypeDocComplementaire"),
 }
-OIDS_BY_URL: Final = {url: oid for oid, url in SYSTEM_URLS.items()}
-IS_ARCHIVED_URL: Final = "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-isArchived"
-PROFILE_DOCUMENT: Final = (
-    "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/PDSm_SimplifiedPublish"
-)
+OIDS_BY_URL: Final = {
+    **{url: oid for oid, url in SYSTEM_URLS.items()},
+    # The PDSm examples spell TRE_A07 this way.
+    NOS.format(
+        "TRE_A07-StatusVisibiliteDocument", "TRE-A07-StatusVisibiliteDocument"
+    ): Confidentiality.DMP_SYSTEM,
+}
+PDSM: Final = "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/"
+IS_ARCHIVED_URL: Final = PDSM + "pdsm-ext-is-archived"
+PROFILE_DOCUMENT: Final = PDSM + "pdsm-comprehensive-document-reference"
 STATUS_TO_FHIR: Final = {
     DocumentStatus.APPROVED: "current",
     DocumentStatus.ARCHIVED: "current",
@@ -79,8 +100,14 @@ def master_identifier(unique_id: str) -> dict[str, str]:
 
 
 def unique_id_of(identifier: dict[str, Any]) -> str:
+    """The XDS uniqueId (an OID) of a masterIdentifier; a UUID becomes its 2.25 OID (ITU-T X.667)."""
     system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
     if system == "urn:ietf:rfc:3986":
+        if value.startswith("urn:uuid:"):
+            try:
+                return f"2.25.{uuid.UUID(value.removeprefix('urn:uuid:')).int}"
+            except ValueError:
+                return value
         return value.removeprefix("urn:oid:")
     if system.startswith("urn:oid:"):
         return f"{system[8:]}^{value}"

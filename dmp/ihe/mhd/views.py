@@ -529,7 +529,13 @@ def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpRespo
         raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "Bundle")]) from exc
     if not isinstance(payload, dict) or payload.get("resourceType") != "Bundle":
         raise ValidationFailed([Problem(ErrorCode.INVALID, "a transaction Bundle is expected", "Bundle")])
-    submission = parse_bundle(payload)
+
+    def server_patient(resource_id: str) -> str | None:
+        # The token is bound to one patient: `Patient/<id>` may only name that patient's record.
+        record = record_by_ins(parse_hl7_ins(patient)) if patient else None
+        return patient if record is not None and str(record.public_id) == resource_id else None
+
+    submission = parse_bundle(payload, server_patient)
     registered = submission_register(
         caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
     )
