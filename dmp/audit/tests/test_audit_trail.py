@@ -1,0 +1,110 @@
+# mypy: disable-error-code="union-attr,arg-type"
+"""The audit trail: written with the action, readable by the patient and by the PS for its own
+actions, and any tampering (changed row, removed row, forged checkpoint) is detected."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from dmp.access.actors import AccessMode
+from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditCheckpoint, AuditEvent
+from dmp.audit.services import audit_checkpoint_create
+from dmp.audit.verify import verify_audit_trail
+from dmp.common.errors import NotFound
+from dmp.records.access import record_by_ins
+from dmp.records.selectors import own_traces, record_traces
+from dmp.records.services import record_test
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_access_and_each_denial_is_recorded_with_who_what_and_mode(personas):
+    before = AuditEvent.objects.count()
+    moreau = personas.ps(personas.dr_moreau)
+    record_test(caller=moreau, ins=personas.alice.identifier)
+    event = AuditEvent.objects.order_by("-id").first()
+    assert AuditEvent.objects.count() == before + 1
+    assert (event.action, event.outcome, event.actor_id) == (
+        AuditAction.RECORD_TEST,
+        "success",
+        personas.dr_moreau.national_id,
+    )
+    assert event.patient_ins == personas.alice.ins
+    assert event.actor_structure_id == moreau.actor.structure_id
+    assert event.software  # the LPS that made the call
+
+    # A denial is recorded too, even though the caller only sees "not found".
+    durand = personas.ps(personas.dr_durand, mode=AccessMode.BREAK_GLASS, reason="urgence")
+    record = record_by_ins(personas.alice.identifier)
+    with pytest.raises(NotFound):
+        record_traces(caller=durand, record=record)
+    denial = AuditEvent.objects.order_by("-id").first()
+    assert (denial.outcome, denial.actor_id, denial.access_mode) == (
+        "denied",
+        personas.dr_durand.national_id,
+        AccessMode.BREAK_GLASS.value,
+    )
+    assert verify_audit_trail().ok
+
+
+def test_the_patient_reads_the_traces_of_the_record_and_a_ps_its_own_actions(personas):
+    record = record_by_ins(personas.alice.identifier)
+    record_test(caller=personas.ps(personas.dr_moreau), ins=personas.alice.identifier)
+    traces = list(record_traces(caller=personas.patient(personas.alice), record=record))
+    assert personas.dr_moreau.national_id in {t.actor_id for t in traces}
+    mine = list(own_traces(caller=personas.ps(personas.dr_moreau)))
+    assert mine
+    assert {t.actor_id for t in mine} == {personas.dr_moreau.national_id}
+    # Another patient's traces are not the patient's business.
+    other = record_by_ins(personas.leo.identifier)
+    with pytest.raises(NotFound):
+        record_traces(caller=personas.patient(personas.alice), record=other)
+
+
+def _tamper(sql: str, params: list[object]) -> None:
+    """Plays an attacker with the database owner's rights: the append-only triggers refuse the
+    change first, so the attacker drops them (inside the test transaction, rolled back after)."""
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
+    suffix = " ON audit_auditevent" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        for trigger in ("audit_event_no_update", "audit_event_no_delete"):
+            cursor.execute(f"DROP TRIGGER {trigger}{suffix}")
+        cursor.execute(sql, params)
+
+
+def test_a_changed_row_is_detected(personas):
+    assert verify_audit_trail().ok
+    victim = AuditEvent.objects.order_by("id")[3]
+    _tamper("UPDATE audit_auditevent SET actor_name = %s WHERE id = %s", ["someone else", victim.pk])
+    report = verify_audit_trail()
+    assert not report.ok
+    assert any("tampered" in p for p in report.problems)
+    with pytest.raises(CommandError, match="INVALID"):
+        call_command("audit_verify")
+
+
+def test_a_removed_row_and_a_rewritten_chain_are_detected(personas):
+    audit_checkpoint_create()
+    victim = AuditEvent.objects.order_by("id")[2]
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [victim.pk])
+    problems = verify_audit_trail().problems
+    assert any("gap" in p or "link" in p for p in problems)
+
+
+def test_a_forged_checkpoint_is_detected(personas):
+    checkpoint = audit_checkpoint_create()
+    AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(signature="0" * len(checkpoint.signature))
+    assert any("signature invalid" in p for p in verify_audit_trail().problems)
+
+
+def test_a_clean_trail_verifies(personas):
+    audit_checkpoint_create()
+    call_command("audit_verify")

@@ -1,0 +1,152 @@
+# mypy: disable-error-code="union-attr,arg-type"
+"""Records: creation with consent and oppositions, TD0.2 answers, authorisations and blocks,
+médecin traitant, TD0.4, closure and reactivation; each refusal changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmp.access.policy import AuthorisationStatus
+from dmp.common.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
+from dmp.identity.ins import Ins, InsAuthority
+from dmp.records.access import record_by_ins
+from dmp.records.models import Authorisation, ClosureReason, GranteeKind, Record
+from dmp.records.selectors import records_authorised_for
+from dmp.records.services import (
+    AuthorisationChange,
+    RecordState,
+    authorisation_change,
+    medecin_traitant_set,
+    record_close,
+    record_create,
+    record_reactivate,
+    record_test,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def bob(personas) -> Ins:
+    return Ins(personas.bob_traits.ins, InsAuthority(personas.bob_traits.ins_authority))
+
+
+def test_creation_needs_consent_and_records_the_oppositions(personas):
+    caller = personas.ps(personas.dr_moreau)
+    with pytest.raises(ValidationFailed) as refused:
+        record_create(caller=caller, traits=personas.bob_traits, consent=False)
+    assert refused.value.problems[0].code is ErrorCode.CONSENT_REQUIRED
+    assert record_by_ins(bob(personas)) is None
+
+    record = record_create(
+        caller=caller,
+        traits=personas.bob_traits,
+        consent=True,
+        opposes_break_glass=True,
+        opposes_centre_15=False,
+    )
+    assert (record.opposes_break_glass, record.opposes_centre_15) == (True, False)
+    assert record.consent_declared_by_id == personas.dr_moreau.national_id
+    # The creator is authorised; another PS is not, and learns only the status.
+    report = record_test(caller=caller, ins=bob(personas))
+    assert (report.state, report.authorisation) == (RecordState.ACTIVE, AuthorisationStatus.VALID)
+    assert report.opposes_break_glass
+    other = record_test(caller=personas.ps(personas.dr_petit), ins=bob(personas))
+    assert other.authorisation is AuthorisationStatus.NONE
+    with pytest.raises(Conflict):
+        record_create(caller=caller, traits=personas.bob_traits, consent=True)
+    assert Record.objects.filter(patient__ins=personas.bob_traits.ins).count() == 1
+
+
+def test_td02_for_an_unknown_patient_and_for_a_blocked_ps(personas):
+    assert record_test(caller=personas.ps(personas.dr_petit), ins=bob(personas)).state is RecordState.NONE
+    blocked = record_test(caller=personas.ps(personas.dr_durand), ins=personas.alice.identifier)
+    assert blocked.authorisation is AuthorisationStatus.BLOCKED
+    # A blocked PS is told so, and nothing else about the patient.
+    assert blocked.patient is None
+    assert blocked.record_public_id == ""
+    traitant = record_test(caller=personas.ps(personas.dr_bernard), ins=personas.alice.identifier)
+    assert traitant.is_medecin_traitant
+    assert traitant.patient is not None
+
+
+def test_the_patient_blocks_a_ps_who_then_gets_nothing_even_in_break_glass(personas):
+    record = record_by_ins(personas.alice.identifier)
+    authorisation_change(
+        caller=personas.patient(personas.alice),
+        record=record,
+        grantee_kind=GranteeKind.PROFESSIONAL,
+        grantee_id=personas.dr_moreau.national_id,
+        change=AuthorisationChange.BLOCK,
+    )
+    assert (
+        record_test(caller=personas.ps(personas.dr_moreau), ins=personas.alice.identifier).authorisation
+        is AuthorisationStatus.BLOCKED
+    )
+    assert personas.alice.ins not in {
+        r.record.patient.ins for r in records_authorised_for(caller=personas.ps(personas.dr_moreau))
+    }
+
+
+def test_only_the_patient_or_the_medecin_traitant_manages_authorisations(personas):
+    record = record_by_ins(personas.alice.identifier)
+    before = list(Authorisation.objects.values_list("grantee_id", "status"))
+    # Dr Moreau is authorised, so knows the record exists: a plain refusal.
+    with pytest.raises(Forbidden, match="not_medecin_traitant"):
+        authorisation_change(
+            caller=personas.ps(personas.dr_moreau),
+            record=record,
+            grantee_kind=GranteeKind.PROFESSIONAL,
+            grantee_id=personas.dr_petit.national_id,
+            change=AuthorisationChange.GRANT,
+        )
+    assert list(Authorisation.objects.values_list("grantee_id", "status")) == before
+    granted = authorisation_change(
+        caller=personas.ps(personas.dr_bernard),
+        record=record,
+        grantee_kind=GranteeKind.PROFESSIONAL,
+        grantee_id=personas.dr_petit.national_id,
+        change=AuthorisationChange.GRANT,
+    )
+    assert granted.status == Authorisation.Status.VALID
+
+
+def test_a_nurse_cannot_become_medecin_traitant(personas):
+    with pytest.raises(Forbidden, match="not_medecin"):
+        medecin_traitant_set(
+            caller=personas.ps(personas.nurse_robert), ins=personas.alice.identifier, declare=True
+        )
+    assert not record_test(
+        caller=personas.ps(personas.nurse_robert), ins=personas.alice.identifier
+    ).is_medecin_traitant
+
+
+def test_td04_lists_the_records_a_ps_is_authorised_on(personas):
+    listed = {r.record.patient.ins for r in records_authorised_for(caller=personas.ps(personas.dr_bernard))}
+    assert {personas.alice.ins, personas.leo.ins} <= listed
+    assert personas.chloe.ins not in listed  # closed
+
+
+def test_closure_then_reactivation(personas):
+    record = record_by_ins(personas.alice.identifier)
+    with pytest.raises(ValidationFailed):
+        record_close(caller=personas.patient(personas.alice), record=record, reason="whatever")
+    # An authorised PS may close at the patient's request; one without authorisation may not.
+    with pytest.raises(Forbidden, match="not_authorised"):
+        record_close(
+            caller=personas.ps(personas.dr_petit), record=record, reason=ClosureReason.PATIENT_REQUEST
+        )
+    assert record_by_ins(personas.alice.identifier).status == "ACTIF"
+    record_close(caller=personas.patient(personas.alice), record=record, reason=ClosureReason.PATIENT_REQUEST)
+    closed = record_test(caller=personas.ps(personas.dr_bernard), ins=personas.alice.identifier)
+    assert closed.state is RecordState.CLOSED
+    assert personas.alice.ins not in {
+        r.record.patient.ins for r in records_authorised_for(caller=personas.ps(personas.dr_bernard))
+    }
+    with pytest.raises(ValidationFailed):
+        record_reactivate(
+            caller=personas.ps(personas.dr_bernard), ins=personas.alice.identifier, consent=False
+        )
+    reopened = record_reactivate(
+        caller=personas.ps(personas.dr_bernard), ins=personas.alice.identifier, consent=True
+    )
+    assert reopened.status == "ACTIF"
