@@ -20,7 +20,8 @@ from lxml import etree
 
 from dmp.common.xml import parse_xml
 from dmp.documents.metadata import SubmissionInput
-from dmp.ihe.xds import ebrim, soap
+from dmp.identity.ins import Ins, parse_hl7_ins
+from dmp.ihe.xds import ebrim, hl7v3, soap
 from dmp.ihe.xds.ebrim import LCM, QUERY, RIM, RS, XDSB, XOP, RegistryError, q
 from opendmp_client.vihf import VihfClaims, signed_vihf
 
@@ -263,6 +264,17 @@ class XdsClient:
 
     def record_test(self, *, claims: VihfClaims | None = None) -> SoapResponse:
         return self.dmp("TD0.2", "RecordTestRequest", claims=claims)
+
+    def demographics(
+        self, ins: Ins | None = None, *, claims: VihfClaims | None = None
+    ) -> tuple[SoapResponse, hl7v3.DossierFacts]:
+        """TD0.2 in the HL7v3 shape (PRPA_IN201307UV02) for the VIHF's patient, or `ins`."""
+        claims = claims or self.claims
+        patient = ins or parse_hl7_ins(claims.patient_ins)
+        response = self.call(
+            hl7v3.QUERY_ACTION, hl7v3.query_message(patient, sender=claims.lps_id), claims=claims
+        )
+        return response, hl7v3.read_response(response.body)
 
     def record_create(
         self,

@@ -29,7 +29,7 @@ from dmp.documents.services import (
 )
 from dmp.identity.ins import Ins
 from dmp.identity.services import PatientTraits
-from dmp.ihe.xds import ebrim
+from dmp.ihe.xds import ebrim, hl7v3
 from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
 from dmp.ihe.xds.queries import QueryContext, parse_query, query_response, run_query
 from dmp.ihe.xds.soap import SoapMessage
@@ -63,6 +63,7 @@ class Action:
     RECORD_CLOSE: Final = "urn:opendmp:dmp:Close"
     ADMIN_UPDATE: Final = "urn:opendmp:dmp:AdministrativeUpdate"
     OWN_TRACES: Final = "urn:opendmp:dmp:Traces"
+    RECORD_TEST_HL7V3: Final = hl7v3.QUERY_ACTION  # TD0.2 as the DMP shapes it
 
 
 UPDATE_STATUS_ASSOCIATION: Final = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
@@ -314,6 +315,39 @@ def record_test_transaction(context: Context) -> Outcome:
     return Outcome(response)
 
 
+def record_test_hl7v3_transaction(context: Context) -> Outcome:
+    """TD0.2 as PRPA_IN201307UV02 -> PRPA_IN201308UV02; the INS asked must be the VIHF's."""
+    query = hl7v3.parse_query(context.message.body)
+    if query.ins != context.require_patient():
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.PATIENT_ID_MISMATCH,
+                    "the patientIdentifier differs from the VIHF's patient (resource-id)",
+                    "patientIdentifier",
+                )
+            ]
+        )
+    report = record_test(caller=context.caller, ins=query.ins)
+    patient = report.patient
+    facts = hl7v3.DossierFacts(
+        status=report.state.value,
+        authorisation=report.authorisation.value,
+        medecin_traitant=report.is_medecin_traitant,
+        web_account=report.web_account_opened,
+        minor=report.patient_is_minor,
+        opposes_break_glass=report.opposes_break_glass,
+        opposes_centre_15=report.opposes_centre_15,
+        closed_at=report.closed_at,
+        closure_reason=report.closure_reason,
+        family_name=patient.family_name if patient else "",
+        given_names=patient.given_names if patient else "",
+        birth_date=patient.birth_date if patient else None,
+        sex=patient.sex if patient else "",
+    )
+    return Outcome(hl7v3.response_message(query, facts))
+
+
 def authorisation_transaction(context: Context) -> Outcome:
     body = context.message.body
     action = body.get("action", "")
@@ -463,6 +497,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     Action.RECORD_CLOSE: record_close_transaction,
     Action.OWN_TRACES: own_traces_transaction,
     Action.ADMIN_UPDATE: admin_update_transaction,
+    Action.RECORD_TEST_HL7V3: record_test_hl7v3_transaction,
 }
 
 # Transactions answered with an ebRIM RegistryResponse on error (the others get DMP errors).
@@ -470,4 +505,7 @@ REGISTRY_STYLE: Final = frozenset(
     {Action.PROVIDE_AND_REGISTER, Action.STORED_QUERY, Action.UPDATE, Action.REMOVE_METADATA}
 )
 
-__all__ = ["DMP", "HANDLERS", "REGISTRY_STYLE", "RMD", "Action", "Context", "Outcome"]
+# Reply actions that do not follow the `<action>Response` convention.
+REPLY_ACTIONS: Final = {Action.RECORD_TEST_HL7V3: hl7v3.RESPONSE_ACTION}
+
+__all__ = ["DMP", "HANDLERS", "REGISTRY_STYLE", "REPLY_ACTIONS", "RMD", "Action", "Context", "Outcome"]

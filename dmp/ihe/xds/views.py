@@ -20,7 +20,7 @@ from lxml import etree
 from dmp.common.errors import DomainError, ErrorCode, ValidationFailed
 from dmp.ihe.xds import ebrim, soap
 from dmp.ihe.xds.ebrim import RS, XDSB, RegistryError, q
-from dmp.ihe.xds.transactions import HANDLERS, REGISTRY_STYLE, Action, Context
+from dmp.ihe.xds.transactions import HANDLERS, REGISTRY_STYLE, REPLY_ACTIONS, Action, Context
 from dmp.ihe.xds.vihf import VihfRejected, caller_from_vihf, verify_assertion
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     handler = HANDLERS.get(message.action)
     if handler is None:
         return _fault(f"unsupported action {message.action!r}", subcode="wsa:ActionNotSupported")
-    reply_action = f"{message.action}Response"
+    reply_action = REPLY_ACTIONS.get(message.action, f"{message.action}Response")
     try:
         facts = verify_assertion(message.header_element(soap.WSSE, "Security"))
         caller = caller_from_vihf(facts, client_certificate=_client_certificate(request))

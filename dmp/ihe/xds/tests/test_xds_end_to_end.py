@@ -513,3 +513,33 @@ def test_an_authorised_ps_updates_the_administrative_part_and_a_bad_email_change
         durand.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", city="Paris")
     personas.alice.refresh_from_db()
     assert personas.alice.city == "Rennes"
+
+
+def test_td02_in_the_hl7v3_shape_of_the_dmp(xds_kit):
+    """PRPA_IN201307UV02 -> PRPA_IN201308UV02: found, not found, blocked PS, mismatched INS."""
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    response, facts = bernard.demographics()
+    assert response.body.tag == "{urn:hl7-org:v3}PRPA_IN201308UV02"
+    ack = response.body.find("{urn:hl7-org:v3}acknowledgement/{urn:hl7-org:v3}typeCode")
+    assert ack is not None
+    assert ack.get("code") == "AA"
+    assert (facts.status, facts.authorisation, facts.medecin_traitant) == ("ACTIF", "VALIDE", True)
+    assert (facts.family_name, facts.sex, facts.birth_date) == ("Martin", "F", personas.alice.birth_date)
+    # Same answer as the proprietary shape.
+    legacy = bernard.record_test().body
+    assert (legacy.get("status"), legacy.get("authorisation")) == (facts.status, facts.authorisation)
+
+    bob = personas.bob_traits
+    bob_cx = f"{bob.ins}^^^&{bob.ins_authority}&ISO^NH"
+    _, unknown = xds_kit.client(personas.dr_bernard, patient_ins=bob_cx).demographics()
+    assert unknown.status == "INEXISTANT"
+
+    # A blocked PS learns that it is blocked, and nothing about the patient.
+    _, blocked = xds_kit.client(personas.dr_durand).demographics()
+    assert (blocked.authorisation, blocked.family_name, blocked.birth_date) == ("INTERDIT", "", None)
+
+    # The INS asked must be the VIHF's patient.
+    with pytest.raises(SoapFault) as refused:
+        bernard.demographics(personas.leo.identifier)
+    assert refused.value.subcode.endswith("patient_id_mismatch")
