@@ -236,3 +236,8 @@ _cda_xsd = env_str("OPENDMP_CDA_XSD", "")
 OPENDMP_CDA_XSD = Path(_cda_xsd) if _cda_xsd else None
 _schematron_dir = env_str("OPENDMP_SCHEMATRON_DIR", "")
 OPENDMP_SCHEMATRON_DIR = Path(_schematron_dir) if _schematron_dir else None
+
+# --- Patient portal: one-time codes and notifications (outbox | smtp) -----------------------
+OPENDMP_MESSAGE_GATEWAY = env_str("OPENDMP_MESSAGE_GATEWAY", "outbox")
+OPENDMP_SMS_EMAIL_DOMAIN = env_str("OPENDMP_SMS_EMAIL_DOMAIN", "")
+OPENDMP_BREACHED_PASSWORDS_FILE = env_str("OPENDMP_BREACHED_PASSWORDS_FILE", "")

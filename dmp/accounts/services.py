@@ -1,0 +1,504 @@
+"""Patient web accounts: hand-over by a PS, activation, password + one-time code login (TD1.5).
+
+Security rules:
+* the activation code (handed over by the PS) and the login one-time codes are random,
+  stored as HMAC-SHA256 under the project secret, expiring and single use;
+* every failure answers the same `LoginFailed` whatever the cause (unknown identifier,
+  wrong password, locked account), after the same password-hashing work;
+* `MAX_FAILURES` wrong passwords, or wrong one-time codes, lock the account for
+  `LOCK_SECONDS`; a client address has a failure budget too (`ADDRESS_BUDGET`);
+* every success and failure is written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.cache import cache
+from django.db import transaction
+
+from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
+from dmp.access.policy import Action
+from dmp.accounts import totp
+from dmp.accounts.gateway import MessageGateway, default_gateway
+from dmp.accounts.models import LoginChallenge, OtpChannel, WebAccount
+from dmp.accounts.passwords import password_problems
+from dmp.audit.actions import AuditAction, Outcome
+from dmp.audit.services import Subject, audit_denial, audit_record
+from dmp.common import clock
+from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
+from dmp.identity.actors import patient_actor, representative_actor
+from dmp.identity.models import LegalRepresentative
+from dmp.records.access import access_loaded_record, is_minor, record_subject
+from dmp.records.models import Record
+from dmp.records.services import record_mark_web_account
+
+ACTIVATION_DAYS = 14
+OTP_SECONDS = 5 * 60
+MAX_FAILURES = 5
+LOCK_SECONDS = 30 * 60
+ADDRESS_BUDGET = 30  # failures per client address per LOCK_SECONDS
+_ACTIVATION_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+_IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{5,63}$")
+# Hashing work done for an unknown identifier, so that it costs what a real check costs.
+_DUMMY_PASSWORD = "opendmp-timing-equaliser"  # noqa: S105 - not a credential
+
+
+class LoginFailed(DomainError):
+    """One answer for every login or activation failure: nothing tells which part was wrong."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class Throttled(DomainError):
+    """Too many failures from one client address."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+def _keyed_hash(purpose: str, value: str) -> str:
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _anonymous_caller(label: str = "anonymous") -> Caller:
+    actor = Actor(
+        kind=ActorKind.PATIENT,
+        person_id=label,
+        authentication=AuthenticationMode.PATIENT_PASSWORD_OTP,
+    )
+    return Caller(actor=actor, channel=Channel.PATIENT_PORTAL)
+
+
+def caller_for(account: WebAccount, *, secret_connection: bool = False) -> Caller:
+    """The Caller a logged-in account acts as (the holder, or the minor's legal representative)."""
+    if account.representative is not None:
+        actor = representative_actor(account.representative)
+    else:
+        actor = patient_actor(account.record.patient)
+        # A minor's "connexion secrète": what they add is hidden from their legal representatives.
+        if secret_connection and is_minor(account.record):
+            actor = dataclasses.replace(actor, secret_connection=True)
+    return Caller(actor=actor, channel=Channel.PATIENT_PORTAL)
+
+
+def _subject(account: WebAccount) -> Subject:
+    return record_subject(account.record)
+
+
+def masked_destination(account: WebAccount) -> str:
+    value = account.otp_destination
+    if account.otp_channel == OtpChannel.EMAIL and "@" in value:
+        name, _, domain = value.partition("@")
+        return f"{name[:1]}•••@{domain}"
+    return f"•••{value[-2:]}" if len(value) > 2 else "•••"
+
+
+# --- hand-over by a professional ------------------------------------------------------------
+
+
+def _new_activation_code() -> str:
+    raw = "".join(secrets.choice(_ACTIVATION_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def _normalise_activation_code(code: str) -> str:
+    raw = "".join(c for c in code.upper() if c.isalnum())
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def account_initialise(
+    *,
+    caller: Caller,
+    record: Record,
+    representative: LegalRepresentative | None = None,
+    otp_channel: str = "",
+    otp_destination: str = "",
+) -> str:
+    """TD1.5a: open (or re-issue) the web account of the holder or of a minor's legal representative.
+
+    Returns the activation code the professional hands over; only its hash is kept.
+    """
+    access_loaded_record(
+        caller,
+        record=record,
+        action=Action.WEB_ACCOUNT_CREATE,
+        audit_action=AuditAction.WEB_ACCOUNT_CREATE,
+        for_write=True,
+    )
+    problems = []
+    if representative is not None:
+        if representative.patient_id != record.patient_id:
+            raise NotFound("no such legal representative")
+        if not is_minor(record):
+            problems.append(
+                Problem(ErrorCode.INVALID, "legal representatives act only for minors", "representative")
+            )
+    person = representative if representative is not None else record.patient
+    if not otp_channel:
+        otp_channel = OtpChannel.EMAIL if person.email else OtpChannel.SMS
+    if otp_channel not in OtpChannel.values:
+        problems.append(Problem(ErrorCode.INVALID, "unknown one-time code channel", "otp_channel"))
+    destination = otp_destination.strip() or (
+        person.email if otp_channel == OtpChannel.EMAIL else person.mobile_phone
+    )
+    if not destination:
+        problems.append(
+            Problem(ErrorCode.INVALID, "an e-mail address or a mobile number is required", "otp_destination")
+        )
+    if problems:
+        raise ValidationFailed(problems)
+    code = _new_activation_code()
+    holder_key = f"rl:{representative.public_id}" if representative is not None else f"holder:{record.pk}"
+    record_mark_web_account(caller=caller, record=record)
+    with transaction.atomic(durable=True):
+        account, _ = WebAccount.objects.select_for_update().get_or_create(
+            holder_key=holder_key,
+            defaults={"record": record, "representative": representative, "created_by_id": ""},
+        )
+        account.status = WebAccount.Status.PENDING
+        account.identifier = None
+        account.password = ""
+        account.activation_code_hash = _keyed_hash("activation", code)
+        account.activation_expires_at = clock.now() + dt.timedelta(days=ACTIVATION_DAYS)
+        account.otp_channel = otp_channel
+        account.otp_destination = destination
+        account.totp_enabled = False
+        account.totp_secret = ""
+        account.failed_password_count = account.failed_otp_count = 0
+        account.locked_until = None
+        account.created_by_id = caller.actor.person_id
+        account.save()
+        LoginChallenge.objects.filter(account=account, used_at__isnull=True).update(used_at=clock.now())
+        audit_record(
+            caller=caller,
+            action=AuditAction.WEB_ACCOUNT_CREATE,
+            subject=record_subject(record),
+            details={"account": str(account.public_id), "representative": representative is not None},
+        )
+    return code
+
+
+# --- activation -------------------------------------------------------------------------------
+
+
+def _address_key(address: str) -> str:
+    return f"patient-auth:addr:{address}"
+
+
+def _check_address_budget(address: str) -> None:
+    if int(cache.get(_address_key(address), 0)) >= ADDRESS_BUDGET:
+        raise Throttled("too many attempts from this address")
+
+
+def _spend_address_budget(address: str) -> None:
+    key = _address_key(address)
+    cache.add(key, 0, timeout=LOCK_SECONDS)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=LOCK_SECONDS)
+
+
+def account_activate(*, code: str, identifier: str, password: str, client_address: str = "") -> WebAccount:
+    """TD1.5: the patient activates the account with the handed-over code and chooses credentials."""
+    _check_address_budget(client_address)
+    now = clock.now()
+    account = (
+        WebAccount.objects.select_related("record__patient", "representative")
+        .filter(activation_code_hash=_keyed_hash("activation", _normalise_activation_code(code)))
+        .first()
+    )
+    if (
+        account is None
+        or account.status != WebAccount.Status.PENDING
+        or account.activation_expires_at is None
+        or account.activation_expires_at <= now
+    ):
+        _spend_address_budget(client_address)
+        audit_denial(
+            caller=_anonymous_caller(),
+            action=AuditAction.WEB_ACCOUNT_CREATE,
+            subject=_subject(account) if account is not None else Subject(),
+            reason="activation_code_invalid",
+        )
+        raise LoginFailed("invalid or expired activation code")
+    identifier = identifier.strip().lower()
+    problems = []
+    if not _IDENTIFIER_RE.match(identifier):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                "L'identifiant doit compter de 6 à 64 caractères : lettres minuscules, chiffres, . _ -",
+                "identifier",
+            )
+        )
+    elif WebAccount.objects.filter(identifier=identifier).exclude(pk=account.pk).exists():
+        problems.append(Problem(ErrorCode.CONFLICT, "Cet identifiant n'est pas disponible.", "identifier"))
+    problems += [
+        Problem(ErrorCode.INVALID, message, "password")
+        for message in password_problems(password, identifier=identifier)
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+    with transaction.atomic(durable=True):
+        locked = WebAccount.objects.select_for_update().get(pk=account.pk)
+        if locked.activation_code_hash != account.activation_code_hash:
+            raise LoginFailed("invalid or expired activation code")
+        locked.identifier = identifier
+        locked.password = make_password(password)
+        locked.status = WebAccount.Status.ACTIVE
+        locked.activation_code_hash = ""
+        locked.activation_expires_at = None
+        locked.activated_at = now
+        locked.save()
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.WEB_ACCOUNT_CREATE,
+            subject=_subject(account),
+            details={"activated": True},
+        )
+    return locked
+
+
+# --- login --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStep:
+    """The first factor was accepted: the challenge to answer and where its code was sent."""
+
+    challenge_id: str
+    uses_totp: bool
+    sent_to: str
+
+
+def _is_locked(account: WebAccount, now: dt.datetime) -> bool:
+    return account.locked_until is not None and account.locked_until > now
+
+
+def _register_failure(account: WebAccount, *, field: str, reason: str, now: dt.datetime) -> None:
+    """Count one failure on the account (locking it at MAX_FAILURES) and audit it."""
+    with transaction.atomic():
+        locked = WebAccount.objects.select_for_update().get(pk=account.pk)
+        count = getattr(locked, field) + 1
+        setattr(locked, field, count)
+        updates = [field]
+        if count >= MAX_FAILURES:
+            locked.locked_until = now + dt.timedelta(seconds=LOCK_SECONDS)
+            setattr(locked, field, 0)
+            updates.append("locked_until")
+            LoginChallenge.objects.filter(account=locked, used_at__isnull=True).update(used_at=now)
+        locked.save(update_fields=updates)
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.AUTHENTICATION_FAILURE,
+            subject=_subject(account),
+            outcome=Outcome.DENIED,
+            reason=reason,
+            details={"locked": "locked_until" in updates},
+        )
+
+
+def login_start(
+    *,
+    identifier: str,
+    password: str,
+    client_address: str = "",
+    gateway: MessageGateway | None = None,
+) -> LoginStep:
+    """First factor: identifier + password. Sends a one-time code (unless a TOTP app is enrolled)."""
+    _check_address_budget(client_address)
+    now = clock.now()
+    identifier = identifier.strip().lower()[:64]
+    account = (
+        WebAccount.objects.select_related("record__patient", "representative")
+        .filter(identifier=identifier, status=WebAccount.Status.ACTIVE)
+        .first()
+        if identifier
+        else None
+    )
+    if account is None:
+        make_password(password or _DUMMY_PASSWORD)  # same hashing cost as a real check
+        _spend_address_budget(client_address)
+        audit_denial(
+            caller=_anonymous_caller(),
+            action=AuditAction.AUTHENTICATION_FAILURE,
+            reason="unknown_identifier",
+            details={"identifier_hash": _keyed_hash("identifier", identifier)[:16]},
+        )
+        raise LoginFailed("login failed")
+    password_ok = check_password(password, account.password)
+    if _is_locked(account, now) or not password_ok:
+        _spend_address_budget(client_address)
+        if _is_locked(account, now):
+            audit_denial(
+                caller=caller_for(account),
+                action=AuditAction.AUTHENTICATION_FAILURE,
+                subject=_subject(account),
+                reason="account_locked",
+            )
+        else:
+            _register_failure(account, field="failed_password_count", reason="bad_password", now=now)
+        raise LoginFailed("login failed")
+    uses_totp = account.totp_enabled and bool(account.totp_secret)
+    code = f"{secrets.randbelow(10**6):06d}"
+    with transaction.atomic(durable=True):
+        WebAccount.objects.filter(pk=account.pk).update(failed_password_count=0)
+        LoginChallenge.objects.filter(account=account, used_at__isnull=True).update(used_at=now)
+        challenge = LoginChallenge.objects.create(
+            account=account,
+            uses_totp=uses_totp,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=OTP_SECONDS),
+        )
+        if not uses_totp:
+            challenge.code_hash = _keyed_hash(f"otp:{challenge.public_id}", code)
+            challenge.save(update_fields=["code_hash"])
+            (gateway or default_gateway()).send(
+                channel=account.otp_channel,
+                destination=account.otp_destination,
+                subject="DMP : votre code de connexion",
+                body=(
+                    f"Votre code de connexion au DMP est {code}. Il est valable 5 minutes.\n"
+                    "Si vous n'êtes pas à l'origine de cette demande, changez votre mot de passe."
+                ),
+            )
+    return LoginStep(
+        challenge_id=str(challenge.public_id),
+        uses_totp=uses_totp,
+        sent_to="" if uses_totp else masked_destination(account),
+    )
+
+
+def login_verify(*, challenge_id: str, code: str, client_address: str = "") -> WebAccount:
+    """Second factor: the one-time code (or the TOTP). Single use, 5 minutes, MAX_FAILURES tries."""
+    _check_address_budget(client_address)
+    now = clock.now()
+    challenge = (
+        LoginChallenge.objects.select_related("account__record__patient", "account__representative")
+        .filter(public_id=challenge_id)
+        .first()
+        if _is_uuid(challenge_id)
+        else None
+    )
+    if challenge is None or challenge.used_at is not None or challenge.expires_at <= now:
+        _spend_address_budget(client_address)
+        audit_denial(
+            caller=_anonymous_caller() if challenge is None else caller_for(challenge.account),
+            action=AuditAction.AUTHENTICATION_FAILURE,
+            subject=Subject() if challenge is None else _subject(challenge.account),
+            reason="otp_challenge_invalid",
+        )
+        raise LoginFailed("login failed")
+    account = challenge.account
+    if _is_locked(account, now) or account.status != WebAccount.Status.ACTIVE:
+        audit_denial(
+            caller=caller_for(account),
+            action=AuditAction.AUTHENTICATION_FAILURE,
+            subject=_subject(account),
+            reason="account_locked",
+        )
+        raise LoginFailed("login failed")
+    code = code.strip()
+    totp_step: int | None = None
+    if challenge.uses_totp:
+        last_step = int(cache.get(f"patient-auth:totp-step:{account.pk}", -1))
+        totp_step = totp.totp_verify(account.totp_secret, code, now.timestamp(), after_step=last_step)
+        good = totp_step is not None
+    else:
+        expected = _keyed_hash(f"otp:{challenge.public_id}", code)
+        good = len(code) == 6 and hmac.compare_digest(expected, challenge.code_hash)
+    if not good:
+        _spend_address_budget(client_address)
+        LoginChallenge.objects.filter(pk=challenge.pk).update(attempts=challenge.attempts + 1)
+        _register_failure(account, field="failed_otp_count", reason="bad_otp", now=now)
+        raise LoginFailed("login failed")
+    with transaction.atomic(durable=True):
+        # Single use, even under concurrent submissions of the same code.
+        used = LoginChallenge.objects.filter(pk=challenge.pk, used_at__isnull=True).update(used_at=now)
+        if used != 1:
+            raise LoginFailed("login failed")
+        WebAccount.objects.filter(pk=account.pk).update(
+            failed_otp_count=0, failed_password_count=0, last_login_at=now
+        )
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.AUTHENTICATION_SUCCESS,
+            subject=_subject(account),
+            details={"second_factor": "totp" if challenge.uses_totp else account.otp_channel},
+        )
+    if totp_step is not None:
+        cache.set(f"patient-auth:totp-step:{account.pk}", totp_step, timeout=totp.STEP_SECONDS * 4)
+    account.refresh_from_db()
+    return account
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def account_for_session(public_id: str) -> WebAccount | None:
+    """The active, unlocked account a session names, or None (the session is then dropped)."""
+    if not _is_uuid(public_id):
+        return None
+    return (
+        WebAccount.objects.select_related("record__patient", "representative")
+        .filter(public_id=public_id, status=WebAccount.Status.ACTIVE)
+        .first()
+    )
+
+
+def session_token(account: WebAccount) -> str:
+    """Changes when the password or the activation changes: older sessions stop working."""
+    return _keyed_hash("session", f"{account.public_id}:{account.password}:{account.activated_at}")[:32]
+
+
+# --- optional TOTP application ----------------------------------------------------------------
+
+
+def totp_enrol_start(*, account: WebAccount) -> str:
+    """A new secret to show the patient (not active until confirmed with a first code)."""
+    return totp.new_secret()
+
+
+def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str) -> WebAccount:
+    now = clock.now()
+    if totp.totp_verify(secret, code, now.timestamp()) is None:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "Code incorrect.", "code")])
+    with transaction.atomic(durable=True):
+        WebAccount.objects.filter(pk=account.pk).update(totp_secret=secret, totp_enabled=True)
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.RECORD_UPDATE_ADMIN,
+            subject=_subject(account),
+            details={"totp": "enabled"},
+        )
+    account.refresh_from_db()
+    return account
+
+
+def totp_disable(*, account: WebAccount) -> WebAccount:
+    with transaction.atomic(durable=True):
+        WebAccount.objects.filter(pk=account.pk).update(totp_secret="", totp_enabled=False)
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.RECORD_UPDATE_ADMIN,
+            subject=_subject(account),
+            details={"totp": "disabled"},
+        )
+    account.refresh_from_db()
+    return account
