@@ -17,6 +17,7 @@ from lxml import etree
 
 from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
+from dmp.accounts.services import account_initialise
 from dmp.common.errors import ErrorCode, NotFound, Problem, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import Confidentiality, DocumentEntry
@@ -28,6 +29,7 @@ from dmp.documents.services import (
     submission_register,
 )
 from dmp.identity.ins import Ins
+from dmp.identity.models import LegalRepresentative
 from dmp.identity.services import PatientTraits
 from dmp.ihe.xds import ebrim, hl7v3
 from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
@@ -64,6 +66,7 @@ class Action:
     ADMIN_UPDATE: Final = "urn:opendmp:dmp:AdministrativeUpdate"
     OWN_TRACES: Final = "urn:opendmp:dmp:Traces"
     RECORD_TEST_HL7V3: Final = hl7v3.QUERY_ACTION  # TD0.2 as the DMP shapes it
+    WEB_ACCOUNT: Final = "urn:opendmp:dmp:TD1.5"
 
 
 UPDATE_STATUS_ASSOCIATION: Final = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
@@ -395,6 +398,35 @@ def authorised_records_transaction(context: Context) -> Outcome:
     return Outcome(response)
 
 
+def web_account_transaction(context: Context) -> Outcome:
+    """TD1.5a: open (or re-issue) the patient's web account; the PS hands the code over."""
+    body = context.message.body
+    record = record_by_ins(context.require_patient())
+    if record is None:
+        raise NotFound("no record for this INS")
+    representative = None
+    if body.get("representative"):
+        try:
+            representative_id = uuid.UUID(body.get("representative", ""))
+        except ValueError as exc:
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, "representative must be a UUID", "representative")]
+            ) from exc
+        representative = LegalRepresentative.objects.filter(
+            public_id=representative_id, patient_id=record.patient_id
+        ).first()
+        if representative is None:
+            raise NotFound("no such legal representative")
+    code = account_initialise(
+        caller=context.caller,
+        record=record,
+        representative=representative,
+        otp_channel=body.get("otpChannel", "").strip().lower(),
+        otp_destination=body.get("otpDestination", ""),
+    )
+    return Outcome(_dmp("WebAccountResponse", status="EN_ATTENTE_ACTIVATION", activationCode=code))
+
+
 def record_create_transaction(context: Context) -> Outcome:
     body = context.message.body
     patient = body.find(q(DMP, "Patient"))
@@ -498,6 +530,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     Action.OWN_TRACES: own_traces_transaction,
     Action.ADMIN_UPDATE: admin_update_transaction,
     Action.RECORD_TEST_HL7V3: record_test_hl7v3_transaction,
+    Action.WEB_ACCOUNT: web_account_transaction,
 }
 
 # Transactions answered with an ebRIM RegistryResponse on error (the others get DMP errors).

@@ -543,3 +543,31 @@ def test_td02_in_the_hl7v3_shape_of_the_dmp(xds_kit):
     with pytest.raises(SoapFault) as refused:
         bernard.demographics(personas.leo.identifier)
     assert refused.value.subcode.endswith("patient_id_mismatch")
+
+
+def test_td15_opens_the_patients_web_account_and_the_code_activates_it(xds_kit):
+    from dmp.accounts.models import WebAccount
+    from dmp.accounts.services import account_activate
+
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    answer = bernard.dmp("TD1.5", "WebAccountRequest", otpChannel="EMAIL", otpDestination="alice@example.org")
+    code = answer.body.get("activationCode")
+    assert answer.body.get("status") == "EN_ATTENTE_ACTIVATION"
+    assert code
+    assert bernard.record_test().body.get("webAccount") == "true"
+    account = WebAccount.objects.get(record__patient=personas.alice)
+    assert code not in account.activation_code_hash
+    activated = account_activate(
+        code=code, identifier="alice.martin", password="Une phrase de passe longue 42!"
+    )
+    assert activated.status == WebAccount.Status.ACTIVE
+
+    # A PS without authorisation, and a bad channel, are refused and change nothing.
+    before = list(WebAccount.objects.values_list("pk", "status", "activation_code_hash"))
+    with pytest.raises(SoapFault):
+        xds_kit.client(personas.dr_petit).dmp("TD1.5", "WebAccountRequest", otpChannel="EMAIL")
+    with pytest.raises(SoapFault) as refused:
+        bernard.dmp("TD1.5", "WebAccountRequest", otpChannel="PIGEON")
+    assert "channel" in refused.value.reason
+    assert list(WebAccount.objects.values_list("pk", "status", "activation_code_hash")) == before
