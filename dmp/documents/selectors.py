@@ -19,7 +19,13 @@ from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import audit_record
 from dmp.common.errors import NotFound
-from dmp.documents.access import access_document, document_subject, visible_documents, with_authors
+from dmp.documents.access import (
+    access_document,
+    document_subject,
+    of_one_record,
+    visible_documents,
+    with_authors,
+)
 from dmp.documents.blobstore import default_blob_store
 from dmp.documents.keys import data_key_for
 from dmp.documents.models import (
@@ -132,9 +138,7 @@ def _json_code_filter(
 
 
 def _matching(record: Record, query: DocumentQuery) -> list[DocumentEntry]:
-    documents: list[DocumentEntry] = list(
-        with_authors(_filtered(record, query))[: max(1, min(query.limit, MAX_RESULTS))]
-    )
+    documents = of_one_record(_filtered(record, query), record, max(1, min(query.limit, MAX_RESULTS)))
     if query.event_codes:
         documents = _json_code_filter(documents, "event_codes", query.event_codes)
     if query.confidentiality_codes:
