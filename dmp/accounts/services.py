@@ -33,6 +33,7 @@ from dmp.accounts.gateway import MessageGateway, default_gateway
 from dmp.accounts.models import LoginChallenge, OtpChannel, WebAccount
 from dmp.accounts.passwords import password_problems
 from dmp.audit.actions import AuditAction, Outcome
+from dmp.audit.models import AuditEvent
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
@@ -502,3 +503,66 @@ def totp_disable(*, account: WebAccount) -> WebAccount:
         )
     account.refresh_from_db()
     return account
+
+
+def account_confirm_password(*, account: WebAccount, password: str) -> bool:
+    """Re-authentication before a grave action (closure); failures count towards the lock."""
+    now = clock.now()
+    if _is_locked(account, now) or not check_password(password, account.password):
+        if not _is_locked(account, now):
+            _register_failure(account, field="failed_password_count", reason="bad_password_confirm", now=now)
+        return False
+    return True
+
+
+# --- notification of exceptional accesses (break-glass, Centre 15) ----------------------------
+
+EXCEPTIONAL_MODES = ("bris_de_glace", "centre_15")
+
+
+def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: int = 1000) -> int:
+    """Tell each account holder about break-glass / Centre 15 accesses since the last notice.
+
+    The domain has no push hook for these accesses: the audit trail is the source of truth, so
+    this runs periodically (`manage.py patient_notify`, or a Celery beat task) and is idempotent:
+    each account remembers up to when it was notified.
+    """
+    gateway = gateway or default_gateway()
+    sent = 0
+    accounts = WebAccount.objects.filter(
+        status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
+    ).select_related("record__patient")
+    record_ids = {a.record_id for a in accounts}
+    if not record_ids:
+        return 0
+    events = AuditEvent.objects.filter(
+        record_id__in=record_ids, access_mode__in=EXCEPTIONAL_MODES, outcome=Outcome.SUCCESS
+    ).order_by("occurred_at")[:limit]
+    by_record: dict[int, list[AuditEvent]] = {}
+    for event in events:
+        assert event.record_id is not None  # noqa: S101 - filtered on record_id__in
+        by_record.setdefault(event.record_id, []).append(event)
+    for account in accounts:
+        fresh = [
+            e
+            for e in by_record.get(account.record_id, [])
+            if account.notified_until is None or e.occurred_at > account.notified_until
+        ]
+        if not fresh:
+            continue
+        who = sorted({f"{e.actor_name or e.actor_id} ({e.actor_structure_name})" for e in fresh})
+        mode_words = {"bris_de_glace": "en urgence (bris de glace)", "centre_15": "par le SAMU - Centre 15"}
+        modes = sorted({mode_words.get(e.access_mode, e.access_mode) for e in fresh})
+        with transaction.atomic():
+            gateway.send(
+                channel=account.otp_channel,
+                destination=account.otp_destination,
+                subject="DMP : accès exceptionnel à votre dossier",
+                body=(
+                    f"Votre dossier a été consulté {', '.join(modes)} par : {', '.join(who)}.\n"
+                    "Le détail (date, motif) figure dans l'historique des accès de votre espace DMP."
+                ),
+            )
+            WebAccount.objects.filter(pk=account.pk).update(notified_until=fresh[-1].occurred_at)
+        sent += 1
+    return sent
