@@ -489,3 +489,11 @@ def test_a_minor_in_secret_connection_adds_documents_hidden_from_representatives
     parent = _representative_client(personas)
     assert "Mon secret" not in parent.get(url("documents")).content.decode()
     assert parent.get(url("document", document.unique_id)).status_code == 404
+
+
+def test_pages_are_translated_to_english(personas, client):
+    response = client.get(url("login"), HTTP_ACCEPT_LANGUAGE="en")
+    page = response.content.decode()
+    assert 'lang="en"' in page
+    assert "Access my DMP" in page
+    assert "Username" in page
