@@ -293,3 +293,21 @@ def test_reissuing_a_code_resets_the_account(personas):
         login_start(identifier=IDENTIFIER, password=PASSWORD)
     account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD)
     assert login_start(identifier=IDENTIFIER, password=PASSWORD).challenge_id
+
+
+def test_unknown_identifiers_cost_the_same_hashing_work(personas, settings):
+    """No enumeration by timing: an unknown identifier runs the password hasher as well."""
+    import time
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    active_account(personas)
+
+    def duration(identifier: str) -> float:
+        started = time.perf_counter()
+        with pytest.raises(LoginFailed):
+            login_start(identifier=identifier, password="Wrong#Password-1")
+        return time.perf_counter() - started
+
+    unknown = sorted(duration("nobody.here") for _ in range(3))[1]
+    known = sorted(duration(IDENTIFIER) for _ in range(3))[1]
+    assert 0.33 < unknown / known < 3

@@ -219,7 +219,13 @@ def logout(request: HttpRequest) -> HttpResponse:
 @require_GET
 @patient_required
 def home(request: HttpRequest, patient: PatientSession) -> HttpResponse:
-    return render(request, "patient_portal/home.html", {"patient": patient})
+    access = record_read(
+        caller=patient.caller,
+        record=patient.record,
+        action=Action.RECORD_READ_ADMIN,
+        audit_action=AuditAction.RECORD_READ_ADMIN,
+    )
+    return render(request, "patient_portal/home.html", {"patient": patient, "record": access.record})
 
 
 @require_GET

@@ -497,3 +497,38 @@ def test_pages_are_translated_to_english(personas, client):
     assert 'lang="en"' in page
     assert "Access my DMP" in page
     assert "Username" in page
+
+
+def test_a_representative_loses_access_when_the_minor_comes_of_age(personas, settings):
+    client = _representative_client(personas)
+    assert client.get(url("home")).status_code == 200
+    settings.OPENDMP_MAJORITY_AGE = 5  # Léo (9) is now of age
+    assert client.get(url("home")).status_code == 404
+    assert client.get(url("documents")).status_code == 404
+
+
+def test_the_document_pdf_download(personas, alice_client):
+    document = publish_for(personas, personas.alice)
+    response = alice_client.get(url("document_pdf", document.unique_id))
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF")
+
+
+def test_totp_enrolment_through_the_security_page(personas, alice_client):
+    from django.utils import timezone
+
+    from dmp.accounts import totp
+
+    alice_client.get(url("security"))
+    secret = alice_client.session["patient_totp_pending"]
+    wrong = alice_client.post(
+        url("security"),
+        {"code": "000000" if totp.totp(secret, timezone.now().timestamp()) != "000000" else "111111"},
+    )
+    assert wrong.status_code == 200
+    assert not WebAccount.objects.get().totp_enabled
+    response = alice_client.post(url("security"), {"code": totp.totp(secret, timezone.now().timestamp())})
+    assert response.status_code == 302
+    assert WebAccount.objects.get().totp_enabled
+    alice_client.post(url("security"), {"action": "disable"})
+    assert not WebAccount.objects.get().totp_enabled
