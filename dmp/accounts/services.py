@@ -12,6 +12,7 @@ Security rules:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import hashlib
@@ -21,6 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
@@ -414,7 +416,9 @@ def login_verify(*, challenge_id: str, code: str, client_address: str = "") -> W
     totp_step: int | None = None
     if challenge.uses_totp:
         last_step = int(cache.get(f"patient-auth:totp-step:{account.pk}", -1))
-        totp_step = totp.totp_verify(account.totp_secret, code, now.timestamp(), after_step=last_step)
+        totp_step = totp.totp_verify(
+            _unseal(account.totp_secret, account), code, now.timestamp(), after_step=last_step
+        )
         good = totp_step is not None
     else:
         expected = _keyed_hash(f"otp:{challenge.public_id}", code)
@@ -471,6 +475,23 @@ def session_token(account: WebAccount) -> str:
 # --- optional TOTP application ----------------------------------------------------------------
 
 
+def _totp_key() -> bytes:
+    master: bytes = settings.OPENDMP_MASTER_KEY
+    return hmac.new(master, b"opendmp patient totp secrets v1", hashlib.sha256).digest()
+
+
+def _seal(secret: str, account: WebAccount) -> str:
+    """The TOTP secret encrypted (AES-256-GCM, bound to the account) for storage."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_totp_key()).encrypt(nonce, secret.encode(), str(account.public_id).encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def _unseal(stored: str, account: WebAccount) -> str:
+    raw = base64.b64decode(stored)
+    return AESGCM(_totp_key()).decrypt(raw[:12], raw[12:], str(account.public_id).encode()).decode()
+
+
 def totp_enrol_start(*, account: WebAccount) -> str:
     """A new secret to show the patient (not active until confirmed with a first code)."""
     return totp.new_secret()
@@ -481,7 +502,7 @@ def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str) -> WebAcc
     if totp.totp_verify(secret, code, now.timestamp()) is None:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "Code incorrect.", "code")])
     with transaction.atomic(durable=True):
-        WebAccount.objects.filter(pk=account.pk).update(totp_secret=secret, totp_enabled=True)
+        WebAccount.objects.filter(pk=account.pk).update(totp_secret=_seal(secret, account), totp_enabled=True)
         audit_record(
             caller=caller_for(account),
             action=AuditAction.RECORD_UPDATE_ADMIN,

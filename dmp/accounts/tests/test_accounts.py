@@ -255,6 +255,8 @@ def test_login_with_an_enrolled_totp_application(personas):
             account=account, secret=secret, code="000000" if totp.totp(secret, now) != "000000" else "111111"
         )
     totp_enrol_confirm(account=account, secret=secret, code=totp.totp(secret, now))
+    account.refresh_from_db()
+    assert secret not in account.totp_secret  # stored sealed
     step = login_start(identifier=IDENTIFIER, password=PASSWORD)
     assert step.uses_totp
     assert not OutboxMessage.objects.exists()
