@@ -587,3 +587,17 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
             WebAccount.objects.filter(pk=account.pk).update(notified_until=fresh[-1].occurred_at)
         sent += 1
     return sent
+
+
+def account_notifications_set(*, account: WebAccount, enabled: bool) -> WebAccount:
+    """The holder chooses whether exceptional accesses are notified through the code channel."""
+    with transaction.atomic(durable=True):
+        WebAccount.objects.filter(pk=account.pk).update(notify_exceptional_access=enabled)
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.RECORD_UPDATE_ADMIN,
+            subject=_subject(account),
+            details={"notify_exceptional_access": enabled},
+        )
+    account.refresh_from_db()
+    return account

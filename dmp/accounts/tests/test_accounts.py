@@ -313,3 +313,28 @@ def test_unknown_identifiers_cost_the_same_hashing_work(personas, settings):
     unknown = sorted(duration("nobody.here") for _ in range(3))[1]
     known = sorted(duration(IDENTIFIER) for _ in range(3))[1]
     assert 0.33 < unknown / known < 3
+
+
+def test_the_activation_code_command_acts_as_the_professional(personas):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command(
+        "patient_activation_code",
+        ins=personas.alice.ins,
+        professional=personas.dr_bernard.national_id,
+        email="alice@example.org",
+        stdout=out,
+    )
+    code = out.getvalue().strip()
+    assert account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD).status == "ACTIVE"
+    with pytest.raises(CommandError):  # blocked professional
+        call_command(
+            "patient_activation_code",
+            ins=personas.alice.ins,
+            professional=personas.dr_durand.national_id,
+            email="x@example.org",
+            stdout=io.StringIO(),
+        )

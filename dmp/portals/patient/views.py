@@ -31,6 +31,7 @@ from dmp.accounts.services import (
     account_activate,
     account_confirm_password,
     account_for_session,
+    account_notifications_set,
     caller_for,
     login_start,
     login_verify,
@@ -549,6 +550,10 @@ def close(request: HttpRequest, patient: PatientSession) -> HttpResponse:
 def security(request: HttpRequest, patient: PatientSession) -> HttpResponse:
     form = forms.TotpForm(request.POST or None)
     secret = str(request.session.get(SESSION_TOTP, ""))
+    if request.method == "POST" and request.POST.get("action") == "notifications":
+        account_notifications_set(account=patient.account, enabled=request.POST.get("notify") == "on")
+        messages.success(request, _("Vos préférences de notification sont enregistrées."))
+        return redirect("patient_portal:security")
     if request.method == "POST" and request.POST.get("action") == "disable":
         totp_disable(account=patient.account)
         messages.success(request, _("L'application d'authentification est désactivée."))

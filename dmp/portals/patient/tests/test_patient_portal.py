@@ -532,3 +532,14 @@ def test_totp_enrolment_through_the_security_page(personas, alice_client):
     assert WebAccount.objects.get().totp_enabled
     alice_client.post(url("security"), {"action": "disable"})
     assert not WebAccount.objects.get().totp_enabled
+
+
+def test_notifications_can_be_turned_off(personas, alice_client):
+    alice_client.post(url("security"), {"action": "notifications"})
+    assert not WebAccount.objects.get().notify_exceptional_access
+    document = publish_for(personas, personas.alice)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="urgence")
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    assert exceptional_access_notify() == 0
+    alice_client.post(url("security"), {"action": "notifications", "notify": "on"})
+    assert exceptional_access_notify() == 1
