@@ -14,15 +14,18 @@ from __future__ import annotations
 import csv
 import html
 import io
+import uuid
 import zipfile
 from dataclasses import dataclass
 
+from django.conf import settings
 from fpdf import FPDF
 from lxml import etree
 
 from dmp.access.actors import Caller
 from dmp.access.policy import Action, DocumentStatus
 from dmp.audit.actions import AuditAction
+from dmp.common import clock
 from dmp.documents.models import DocumentEntry
 from dmp.documents.selectors import document_retrieve, record_contents
 from dmp.records.models import ExpressionSpace, Record, TrustedPerson
@@ -42,6 +45,11 @@ FORMAT_SCHEME = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
 PATIENT_SCHEME = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
 UNIQUE_SCHEME = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
 DOCUMENT_ENTRY = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
+REGISTRY_PACKAGE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
+SUBMISSION_SET_NODE = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
+SUBSET_UNIQUE_SCHEME = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
+SUBSET_SOURCE_SCHEME = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
+SUBSET_PATIENT_SCHEME = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,46 @@ def metadata_xml(record: Record, documents: list[ExportedDocument]) -> bytes:
                 value=value,
             )
             _name(identifier, "Name", label)
+    _submission_set(objects, record, patient_id, documents)
     return etree.tostring(request, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _submission_set(
+    objects: etree._Element, record: Record, patient_id: str, documents: list[ExportedDocument]
+) -> None:
+    """The XDM submission set grouping the exported documents (HasMember associations)."""
+    entry = f"urn:uuid:{uuid.uuid4()}"
+    package = etree.SubElement(objects, f"{{{RIM}}}RegistryPackage", id=entry, objectType=REGISTRY_PACKAGE)
+    _slot(package, "submissionTime", clock.now().strftime("%Y%m%d%H%M%S"))
+    _name(package, "Name", "Export du DMP par son titulaire")
+    for scheme, value, label in (
+        (SUBSET_UNIQUE_SCHEME, f"2.25.{uuid.uuid4().int}", "XDSSubmissionSet.uniqueId"),
+        (SUBSET_SOURCE_SCHEME, settings.OPENDMP_REPOSITORY_UNIQUE_ID, "XDSSubmissionSet.sourceId"),
+        (SUBSET_PATIENT_SCHEME, patient_id, "XDSSubmissionSet.patientId"),
+    ):
+        identifier = etree.SubElement(
+            package,
+            f"{{{RIM}}}ExternalIdentifier",
+            identificationScheme=scheme,
+            registryObject=entry,
+            value=value,
+        )
+        _name(identifier, "Name", label)
+    etree.SubElement(
+        objects,
+        f"{{{RIM}}}Classification",
+        classifiedObject=entry,
+        classificationNode=SUBMISSION_SET_NODE,
+    )
+    for item in documents:
+        association = etree.SubElement(
+            objects,
+            f"{{{RIM}}}Association",
+            associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember",
+            sourceObject=entry,
+            targetObject=item.document.entry_uuid,
+        )
+        _slot(association, "SubmissionSetStatus", "Original")
 
 
 def _index_html(record: Record, documents: list[ExportedDocument]) -> bytes:

@@ -404,6 +404,12 @@ def test_export_is_an_ihe_xdm_zip_with_documents_metadata_and_traces(personas, a
     metadata = parse_xml(archive.read("IHE_XDM/SUBSET01/METADATA.XML"))
     assert first.unique_id in etree.tostring(metadata).decode()
     assert "Invisible" not in etree.tostring(metadata).decode()
+    rim = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
+    assert len(metadata.findall(f".//{rim}ExtrinsicObject")) == 1
+    assert len(metadata.findall(f".//{rim}RegistryPackage")) == 1
+    members = metadata.findall(f".//{rim}Association")
+    entries = metadata.findall(f".//{rim}ExtrinsicObject")
+    assert [m.get("targetObject") for m in members] == [entries[0].get("id")]
     rows = list(csv.reader(io.StringIO(archive.read("TRACES.CSV").decode("utf-8-sig")), delimiter=";"))
     assert rows[0][0] == "date"
     assert len(rows) > 1
