@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from dmp.access.policy import RecordStatus
 from dmp.accounts.services import account_initialise
@@ -121,6 +122,9 @@ def test_a_patient_walks_through_the_portal(personas, live_server, tmp_path: Pat
         expect(page.get_by_text("Votre dossier est fermé", exact=False).first).to_be_visible()
         page.screenshot(path=shots / "07-closed.png")
         browser.close()
+        # The ORM calls above ran in Playwright's event-loop context, which has its own database
+        # connection: close it here, or PostgreSQL refuses to drop the test database.
+        connections.close_all()
 
     assert Record.objects.get(pk=record.pk).status == RecordStatus.CLOSED
     expected = [
