@@ -27,6 +27,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
 from dmp.access.policy import Action
@@ -164,7 +165,7 @@ def account_initialise(
     holder_key = f"rl:{representative.public_id}" if representative is not None else f"holder:{record.pk}"
     record_mark_web_account(caller=caller, record=record)
     with transaction.atomic(durable=True):
-        account, _ = WebAccount.objects.select_for_update().get_or_create(
+        account, _created = WebAccount.objects.select_for_update().get_or_create(
             holder_key=holder_key,
             defaults={"record": record, "representative": representative, "created_by_id": ""},
         )
@@ -241,12 +242,12 @@ def account_activate(*, code: str, identifier: str, password: str, client_addres
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                "L'identifiant doit compter de 6 à 64 caractères : lettres minuscules, chiffres, . _ -",
+                _("L'identifiant doit compter de 6 à 64 caractères : lettres minuscules, chiffres, . _ -"),
                 "identifier",
             )
         )
     elif WebAccount.objects.filter(identifier=identifier).exclude(pk=account.pk).exists():
-        problems.append(Problem(ErrorCode.CONFLICT, "Cet identifiant n'est pas disponible.", "identifier"))
+        problems.append(Problem(ErrorCode.CONFLICT, _("Cet identifiant n'est pas disponible."), "identifier"))
     problems += [
         Problem(ErrorCode.INVALID, message, "password")
         for message in password_problems(password, identifier=identifier)
@@ -500,7 +501,7 @@ def totp_enrol_start(*, account: WebAccount) -> str:
 def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str) -> WebAccount:
     now = clock.now()
     if totp.totp_verify(secret, code, now.timestamp()) is None:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "Code incorrect.", "code")])
+        raise ValidationFailed([Problem(ErrorCode.INVALID, _("Code incorrect."), "code")])
     with transaction.atomic(durable=True):
         WebAccount.objects.filter(pk=account.pk).update(totp_secret=_seal(secret, account), totp_enabled=True)
         audit_record(

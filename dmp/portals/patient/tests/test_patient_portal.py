@@ -549,3 +549,30 @@ def test_notifications_can_be_turned_off(personas, alice_client):
     assert exceptional_access_notify() == 0
     alice_client.post(url("security"), {"action": "notifications", "notify": "on"})
     assert exceptional_access_notify() == 1
+
+
+def test_password_rules_are_explained_in_english_too(personas, client):
+    code = handed_over_code(personas)
+    response = client.post(
+        url("activation"),
+        {"code": code, "identifier": IDENTIFIER, "password": "short", "password_again": "short"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert "The password must have at least 12 characters." in response.content.decode()
+
+
+def test_the_next_parameter_cannot_redirect_elsewhere(personas, client):
+    active_account(personas)
+    client.post(url("login") + "?next=//evil.example/", {"identifier": IDENTIFIER, "password": PASSWORD})
+    response = client.post(url("login_code"), {"code": last_code()})
+    assert response["Location"] == url("home")
+    client.post(url("logout"))
+    client.post(url("login") + "?next=" + url("traces"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    response = client.post(url("login_code"), {"code": last_code()})
+    assert response["Location"] == url("traces")
+
+
+def test_pages_carry_the_strict_content_security_policy(alice_client):
+    response = alice_client.get(url("home"))
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
