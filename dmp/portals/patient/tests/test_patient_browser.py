@@ -1,8 +1,9 @@
 """A patient's walk through the portal in a real browser (Debian chromium through Playwright).
 
 Activation with the handed-over code, login with the one-time code read from the outbox,
-masking a document (then the authorised PS no longer sees it), blocking a PS (then its access
-fails), export and re-reading of the XDM ZIP, closure. Screenshots are kept and checked.
+masking a document (then the authorised PS no longer sees it, through the domain selector and
+through the SOAP channel with a signed VIHF), blocking a PS (then its access fails on both),
+export and re-reading of the XDM ZIP, closure. Screenshots are kept and checked.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from dmp.accounts.services import account_initialise
 from dmp.accounts.tests.helpers import PASSWORD, last_code
 from dmp.common.errors import NotFound
 from dmp.documents.selectors import DocumentQuery, document_search
+from dmp.ihe.xds.ebrim import RIM, DocumentEntryScheme, q
+from dmp.ihe.xds.queries import StoredQuery
 from dmp.portals.patient.tests.test_patient_portal import publish_for
 from dmp.records.models import Record
+from opendmp_client.xds import XdsClient, registry_objects
+
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 
 
 def _chromium() -> str | None:
@@ -31,7 +37,26 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.browser
-def test_a_patient_walks_through_the_portal(personas, live_server, tmp_path: Path, monkeypatch) -> None:
+def _xds_unique_ids(client: XdsClient) -> tuple[bool, set[str]]:
+    """FindDocuments (ITI-18) over the SOAP channel, as the PS behind `client`."""
+    response = client.stored_query(
+        StoredQuery.FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": f"'{client.claims.patient_ins}'",
+            "$XDSDocumentEntryStatus": f"('{APPROVED}')",
+        },
+    )
+    ids = set()
+    for entry in registry_objects(response, "ExtrinsicObject"):
+        for ident in entry.findall(q(RIM, "ExternalIdentifier")):
+            if ident.get("identificationScheme") == DocumentEntryScheme.UNIQUE_ID:
+                ids.add(ident.get("value", ""))
+    return response.ok, ids
+
+
+def test_a_patient_walks_through_the_portal(
+    personas, xds_kit, live_server, tmp_path: Path, monkeypatch
+) -> None:
     executable = _chromium()
     if executable is None:
         if os.environ.get("CI") == "true":
@@ -47,6 +72,8 @@ def test_a_patient_walks_through_the_portal(personas, live_server, tmp_path: Pat
     record = personas.alice.record
     moreau = personas.ps(personas.dr_moreau)
     assert document_search(caller=moreau, record=record, query=DocumentQuery())
+    moreau_xds = xds_kit.client(personas.dr_moreau)
+    assert _xds_unique_ids(moreau_xds) == (True, {document.unique_id})
     code = account_initialise(
         caller=personas.ps(personas.dr_bernard),
         record=record,
@@ -91,6 +118,7 @@ def test_a_patient_walks_through_the_portal(personas, live_server, tmp_path: Pat
         expect(page.locator("#visibility")).to_contain_text("Masqué aux professionnels")
         page.screenshot(path=shots / "04-masked.png")
         assert document_search(caller=moreau, record=record, query=DocumentQuery()) == []
+        assert _xds_unique_ids(moreau_xds) == (True, set())  # and through the SOAP channel
 
         # Block the cardiologist: any access of hers now fails.
         page.get_by_role("link", name="Qui peut accéder").first.click()
@@ -99,6 +127,9 @@ def test_a_patient_walks_through_the_portal(personas, live_server, tmp_path: Pat
         page.screenshot(path=shots / "05-blocked.png")
         with pytest.raises(NotFound):
             document_search(caller=moreau, record=record, query=DocumentQuery())
+        refused, nothing = _xds_unique_ids(moreau_xds)
+        assert not refused
+        assert nothing == set()
 
         # Export: download the XDM archive and read it back.
         page.get_by_role("link", name=re.compile("Mon DMP|DMP")).first.click()
