@@ -576,3 +576,14 @@ def test_pages_carry_the_strict_content_security_policy(alice_client):
     response = alice_client.get(url("home"))
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_an_address_over_its_failure_budget_gets_429_for_everyone(personas, client):
+    from dmp.accounts.services import ADDRESS_BUDGET
+
+    active_account(personas)
+    for _ in range(ADDRESS_BUDGET):
+        client.post(url("login"), {"identifier": "nobody.here", "password": "x"})
+    response = client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    assert response.status_code == 429
+    assert not OutboxMessage.objects.exists()
