@@ -12,6 +12,7 @@ urlpatterns = [
     path("staff/", staff_home, name="staff_home"),
     path("staff/login/", ThrottledLoginView.as_view(), name="staff_login"),
     path("staff/logout/", LogoutView.as_view(next_page="/"), name="staff_logout"),
+    path("patient/", include("dmp.portals.patient.urls")),
     path("support/", include("dmp.support.urls")),
     path("pilotage/", include("dmp.pilotage.urls")),
     path("ihe/xds/", include("dmp.ihe.xds.urls")),

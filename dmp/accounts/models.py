@@ -42,7 +42,7 @@ class WebAccount(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     otp_channel = models.CharField(max_length=8, choices=OtpChannel.choices, default=OtpChannel.EMAIL)
     otp_destination = models.CharField(max_length=254, blank=True)
-    totp_secret = models.CharField(max_length=64, blank=True)
+    totp_secret = models.CharField(max_length=128, blank=True)  # AES-GCM sealed, see services
     totp_enabled = models.BooleanField(default=False)
     notify_exceptional_access = models.BooleanField(default=True)
     failed_password_count = models.PositiveSmallIntegerField(default=0)

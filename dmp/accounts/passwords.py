@@ -18,6 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.password_validation import CommonPasswordValidator
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 MIN_LENGTH = 12
 LONG_LENGTH = 14
@@ -42,6 +43,10 @@ def breached_passwords(extra: str = "") -> frozenset[str]:
     return words
 
 
+def _BREACHED() -> str:  # noqa: N802 - reads as a message constant
+    return _("Ce mot de passe figure dans une liste de mots de passe compromis ou trop courants.")
+
+
 def _classes(password: str) -> int:
     return sum(
         [
@@ -54,27 +59,30 @@ def _classes(password: str) -> int:
 
 
 def password_problems(password: str, *, identifier: str = "") -> list[str]:
-    """Every reason `password` is refused (empty when it is acceptable), in French."""
+    """Every reason `password` is refused (empty when it is acceptable), in the active language."""
     problems: list[str] = []
     classes = _classes(password)
     if len(password) < MIN_LENGTH:
-        problems.append(f"Le mot de passe doit contenir au moins {MIN_LENGTH} caractères.")
+        problems.append(
+            _("Le mot de passe doit contenir au moins %(count)d caractères.") % {"count": MIN_LENGTH}
+        )
     elif not (classes == 4 or (len(password) >= LONG_LENGTH and classes >= 3)):
         problems.append(
-            "Le mot de passe doit mêler majuscules, minuscules, chiffres et caractères spéciaux "
-            f"(ou au moins trois de ces types avec {LONG_LENGTH} caractères ou plus)."
+            _(
+                "Le mot de passe doit mêler majuscules, minuscules, chiffres et caractères spéciaux "
+                "(ou au moins trois de ces types avec %(count)d caractères ou plus)."
+            )
+            % {"count": LONG_LENGTH}
         )
     lowered = password.lower()
     words = breached_passwords(str(getattr(settings, "OPENDMP_BREACHED_PASSWORDS_FILE", "") or ""))
     if lowered in words or _TRAILING.sub("", lowered) in words:
-        problems.append("Ce mot de passe figure dans une liste de mots de passe compromis ou trop courants.")
+        problems.append(_BREACHED())
     else:
         try:
             CommonPasswordValidator().validate(password)
         except ValidationError:
-            problems.append(
-                "Ce mot de passe figure dans une liste de mots de passe compromis ou trop courants."
-            )
+            problems.append(_BREACHED())
     if identifier and len(identifier) >= 4 and identifier.lower() in lowered:
-        problems.append("Le mot de passe ne doit pas contenir l'identifiant.")
+        problems.append(_("Le mot de passe ne doit pas contenir l'identifiant."))
     return problems

@@ -12,6 +12,7 @@ Security rules:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import hashlib
@@ -21,10 +22,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
 from dmp.access.policy import Action
@@ -33,6 +36,7 @@ from dmp.accounts.gateway import MessageGateway, default_gateway
 from dmp.accounts.models import LoginChallenge, OtpChannel, WebAccount
 from dmp.accounts.passwords import password_problems
 from dmp.audit.actions import AuditAction, Outcome
+from dmp.audit.models import AuditEvent
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
@@ -161,7 +165,7 @@ def account_initialise(
     holder_key = f"rl:{representative.public_id}" if representative is not None else f"holder:{record.pk}"
     record_mark_web_account(caller=caller, record=record)
     with transaction.atomic(durable=True):
-        account, _ = WebAccount.objects.select_for_update().get_or_create(
+        account, _created = WebAccount.objects.select_for_update().get_or_create(
             holder_key=holder_key,
             defaults={"record": record, "representative": representative, "created_by_id": ""},
         )
@@ -238,12 +242,12 @@ def account_activate(*, code: str, identifier: str, password: str, client_addres
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                "L'identifiant doit compter de 6 à 64 caractères : lettres minuscules, chiffres, . _ -",
+                _("L'identifiant doit compter de 6 à 64 caractères : lettres minuscules, chiffres, . _ -"),
                 "identifier",
             )
         )
     elif WebAccount.objects.filter(identifier=identifier).exclude(pk=account.pk).exists():
-        problems.append(Problem(ErrorCode.CONFLICT, "Cet identifiant n'est pas disponible.", "identifier"))
+        problems.append(Problem(ErrorCode.CONFLICT, _("Cet identifiant n'est pas disponible."), "identifier"))
     problems += [
         Problem(ErrorCode.INVALID, message, "password")
         for message in password_problems(password, identifier=identifier)
@@ -413,7 +417,9 @@ def login_verify(*, challenge_id: str, code: str, client_address: str = "") -> W
     totp_step: int | None = None
     if challenge.uses_totp:
         last_step = int(cache.get(f"patient-auth:totp-step:{account.pk}", -1))
-        totp_step = totp.totp_verify(account.totp_secret, code, now.timestamp(), after_step=last_step)
+        totp_step = totp.totp_verify(
+            _unseal(account.totp_secret, account), code, now.timestamp(), after_step=last_step
+        )
         good = totp_step is not None
     else:
         expected = _keyed_hash(f"otp:{challenge.public_id}", code)
@@ -470,6 +476,23 @@ def session_token(account: WebAccount) -> str:
 # --- optional TOTP application ----------------------------------------------------------------
 
 
+def _totp_key() -> bytes:
+    master: bytes = settings.OPENDMP_MASTER_KEY
+    return hmac.new(master, b"opendmp patient totp secrets v1", hashlib.sha256).digest()
+
+
+def _seal(secret: str, account: WebAccount) -> str:
+    """The TOTP secret encrypted (AES-256-GCM, bound to the account) for storage."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_totp_key()).encrypt(nonce, secret.encode(), str(account.public_id).encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def _unseal(stored: str, account: WebAccount) -> str:
+    raw = base64.b64decode(stored)
+    return AESGCM(_totp_key()).decrypt(raw[:12], raw[12:], str(account.public_id).encode()).decode()
+
+
 def totp_enrol_start(*, account: WebAccount) -> str:
     """A new secret to show the patient (not active until confirmed with a first code)."""
     return totp.new_secret()
@@ -478,9 +501,9 @@ def totp_enrol_start(*, account: WebAccount) -> str:
 def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str) -> WebAccount:
     now = clock.now()
     if totp.totp_verify(secret, code, now.timestamp()) is None:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "Code incorrect.", "code")])
+        raise ValidationFailed([Problem(ErrorCode.INVALID, _("Code incorrect."), "code")])
     with transaction.atomic(durable=True):
-        WebAccount.objects.filter(pk=account.pk).update(totp_secret=secret, totp_enabled=True)
+        WebAccount.objects.filter(pk=account.pk).update(totp_secret=_seal(secret, account), totp_enabled=True)
         audit_record(
             caller=caller_for(account),
             action=AuditAction.RECORD_UPDATE_ADMIN,
@@ -499,6 +522,83 @@ def totp_disable(*, account: WebAccount) -> WebAccount:
             action=AuditAction.RECORD_UPDATE_ADMIN,
             subject=_subject(account),
             details={"totp": "disabled"},
+        )
+    account.refresh_from_db()
+    return account
+
+
+def account_confirm_password(*, account: WebAccount, password: str) -> bool:
+    """Re-authentication before a grave action (closure); failures count towards the lock."""
+    now = clock.now()
+    if _is_locked(account, now) or not check_password(password, account.password):
+        if not _is_locked(account, now):
+            _register_failure(account, field="failed_password_count", reason="bad_password_confirm", now=now)
+        return False
+    return True
+
+
+# --- notification of exceptional accesses (break-glass, Centre 15) ----------------------------
+
+EXCEPTIONAL_MODES = ("bris_de_glace", "centre_15")
+
+
+def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: int = 1000) -> int:
+    """Tell each account holder about break-glass / Centre 15 accesses since the last notice.
+
+    The domain has no push hook for these accesses: the audit trail is the source of truth, so
+    this runs periodically (`manage.py patient_notify`, or a Celery beat task) and is idempotent:
+    each account remembers up to when it was notified.
+    """
+    gateway = gateway or default_gateway()
+    sent = 0
+    accounts = WebAccount.objects.filter(
+        status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
+    ).select_related("record__patient")
+    record_ids = {a.record_id for a in accounts}
+    if not record_ids:
+        return 0
+    events = AuditEvent.objects.filter(
+        record_id__in=record_ids, access_mode__in=EXCEPTIONAL_MODES, outcome=Outcome.SUCCESS
+    ).order_by("occurred_at")[:limit]
+    by_record: dict[int, list[AuditEvent]] = {}
+    for event in events:
+        assert event.record_id is not None  # noqa: S101 - filtered on record_id__in
+        by_record.setdefault(event.record_id, []).append(event)
+    for account in accounts:
+        fresh = [
+            e
+            for e in by_record.get(account.record_id, [])
+            if account.notified_until is None or e.occurred_at > account.notified_until
+        ]
+        if not fresh:
+            continue
+        who = sorted({f"{e.actor_name or e.actor_id} ({e.actor_structure_name})" for e in fresh})
+        mode_words = {"bris_de_glace": "en urgence (bris de glace)", "centre_15": "par le SAMU - Centre 15"}
+        modes = sorted({mode_words.get(e.access_mode, e.access_mode) for e in fresh})
+        with transaction.atomic():
+            gateway.send(
+                channel=account.otp_channel,
+                destination=account.otp_destination,
+                subject="DMP : accès exceptionnel à votre dossier",
+                body=(
+                    f"Votre dossier a été consulté {', '.join(modes)} par : {', '.join(who)}.\n"
+                    "Le détail (date, motif) figure dans l'historique des accès de votre espace DMP."
+                ),
+            )
+            WebAccount.objects.filter(pk=account.pk).update(notified_until=fresh[-1].occurred_at)
+        sent += 1
+    return sent
+
+
+def account_notifications_set(*, account: WebAccount, enabled: bool) -> WebAccount:
+    """The holder chooses whether exceptional accesses are notified through the code channel."""
+    with transaction.atomic(durable=True):
+        WebAccount.objects.filter(pk=account.pk).update(notify_exceptional_access=enabled)
+        audit_record(
+            caller=caller_for(account),
+            action=AuditAction.RECORD_UPDATE_ADMIN,
+            subject=_subject(account),
+            details={"notify_exceptional_access": enabled},
         )
     account.refresh_from_db()
     return account

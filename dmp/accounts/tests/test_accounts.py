@@ -255,6 +255,8 @@ def test_login_with_an_enrolled_totp_application(personas):
             account=account, secret=secret, code="000000" if totp.totp(secret, now) != "000000" else "111111"
         )
     totp_enrol_confirm(account=account, secret=secret, code=totp.totp(secret, now))
+    account.refresh_from_db()
+    assert secret not in account.totp_secret  # stored sealed
     step = login_start(identifier=IDENTIFIER, password=PASSWORD)
     assert step.uses_totp
     assert not OutboxMessage.objects.exists()
@@ -293,3 +295,46 @@ def test_reissuing_a_code_resets_the_account(personas):
         login_start(identifier=IDENTIFIER, password=PASSWORD)
     account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD)
     assert login_start(identifier=IDENTIFIER, password=PASSWORD).challenge_id
+
+
+def test_unknown_identifiers_cost_the_same_hashing_work(personas, settings):
+    """No enumeration by timing: an unknown identifier runs the password hasher as well."""
+    import time
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    active_account(personas)
+
+    def duration(identifier: str) -> float:
+        started = time.perf_counter()
+        with pytest.raises(LoginFailed):
+            login_start(identifier=identifier, password="Wrong#Password-1")
+        return time.perf_counter() - started
+
+    unknown = sorted(duration("nobody.here") for _ in range(3))[1]
+    known = sorted(duration(IDENTIFIER) for _ in range(3))[1]
+    assert 0.33 < unknown / known < 3
+
+
+def test_the_activation_code_command_acts_as_the_professional(personas):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command(
+        "patient_activation_code",
+        ins=personas.alice.ins,
+        professional=personas.dr_bernard.national_id,
+        email="alice@example.org",
+        stdout=out,
+    )
+    code = out.getvalue().strip()
+    assert account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD).status == "ACTIVE"
+    with pytest.raises(CommandError):  # blocked professional
+        call_command(
+            "patient_activation_code",
+            ins=personas.alice.ins,
+            professional=personas.dr_durand.national_id,
+            email="x@example.org",
+            stdout=io.StringIO(),
+        )

@@ -1,0 +1,589 @@
+"""Patient portal views: login flow, documents, access rights, traces, expression, export, closure.
+
+Every refusal is checked for its answer AND for the absence of any change.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from lxml import etree
+
+from dmp.access.actors import AccessMode
+from dmp.access.policy import RecordStatus
+from dmp.accounts.models import OutboxMessage, WebAccount
+from dmp.accounts.services import MAX_FAILURES, exceptional_access_notify
+from dmp.accounts.tests.helpers import IDENTIFIER, PASSWORD, active_account, handed_over_code, last_code
+from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
+from dmp.common.errors import NotFound
+from dmp.common.xml import parse_xml
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.models import DocumentEntry
+from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.documents.services import submission_register
+from dmp.records.models import Authorisation, ExpressionSpace, Record, TrustedPerson
+
+URL = "patient_portal:"
+
+
+def url(name: str, *args: object) -> str:
+    return reverse(URL + name, args=args)
+
+
+def publish_for(personas, patient, *, confidentiality=("N",), title="Compte rendu de consultation"):
+    caller = personas.ps(personas.dr_bernard)
+    author = author_for(
+        person_id=caller.actor.person_id,
+        family_name="Lefèvre",
+        given_name="Bernard",
+        structure_id=caller.actor.structure_id,
+        structure_name=caller.actor.structure_name,
+    )
+    submission = submission_for(
+        ins=patient.identifier,
+        author=author,
+        drafts=[DocumentDraft(title=title, confidentiality=confidentiality)],
+    )
+    return submission_register(caller=caller, submission=submission).documents[0]
+
+
+def login(client: Client, identifier: str = IDENTIFIER, password: str = PASSWORD) -> None:
+    response = client.post(url("login"), {"identifier": identifier, "password": password})
+    assert response.status_code == 302, response.content
+    response = client.post(url("login_code"), {"code": last_code()})
+    assert response.status_code == 302
+    assert response["Location"] == url("home")
+
+
+@pytest.fixture
+def alice_client(personas) -> Client:
+    active_account(personas)
+    client = Client()
+    login(client)
+    return client
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+def test_activation_then_login_then_home(personas, client):
+    code = handed_over_code(personas)
+    response = client.post(
+        url("activation"),
+        {"code": code, "identifier": IDENTIFIER, "password": PASSWORD, "password_again": PASSWORD},
+    )
+    assert response.status_code == 302
+    login(client)
+    response = client.get(url("home"))
+    assert response.status_code == 200
+    assert "MARTIN" in response.content.decode()
+
+
+def test_activation_with_a_weak_password_shows_the_rule_and_changes_nothing(personas, client):
+    code = handed_over_code(personas)
+    response = client.post(
+        url("activation"),
+        {"code": code, "identifier": IDENTIFIER, "password": "motdepasse", "password_again": "motdepasse"},
+    )
+    assert response.status_code == 200
+    assert "12 caractères" in response.content.decode()
+    assert WebAccount.objects.get().status == WebAccount.Status.PENDING
+
+
+def test_pages_require_login(personas, client):
+    for name in ("home", "documents", "access", "traces", "expression", "export_zip", "close"):
+        response = client.get(url(name))
+        assert response.status_code == 302
+        assert response["Location"].startswith(url("login"))
+
+
+def test_login_rotates_the_session_key(personas, client):
+    active_account(personas)
+    client.get(url("login"))
+    client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    before = client.session.session_key
+    client.post(url("login_code"), {"code": last_code()})
+    assert client.session.session_key != before
+    assert client.get(url("home")).status_code == 200
+
+
+def test_unknown_identifier_and_wrong_password_get_the_same_page(personas, client):
+    active_account(personas)
+    unknown = client.post(url("login"), {"identifier": "nobody.here", "password": PASSWORD})
+    wrong = client.post(url("login"), {"identifier": IDENTIFIER, "password": "Wrong#Password-12"})
+    assert unknown.status_code == wrong.status_code == 200
+    strip = lambda r: r.content.decode().replace("nobody.here", "").replace(IDENTIFIER, "")  # noqa: E731
+    import re
+
+    def normal(response):
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", strip(response))
+
+    assert normal(unknown) == normal(wrong)
+    assert not OutboxMessage.objects.exists()
+
+
+def test_otp_brute_force_locks_the_account_and_reuse_is_refused(personas, client):
+    active_account(personas)
+    client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    right = last_code()
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    for _ in range(MAX_FAILURES):
+        response = client.post(url("login_code"), {"code": wrong})
+        assert response.status_code == 200
+    response = client.post(url("login_code"), {"code": right})
+    assert response.status_code == 200  # still refused: locked
+    assert client.get(url("home")).status_code == 302
+    assert WebAccount.objects.get().locked_until is not None
+    assert WebAccount.objects.get().last_login_at is None
+
+
+def test_a_used_code_cannot_log_in_a_second_browser(personas, client):
+    active_account(personas)
+    client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    code = last_code()
+    session_cookie = client.cookies["sessionid"].value
+    assert client.post(url("login_code"), {"code": code}).status_code == 302
+    thief = Client()
+    thief.cookies["sessionid"] = session_cookie  # the pre-login session id was rotated away
+    assert thief.get(url("home")).status_code == 302
+
+
+def test_wrong_password_lockout_through_the_form(personas, client):
+    active_account(personas)
+    for _ in range(MAX_FAILURES):
+        client.post(url("login"), {"identifier": IDENTIFIER, "password": "Wrong#Password-12"})
+    response = client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    assert response.status_code == 200
+    assert not OutboxMessage.objects.exists()
+
+
+def test_csrf_is_enforced_on_login_and_on_changes(personas):
+    active_account(personas)
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    assert response.status_code == 403
+    assert not OutboxMessage.objects.exists()
+    # Logged in (with the token), a change without the token is refused and changes nothing.
+    page = client.get(url("login"))
+    token = page.cookies["csrftoken"].value
+    client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD, "csrfmiddlewaretoken": token})
+    client.post(url("login_code"), {"code": last_code(), "csrfmiddlewaretoken": token})
+    assert client.get(url("home")).status_code == 200
+    record = personas.alice.record
+    response = client.post(url("access_oppositions"), {"break_glass": "on", "centre_15": "on"})
+    assert response.status_code == 403
+    record.refresh_from_db()
+    assert not record.opposes_break_glass
+    assert not record.opposes_centre_15
+
+
+def test_logout_ends_the_session(alice_client):
+    assert alice_client.post(url("logout")).status_code == 302
+    assert alice_client.get(url("home")).status_code == 302
+
+
+def test_a_reissued_activation_ends_existing_sessions(personas, alice_client):
+    handed_over_code(personas)
+    assert alice_client.get(url("home")).status_code == 302
+
+
+# --- documents ------------------------------------------------------------------------------
+
+
+def test_documents_list_shows_what_the_patient_may_see_but_never_invisible_ones(personas, alice_client):
+    visible = publish_for(personas, personas.alice, title="Bilan sanguin")
+    hidden = publish_for(
+        personas, personas.alice, title="Résultat à annoncer", confidentiality=("N", "INVISIBLE_PATIENT")
+    )
+    page = alice_client.get(url("documents")).content.decode()
+    assert "Bilan sanguin" in page
+    assert "Résultat à annoncer" not in page
+    assert alice_client.get(url("document", visible.unique_id)).status_code == 200
+    assert alice_client.get(url("document", hidden.unique_id)).status_code == 404
+
+
+def test_another_patients_document_is_404_and_nothing_is_revealed(personas, alice_client):
+    bobs = publish_for(personas, personas.leo, title="Document de Léo")
+    response = alice_client.get(url("document", bobs.unique_id))
+    assert response.status_code == 404
+    assert "Document de Léo" not in response.content.decode()
+    before = DocumentEntry.objects.get(pk=bobs.pk).masked_to_professionals
+    response = alice_client.post(
+        url("document_mask", bobs.unique_id), {"entry_uuid": bobs.entry_uuid, "masked": "on"}
+    )
+    assert response.status_code == 404
+    assert DocumentEntry.objects.get(pk=bobs.pk).masked_to_professionals == before
+
+
+def test_the_document_is_rendered_safely(personas, alice_client):
+    document = publish_for(personas, personas.alice, title="<script>alert(1)</script>")
+    page = alice_client.get(url("document", document.unique_id)).content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "cda-document" in page
+
+
+def test_masking_hides_the_document_from_an_authorised_ps_then_unmasking_restores_it(personas, alice_client):
+    document = publish_for(personas, personas.alice)
+    moreau = personas.ps(personas.dr_moreau)
+    record = personas.alice.record
+    assert document_search(caller=moreau, record=record, query=DocumentQuery())
+    response = alice_client.post(
+        url("document_mask", document.unique_id), {"entry_uuid": document.entry_uuid, "masked": "on"}
+    )
+    assert response.status_code == 302
+    assert document_search(caller=moreau, record=record, query=DocumentQuery()) == []
+    with pytest.raises(NotFound):
+        document_retrieve(caller=moreau, unique_id=document.unique_id)
+    # The médecin traitant still sees it.
+    assert document_search(caller=personas.ps(personas.dr_bernard), record=record, query=DocumentQuery())
+    current = DocumentEntry.objects.get(pk=document.pk)
+    alice_client.post(url("document_mask", document.unique_id), {"entry_uuid": current.entry_uuid})
+    assert document_search(caller=moreau, record=record, query=DocumentQuery())
+
+
+def test_a_stale_mask_form_is_refused_without_change(personas, alice_client):
+    document = publish_for(personas, personas.alice)
+    stale = document.entry_uuid
+    alice_client.post(url("document_mask", document.unique_id), {"entry_uuid": stale, "masked": "on"})
+    response = alice_client.post(url("document_mask", document.unique_id), {"entry_uuid": stale})
+    assert response.status_code in {302, 404}
+    assert DocumentEntry.objects.get(pk=document.pk).masked_to_professionals
+
+
+def test_the_patient_adds_an_own_document_of_class_90(personas, alice_client):
+    response = alice_client.post(
+        url("document_add"), {"type_code": "EXPPAT_2", "title": "Mes allergies", "text": "Pénicilline"}
+    )
+    assert response.status_code == 302
+    document = DocumentEntry.objects.get(title="Mes allergies")
+    assert document.class_code == "90"
+    assert "mon document" in alice_client.get(url("documents")).content.decode()
+    # The authorised cardiologist sees it.
+    found = document_search(
+        caller=personas.ps(personas.dr_moreau), record=personas.alice.record, query=DocumentQuery()
+    )
+    assert [v.document.unique_id for v in found] == [document.unique_id]
+
+
+# --- access rights --------------------------------------------------------------------------
+
+
+def test_access_page_lists_authorisations_and_the_medecin_traitant(personas, alice_client):
+    page = alice_client.get(url("access")).content.decode()
+    assert personas.dr_moreau.display_name in page or personas.dr_moreau.national_id in page
+    assert "Médecin traitant DMP" in page
+    assert personas.dr_bernard.display_name in page
+
+
+def test_blocking_a_ps_makes_its_access_fail(personas, alice_client):
+    publish_for(personas, personas.alice)
+    moreau = personas.ps(personas.dr_moreau)
+    record = personas.alice.record
+    assert document_search(caller=moreau, record=record, query=DocumentQuery())
+    response = alice_client.post(
+        url("access_change"),
+        {
+            "grantee_kind": "PS",
+            "grantee_id": personas.dr_moreau.national_id,
+            "grantee_name": "",
+            "change": "block",
+        },
+    )
+    assert response.status_code == 302
+    with pytest.raises(NotFound):
+        document_search(caller=moreau, record=record, query=DocumentQuery())
+    glass = personas.ps(personas.dr_moreau, mode=AccessMode.BREAK_GLASS, reason="urgence")
+    with pytest.raises(NotFound):
+        document_search(caller=glass, record=record, query=DocumentQuery())
+
+
+def test_an_invalid_authorisation_request_changes_nothing(personas, alice_client):
+    before = list(Authorisation.objects.values_list("grantee_id", "status").order_by("pk"))
+    response = alice_client.post(
+        url("access_change"), {"grantee_kind": "PS", "grantee_id": "   ", "change": "grant"}
+    )
+    assert response.status_code == 400
+    assert list(Authorisation.objects.values_list("grantee_id", "status").order_by("pk")) == before
+
+
+def test_oppositions_are_saved_and_stop_break_glass(personas, alice_client):
+    publish_for(personas, personas.alice)
+    alice_client.post(url("access_oppositions"), {"break_glass": "on"})
+    record = Record.objects.get(pk=personas.alice.record.pk)
+    assert record.opposes_break_glass
+    assert not record.opposes_centre_15
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="inconscient")
+    with pytest.raises(NotFound):
+        document_search(caller=glass, record=record, query=DocumentQuery())
+
+
+# --- traces and notifications ------------------------------------------------------------------
+
+
+def test_traces_show_who_and_highlight_break_glass(personas, alice_client):
+    document = publish_for(personas, personas.alice)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="patient inconscient")
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    page = alice_client.get(url("traces")).content.decode()
+    assert 'class="exceptional"' in page
+    assert "patient inconscient" in page
+    assert personas.dr_petit.display_name in page
+
+
+def test_break_glass_is_notified_once_through_the_gateway(personas):
+    active_account(personas)
+    document = publish_for(personas, personas.alice)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="patient inconscient")
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    OutboxMessage.objects.all().delete()
+    assert exceptional_access_notify() == 1
+    message = OutboxMessage.objects.get()
+    assert message.destination == "alice@example.org"
+    assert "bris de glace" in message.body
+    assert exceptional_access_notify() == 0
+
+
+# --- expression space ---------------------------------------------------------------------------
+
+
+def test_expression_space_and_trusted_persons(personas, alice_client):
+    response = alice_client.post(
+        url("expression"),
+        {
+            "organ_donation": "CONSENT",
+            "has_advance_directives": "on",
+            "advance_directives_location": "Chez mon notaire",
+            "heirs_access": "REFUSE",
+            "personal_note": "",
+            "organ_donation_note": "",
+        },
+    )
+    assert response.status_code == 302
+    space = ExpressionSpace.objects.get(record=personas.alice.record)
+    assert space.organ_donation == "CONSENT"
+    assert space.has_advance_directives
+    response = alice_client.post(
+        url("trusted_person_add"), {"role": "CONFIANCE", "family_name": "Martin", "given_name": "Paul"}
+    )
+    assert response.status_code == 302
+    person = TrustedPerson.objects.get()
+    assert alice_client.post(url("trusted_person_remove", person.pk)).status_code == 302
+    assert not TrustedPerson.objects.exists()
+
+
+def test_an_invalid_expression_choice_changes_nothing(personas, alice_client):
+    response = alice_client.post(url("expression"), {"organ_donation": "PEUT-ETRE", "heirs_access": "REFUSE"})
+    assert response.status_code == 400
+    assert ExpressionSpace.objects.get(record=personas.alice.record).organ_donation == "NON_RENSEIGNE"
+
+
+# --- restitution and closure -----------------------------------------------------------------------
+
+
+def test_export_is_an_ihe_xdm_zip_with_documents_metadata_and_traces(personas, alice_client):
+    first = publish_for(personas, personas.alice, title="Premier")
+    publish_for(personas, personas.alice, title="Invisible", confidentiality=("N", "INVISIBLE_PATIENT"))
+    response = alice_client.get(url("export_zip"))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    names = set(archive.namelist())
+    assert {"README.TXT", "INDEX.HTM", "IHE_XDM/SUBSET01/METADATA.XML", "TRACES.CSV"} <= names
+    documents = sorted(n for n in names if n.startswith("IHE_XDM/SUBSET01/DOC"))
+    assert len(documents) == 1
+    assert (
+        archive.read(documents[0])
+        == document_retrieve(caller=personas.patient(personas.alice), unique_id=first.unique_id).content
+    )
+    metadata = parse_xml(archive.read("IHE_XDM/SUBSET01/METADATA.XML"))
+    assert first.unique_id in etree.tostring(metadata).decode()
+    assert "Invisible" not in etree.tostring(metadata).decode()
+    rim = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
+    assert len(metadata.findall(f".//{rim}ExtrinsicObject")) == 1
+    assert len(metadata.findall(f".//{rim}RegistryPackage")) == 1
+    members = metadata.findall(f".//{rim}Association")
+    entries = metadata.findall(f".//{rim}ExtrinsicObject")
+    assert [m.get("targetObject") for m in members] == [entries[0].get("id")]
+    rows = list(csv.reader(io.StringIO(archive.read("TRACES.CSV").decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][0] == "date"
+    assert len(rows) > 1
+    assert AuditEvent.objects.filter(action=AuditAction.RECORD_EXPORT, actor_id=personas.alice.ins).exists()
+
+
+def test_summary_pdf(personas, alice_client):
+    publish_for(personas, personas.alice)
+    response = alice_client.get(url("summary_pdf"))
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF")
+
+
+def test_closure_needs_confirmation_and_password(personas, alice_client):
+    record = personas.alice.record
+    response = alice_client.post(url("close"), {"password": PASSWORD})
+    assert response.status_code == 200
+    response = alice_client.post(url("close"), {"confirm": "on", "password": "Wrong#Password-12"})
+    assert response.status_code == 200
+    record.refresh_from_db()
+    assert record.status == RecordStatus.ACTIVE
+    response = alice_client.post(url("close"), {"confirm": "on", "password": PASSWORD})
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert record.status == RecordStatus.CLOSED
+    # Still readable and exportable by the patient, closed to professionals.
+    assert alice_client.get(url("documents")).status_code == 200
+    assert alice_client.get(url("export_zip")).status_code == 200
+    with pytest.raises(NotFound):
+        document_search(caller=personas.ps(personas.dr_moreau), record=record, query=DocumentQuery())
+
+
+# --- legal representative and secret connection ------------------------------------------------
+
+
+def _representative_client(personas) -> Client:
+    from dmp.accounts.services import account_activate, account_initialise
+
+    code = account_initialise(
+        caller=personas.ps(personas.dr_bernard),
+        record=personas.leo.record,
+        representative=personas.alice_as_mother,
+        otp_destination="maman@example.org",
+    )
+    account_activate(code=code, identifier="maman.de.leo", password=PASSWORD)
+    client = Client()
+    client.post(url("login"), {"identifier": "maman.de.leo", "password": PASSWORD})
+    client.post(url("login_code"), {"code": last_code("maman@example.org")})
+    return client
+
+
+def test_a_legal_representative_sees_the_minors_record_but_not_what_is_hidden_from_them(personas):
+    shown = publish_for(personas, personas.leo, title="Vaccins")
+    hidden = publish_for(
+        personas,
+        personas.leo,
+        title="Consultation confidentielle",
+        confidentiality=("N", "INVISIBLE_REPRESENTANTS_LEGAUX"),
+    )
+    client = _representative_client(personas)
+    page = client.get(url("documents")).content.decode()
+    assert "Vaccins" in page
+    assert "Consultation confidentielle" not in page
+    assert client.get(url("document", shown.unique_id)).status_code == 200
+    assert client.get(url("document", hidden.unique_id)).status_code == 404
+    assert "représentant légal" in client.get(url("home")).content.decode()
+
+
+def test_a_minor_in_secret_connection_adds_documents_hidden_from_representatives(personas):
+    from dmp.accounts.services import account_activate, account_initialise
+
+    code = account_initialise(
+        caller=personas.ps(personas.dr_bernard), record=personas.leo.record, otp_destination="leo@example.org"
+    )
+    account_activate(code=code, identifier="leo.martin", password=PASSWORD)
+    minor = Client()
+    minor.post(url("login"), {"identifier": "leo.martin", "password": PASSWORD, "secret_connection": "on"})
+    minor.post(url("login_code"), {"code": last_code("leo@example.org")})
+    assert "Connexion secrète" in minor.get(url("home")).content.decode()
+    minor.post(url("document_add"), {"type_code": "EXPPAT_2", "title": "Mon secret", "text": "..."})
+    document = DocumentEntry.objects.get(title="Mon secret")
+    assert document.invisible_to_legal_representatives
+    parent = _representative_client(personas)
+    assert "Mon secret" not in parent.get(url("documents")).content.decode()
+    assert parent.get(url("document", document.unique_id)).status_code == 404
+
+
+def test_pages_are_translated_to_english(personas, client):
+    response = client.get(url("login"), HTTP_ACCEPT_LANGUAGE="en")
+    page = response.content.decode()
+    assert 'lang="en"' in page
+    assert "Access my DMP" in page
+    assert "Username" in page
+
+
+def test_a_representative_loses_access_when_the_minor_comes_of_age(personas, settings):
+    client = _representative_client(personas)
+    assert client.get(url("home")).status_code == 200
+    settings.OPENDMP_MAJORITY_AGE = 5  # Léo (9) is now of age
+    assert client.get(url("home")).status_code == 404
+    assert client.get(url("documents")).status_code == 404
+
+
+def test_the_document_pdf_download(personas, alice_client):
+    document = publish_for(personas, personas.alice)
+    response = alice_client.get(url("document_pdf", document.unique_id))
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF")
+
+
+def test_totp_enrolment_through_the_security_page(personas, alice_client):
+    from django.utils import timezone
+
+    from dmp.accounts import totp
+
+    alice_client.get(url("security"))
+    secret = alice_client.session["patient_totp_pending"]
+    wrong = alice_client.post(
+        url("security"),
+        {"code": "000000" if totp.totp(secret, timezone.now().timestamp()) != "000000" else "111111"},
+    )
+    assert wrong.status_code == 200
+    assert not WebAccount.objects.get().totp_enabled
+    response = alice_client.post(url("security"), {"code": totp.totp(secret, timezone.now().timestamp())})
+    assert response.status_code == 302
+    assert WebAccount.objects.get().totp_enabled
+    alice_client.post(url("security"), {"action": "disable"})
+    assert not WebAccount.objects.get().totp_enabled
+
+
+def test_notifications_can_be_turned_off(personas, alice_client):
+    alice_client.post(url("security"), {"action": "notifications"})
+    assert not WebAccount.objects.get().notify_exceptional_access
+    document = publish_for(personas, personas.alice)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="urgence")
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    assert exceptional_access_notify() == 0
+    alice_client.post(url("security"), {"action": "notifications", "notify": "on"})
+    assert exceptional_access_notify() == 1
+
+
+def test_password_rules_are_explained_in_english_too(personas, client):
+    code = handed_over_code(personas)
+    response = client.post(
+        url("activation"),
+        {"code": code, "identifier": IDENTIFIER, "password": "short", "password_again": "short"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert "The password must have at least 12 characters." in response.content.decode()
+
+
+def test_the_next_parameter_cannot_redirect_elsewhere(personas, client):
+    active_account(personas)
+    client.post(url("login") + "?next=//evil.example/", {"identifier": IDENTIFIER, "password": PASSWORD})
+    response = client.post(url("login_code"), {"code": last_code()})
+    assert response["Location"] == url("home")
+    client.post(url("logout"))
+    client.post(url("login") + "?next=" + url("traces"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    response = client.post(url("login_code"), {"code": last_code()})
+    assert response["Location"] == url("traces")
+
+
+def test_pages_carry_the_strict_content_security_policy(alice_client):
+    response = alice_client.get(url("home"))
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_an_address_over_its_failure_budget_gets_429_for_everyone(personas, client):
+    from dmp.accounts.services import ADDRESS_BUDGET
+
+    active_account(personas)
+    for _ in range(ADDRESS_BUDGET):
+        client.post(url("login"), {"identifier": "nobody.here", "password": "x"})
+    response = client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    assert response.status_code == 429
+    assert not OutboxMessage.objects.exists()
