@@ -66,7 +66,7 @@ class InsForm(forms.Form):
             try:
                 data["identifier"] = parse_ins(data["ins"], data["authority"])
             except InvalidIns as exc:
-                self.add_error("ins", exc.message)
+                self.add_error("ins", _("INS invalide (%(detail)s).") % {"detail": exc.message})
         return data
 
     @property
