@@ -133,7 +133,7 @@ def test_main_professional_flows_in_a_browser(scene, live_server, browser_page, 
     for link in page.locator("#cda a").all():
         link.click(no_wait_after=True)
     assert page.evaluate("() => window.__pwned") is None
-    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.dialogs == []
     shots.append(shot(page, tmp_path, "08-hostile"))
 
     # Dr Petit is not authorised: break-glass with a reason, then the banner stays on.
