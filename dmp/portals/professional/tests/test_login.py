@@ -214,3 +214,14 @@ def test_a_tampered_contextual_link_is_refused(personas, client):
 def test_a_contextual_link_names_a_known_page_only(personas):
     with pytest.raises(ValueError, match="unknown page"):
         contextual_link(professional_id="1", ins=personas.alice.identifier, page="../admin")
+
+
+def test_the_portal_is_in_french_with_an_english_translation(personas, client, demo):
+    french = client.get("/pro/connexion/")
+    assert b'lang="fr"' in french.content
+    assert "Se connecter avec ma carte CPS" in french.content.decode()
+    assert "script-src 'self'" in french["Content-Security-Policy"]
+    english = client.get("/pro/connexion/", HTTP_ACCEPT_LANGUAGE="en")
+    assert b'lang="en"' in english.content
+    assert "Log in with my CPS card" in english.content.decode()
+    assert 'href="#main"' in english.content.decode()  # skip link
