@@ -69,6 +69,7 @@ from dmp.records.services import (
 
 P = ParamSpec("P")
 TEMPLATES = "professional_portal"
+SESSION_ATTRIBUTE = "_professional_portal_session"
 DEMO_CARDS_SHOWN = 12
 TRACES_SHOWN = 200
 EMBEDDED_TYPES = {"application/pdf", "text/plain", "image/png", "image/jpeg"}
@@ -82,7 +83,9 @@ def demo_enabled() -> bool:
 def _page(
     request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HttpResponse:
-    values: dict[str, Any] = {"ps": session.current(request), "demo_login": demo_enabled()}
+    # The session resolved by `ps_required` for this request, else (public pages) resolved here.
+    ps = getattr(request, SESSION_ATTRIBUTE, None) or session.current(request)
+    values: dict[str, Any] = {"ps": ps, "demo_login": demo_enabled()}
     values.update(context or {})
     return render(request, f"{TEMPLATES}/{template}.html", values, status=status)
 
@@ -102,6 +105,7 @@ def ps_required(
         if ps is None:
             login = reverse("professional_portal:login")
             return redirect(f"{login}?{urlencode({'next': request.get_full_path()})}")
+        setattr(request, SESSION_ATTRIBUTE, ps)
         try:
             return view(request, ps, *args, **kwargs)
         except (NotFound, Forbidden) as error:
@@ -255,7 +259,6 @@ def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Htt
             "report": report,
             "emergency_form": EmergencyForm(),
             "is_doctor": ps.professional.profession_code == "10",
-            "is_regulator": bool(ps.caller().actor.is_emergency_regulator),
         },
     )
 
