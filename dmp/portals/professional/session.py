@@ -3,7 +3,8 @@
 The session holds identifiers only; every request reloads the professional and its structure
 (a deactivated PS or a removed affiliation ends the session) and builds the `Caller` the
 services decide on. Logging in rotates the session key; a session ends after
-`MAX_SESSION_AGE` whatever the activity, and after `SESSION_COOKIE_AGE` of inactivity.
+`MAX_SESSION_AGE` whatever the activity, after `SESSION_COOKIE_AGE` of inactivity (sliding,
+`SESSION_SAVE_EVERY_REQUEST`) and when the browser closes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from django.conf import settings
 from django.http import HttpRequest
 
 from dmp.access.actors import AccessMode, AuthenticationMode, Caller, Channel
@@ -84,7 +84,6 @@ def log_in(
         "at": clock.now().isoformat(),
         "emergency": None,
     }
-    request.session.set_expiry(settings.SESSION_COOKIE_AGE)
 
 
 def log_out(request: HttpRequest) -> None:
