@@ -17,4 +17,5 @@ urlpatterns = [
     path("pilotage/", include("dmp.pilotage.urls")),
     path("ihe/xds/", include("dmp.ihe.xds.urls")),
     path("fhir/", include("dmp.ihe.mhd.urls")),
+    path("pro/", include("dmp.portals.professional.urls")),
 ]

@@ -1,0 +1,148 @@
+"""The PS session: who logged in (CPS card, demo card, contextual link), how, and in which mode.
+
+The session holds identifiers only; every request reloads the professional and its structure
+(a deactivated PS or a removed affiliation ends the session) and builds the `Caller` the
+services decide on. Logging in rotates the session key; a session ends after
+`MAX_SESSION_AGE` whatever the activity, after `SESSION_COOKIE_AGE` of inactivity (sliding,
+`SESSION_SAVE_EVERY_REQUEST`) and when the browser closes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from django.http import HttpRequest
+
+from dmp.access.actors import AccessMode, AuthenticationMode, Caller, Channel
+from dmp.common import clock
+from dmp.identity.actors import professional_actor
+from dmp.identity.models import HealthProfessional, Structure
+
+MAX_SESSION_AGE: Final = dt.timedelta(hours=8)
+KEY: Final = "pro"
+
+
+class LoginMethod(StrEnum):
+    """How the PS proved its identity (stored in the session and shown on every page)."""
+
+    CPS = "cps"  # CPS card, TLS client certificate verified by the trusted proxy
+    DEMO_CARD = "demo_card"  # demonstration only: a card picked from a list
+    CONTEXT_LINK = "context_link"  # TD0.9: signed single-use link from the PS's software
+
+
+@dataclass(frozen=True)
+class Emergency:
+    record: str  # Record.public_id
+    mode: AccessMode
+    reason: str
+
+
+@dataclass(frozen=True)
+class PsSession:
+    professional: HealthProfessional
+    structure: Structure | None
+    method: LoginMethod
+    authentication: AuthenticationMode
+    logged_in_at: dt.datetime
+    emergency: Emergency | None
+
+    def caller(self, record: str = "") -> Caller:
+        """The caller for a request; the emergency mode applies only to the record it was opened on."""
+        actor = professional_actor(self.professional, self.structure, authentication=self.authentication)
+        emergency = self.emergency
+        if emergency is not None and record and emergency.record == record:
+            return Caller(
+                actor=actor, mode=emergency.mode, reason=emergency.reason, channel=Channel.PROFESSIONAL_PORTAL
+            )
+        return Caller(actor=actor, channel=Channel.PROFESSIONAL_PORTAL)
+
+    @property
+    def structures(self) -> list[Structure]:
+        return list(self.professional.structures.order_by("name"))
+
+
+def log_in(
+    request: HttpRequest,
+    professional: HealthProfessional,
+    method: LoginMethod,
+    *,
+    structure: Structure | None = None,
+) -> None:
+    """Start a fresh session for `professional` (new session key: no fixation)."""
+    request.session.clear()
+    request.session.cycle_key()
+    structure = structure or professional.structures.order_by("name").first()
+    request.session[KEY] = {
+        "ps": professional.national_id,
+        "structure": structure.id_nat if structure else "",
+        "method": method.value,
+        # A CPS card (real, demo or vouched for by the software) is a direct authentication.
+        "authentication": AuthenticationMode.DIRECT.value,
+        "at": clock.now().isoformat(),
+        "emergency": None,
+    }
+
+
+def log_out(request: HttpRequest) -> None:
+    request.session.flush()
+
+
+def current(request: HttpRequest) -> PsSession | None:
+    data = request.session.get(KEY)
+    if not isinstance(data, dict):
+        return None
+    try:
+        logged_in_at = dt.datetime.fromisoformat(str(data["at"]))
+        method = LoginMethod(data["method"])
+        authentication = AuthenticationMode(data["authentication"])
+    except (KeyError, ValueError):
+        log_out(request)
+        return None
+    if clock.now() - logged_in_at > MAX_SESSION_AGE:
+        log_out(request)
+        return None
+    professional = HealthProfessional.objects.filter(national_id=data.get("ps", ""), is_active=True).first()
+    if professional is None:
+        log_out(request)
+        return None
+    structure = None
+    if data.get("structure"):
+        structure = professional.structures.filter(id_nat=data["structure"]).first()
+    emergency = None
+    raw = data.get("emergency")
+    if isinstance(raw, dict):
+        emergency = Emergency(
+            record=str(raw["record"]), mode=AccessMode(raw["mode"]), reason=str(raw["reason"])
+        )
+    return PsSession(
+        professional=professional,
+        structure=structure,
+        method=method,
+        authentication=authentication,
+        logged_in_at=logged_in_at,
+        emergency=emergency,
+    )
+
+
+def _update(request: HttpRequest, **values: object) -> None:
+    data = dict(request.session[KEY])
+    data.update(values)
+    request.session[KEY] = data
+
+
+def choose_structure(request: HttpRequest, structure: Structure) -> None:
+    _update(request, structure=structure.id_nat, emergency=None)
+
+
+def start_emergency(request: HttpRequest, emergency: Emergency) -> None:
+    _update(
+        request,
+        emergency={"record": emergency.record, "mode": emergency.mode.value, "reason": emergency.reason},
+    )
+
+
+def end_emergency(request: HttpRequest) -> None:
+    _update(request, emergency=None)

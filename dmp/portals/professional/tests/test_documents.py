@@ -1,0 +1,302 @@
+"""Document index, safe display, sandboxed level 1 body, raw download, upload and lifecycle actions."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from dmp.access.policy import DocumentStatus
+from dmp.cda.builder import simple_pdf
+from dmp.common import clock
+from dmp.documents.builders import DocumentDraft, author_for, cda_patient_for, document_input
+from dmp.documents.models import DocumentEntry
+from dmp.portals.professional.tests.conftest import publish
+
+HOSTILE = (
+    "<paragraph>Bonjour<script>window.__pwned = 1</script></paragraph>"
+    '<paragraph><linkHtml href="javascript:window.__pwned=2">clic</linkHtml></paragraph>'
+)
+
+
+def docs_url(personas, suffix=""):
+    return f"/pro/dossier/{personas.alice.record.public_id}/{suffix}"
+
+
+def doc_url(personas, document, suffix=""):
+    return docs_url(personas, f"document/{document.unique_id}/{suffix}")
+
+
+def test_the_index_lists_visible_documents_with_filters(personas, login):
+    publish(
+        personas,
+        personas.dr_bernard,
+        [DocumentDraft(title="Consultation du 3"), DocumentDraft(type_code="18748-4", title="Radio thorax")],
+    )
+    client = login(personas.dr_moreau)
+    page = client.get(docs_url(personas, "documents")).content.decode()
+    assert "Consultation du 3" in page
+    assert "Radio thorax" in page
+    only_imaging = client.get(docs_url(personas, "documents"), {"type_code": "18748-4"}).content.decode()
+    assert "Radio thorax" in only_imaging
+    assert "Consultation du 3" not in only_imaging
+    future = client.get(docs_url(personas, "documents"), {"date_from": "2999-01-01"}).content.decode()
+    assert "Radio thorax" not in future
+    bad = client.get(docs_url(personas, "documents"), {"date_from": "not-a-date"})
+    assert bad.status_code == 400
+
+
+def test_archived_and_replaced_documents_show_only_when_asked(personas, login):
+    (document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="A archiver")])
+    client = login(personas.dr_bernard)
+    archived = client.post(
+        doc_url(personas, document, "action"), {"action": "archive", "entry_uuid": document.entry_uuid}
+    )
+    assert archived.status_code == 302
+    assert (
+        DocumentEntry.objects.get(unique_id=document.unique_id).availability_status == DocumentStatus.ARCHIVED
+    )
+    assert "A archiver" not in client.get(docs_url(personas, "documents")).content.decode()
+    shown = client.get(docs_url(personas, "documents"), {"status": ["archived"]}).content.decode()
+    assert "A archiver" in shown
+    assert "archivé" in shown
+
+
+def test_a_masked_document_is_absent_for_a_ps_who_is_not_medecin_traitant(personas, login):
+    (masked,) = publish(
+        personas,
+        personas.dr_moreau,
+        [DocumentDraft(title="Document masque", confidentiality=("N", "MASQUE_PS"))],
+    )
+    nurse = login(personas.nurse_robert)
+    assert "Document masque" not in nurse.get(docs_url(personas, "documents")).content.decode()
+    assert nurse.get(doc_url(personas, masked)).status_code == 404
+    assert nurse.get(doc_url(personas, masked, "brut")).status_code == 404
+    # The médecin traitant and the author see it, flagged.
+    for professional in (personas.dr_bernard, personas.dr_moreau):
+        page = login(professional).get(docs_url(personas, "documents")).content.decode()
+        assert "Document masque" in page
+        assert "masqué aux PS" in page
+
+
+def test_the_matrix_hides_a_document_type_from_a_profession(personas, login):
+    consultation, imaging = publish(
+        personas,
+        personas.dr_bernard,
+        [DocumentDraft(title="Consultation podo"), DocumentDraft(type_code="18748-4", title="Radio du pied")],
+    )
+    client = login(personas.podiatrist_garnier)
+    page = client.get(docs_url(personas, "documents")).content.decode()
+    assert "Consultation podo" in page
+    assert "Radio du pied" not in page
+    assert client.get(doc_url(personas, imaging)).status_code == 404
+    assert client.get(doc_url(personas, consultation)).status_code == 200
+
+
+def test_a_document_of_another_record_is_not_served_under_this_one(personas, login):
+    (leo_document,) = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Léo")], patient=personas.leo
+    )
+    client = login(personas.dr_bernard)
+    assert client.get(doc_url(personas, leo_document)).status_code == 404
+
+
+def test_the_document_page_renders_the_cda_under_a_strict_csp(personas, login):
+    (document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="Consultation")])
+    client = login(personas.dr_bernard)
+    response = client.get(doc_url(personas, document))
+    assert response.status_code == 200
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert "Examen clinique sans particularité." in response.content.decode()
+
+
+def hostile_document(personas) -> DocumentEntry:
+    """A CDA whose narrative carries a script and a javascript: link, published by Dr Bernard."""
+    when = clock.now().replace(microsecond=0)
+    draft = DocumentDraft(title="Hostile", paragraphs=("BODY_SLOT",), creation_time=when)
+    professional = personas.dr_bernard
+    author = author_for(
+        person_id=professional.national_id,
+        family_name=professional.family_name,
+        given_name=professional.given_name,
+        structure_id=personas.cabinet.id_nat,
+        structure_name=personas.cabinet.name,
+    )
+    content = document_input(draft, ins=personas.alice.identifier, author=author, symbolic_id="D").content
+    evil = content.replace(b"<paragraph>BODY_SLOT</paragraph>", HOSTILE.encode())
+    assert evil != content
+    (document,) = publish(
+        personas,
+        professional,
+        [DocumentDraft(content=evil, title="Hostile", unique_id=draft.unique_id, creation_time=when)],
+    )
+    return document
+
+
+def test_a_hostile_narrative_is_neutralised(personas, login):
+    client = login(personas.dr_bernard)
+    document = hostile_document(personas)
+    page = client.get(doc_url(personas, document)).content.decode()
+    assert "Bonjour" in page
+    assert "<script>window" not in page  # reduced to inert text
+    assert "javascript:" not in page
+
+
+def test_a_level_1_pdf_body_is_served_sandboxed_and_raw_download_is_an_attachment(personas, login):
+    pdf = simple_pdf("Ordonnance", ["Paracétamol"])
+    (document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="PDF", pdf=pdf)])
+    client = login(personas.dr_bernard)
+    page = client.get(doc_url(personas, document)).content.decode()
+    assert "<iframe" in page
+    assert "sandbox" in page
+    body = client.get(doc_url(personas, document, "corps"))
+    assert body.status_code == 200
+    assert body["Content-Type"] == "application/pdf"
+    assert body["Content-Security-Policy"].startswith("sandbox")
+    assert body["X-Frame-Options"] == "SAMEORIGIN"
+    assert body.content == pdf
+    raw = client.get(doc_url(personas, document, "brut"))
+    assert raw["Content-Type"] == "application/octet-stream"
+    assert raw["Content-Disposition"].startswith("attachment")
+    assert raw["Content-Security-Policy"].startswith("sandbox")
+    assert hashlib.sha256(raw.content).hexdigest() == DocumentEntry.objects.get(pk=document.pk).hash_sha256
+    # A structured document has no body to frame.
+    (structured,) = publish(personas, personas.dr_bernard, [DocumentDraft()])
+    assert client.get(doc_url(personas, structured, "corps")).status_code == 404
+
+
+def upload(client, personas, content, name="doc.pdf", **fields):
+    data: dict[str, object] = {"type_code": "11488-4", "title": "Compte rendu déposé", "visibility": "normal"}
+    data.update(fields)
+    data["file"] = SimpleUploadedFile(name, content)
+    return client.post(docs_url(personas, "ajouter"), data)
+
+
+def test_a_pdf_is_uploaded_wrapped_in_cda_level_1_invisible_to_the_patient_then_shown(personas, login):
+    client = login(personas.dr_moreau)
+    assert client.get(docs_url(personas, "ajouter")).status_code == 200
+    response = upload(client, personas, simple_pdf("CR", ["Annonce"]), visibility="invisible_patient")
+    assert response.status_code == 302, response.content.decode()
+    document = DocumentEntry.objects.get(title="Compte rendu déposé")
+    assert document.invisible_to_patient
+    assert document.format_code == "urn:ihe:iti:xds-sd:pdf:2008"
+    page = client.get(response["Location"]).content.decode()
+    assert 'id="invisible-alert"' in page
+    shown = client.post(
+        doc_url(personas, document, "action"), {"action": "show_patient", "entry_uuid": document.entry_uuid}
+    )
+    assert shown.status_code == 302
+    assert not DocumentEntry.objects.get(unique_id=document.unique_id).invisible_to_patient
+
+
+def test_a_masked_upload_then_unmasking_by_its_author(personas, login):
+    client = login(personas.dr_moreau)
+    upload(client, personas, simple_pdf("CR", ["x"]), visibility="masked", title="Masque au depot")
+    document = DocumentEntry.objects.get(title="Masque au depot")
+    assert document.masked_to_professionals
+    assert (
+        "Masque au depot"
+        not in login(personas.nurse_robert).get(docs_url(personas, "documents")).content.decode()
+    )
+    client.post(
+        doc_url(personas, document, "action"), {"action": "unmask", "entry_uuid": document.entry_uuid}
+    )
+    assert not DocumentEntry.objects.get(unique_id=document.unique_id).masked_to_professionals
+
+
+def test_a_cda_file_is_uploaded_as_is(personas, login):
+    client = login(personas.dr_bernard)
+    patient = personas.alice
+    document = document_input(
+        DocumentDraft(title="CDA fourni"),
+        ins=patient.identifier,
+        author=author_for(
+            person_id=personas.dr_bernard.national_id,
+            family_name="Lefèvre",
+            given_name="Bernard",
+            structure_id=personas.cabinet.id_nat,
+            structure_name=personas.cabinet.name,
+        ),
+        symbolic_id="Document01",
+        patient=cda_patient_for(patient.identifier, family_name="Martin", given_names="Alice"),
+    )
+    response = upload(
+        client, personas, document.content, name="cr.xml", visibility="invisible_representatives"
+    )
+    assert response.status_code == 302, response.content.decode()
+    stored = DocumentEntry.objects.get(unique_id=document.unique_id)
+    assert stored.title == "CDA fourni"
+    assert stored.invisible_to_legal_representatives
+
+
+def test_a_bad_file_or_a_forbidden_type_registers_nothing(personas, login):
+    before = DocumentEntry.objects.count()
+    client = login(personas.dr_bernard)
+    assert upload(client, personas, b"<not-cda/>", name="x.xml").status_code == 400
+    assert (
+        upload(client, personas, b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", name="x.xml").status_code == 400
+    )
+    podiatrist = login(personas.podiatrist_garnier)
+    refused = upload(podiatrist, personas, simple_pdf("R", ["x"]), type_code="18748-4")
+    assert refused.status_code == 403
+    assert DocumentEntry.objects.count() == before
+
+
+def test_the_author_replaces_then_deletes_and_others_cannot_delete(personas, login):
+    (original,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="Version 1")])
+    other = login(personas.dr_moreau)
+    refused = other.post(
+        doc_url(personas, original, "action"), {"action": "delete", "entry_uuid": original.entry_uuid}
+    )
+    assert refused.status_code in {403, 404}
+    assert DocumentEntry.objects.get(pk=original.pk).availability_status == DocumentStatus.APPROVED
+    client = login(personas.dr_bernard)
+    page = client.get(doc_url(personas, original)).content.decode()
+    assert "remplace=" in page
+    response = client.post(
+        docs_url(personas, f"ajouter?remplace={original.entry_uuid}"),
+        {
+            "type_code": "11488-4",
+            "title": "Version 2",
+            "visibility": "normal",
+            "replaces": original.entry_uuid,
+            "replaces_unique_id": original.unique_id,
+            "file": SimpleUploadedFile("v2.pdf", simple_pdf("V2", ["x"])),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()
+    assert DocumentEntry.objects.get(pk=original.pk).availability_status == DocumentStatus.DEPRECATED
+    replacement = DocumentEntry.objects.get(title="Version 2")
+    deleted = client.post(
+        doc_url(personas, replacement, "action"), {"action": "delete", "entry_uuid": replacement.entry_uuid}
+    )
+    assert deleted.status_code == 302
+    assert DocumentEntry.objects.get(pk=replacement.pk).availability_status == DocumentStatus.DELETED
+    assert client.get(doc_url(personas, replacement)).status_code == 404
+
+
+def test_document_actions_enforce_csrf(personas, demo):
+    from django.test import Client
+
+    (document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="CSRF")])
+    strict = Client(enforce_csrf_checks=True)
+    strict.get("/pro/connexion/")
+    token = strict.cookies["csrftoken"].value
+    strict.post(
+        "/pro/connexion/demo", {"professional": personas.dr_bernard.national_id, "csrfmiddlewaretoken": token}
+    )
+    response = strict.post(
+        doc_url(personas, document, "action"), {"action": "archive", "entry_uuid": document.entry_uuid}
+    )
+    assert response.status_code == 403
+    assert DocumentEntry.objects.get(pk=document.pk).availability_status == DocumentStatus.APPROVED
+    upload_refused = strict.post(
+        docs_url(personas, "ajouter"),
+        {
+            "type_code": "11488-4",
+            "title": "x",
+            "visibility": "normal",
+            "file": SimpleUploadedFile("a.pdf", b"%PDF-1"),
+        },
+    )
+    assert upload_refused.status_code == 403

@@ -1,0 +1,227 @@
+"""Logging in: CPS card through the trusted proxy, demo cards, sessions, contextual links, CSRF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+
+from dmp.common import clock
+from dmp.identity.models import Certificate
+from dmp.identity.pki import certificate_register, create_test_pki, self_signed_clone
+from dmp.portals.professional.links import contextual_link
+from dmp.portals.professional.models import UsedContextLink
+from dmp.portals.professional.tests.conftest import login_as
+
+HEADER = "HTTP_X_SSL_CLIENT_CERT"
+
+
+@pytest.fixture
+def pki(settings, tmp_path):
+    authority = create_test_pki()
+    bundle = tmp_path / "trust.pem"
+    bundle.write_bytes(authority.trust_bundle_pem())
+    settings.OPENDMP_TRUST_BUNDLE = bundle
+    settings.OPENDMP_TLS_CLIENT_CERT_HEADER = HEADER
+    settings.OPENDMP_TRUSTED_PROXIES = ["127.0.0.1"]
+    return authority
+
+
+def card_of(pki, professional, *, register=True):
+    auth, _ = pki.cps_card(national_id=professional.national_id, display_name=professional.display_name)
+    if register:
+        certificate_register(auth, usage=Certificate.Usage.CPS_AUTH, professional=professional)
+    return auth
+
+
+def pem_header(issued) -> dict[str, Any]:
+    return {HEADER: quote(issued.certificate_pem.decode())}
+
+
+def test_pages_need_a_logged_in_professional(db, client):
+    response = client.get("/pro/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/pro/connexion/?next=")
+
+
+def test_the_login_page_offers_demo_cards_only_in_demo_mode(personas, client, settings):
+    settings.DEMO = False
+    settings.DEBUG = False
+    page = client.get("/pro/connexion/").content.decode()
+    assert "carte CPS" in page
+    assert personas.dr_bernard.national_id not in page
+    refused = client.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id})
+    assert refused.status_code == 404
+    assert "pro" not in client.session
+    settings.DEMO = True
+    page = client.get("/pro/connexion/").content.decode()
+    assert "Démonstration" in page
+    assert personas.dr_bernard.national_id in page
+
+
+def test_a_demo_card_login_rotates_the_session_and_stores_the_level(personas, client, demo):
+    client.get("/pro/connexion/")
+    client.session.save()
+    before = client.session.session_key
+    login_as(client, personas.dr_bernard)
+    assert client.session.session_key != before
+    stored = client.session["pro"]
+    assert stored["ps"] == personas.dr_bernard.national_id
+    assert stored["method"] == "demo_card"
+    assert stored["authentication"] == "DIRECTE"
+    page = client.get("/pro/").content.decode()
+    assert "Carte de démonstration" in page
+    assert personas.dr_bernard.display_name in page
+
+
+def test_an_unknown_demo_card_is_refused(personas, client, demo):
+    response = client.post("/pro/connexion/demo", {"professional": "899999999999"})
+    assert response.status_code == 400
+    assert "pro" not in client.session
+
+
+def test_a_registered_cps_card_from_the_trusted_proxy_logs_in(personas, client, pki):
+    auth = card_of(pki, personas.dr_moreau)
+    response = client.post("/pro/connexion/cps", **pem_header(auth))
+    assert response.status_code == 302
+    assert client.session["pro"]["ps"] == personas.dr_moreau.national_id
+    assert client.session["pro"]["method"] == "cps"
+    assert client.session["pro"]["structure"] == personas.chu.id_nat
+
+
+@pytest.mark.parametrize(
+    "case", ["untrusted_proxy", "unregistered", "clone", "missing", "garbage", "revoked"]
+)
+def test_a_bad_card_is_refused_and_opens_no_session(personas, pki, case):
+    client = Client(REMOTE_ADDR="10.0.0.9" if case == "untrusted_proxy" else "127.0.0.1")
+    auth = card_of(pki, personas.dr_bernard, register=case != "unregistered")
+    headers = pem_header(auth)
+    if case == "clone":
+        clone = self_signed_clone(auth.certificate)
+        certificate_register(clone, usage=Certificate.Usage.CPS_AUTH, professional=personas.dr_bernard)
+        headers = pem_header(clone)
+    elif case == "missing":
+        headers = {}
+    elif case == "garbage":
+        headers = {HEADER: "-----BEGIN CERTIFICATE-----nope"}
+    elif case == "revoked":
+        Certificate.objects.filter(fingerprint_sha256=auth.fingerprint).update(revoked_at=clock.now())
+    response = client.post("/pro/connexion/cps", **headers)
+    assert response.status_code == 403
+    assert "pro" not in client.session
+    assert client.get("/pro/").status_code == 302
+
+
+def test_without_a_configured_header_cps_login_is_refused(personas, client, settings):
+    settings.OPENDMP_TLS_CLIENT_CERT_HEADER = ""
+    assert client.post("/pro/connexion/cps").status_code == 403
+
+
+def test_a_session_ends_after_its_maximum_age(personas, client, demo, monkeypatch):
+    login_as(client, personas.dr_bernard)
+    assert client.get("/pro/").status_code == 200
+    later = clock.now() + dt.timedelta(hours=9)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert client.get("/pro/").status_code == 302
+    assert "pro" not in client.session
+
+
+def test_a_deactivated_professional_loses_the_session(personas, client, demo):
+    login_as(client, personas.dr_bernard)
+    personas.dr_bernard.is_active = False
+    personas.dr_bernard.save()
+    assert client.get("/pro/").status_code == 302
+
+
+def test_logout_flushes_the_session(personas, client, demo):
+    login_as(client, personas.dr_bernard)
+    assert client.post("/pro/deconnexion").status_code == 302
+    assert client.get("/pro/").status_code == 302
+
+
+def test_login_and_every_post_enforce_csrf(personas, demo):
+    strict = Client(enforce_csrf_checks=True)
+    assert (
+        strict.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id}).status_code
+        == 403
+    )
+    assert "pro" not in strict.session
+    page = strict.get("/pro/connexion/")
+    token = page.cookies["csrftoken"].value
+    response = strict.post(
+        "/pro/connexion/demo", {"professional": personas.dr_bernard.national_id, "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 302
+    # Logged in, a POST without the (rotated) token is still refused.
+    assert strict.post("/pro/deconnexion").status_code == 403
+    assert strict.get("/pro/").status_code == 200
+
+
+def test_the_next_parameter_never_leaves_the_site(personas, client, demo):
+    response = client.post(
+        "/pro/connexion/demo",
+        {"professional": personas.dr_bernard.national_id, "next": "https://evil.example/"},
+    )
+    assert response["Location"] == "/pro/"
+
+
+# --- TD0.9 contextual opening ----------------------------------------------------------------
+
+
+def test_a_contextual_link_opens_the_record_once(personas, client):
+    link = contextual_link(
+        professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier, page="documents"
+    )
+    response = client.get(link)
+    record = personas.alice.record
+    assert response.status_code == 302
+    assert response["Location"] == f"/pro/dossier/{record.public_id}/documents"
+    assert client.session["pro"]["method"] == "context_link"
+    assert client.get(response["Location"]).status_code == 200
+    assert UsedContextLink.objects.count() == 1
+    replay = Client().get(link)
+    assert replay.status_code == 403
+    assert "pro" not in replay.wsgi_request.session
+
+
+def test_an_expired_contextual_link_is_refused(personas, client, monkeypatch):
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 150)
+    link = contextual_link(professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier)
+    monkeypatch.setattr(time, "time", real)
+    assert client.get(link).status_code == 403
+    assert "pro" not in client.session
+    assert UsedContextLink.objects.count() == 0
+
+
+def test_a_tampered_contextual_link_is_refused(personas, client):
+    link = contextual_link(professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    tampered = link.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    assert client.get(tampered).status_code == 403
+    assert "pro" not in client.session
+    # A token signed for another purpose (another salt) is no link either.
+    from django.core import signing
+
+    other = signing.dumps({"ps": personas.dr_bernard.national_id}, salt="something-else")
+    assert client.get(f"/pro/ouvrir/{other}").status_code == 403
+
+
+def test_a_contextual_link_names_a_known_page_only(personas):
+    with pytest.raises(ValueError, match="unknown page"):
+        contextual_link(professional_id="1", ins=personas.alice.identifier, page="../admin")
+
+
+def test_the_portal_is_in_french_with_an_english_translation(personas, client, demo):
+    french = client.get("/pro/connexion/")
+    assert b'lang="fr"' in french.content
+    assert "Se connecter avec ma carte CPS" in french.content.decode()
+    assert "script-src 'self'" in french["Content-Security-Policy"]
+    english = client.get("/pro/connexion/", HTTP_ACCEPT_LANGUAGE="en")
+    assert b'lang="en"' in english.content
+    assert "Log in with my CPS card" in english.content.decode()
+    assert 'href="#main"' in english.content.decode()  # skip link

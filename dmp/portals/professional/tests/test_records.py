@@ -1,0 +1,247 @@
+"""Finding a record by INS (TD0.2), creating one, médecin traitant, authorisations, emergencies, traces."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmp.access.actors import AccessMode
+from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
+from dmp.identity.models import Patient
+from dmp.records.models import Authorisation, GranteeKind, Record
+from dmp.records.services import oppositions_set
+
+
+def search(client, patient_or_ins, authority=None):
+    if isinstance(patient_or_ins, Patient):
+        ins, authority = patient_or_ins.ins, patient_or_ins.ins_authority
+    else:
+        ins = patient_or_ins
+    return client.post("/pro/recherche", {"ins": ins, "authority": authority})
+
+
+def test_an_authorised_ps_finds_the_record_with_its_status_and_rights(personas, login):
+    client = login(personas.dr_bernard)
+    response = search(client, personas.alice)
+    record = personas.alice.record
+    assert response.status_code == 302
+    assert response["Location"] == f"/pro/dossier/{record.public_id}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "MARTIN" in page
+    assert 'id="authorisation">autorisé' in page
+    assert 'id="mt">oui' in page
+    assert AuditEvent.objects.filter(
+        action=AuditAction.RECORD_TEST, actor_id=personas.dr_bernard.national_id
+    ).exists()
+
+
+def test_a_malformed_ins_is_a_form_error(personas, login):
+    client = login(personas.dr_bernard)
+    response = search(client, "123", personas.alice.ins_authority)
+    assert response.status_code == 200
+    assert "INS invalide" in response.content.decode()
+
+
+def test_a_blocked_ps_is_told_so_and_sees_nothing(personas, login):
+    client = login(personas.dr_durand)
+    response = search(client, personas.alice)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "interdit" in page
+    assert "MARTIN" not in page
+    record = personas.alice.record
+    for path in ("documents", "autorisations", "document/x/"):
+        assert client.get(f"/pro/dossier/{record.public_id}/{path}").status_code == 404
+    # TD0.2 answers a blocked PS that it is blocked, and nothing about the patient.
+    status = client.get(f"/pro/dossier/{record.public_id}/").content.decode()
+    assert 'id="authorisation">interdit' in status
+    assert "MARTIN" not in status
+    assert 'id="open-documents"' not in status
+    # Break-glass does not lift a block either.
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/urgence", {"mode": "bris_de_glace", "reason": "Urgence vitale"}
+    )
+    assert response.status_code == 403
+    assert client.session["pro"]["emergency"] is None
+
+
+def test_without_a_record_the_ps_creates_one_with_consent_and_oppositions(personas, login):
+    client = login(personas.dr_moreau)
+    bob = personas.bob_traits
+    response = search(client, bob.ins, bob.ins_authority)
+    assert "pas de DMP" in response.content.decode()
+    assert 'id="create-form"' in response.content.decode()
+    data = {
+        "ins": bob.ins,
+        "authority": bob.ins_authority,
+        "birth_family_name": "Dubois",
+        "given_names": "Bob",
+        "birth_date": "1990-06-21",
+        "sex": "M",
+        "consent": "on",
+        "opposes_break_glass": "on",
+    }
+    created = client.post("/pro/dossier/creer", data)
+    assert created.status_code == 302
+    record = Record.objects.get(patient__ins=bob.ins)
+    assert record.opposes_break_glass
+    assert not record.opposes_centre_15
+    assert (
+        Authorisation.objects.get(record=record, grantee_id=personas.dr_moreau.national_id).status == "VALIDE"
+    )
+    assert client.get(created["Location"]).status_code == 200
+    again = client.post("/pro/dossier/creer", data)
+    assert again.status_code == 409
+    assert Record.objects.filter(patient__ins=bob.ins).count() == 1
+
+
+def test_a_record_is_not_created_without_consent(personas, login):
+    client = login(personas.dr_moreau)
+    bob = personas.bob_traits
+    response = client.post(
+        "/pro/dossier/creer",
+        {
+            "ins": bob.ins,
+            "authority": bob.ins_authority,
+            "birth_family_name": "Dubois",
+            "given_names": "Bob",
+            "birth_date": "1990-06-21",
+            "sex": "M",
+        },
+    )
+    assert response.status_code == 400
+    assert not Record.objects.filter(patient__ins=bob.ins).exists()
+    assert not Patient.objects.filter(ins=bob.ins).exists()
+
+
+def test_an_authorised_doctor_becomes_medecin_traitant_then_manages_authorisations(personas, login):
+    client = login(personas.dr_moreau)
+    record = personas.alice.record
+    assert client.get(f"/pro/dossier/{record.public_id}/autorisations").status_code == 404
+    response = client.post(f"/pro/dossier/{record.public_id}/medecin-traitant", {"declare": "1"})
+    assert response.status_code == 302
+    assert Authorisation.objects.get(
+        record=record, grantee_id=personas.dr_moreau.national_id
+    ).is_medecin_traitant
+    page = client.get(f"/pro/dossier/{record.public_id}/autorisations")
+    assert page.status_code == 200
+    assert personas.dr_durand.national_id in page.content.decode()
+    changed = client.post(
+        f"/pro/dossier/{record.public_id}/autorisations",
+        {
+            "grantee_kind": GranteeKind.PROFESSIONAL,
+            "grantee_id": personas.dr_petit.national_id,
+            "change": "grant",
+        },
+    )
+    assert changed.status_code == 302
+    assert (
+        Authorisation.objects.get(record=record, grantee_id=personas.dr_petit.national_id).status == "VALIDE"
+    )
+
+
+def test_a_non_medecin_traitant_cannot_change_authorisations(personas, login):
+    client = login(personas.nurse_robert)
+    record = personas.alice.record
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/autorisations",
+        {
+            "grantee_kind": GranteeKind.PROFESSIONAL,
+            "grantee_id": personas.dr_durand.national_id,
+            "change": "grant",
+        },
+    )
+    assert response.status_code == 403
+    assert (
+        Authorisation.objects.get(record=record, grantee_id=personas.dr_durand.national_id).status
+        == "INTERDIT"
+    )
+    # A nurse may not declare itself médecin traitant.
+    refused = client.post(f"/pro/dossier/{record.public_id}/medecin-traitant", {"declare": "1"})
+    assert refused.status_code == 403
+    assert not Authorisation.objects.get(
+        record=record, grantee_id=personas.nurse_robert.national_id
+    ).is_medecin_traitant
+
+
+def test_break_glass_opens_the_record_with_a_permanent_banner(personas, login):
+    client = login(personas.dr_petit)
+    record = personas.alice.record
+    assert client.get(f"/pro/dossier/{record.public_id}/documents").status_code == 404
+    status = client.get(f"/pro/dossier/{record.public_id}/").content.decode()
+    assert 'id="emergency-form"' in status
+    missing_reason = client.post(
+        f"/pro/dossier/{record.public_id}/urgence", {"mode": "bris_de_glace", "reason": " "}
+    )
+    assert missing_reason.status_code == 400
+    assert client.session["pro"]["emergency"] is None
+    opened = client.post(
+        f"/pro/dossier/{record.public_id}/urgence",
+        {"mode": "bris_de_glace", "reason": "Patiente inconsciente"},
+    )
+    assert opened.status_code == 302
+    page = client.get(f"/pro/dossier/{record.public_id}/documents").content.decode()
+    assert 'id="emergency-banner"' in page
+    assert "BRIS DE GLACE" in page
+    assert "Patiente inconsciente" in page
+    assert 'id="emergency-banner"' in client.get("/pro/traces").content.decode()
+    assert AuditEvent.objects.filter(
+        actor_id=personas.dr_petit.national_id,
+        access_mode=AccessMode.BREAK_GLASS,
+        access_reason="Patiente inconsciente",
+    ).exists()
+    # The mode applies to that record only, and ends on request.
+    client.post("/pro/urgence/fin")
+    assert client.get(f"/pro/dossier/{record.public_id}/documents").status_code == 404
+
+
+def test_break_glass_is_refused_when_the_patient_opposed_it(personas, login):
+    record = personas.alice.record
+    oppositions_set(caller=personas.patient(personas.alice), record=record, break_glass=True, centre_15=False)
+    client = login(personas.dr_petit)
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/urgence", {"mode": "bris_de_glace", "reason": "Urgence vitale"}
+    )
+    assert response.status_code == 403
+    assert 'id="emergency-refused"' in response.content.decode()
+    assert client.session["pro"]["emergency"] is None
+    assert client.get(f"/pro/dossier/{record.public_id}/documents").status_code == 404
+    assert AuditEvent.objects.filter(
+        actor_id=personas.dr_petit.national_id, outcome="denied", reason="break_glass_opposed"
+    ).exists()
+
+
+@pytest.mark.parametrize(("who", "allowed"), [("dr_benali", True), ("dr_petit", False)])
+def test_centre_15_mode_is_for_the_regulator_only(personas, login, who, allowed):
+    record = personas.alice.record
+    client = login(getattr(personas, who))
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/urgence", {"mode": "centre_15", "reason": "Appel 15"}
+    )
+    assert (response.status_code == 302) is allowed
+    if allowed:
+        assert "CENTRE 15" in client.get(f"/pro/dossier/{record.public_id}/documents").content.decode()
+
+
+def test_home_lists_authorised_records_and_traces_list_own_actions(personas, login):
+    client = login(personas.dr_bernard)
+    home = client.get("/pro/").content.decode()
+    assert "MARTIN Alice" in home
+    assert "GIRARD" not in home  # closed record
+    search(client, personas.alice)
+    traces = client.get("/pro/traces").content.decode()
+    assert "record test" in traces
+    assert "ps_portal" in traces
+    other = login(personas.dr_moreau).get("/pro/traces").content.decode()
+    assert "record test" not in other
+
+
+def test_a_ps_with_several_structures_switches_and_ends_any_emergency(personas, login):
+    from dmp.identity.models import Affiliation
+
+    Affiliation.objects.create(professional=personas.dr_petit, structure=personas.samu)
+    client = login(personas.dr_petit)
+    client.post("/pro/structure", {"structure": personas.samu.id_nat})
+    assert client.session["pro"]["structure"] == personas.samu.id_nat
+    client.post("/pro/structure", {"structure": personas.pharmacy.id_nat})  # not affiliated: ignored
+    assert client.session["pro"]["structure"] == personas.samu.id_nat

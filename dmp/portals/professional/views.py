@@ -1,0 +1,581 @@
+"""Web portal for health professionals: thin views over the record and document services.
+
+Each view parses its input with a form, builds the `Caller` from the PS session, calls one
+service or selector and renders. Access decisions are the services' (NotFound for forbidden
+and missing alike); the views only turn domain errors into pages.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dmp.access.actors import AccessMode
+from dmp.access.policy import DocumentStatus
+from dmp.audit.actions import AuditAction
+from dmp.cda.render import embedded_body, render_html
+from dmp.common.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from dmp.documents.metadata import ConfidentialityChange
+from dmp.documents.models import Confidentiality
+from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.documents.services import (
+    document_change_confidentiality,
+    document_change_status,
+    submission_register,
+)
+from dmp.identity.models import HealthProfessional
+from dmp.identity.services import PatientTraits
+from dmp.portals.professional import session
+from dmp.portals.professional.cards import CardRejected, professional_from_request
+from dmp.portals.professional.forms import (
+    VISIBILITY_CODES,
+    AuthorisationForm,
+    DemoCardForm,
+    DocumentActionForm,
+    DocumentFilterForm,
+    EmergencyForm,
+    InsForm,
+    RecordCreateForm,
+    StructureForm,
+    UploadForm,
+)
+from dmp.portals.professional.links import LinkRejected, consume_link
+from dmp.portals.professional.session import Emergency, LoginMethod, PsSession
+from dmp.portals.professional.uploads import Upload, submission_from_upload
+from dmp.records.access import record_by_ins
+from dmp.records.models import GranteeKind, Record
+from dmp.records.selectors import authorisations_of_record, own_traces, records_authorised_for
+from dmp.records.services import (
+    AuthorisationChange,
+    RecordState,
+    authorisation_change,
+    medecin_traitant_set,
+    record_create,
+    record_test,
+)
+
+P = ParamSpec("P")
+TEMPLATES = "professional_portal"
+SESSION_ATTRIBUTE = "_professional_portal_session"
+DEMO_CARDS_SHOWN = 12
+TRACES_SHOWN = 200
+EMBEDDED_TYPES = {"application/pdf", "text/plain", "image/png", "image/jpeg"}
+SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def demo_enabled() -> bool:
+    return bool(settings.DEMO or settings.DEBUG)
+
+
+def _page(
+    request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HttpResponse:
+    # The session resolved by `ps_required` for this request, else (public pages) resolved here.
+    ps = getattr(request, SESSION_ATTRIBUTE, None) or session.current(request)
+    values: dict[str, Any] = {"ps": ps, "demo_login": demo_enabled()}
+    values.update(context or {})
+    return render(request, f"{TEMPLATES}/{template}.html", values, status=status)
+
+
+def _refused(request: HttpRequest, error: DomainError) -> HttpResponse:
+    if isinstance(error, Forbidden):
+        return _page(request, "refused", {"detail": error.message}, status=403)
+    return _page(request, "not_found", status=404)
+
+
+def ps_required(
+    view: Callable[Concatenate[HttpRequest, PsSession, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        ps = session.current(request)
+        if ps is None:
+            login = reverse("professional_portal:login")
+            return redirect(f"{login}?{urlencode({'next': request.get_full_path()})}")
+        setattr(request, SESSION_ATTRIBUTE, ps)
+        try:
+            return view(request, ps, *args, **kwargs)
+        except (NotFound, Forbidden) as error:
+            return _refused(request, error)
+
+    return wrapper
+
+
+def _record(public_id: uuid.UUID) -> Record:
+    record = Record.objects.select_related("patient").filter(public_id=public_id).first()
+    if record is None:
+        raise NotFound("no such record")
+    return record
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+# --- login ------------------------------------------------------------------------------
+
+
+@require_GET
+def login(request: HttpRequest) -> HttpResponse:
+    cards: list[HealthProfessional] = []
+    if demo_enabled():
+        cards = list(
+            HealthProfessional.objects.filter(is_active=True, structures__isnull=False)
+            .distinct()
+            .order_by("pk")[:DEMO_CARDS_SHOWN]
+        )
+    return _page(request, "login", {"cards": cards, "next": _safe_next(request, "")})
+
+
+@require_POST
+def login_cps(request: HttpRequest) -> HttpResponse:
+    try:
+        professional = professional_from_request(request)
+    except CardRejected as error:
+        return _page(request, "login", {"card_error": error.message}, status=403)
+    session.log_in(request, professional, LoginMethod.CPS)
+    return redirect(_safe_next(request, reverse("professional_portal:home")))
+
+
+@require_POST
+def login_demo(request: HttpRequest) -> HttpResponse:
+    if not demo_enabled():
+        raise Http404
+    form = DemoCardForm(request.POST)
+    professional = None
+    if form.is_valid():
+        professional = HealthProfessional.objects.filter(
+            national_id=form.cleaned_data["professional"], is_active=True
+        ).first()
+    if professional is None:
+        return _page(request, "login", {"card_error": _("Carte de démonstration inconnue.")}, status=400)
+    session.log_in(request, professional, LoginMethod.DEMO_CARD)
+    return redirect(_safe_next(request, reverse("professional_portal:home")))
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    session.log_out(request)
+    return redirect("professional_portal:login")
+
+
+@require_GET
+def context_open(request: HttpRequest, token: str) -> HttpResponse:
+    """TD0.9: a signed, short-lived, single-use link from the professional's software."""
+    try:
+        link = consume_link(token)
+    except LinkRejected as error:
+        return _page(request, "refused", {"detail": error.message}, status=403)
+    professional = HealthProfessional.objects.filter(national_id=link.professional_id, is_active=True).first()
+    record = record_by_ins(link.ins)
+    if professional is None:
+        return _page(request, "refused", {"detail": _("Professionnel inconnu.")}, status=403)
+    structure = (
+        professional.structures.filter(id_nat=link.structure_id).first() if link.structure_id else None
+    )
+    session.log_in(request, professional, LoginMethod.CONTEXT_LINK, structure=structure)
+    if record is None:
+        return redirect("professional_portal:search")
+    target = {
+        "record": "professional_portal:record_status",
+        "documents": "professional_portal:documents",
+        "upload": "professional_portal:upload",
+    }[link.page]
+    return redirect(target, record=record.public_id)
+
+
+# --- home, structure, traces --------------------------------------------------------------
+
+
+@require_GET
+@ps_required
+def home(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    records = records_authorised_for(caller=ps.caller(), order_by_last_document=True, limit=100)
+    return _page(request, "home", {"records": records, "search_form": InsForm()})
+
+
+@require_POST
+@ps_required
+def choose_structure(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    form = StructureForm(request.POST)
+    if form.is_valid():
+        structure = ps.professional.structures.filter(id_nat=form.cleaned_data["structure"]).first()
+        if structure is not None:
+            session.choose_structure(request, structure)
+    return redirect("professional_portal:home")
+
+
+@require_GET
+@ps_required
+def traces(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    events = list(own_traces(caller=ps.caller())[:TRACES_SHOWN])
+    rows = [(event, AuditAction(event.action).name.replace("_", " ").lower()) for event in events]
+    return _page(request, "traces", {"rows": rows})
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@ps_required
+def search(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    """TD0.2 by INS. POST, so that the INS never lands in a URL or an access log."""
+    form = InsForm(request.POST or None)
+    if request.method != "POST" or not form.is_valid():
+        return _page(request, "search", {"form": form})
+    report = record_test(caller=ps.caller(), ins=form.identifier)
+    if report.state is not RecordState.NONE and report.record_public_id:
+        return redirect("professional_portal:record_status", record=report.record_public_id)
+    create_form = RecordCreateForm(initial={"ins": form.identifier.value, "authority": form.identifier.oid})
+    return _page(request, "search", {"form": form, "report": report, "create_form": create_form})
+
+
+@require_GET
+@ps_required
+def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    loaded = _record(record)
+    report = record_test(caller=ps.caller(str(record)), ins=loaded.patient.identifier)
+    return _page(
+        request,
+        "record_status",
+        {
+            "record": loaded,
+            "report": report,
+            "emergency_form": EmergencyForm(),
+            "is_doctor": ps.professional.profession_code == "10",
+        },
+    )
+
+
+@require_POST
+@ps_required
+def record_create_view(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    form = RecordCreateForm(request.POST)
+    if not form.is_valid():
+        return _page(request, "record_create", {"form": form}, status=400)
+    data = form.cleaned_data
+    try:
+        created = record_create(
+            caller=ps.caller(),
+            traits=PatientTraits(
+                ins=form.identifier.value,
+                ins_authority=form.identifier.oid,
+                birth_family_name=data["birth_family_name"],
+                used_family_name=data["used_family_name"],
+                given_names=data["given_names"],
+                birth_date=data["birth_date"],
+                sex=data["sex"],
+            ),
+            consent=data["consent"],
+            opposes_break_glass=data["opposes_break_glass"],
+            opposes_centre_15=data["opposes_centre_15"],
+        )
+    except ValidationFailed as error:
+        for problem in error.problems:
+            form.add_error(problem.location if problem.location in form.fields else None, problem.message)
+        return _page(request, "record_create", {"form": form}, status=400)
+    except DomainError as error:
+        form.add_error(None, error.message)
+        return _page(request, "record_create", {"form": form}, status=409)
+    messages.success(request, _("Le DMP a été créé ; vous êtes autorisé à le consulter."))
+    return redirect("professional_portal:record_status", record=created.public_id)
+
+
+@require_POST
+@ps_required
+def medecin_traitant(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    loaded = _record(record)
+    declare = request.POST.get("declare") == "1"
+    medecin_traitant_set(caller=ps.caller(), ins=loaded.patient.identifier, declare=declare)
+    messages.success(
+        request,
+        _("Vous êtes déclaré médecin traitant DMP.")
+        if declare
+        else _("Vous n'êtes plus médecin traitant DMP."),
+    )
+    return redirect("professional_portal:record_status", record=record)
+
+
+@require_http_methods(["GET", "POST"])
+@ps_required
+def authorisations(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    """The médecin traitant manages the record's authorisations on the patient's behalf."""
+    loaded = _record(record)
+    form = AuthorisationForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        grantee_id = form.cleaned_data["grantee_id"].strip()
+        grantee_kind = GranteeKind(form.cleaned_data["grantee_kind"])
+        try:
+            authorisation_change(
+                caller=ps.caller(),
+                record=loaded,
+                grantee_kind=grantee_kind,
+                grantee_id=grantee_id,
+                change=AuthorisationChange(form.cleaned_data["change"]),
+            )
+        except ValidationFailed as error:
+            form.add_error(None, "; ".join(p.message for p in error.problems))
+            status = 400
+        else:
+            messages.success(request, _("Autorisation modifiée."))
+            return redirect("professional_portal:authorisations", record=record)
+    elif request.method == "POST":
+        status = 400
+    rows = list(authorisations_of_record(caller=ps.caller(), record=loaded))
+    return _page(request, "authorisations", {"record": loaded, "rows": rows, "form": form}, status=status)
+
+
+# --- emergency access ---------------------------------------------------------------------
+
+
+@require_POST
+@ps_required
+def emergency_start(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    """Open the record in break-glass or Centre 15 mode: the access point accepts or refuses."""
+    loaded = _record(record)
+    form = EmergencyForm(request.POST)
+    if not form.is_valid():
+        return _page(request, "emergency_refused", {"record": loaded, "form": form}, status=400)
+    emergency = Emergency(
+        record=str(record), mode=AccessMode(form.cleaned_data["mode"]), reason=form.cleaned_data["reason"]
+    )
+    trial = PsSession(
+        professional=ps.professional,
+        structure=ps.structure,
+        method=ps.method,
+        authentication=ps.authentication,
+        logged_in_at=ps.logged_in_at,
+        emergency=emergency,
+    )
+    try:
+        document_search(caller=trial.caller(str(record)), record=loaded, query=DocumentQuery(limit=1))
+    except NotFound:
+        return _page(request, "emergency_refused", {"record": loaded, "form": form}, status=403)
+    session.start_emergency(request, emergency)
+    return redirect("professional_portal:documents", record=record)
+
+
+@require_POST
+@ps_required
+def emergency_end(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    session.end_emergency(request)
+    return redirect("professional_portal:home")
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+@require_GET
+@ps_required
+def documents(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    loaded = _record(record)
+    form = DocumentFilterForm(request.GET or None)
+    query = DocumentQuery(limit=500)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        query = DocumentQuery(
+            statuses=form.statuses(),
+            type_codes=(data["type_code"],) if data["type_code"] else (),
+            class_codes=(data["class_code"],) if data["class_code"] else (),
+            creation_from=form.creation_from(),
+            creation_to=form.creation_to(),
+            limit=500,
+        )
+    elif form.is_bound:
+        return _page(request, "documents", {"record": loaded, "form": form, "rows": []}, status=400)
+    rows = document_search(caller=ps.caller(str(record)), record=loaded, query=query)
+    return _page(request, "documents", {"record": loaded, "form": form, "rows": rows})
+
+
+def _retrieve(ps: PsSession, record: uuid.UUID, unique_id: str) -> tuple[Record, Any]:
+    loaded = _record(record)
+    retrieved = document_retrieve(
+        caller=ps.caller(str(record)), unique_id=unique_id, patient_id=loaded.patient.identifier.hl7()
+    )
+    return loaded, retrieved
+
+
+@require_GET
+@ps_required
+def document_view(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_id: str) -> HttpResponse:
+    loaded, retrieved = _retrieve(ps, record, unique_id)
+    body = None
+    rendered = ""
+    if retrieved.document.mime_type == "text/xml":
+        try:
+            body = embedded_body(retrieved.content)
+            # The renderer walks the narrative and sanitises with an allow-list (no script, no
+            # event handler, http(s) links only); the page CSP forbids inline script anyway.
+            rendered = mark_safe(render_html(retrieved.content))  # noqa: S308
+        except ValidationFailed:
+            rendered = ""
+    document = retrieved.document
+    return _page(
+        request,
+        "document",
+        {
+            "record": loaded,
+            "document": document,
+            "decision": retrieved.decision,
+            "rendered": rendered,
+            "embedded": body,
+            "author_ids": {a.person_id for a in document.author_rows.all()},
+            "is_current": document.availability_status == DocumentStatus.APPROVED,
+            "is_archived": document.availability_status == DocumentStatus.ARCHIVED,
+        },
+    )
+
+
+def _sandboxed(response: HttpResponse) -> HttpResponse:
+    response["Content-Security-Policy"] = SANDBOX_CSP
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@xframe_options_sameorigin
+@ps_required
+def document_body(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_id: str) -> HttpResponse:
+    """The level 1 body (PDF...) for a sandboxed frame: served with `CSP: sandbox`, never as HTML."""
+    _, retrieved = _retrieve(ps, record, unique_id)
+    body = embedded_body(retrieved.content) if retrieved.document.mime_type == "text/xml" else None
+    if body is None:
+        raise Http404
+    media_type = body.media_type if body.media_type in EMBEDDED_TYPES else "application/octet-stream"
+    if media_type == "text/plain":
+        media_type = "text/plain; charset=utf-8"
+    response = HttpResponse(body.content, content_type=media_type)
+    response["Content-Disposition"] = "inline" if media_type != "application/octet-stream" else "attachment"
+    return _sandboxed(response)
+
+
+@require_GET
+@ps_required
+def document_raw(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_id: str) -> HttpResponse:
+    _, retrieved = _retrieve(ps, record, unique_id)
+    response = HttpResponse(retrieved.content, content_type="application/octet-stream")
+    safe_name = "".join(c for c in unique_id if c.isalnum() or c in ".-")[:80] or "document"
+    response["Content-Disposition"] = f'attachment; filename="{safe_name}.xml"'
+    return _sandboxed(response)
+
+
+_ACTIONS: dict[str, Callable[..., object]] = {
+    "archive": lambda caller, uuid_: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.ARCHIVED
+    ),
+    "unarchive": lambda caller, uuid_: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.APPROVED
+    ),
+    "delete": lambda caller, uuid_: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.DELETED
+    ),
+    "mask": lambda caller, uuid_: document_change_confidentiality(
+        caller=caller,
+        entry_uuid=uuid_,
+        change=ConfidentialityChange(code=Confidentiality.MASKED_TO_PROFESSIONALS, enabled=True),
+    ),
+    "unmask": lambda caller, uuid_: document_change_confidentiality(
+        caller=caller,
+        entry_uuid=uuid_,
+        change=ConfidentialityChange(code=Confidentiality.MASKED_TO_PROFESSIONALS, enabled=False),
+    ),
+    "show_patient": lambda caller, uuid_: document_change_confidentiality(
+        caller=caller,
+        entry_uuid=uuid_,
+        change=ConfidentialityChange(code=Confidentiality.INVISIBLE_TO_PATIENT, enabled=False),
+    ),
+    "hide_patient": lambda caller, uuid_: document_change_confidentiality(
+        caller=caller,
+        entry_uuid=uuid_,
+        change=ConfidentialityChange(code=Confidentiality.INVISIBLE_TO_PATIENT, enabled=True),
+    ),
+}
+
+
+@require_POST
+@ps_required
+def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_id: str) -> HttpResponse:
+    form = DocumentActionForm(request.POST)
+    if not form.is_valid():
+        return _page(request, "refused", {"detail": _("Requête invalide.")}, status=400)
+    action = form.cleaned_data["action"]
+    try:
+        _ACTIONS[action](ps.caller(str(record)), form.cleaned_data["entry_uuid"])
+    except ValidationFailed as error:
+        messages.error(request, "; ".join(p.message for p in error.problems))
+    except DomainError as error:
+        if isinstance(error, (NotFound, Forbidden)):
+            raise
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Modification enregistrée."))
+    if action == "delete":
+        return redirect("professional_portal:documents", record=record)
+    return redirect("professional_portal:document", record=record, unique_id=unique_id)
+
+
+@require_http_methods(["GET", "POST"])
+@ps_required
+def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    loaded = _record(record)
+    initial = {"replaces": request.GET.get("remplace", "")[:64]}
+    form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
+    context: dict[str, Any] = {
+        "record": loaded,
+        "form": form,
+        "replaces_unique_id": request.GET.get("uid", ""),
+    }
+    if request.method != "POST":
+        return _page(request, "upload", context)
+    if not form.is_valid():
+        return _page(request, "upload", context, status=400)
+    data = form.cleaned_data
+    replaces = data["replaces"]
+    try:
+        submission = submission_from_upload(
+            Upload(
+                content=data["file"].read(),
+                type_code=data["type_code"],
+                title=data["title"],
+                visibility_codes=VISIBILITY_CODES[data["visibility"]],
+                replaces_entry_uuid=replaces,
+                replaces_unique_id=request.POST.get("replaces_unique_id", "")[:128],
+            ),
+            professional=ps.professional,
+            structure=ps.structure,
+            patient=loaded.patient,
+        )
+        registered = submission_register(
+            caller=ps.caller(str(record)), submission=submission, expected_ins=loaded.patient.identifier
+        )
+    except ValidationFailed as error:
+        for problem in error.problems:
+            form.add_error(
+                None, f"{problem.location}: {problem.message}" if problem.location else problem.message
+            )
+        return _page(request, "upload", context, status=400)
+    except Forbidden as error:
+        form.add_error(None, _("Dépôt refusé : %(detail)s") % {"detail": error.message})
+        return _page(request, "upload", context, status=403)
+    messages.success(request, _("Document déposé dans le DMP."))
+    return redirect(
+        "professional_portal:document", record=record, unique_id=registered.documents[0].unique_id
+    )
