@@ -209,6 +209,19 @@ class AuthorisationForm(forms.Form):
     )
 
 
+class SelfAuthorisationForm(forms.Form):
+    grant = forms.ChoiceField(choices=[("1", "1"), ("0", "0")])
+    confirm = forms.BooleanField(
+        label=_("Le patient, informé, m'autorise à accéder à son DMP"), required=False
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("grant") == "1" and not data.get("confirm"):
+            self.add_error("confirm", _("Le consentement du patient doit être déclaré."))
+        return data
+
+
 class StructureForm(forms.Form):
     structure = forms.CharField(max_length=40)
 

@@ -49,6 +49,7 @@ from dmp.portals.professional.forms import (
     EmergencyForm,
     InsForm,
     RecordCreateForm,
+    SelfAuthorisationForm,
     StructureForm,
     UploadForm,
 )
@@ -62,6 +63,7 @@ from dmp.records.services import (
     AuthorisationChange,
     RecordState,
     authorisation_change,
+    authorisation_self,
     medecin_traitant_set,
     record_create,
     record_test,
@@ -295,6 +297,23 @@ def record_create_view(request: HttpRequest, ps: PsSession) -> HttpResponse:
         return _page(request, "record_create", {"form": form}, status=409)
     messages.success(request, _("Le DMP a été créé ; vous êtes autorisé à le consulter."))
     return redirect("professional_portal:record_status", record=created.public_id)
+
+
+@require_POST
+@ps_required
+def authorisation_self_view(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    """TD0.3: the PS records the patient's consent to its own access (or gives the access up)."""
+    loaded = _record(record)
+    form = SelfAuthorisationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Confirmez que le patient vous autorise."))
+        return redirect("professional_portal:record_status", record=record)
+    grant = form.cleaned_data["grant"] == "1"
+    authorisation_self(caller=ps.caller(), ins=loaded.patient.identifier, grant=grant)
+    messages.success(
+        request, _("Vous êtes autorisé sur ce DMP.") if grant else _("Vous n'êtes plus autorisé sur ce DMP.")
+    )
+    return redirect("professional_portal:record_status", record=record)
 
 
 @require_POST

@@ -300,3 +300,44 @@ def test_document_actions_enforce_csrf(personas, demo):
         },
     )
     assert upload_refused.status_code == 403
+
+
+def test_a_level_1_body_declared_as_html_is_never_served_as_html(personas, login):
+    import base64
+
+    when = clock.now().replace(microsecond=0)
+    pdf = simple_pdf("x", ["y"])
+    draft = DocumentDraft(title="Corps HTML", pdf=pdf, creation_time=when)
+    professional = personas.dr_bernard
+    author = author_for(
+        person_id=professional.national_id,
+        family_name=professional.family_name,
+        given_name=professional.given_name,
+        structure_id=personas.cabinet.id_nat,
+        structure_name=personas.cabinet.name,
+    )
+    content = document_input(draft, ins=personas.alice.identifier, author=author, symbolic_id="D").content
+    html = base64.b64encode(b"<script>alert(1)</script>").decode()
+    evil = content.replace(b'mediaType="application/pdf"', b'mediaType="text/html"').replace(
+        base64.b64encode(pdf), html.encode()
+    )
+    assert b"text/html" in evil
+    (document,) = publish(
+        personas,
+        professional,
+        [
+            DocumentDraft(
+                content=evil,
+                title="Corps HTML",
+                unique_id=draft.unique_id,
+                creation_time=when,
+                format_code="urn:ihe:iti:xds-sd:text:2008",
+            )
+        ],
+    )
+    client = login(professional)
+    body = client.get(doc_url(personas, document, "corps"))
+    assert body.status_code == 200
+    assert body["Content-Type"] == "application/octet-stream"
+    assert body["Content-Disposition"] == "attachment"
+    assert body["Content-Security-Policy"].startswith("sandbox")

@@ -245,3 +245,31 @@ def test_a_ps_with_several_structures_switches_and_ends_any_emergency(personas, 
     assert client.session["pro"]["structure"] == personas.samu.id_nat
     client.post("/pro/structure", {"structure": personas.pharmacy.id_nat})  # not affiliated: ignored
     assert client.session["pro"]["structure"] == personas.samu.id_nat
+
+
+def test_a_ps_records_the_patients_consent_to_its_own_access(personas, login):
+    client = login(personas.dr_petit)
+    record = personas.alice.record
+    status = client.get(f"/pro/dossier/{record.public_id}/").content.decode()
+    assert 'id="self-authorisation-form"' in status
+    unconfirmed = client.post(f"/pro/dossier/{record.public_id}/autorisation", {"grant": "1"})
+    assert unconfirmed.status_code == 302
+    assert not Authorisation.objects.filter(record=record, grantee_id=personas.dr_petit.national_id).exists()
+    client.post(f"/pro/dossier/{record.public_id}/autorisation", {"grant": "1", "confirm": "on"})
+    assert (
+        Authorisation.objects.get(record=record, grantee_id=personas.dr_petit.national_id).status == "VALIDE"
+    )
+    assert client.get(f"/pro/dossier/{record.public_id}/documents").status_code == 200
+    client.post(f"/pro/dossier/{record.public_id}/autorisation", {"grant": "0"})
+    assert client.get(f"/pro/dossier/{record.public_id}/documents").status_code == 404
+
+
+def test_a_blocked_ps_cannot_authorise_itself(personas, login):
+    client = login(personas.dr_durand)
+    record = personas.alice.record
+    response = client.post(f"/pro/dossier/{record.public_id}/autorisation", {"grant": "1", "confirm": "on"})
+    assert response.status_code in {403, 404}
+    assert (
+        Authorisation.objects.get(record=record, grantee_id=personas.dr_durand.national_id).status
+        == "INTERDIT"
+    )
