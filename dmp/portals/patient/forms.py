@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dmp.records.models import GranteeKind, HeirsAccess, OrganDonation, TrustedPerson
 from dmp.records.services import AuthorisationChange
@@ -46,7 +47,10 @@ class ActivationForm(forms.Form):
 
 class LoginForm(forms.Form):
     identifier = forms.CharField(
-        label=_("Identifiant"), max_length=64, widget=forms.TextInput(attrs={"autocomplete": "username"})
+        # A login name here, where other pages' "Identifiant" is a national identifier.
+        label=pgettext_lazy("login", "Identifiant"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
     )
     password = forms.CharField(
         label=_("Mot de passe"),

@@ -228,3 +228,15 @@ class StructureForm(forms.Form):
 
 class DemoCardForm(forms.Form):
     professional = forms.CharField(max_length=20)
+
+
+class WebAccountForm(forms.Form):
+    """TD1.5: where the patient will receive their one-time login codes."""
+
+    channel = forms.ChoiceField(
+        label=_("Envoi des codes de connexion"),
+        choices=[("email", _("par courriel")), ("sms", _("par SMS"))],
+    )
+    destination = forms.CharField(
+        label=_("Adresse ou numéro (vide : celui du dossier)"), max_length=200, required=False
+    )

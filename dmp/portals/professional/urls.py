@@ -20,6 +20,7 @@ urlpatterns = [
     path("dossier/<uuid:record>/ajouter", views.upload, name="upload"),
     path("dossier/<uuid:record>/autorisation", views.authorisation_self_view, name="authorisation_self"),
     path("dossier/<uuid:record>/medecin-traitant", views.medecin_traitant, name="medecin_traitant"),
+    path("dossier/<uuid:record>/acces-web", views.web_account, name="web_account"),
     path("dossier/<uuid:record>/autorisations", views.authorisations, name="authorisations"),
     path("dossier/<uuid:record>/urgence", views.emergency_start, name="emergency_start"),
     path("urgence/fin", views.emergency_end, name="emergency_end"),

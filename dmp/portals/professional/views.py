@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dmp.access.actors import AccessMode
 from dmp.access.policy import DocumentStatus
+from dmp.accounts.services import account_initialise
 from dmp.audit.actions import AuditAction
 from dmp.cda.render import embedded_body, render_html
 from dmp.common.errors import DomainError, Forbidden, NotFound, ValidationFailed
@@ -52,6 +53,7 @@ from dmp.portals.professional.forms import (
     SelfAuthorisationForm,
     StructureForm,
     UploadForm,
+    WebAccountForm,
 )
 from dmp.portals.professional.links import LinkRejected, consume_link
 from dmp.portals.professional.session import Emergency, LoginMethod, PsSession
@@ -260,6 +262,7 @@ def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Htt
             "record": loaded,
             "report": report,
             "emergency_form": EmergencyForm(),
+            "web_account_form": WebAccountForm(),
             "is_doctor": ps.professional.profession_code == "10",
         },
     )
@@ -314,6 +317,30 @@ def authorisation_self_view(request: HttpRequest, ps: PsSession, record: uuid.UU
         request, _("Vous êtes autorisé sur ce DMP.") if grant else _("Vous n'êtes plus autorisé sur ce DMP.")
     )
     return redirect("professional_portal:record_status", record=record)
+
+
+@require_POST
+@ps_required
+def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
+    """TD1.5: open (or re-issue) the patient's web account; the code is shown once, never stored."""
+    loaded = _record(record)
+    form = WebAccountForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choisissez comment le patient recevra ses codes de connexion."))
+        return redirect("professional_portal:record_status", record=record)
+    try:
+        code = account_initialise(
+            caller=ps.caller(),
+            record=loaded,
+            otp_channel=form.cleaned_data["channel"],
+            otp_destination=form.cleaned_data["destination"],
+        )
+    except ValidationFailed as error:
+        messages.error(request, " ".join(problem.message for problem in error.problems))
+        return redirect("professional_portal:record_status", record=record)
+    response = _page(request, "web_account", {"record": loaded, "code": code})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

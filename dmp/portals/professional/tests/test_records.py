@@ -273,3 +273,43 @@ def test_a_blocked_ps_cannot_authorise_itself(personas, login):
         Authorisation.objects.get(record=record, grantee_id=personas.dr_durand.national_id).status
         == "INTERDIT"
     )
+
+
+def test_an_authorised_ps_hands_over_a_web_account_activation_code(personas, login):
+    from dmp.accounts.models import WebAccount
+    from dmp.accounts.services import account_activate
+
+    record = personas.alice.record
+    client = login(personas.dr_bernard)
+    status = client.get(f"/pro/dossier/{record.public_id}/").content.decode()
+    assert 'id="web-account-form"' in status
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/acces-web", {"channel": "email", "destination": ""}
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    code = response.content.decode().split('id="activation-code">')[1].split("<")[0]
+    account = WebAccount.objects.get(record=record, representative=None)
+    assert code not in account.activation_code_hash
+    assert account.otp_destination == personas.alice.email
+    activated = account_activate(code=code, identifier="alice.m", password="Une phrase de passe longue 42!")
+    assert activated.status == WebAccount.Status.ACTIVE
+    record.refresh_from_db()
+    assert record.web_account_opened
+
+
+def test_web_account_refusals_change_nothing(personas, login):
+    from dmp.accounts.models import WebAccount
+
+    record = personas.alice.record
+    # Not authorised on the record: nothing to hand over.
+    outsider = login(personas.dr_petit)
+    assert outsider.post(f"/pro/dossier/{record.public_id}/acces-web", {"channel": "email"}).status_code in {
+        403,
+        404,
+    }
+    # A bad channel is a form error.
+    client = login(personas.dr_bernard)
+    refused = client.post(f"/pro/dossier/{record.public_id}/acces-web", {"channel": "pigeon"})
+    assert refused.status_code == 302
+    assert not WebAccount.objects.filter(record=record).exists()
