@@ -172,6 +172,16 @@ def _code(element: etree._Element | None) -> Code | None:
     return Code(element.get("code", ""), element.get("codeSystem", ""), element.get("displayName", ""))
 
 
+def _given_names(name: etree._Element | None) -> str:
+    """The list of given names: CI-SIS repeats the first one in a qualified `given` (BR / CL),
+    which must not be read twice."""
+    if name is None:
+        return ""
+    givens = name.findall("h:given", NS)
+    plain = [g for g in givens if not g.get("qualifier")]
+    return " ".join(_text(g) for g in (plain or givens[:1]))
+
+
 def _text(element: etree._Element | None) -> str:
     return " ".join("".join(str(t) for t in element.itertext()).split()) if element is not None else ""
 
@@ -268,9 +278,7 @@ def header_of(root: etree._Element) -> CdaHeader:
             for i in (patient_role.findall("h:id", NS) if patient_role is not None else [])
         ),
         patient_family_name=_text(name.find("h:family", NS)) if name is not None else "",
-        patient_given_names=" ".join(_text(g) for g in name.findall("h:given", NS))
-        if name is not None
-        else "",
+        patient_given_names=_given_names(name),
         patient_birth_time=_attribute(patient, "h:birthTime", "value"),
         patient_sex=_attribute(patient, "h:administrativeGenderCode", "code"),
         replaced_unique_id=_ii(related),

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import html
 import re
 from dataclasses import dataclass
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import nh3
+from django.conf import settings
 from lxml import etree
 
 from dmp.cda.builder import simple_pdf
@@ -248,11 +251,19 @@ def embedded_body(data: bytes) -> EmbeddedBody | None:
     return EmbeddedBody(media_type=text.get("mediaType", "application/octet-stream"), content=content)
 
 
+def _in_local_time(moment: dt.datetime) -> dt.datetime:
+    """Display time in the portal's zone (CDA times carry their own offset, often UTC)."""
+    return moment.astimezone(ZoneInfo(settings.TIME_ZONE)) if moment.tzinfo else moment
+
+
 def _summary(header: CdaHeader) -> str:
     author = header.authors[0] if header.authors else None
     rows = [
         ("Patient", f"{header.patient_family_name} {header.patient_given_names}".strip()),
-        ("Date", header.effective_time.strftime("%d/%m/%Y %H:%M") if header.effective_time else ""),
+        (
+            "Date",
+            _in_local_time(header.effective_time).strftime("%d/%m/%Y %H:%M") if header.effective_time else "",
+        ),
         ("Auteur", f"{author.family_name} {author.given_name}".strip() if author else ""),
         ("Structure", author.structure_name if author else ""),
         ("Type", header.type_code.display or header.type_code.code),
@@ -307,7 +318,7 @@ def render_pdf(data: bytes) -> bytes:
     author = header.authors[0] if header.authors else None
     lines = [
         f"Patient : {header.patient_family_name} {header.patient_given_names}",
-        f"Date : {header.effective_time:%d/%m/%Y}" if header.effective_time else "",
+        f"Date : {_in_local_time(header.effective_time):%d/%m/%Y %H:%M}" if header.effective_time else "",
         f"Auteur : {author.family_name} {author.given_name} ({author.structure_name})" if author else "",
         "",
         *(_plain_lines(root) if embedded is None else [embedded.content.decode("utf-8", "replace")]),
