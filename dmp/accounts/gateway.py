@@ -46,3 +46,8 @@ def default_gateway() -> MessageGateway:
     if name == "smtp":
         return SmtpGateway()
     raise ImproperlyConfigured(f"unknown OPENDMP_MESSAGE_GATEWAY {name!r}")
+
+
+def outbox_latest(limit: int = 20) -> list[OutboxMessage]:
+    """The last messages of the outbox gateway (the demo shows them instead of a phone)."""
+    return list(OutboxMessage.objects.order_by("-pk")[:limit])

@@ -10,6 +10,7 @@ urlpatterns = [
     path("connexion/", views.login, name="login"),
     path("connexion/code/", views.login_code, name="login_code"),
     path("deconnexion/", views.logout, name="logout"),
+    path("demo/messages/", views.demo_outbox, name="demo_outbox"),
     path("documents/", views.documents, name="documents"),
     path("documents/ajouter/", views.document_add, name="document_add"),
     path("documents/<str:unique_id>/", views.document_detail, name="document"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Concatenate, ParamSpec
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.forms import Form
@@ -24,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dmp.access.actors import Caller
 from dmp.access.policy import Action, DocumentStatus
+from dmp.accounts.gateway import outbox_latest
 from dmp.accounts.models import WebAccount
 from dmp.accounts.services import (
     LoginFailed,
@@ -203,8 +205,18 @@ def login_code(request: HttpRequest) -> HttpResponse:
             request.session[SESSION_TOKEN] = session_token(account)
             request.session[SESSION_SECRET] = secret
             return redirect(next_url or "patient_portal:home")
-    context = {"form": form, "sent_to": request.session.get("patient_sent_to", "")}
+    context = {"form": form, "sent_to": request.session.get("patient_sent_to", ""), "demo": settings.DEMO}
     return render(request, "patient_portal/login_code.html", context)
+
+
+@require_GET
+def demo_outbox(request: HttpRequest) -> HttpResponse:
+    """Demo mode only: the messages the outbox gateway "sent" (activation and login codes)."""
+    if not settings.DEMO or str(getattr(settings, "OPENDMP_MESSAGE_GATEWAY", "outbox")) != "outbox":
+        raise Http404
+    response = render(request, "patient_portal/demo_outbox.html", {"outbox": outbox_latest()})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

@@ -587,3 +587,19 @@ def test_an_address_over_its_failure_budget_gets_429_for_everyone(personas, clie
     response = client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
     assert response.status_code == 429
     assert not OutboxMessage.objects.exists()
+
+
+def test_the_demo_outbox_shows_the_codes_only_in_demo_mode(personas, client, settings):
+    active_account(personas)
+    client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    settings.DEMO = False
+    assert client.get(url("demo_outbox")).status_code == 404
+    assert "demo/messages" not in client.get(url("login_code")).content.decode()
+    settings.DEMO = True
+    assert "demo/messages" in client.get(url("login_code")).content.decode()
+    page = client.get(url("demo_outbox"))
+    assert page.status_code == 200
+    assert page["Cache-Control"] == "no-store"
+    assert last_code() in page.content.decode()
+    settings.OPENDMP_MESSAGE_GATEWAY = "smtp"
+    assert client.get(url("demo_outbox")).status_code == 404
