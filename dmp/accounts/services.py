@@ -33,7 +33,7 @@ from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Chan
 from dmp.access.policy import Action
 from dmp.accounts import totp
 from dmp.accounts.gateway import MessageGateway, default_gateway
-from dmp.accounts.models import LoginChallenge, OtpChannel, WebAccount
+from dmp.accounts.models import LoginChallenge, NotificationCursor, OtpChannel, WebAccount
 from dmp.accounts.passwords import password_problems
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditEvent
@@ -542,40 +542,43 @@ def account_confirm_password(*, account: WebAccount, password: str) -> bool:
 EXCEPTIONAL_MODES = ("bris_de_glace", "centre_15")
 
 
-def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: int = 1000) -> int:
-    """Tell each account holder about break-glass / Centre 15 accesses since the last notice.
+def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: int = 5000) -> int:
+    """Tell account holders about the break-glass / Centre 15 accesses not yet notified.
 
-    The domain has no push hook for these accesses: the audit trail is the source of truth, so
-    this runs periodically (`manage.py patient_notify`, or a Celery beat task) and is idempotent:
-    each account remembers up to when it was notified.
+    The audit trail is the source of truth: events are read by primary key after a cursor, so a
+    run costs what is new, not the number of accounts. Runs after each exceptional access
+    (a Celery task, inline in the embedded default) and can be re-run safely
+    (`manage.py patient_notify`): the cursor moves in the same transaction as the sending.
+    A holder who turned notices off is not told later about accesses made meanwhile; the
+    access history shows them.
     """
     gateway = gateway or default_gateway()
     sent = 0
-    accounts = WebAccount.objects.filter(
-        status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
-    ).select_related("record__patient")
-    record_ids = {a.record_id for a in accounts}
-    if not record_ids:
-        return 0
-    events = AuditEvent.objects.filter(
-        record_id__in=record_ids, access_mode__in=EXCEPTIONAL_MODES, outcome=Outcome.SUCCESS
-    ).order_by("occurred_at")[:limit]
-    by_record: dict[int, list[AuditEvent]] = {}
-    for event in events:
-        assert event.record_id is not None  # noqa: S101 - filtered on record_id__in
-        by_record.setdefault(event.record_id, []).append(event)
-    for account in accounts:
-        fresh = [
-            e
-            for e in by_record.get(account.record_id, [])
-            if account.notified_until is None or e.occurred_at > account.notified_until
-        ]
-        if not fresh:
-            continue
-        who = sorted({f"{e.actor_name or e.actor_id} ({e.actor_structure_name})" for e in fresh})
-        mode_words = {"bris_de_glace": "en urgence (bris de glace)", "centre_15": "par le SAMU - Centre 15"}
-        modes = sorted({mode_words.get(e.access_mode, e.access_mode) for e in fresh})
-        with transaction.atomic():
+    with transaction.atomic():
+        cursor, _ = NotificationCursor.objects.select_for_update().get_or_create(pk=1)
+        events = list(
+            AuditEvent.objects.filter(
+                pk__gt=cursor.last_event_id, access_mode__in=EXCEPTIONAL_MODES, outcome=Outcome.SUCCESS
+            )
+            .exclude(record_id=None)
+            .order_by("pk")[:limit]
+        )
+        if not events:
+            return 0
+        by_record: dict[int, list[AuditEvent]] = {}
+        for event in events:
+            by_record.setdefault(event.record_id or 0, []).append(event)
+        accounts = WebAccount.objects.filter(
+            record_id__in=list(by_record), status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
+        )
+        for account in accounts:
+            fresh = by_record[account.record_id]
+            who = sorted({f"{e.actor_name or e.actor_id} ({e.actor_structure_name})" for e in fresh})
+            mode_words = {
+                "bris_de_glace": "en urgence (bris de glace)",
+                "centre_15": "par le SAMU - Centre 15",
+            }
+            modes = sorted({mode_words.get(e.access_mode, e.access_mode) for e in fresh})
             gateway.send(
                 channel=account.otp_channel,
                 destination=account.otp_destination,
@@ -586,7 +589,9 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
                 ),
             )
             WebAccount.objects.filter(pk=account.pk).update(notified_until=fresh[-1].occurred_at)
-        sent += 1
+            sent += 1
+        cursor.last_event_id = events[-1].pk
+        cursor.save(update_fields=["last_event_id"])
     return sent
 
 

@@ -6,14 +6,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
-from dmp.access.actors import Caller
+from dmp.access.actors import AccessMode, Caller
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from dmp.common import clock
@@ -120,6 +120,16 @@ def _chain_onto(head: AuditChainHead, event: AuditEvent) -> None:
     head.hash = event.hash
 
 
+# Called after the commit of an exceptional access (break-glass, Centre 15): the layer that
+# tells patients registers here (see dmp.accounts.apps); the audit layer stays unaware of it.
+EXCEPTIONAL_ACCESS_HOOKS: list[Callable[[], None]] = []
+
+
+def _after_exceptional_access() -> None:
+    for hook in EXCEPTIONAL_ACCESS_HOOKS:
+        hook()
+
+
 def audit_record(
     *,
     caller: Caller,
@@ -145,6 +155,8 @@ def audit_record(
     _chain_onto(head, event)
     event.save(force_insert=True)
     head.save(update_fields=["sequence", "hash"])
+    if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
+        transaction.on_commit(_after_exceptional_access)
     return event
 
 

@@ -336,6 +336,21 @@ def test_traces_show_who_and_highlight_break_glass(personas, alice_client):
     assert personas.dr_petit.display_name in page
 
 
+def test_break_glass_is_notified_as_soon_as_it_is_committed(personas, django_capture_on_commit_callbacks):
+    active_account(personas)
+    document = publish_for(personas, personas.alice)
+    OutboxMessage.objects.all().delete()
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="patient inconscient")
+    with django_capture_on_commit_callbacks(execute=True):
+        document_retrieve(caller=glass, unique_id=document.unique_id)
+    message = OutboxMessage.objects.get()
+    assert "bris de glace" in message.body
+    # A normal access notifies nobody.
+    with django_capture_on_commit_callbacks(execute=True):
+        document_retrieve(caller=personas.ps(personas.dr_bernard), unique_id=document.unique_id)
+    assert OutboxMessage.objects.count() == 1
+
+
 def test_break_glass_is_notified_once_through_the_gateway(personas):
     active_account(personas)
     document = publish_for(personas, personas.alice)
@@ -548,6 +563,9 @@ def test_notifications_can_be_turned_off(personas, alice_client):
     document_retrieve(caller=glass, unique_id=document.unique_id)
     assert exceptional_access_notify() == 0
     alice_client.post(url("security"), {"action": "notifications", "notify": "on"})
+    # Notices resume for accesses made from now on (the history shows the earlier ones).
+    assert exceptional_access_notify() == 0
+    document_retrieve(caller=glass, unique_id=document.unique_id)
     assert exceptional_access_notify() == 1
 
 
