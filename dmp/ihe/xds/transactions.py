@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from django.urls import reverse
 from lxml import etree
 
 from dmp.access.actors import Caller
@@ -36,6 +37,8 @@ from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
 from dmp.ihe.xds.queries import QueryContext, parse_query, query_response, run_query
 from dmp.ihe.xds.soap import SoapMessage
 from dmp.records.access import record_by_ins
+from dmp.records.context_links import MAX_AGE as CONTEXT_LINK_MAX_AGE
+from dmp.records.context_links import issue_context_token
 from dmp.records.selectors import own_traces, records_authorised_for
 from dmp.records.services import (
     authorisation_self,
@@ -67,6 +70,7 @@ class Action:
     OWN_TRACES: Final = "urn:opendmp:dmp:Traces"
     RECORD_TEST_HL7V3: Final = hl7v3.QUERY_ACTION  # TD0.2 as the DMP shapes it
     WEB_ACCOUNT: Final = "urn:opendmp:dmp:TD1.5"
+    CONTEXT_LINK: Final = "urn:opendmp:dmp:TD0.9"
 
 
 UPDATE_STATUS_ASSOCIATION: Final = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
@@ -427,6 +431,28 @@ def web_account_transaction(context: Context) -> Outcome:
     return Outcome(_dmp("WebAccountResponse", status="EN_ATTENTE_ACTIVATION", activationCode=code))
 
 
+def context_link_transaction(context: Context) -> Outcome:
+    """TD0.9: a single-use, 2-minute link opening the PS portal on a page of the VIHF's patient.
+
+    The link logs the VIHF's professional in; what the page then shows is decided, as always,
+    by the access decision point.
+    """
+    actor = context.caller.actor
+    token = issue_context_token(
+        professional_id=actor.person_id,
+        structure_id=actor.structure_id,
+        ins=context.require_patient(),
+        page=context.message.body.get("page", "documents"),
+    )
+    return Outcome(
+        _dmp(
+            "ContextLinkResponse",
+            path=reverse("professional_portal:context_open", args=[token]),
+            expiresIn=str(int(CONTEXT_LINK_MAX_AGE.total_seconds())),
+        )
+    )
+
+
 def record_create_transaction(context: Context) -> Outcome:
     body = context.message.body
     patient = body.find(q(DMP, "Patient"))
@@ -531,6 +557,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     Action.ADMIN_UPDATE: admin_update_transaction,
     Action.RECORD_TEST_HL7V3: record_test_hl7v3_transaction,
     Action.WEB_ACCOUNT: web_account_transaction,
+    Action.CONTEXT_LINK: context_link_transaction,
 }
 
 # Transactions answered with an ebRIM RegistryResponse on error (the others get DMP errors).

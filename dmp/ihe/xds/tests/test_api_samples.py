@@ -122,6 +122,8 @@ def _run_every_transaction(xds_kit) -> Recorder:
     client(personas.dr_petit).dmp("TD0.3", "AuthorisationRequest", action="AJOUT")
     step("TD0.4 — records the caller is authorised on")
     bernard.dmp("TD0.4", "AuthorisedRecordsRequest", order="lastDocument")
+    step("TD0.9 — contextual link to the PS portal")
+    bernard.dmp("TD0.9", "ContextLinkRequest", page="documents")
     step("TD1.5 — open the patient's web account")
     bob_client.dmp("TD1.5", "WebAccountRequest", otpChannel="EMAIL", otpDestination="bob@example.org")
     step("Administrative update")

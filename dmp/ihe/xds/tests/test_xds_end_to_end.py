@@ -571,3 +571,23 @@ def test_td15_opens_the_patients_web_account_and_the_code_activates_it(xds_kit):
         bernard.dmp("TD1.5", "WebAccountRequest", otpChannel="PIGEON")
     assert "channel" in refused.value.reason
     assert list(WebAccount.objects.values_list("pk", "status", "activation_code_hash")) == before
+
+
+def test_td09_contextual_link_opens_the_ps_portal_once(xds_kit):
+    import requests
+
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    answer = bernard.dmp("TD0.9", "ContextLinkRequest", page="documents").body
+    assert answer.get("expiresIn") == "120"
+    link = f"{xds_kit.base_url}{answer.get('path')}"
+    browser = requests.Session()
+    opened = browser.get(link, timeout=10, allow_redirects=False)
+    record = Record.objects.get(patient=personas.alice)
+    assert opened.status_code == 302
+    assert opened.headers["Location"] == f"/pro/dossier/{record.public_id}/documents"
+    assert browser.get(f"{xds_kit.base_url}{opened.headers['Location']}", timeout=10).status_code == 200
+    # Single use, and no link for an unknown page.
+    assert requests.get(link, timeout=10, allow_redirects=False).status_code == 403
+    with pytest.raises(SoapFault):
+        bernard.dmp("TD0.9", "ContextLinkRequest", page="admin")
