@@ -227,6 +227,11 @@ OPENDMP_VIHF_AUDIENCE = env_str("OPENDMP_VIHF_AUDIENCE", "urn:dmp")
 # Request header (WSGI name, e.g. HTTP_X_SSL_CLIENT_CERT) carrying the URL-encoded PEM client
 # certificate verified by the TLS-terminating proxy; empty when the proxy does not forward it.
 OPENDMP_TLS_CLIENT_CERT_HEADER = env_str("OPENDMP_TLS_CLIENT_CERT_HEADER", "")
+# Pro Santé Connect (OpenID Connect) for the PS portal; empty issuer = not offered.
+OPENDMP_PSC_ISSUER = env_str("OPENDMP_PSC_ISSUER", "")
+OPENDMP_PSC_CLIENT_ID = env_str("OPENDMP_PSC_CLIENT_ID", "")
+OPENDMP_PSC_CLIENT_SECRET = env_str("OPENDMP_PSC_CLIENT_SECRET", "")
+OPENDMP_PSC_SCOPES = env_str("OPENDMP_PSC_SCOPES", "openid scope_all")
 OPENDMP_TRUSTED_PROXIES = env_list("OPENDMP_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 OPENDMP_XDS_MAX_REQUEST_BYTES = env_int("OPENDMP_XDS_MAX_REQUEST_BYTES", 128 * 1024 * 1024, minimum=1024)
 

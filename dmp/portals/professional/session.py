@@ -31,6 +31,7 @@ class LoginMethod(StrEnum):
     CPS = "cps"  # CPS card, TLS client certificate verified by the trusted proxy
     DEMO_CARD = "demo_card"  # demonstration only: a card picked from a list
     CONTEXT_LINK = "context_link"  # TD0.9: signed single-use link from the PS's software
+    PSC = "psc"  # Pro Santé Connect (OpenID Connect: e-CPS application or card)
 
 
 @dataclass(frozen=True)

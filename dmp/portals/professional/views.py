@@ -39,7 +39,7 @@ from dmp.documents.services import (
 )
 from dmp.identity.models import HealthProfessional
 from dmp.identity.services import PatientTraits
-from dmp.portals.professional import session
+from dmp.portals.professional import psc, session
 from dmp.portals.professional.cards import CardRejected, professional_from_request
 from dmp.portals.professional.forms import (
     VISIBILITY_CODES,
@@ -144,7 +144,48 @@ def login(request: HttpRequest) -> HttpResponse:
             .distinct()
             .order_by("pk")[:DEMO_CARDS_SHOWN]
         )
-    return _page(request, "login", {"cards": cards, "next": _safe_next(request, "")})
+    return _page(
+        request, "login", {"cards": cards, "next": _safe_next(request, ""), "psc_enabled": psc.enabled()}
+    )
+
+
+def _psc_redirect_uri(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("professional_portal:login_psc_return"))
+
+
+@require_GET
+def login_psc(request: HttpRequest) -> HttpResponse:
+    """Pro Santé Connect: off to the provider (authorization code + PKCE)."""
+    if not psc.enabled():
+        raise Http404
+    try:
+        target = psc.start(
+            request,
+            redirect_uri=_psc_redirect_uri(request),
+            next_url=_safe_next(request, reverse("professional_portal:home")),
+        )
+    except psc.PscRejected as error:
+        return _page(request, "login", {"card_error": error.message}, status=502)
+    return redirect(target)
+
+
+@require_GET
+def login_psc_return(request: HttpRequest) -> HttpResponse:
+    if not psc.enabled():
+        raise Http404
+    try:
+        national_id, next_url = psc.finish(request, redirect_uri=_psc_redirect_uri(request))
+    except psc.PscRejected as error:
+        return _page(request, "login", {"card_error": error.message, "psc_enabled": True}, status=403)
+    professional = HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
+    if professional is None:
+        return _page(
+            request, "login", {"card_error": _("Professionnel inconnu."), "psc_enabled": True}, status=403
+        )
+    session.log_in(request, professional, LoginMethod.PSC)
+    home = reverse("professional_portal:home")
+    safe = next_url if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}) else home
+    return redirect(safe or home)
 
 
 @require_POST
