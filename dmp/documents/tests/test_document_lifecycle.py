@@ -14,14 +14,26 @@ from dmp.audit.verify import verify_audit_trail
 from dmp.cda.header import extract_header
 from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
-from dmp.documents.metadata import ConfidentialityChange
-from dmp.documents.models import DocumentEntry
-from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.documents.metadata import AssociationInput, ConfidentialityChange
+from dmp.documents.models import AssociationType, DocumentEntry
+from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, related_documents
 from dmp.documents.services import (
     document_change_confidentiality,
     document_change_status,
     submission_register,
 )
+
+
+def publish_input(personas, caller, drafts, replaces=None):
+    author = author_for(
+        person_id=caller.actor.person_id,
+        family_name=caller.actor.display_name.split()[-1],
+        given_name="X",
+        profession_code=caller.actor.profession_code,
+        structure_id=caller.actor.structure_id,
+        structure_name=caller.actor.structure_name,
+    )
+    return submission_for(ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces)
 
 
 def publish(personas, caller, drafts, replaces=None):
@@ -153,3 +165,50 @@ def test_corrupted_blob_is_detected_on_read(personas, blob_dir):
     stored.write_bytes(bytes(raw))
     with pytest.raises(IntegrityError):
         document_retrieve(caller=bernard, unique_id=document.unique_id)
+
+
+@pytest.mark.parametrize(
+    "association_type", [AssociationType.APPEND, AssociationType.TRANSFORM], ids=["addendum", "transform"]
+)
+def test_addendum_and_transform_link_documents_without_deprecating_the_original(personas, association_type):
+    bernard = personas.ps(personas.dr_bernard)
+    original = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    submission = publish_input(personas, bernard, [DocumentDraft(title="Addendum")])
+    linked = submission.model_copy(
+        update={
+            "associations": (
+                *submission.associations,
+                AssociationInput(
+                    entry_uuid="Link01",
+                    association_type=association_type,
+                    source=submission.documents[0].entry_uuid,
+                    target=original.entry_uuid,
+                ),
+            )
+        }
+    )
+    added = submission_register(caller=bernard, submission=linked).documents[0]
+    original_now = DocumentEntry.objects.get(entry_uuid=original.entry_uuid)
+    assert original_now.availability_status == DocumentStatus.APPROVED  # only RPLC deprecates
+    related = related_documents(caller=bernard, entry_uuid=original.entry_uuid)
+    assert {v.document.entry_uuid for v in related.documents} == {original.entry_uuid, added.entry_uuid}
+    assert [a.association_type for a in related.associations] == [association_type]
+    # A link to a document that does not exist is refused and registers nothing.
+    before = DocumentEntry.objects.count()
+    dangling = publish_input(personas, bernard, [DocumentDraft()])
+    broken = dangling.model_copy(
+        update={
+            "associations": (
+                *dangling.associations,
+                AssociationInput(
+                    entry_uuid="Link02",
+                    association_type=association_type,
+                    source=dangling.documents[0].entry_uuid,
+                    target="urn:uuid:00000000-0000-4000-8000-000000000000",
+                ),
+            )
+        }
+    )
+    with pytest.raises((ValidationFailed, NotFound)):
+        submission_register(caller=bernard, submission=broken)
+    assert DocumentEntry.objects.count() == before
