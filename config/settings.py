@@ -174,7 +174,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stderr"], "level": env_str("OPENDMP_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        # One line per eager task run (notices after each exceptional access) is noise.
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }
 
 # --- OpenDMP domain settings ---------------------------------------------------------------

@@ -46,7 +46,7 @@ DEMO_TICKETS = [
     ),
     TicketRequest(
         "PHONE",
-        "STRUCTURE",
+        "ES",
         "CHU de Rennes",
         "+33299000000",
         "INCIDENT",
