@@ -112,14 +112,17 @@ def _outcome(status: int, code: str, message: str, problems: list[Problem] | Non
 def fhir_view(
     scope: str, methods: list[str]
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Authenticate the bearer token, then turn domain errors into OperationOutcomes."""
+    """Authenticate the bearer token, then turn domain errors into OperationOutcomes.
+
+    `scope` is what reading needs; any change (PATCH, POST) needs the write scope."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @require_http_methods(methods)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
-                caller, patient = caller_from_token(request.META.get("HTTP_AUTHORIZATION", ""), scope=scope)
+                needed = WRITE if request.method in {"PATCH", "POST"} else scope
+                caller, patient = caller_from_token(request.META.get("HTTP_AUTHORIZATION", ""), scope=needed)
             except TokenRejected as exc:
                 status = 403 if "scope" in exc.message else 401
                 response = _outcome(status, "security", exc.message)

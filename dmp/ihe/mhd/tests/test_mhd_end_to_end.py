@@ -18,6 +18,7 @@ from fhirpy import SyncFHIRClient
 
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.models import DocumentEntry
+from dmp.documents.services import submission_register
 from dmp.ihe.xds.queries import StoredQuery
 from opendmp_client.xds import registry_objects
 
@@ -298,6 +299,17 @@ def test_requests_without_a_valid_token_are_refused_and_change_nothing(xds_kit, 
     )
     assert refused.status_code == 403
     assert DocumentEntry.objects.count() == before
+    # Changing a document (TD3.3 PATCH) needs the write scope too.
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    some = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id)
+    masked = requests.patch(
+        f"{base}/DocumentReference/{str(some.entry_uuid).removeprefix('urn:uuid:')}",
+        data=json.dumps([{"op": "replace", "path": "/status", "value": "entered-in-error"}]),
+        headers={"Authorization": f"Bearer {read_only}", "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    assert masked.status_code == 403
+    assert DocumentEntry.objects.get(pk=some.pk).availability_status == some.availability_status
     # A token for another software's homologation number is never issued.
     with pytest.raises(urllib.error.HTTPError):
         xds_kit.token(personas.dr_bernard, homologation="OPENDMP-UNKNOWN")
