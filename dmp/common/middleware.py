@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 DEFAULT_CSP = "; ".join(
     [
@@ -27,12 +27,26 @@ DEFAULT_CSP = "; ".join(
 )
 
 
+# The FHIR API answers these itself, with an OperationOutcome.
+SELF_GUARDED_PREFIXES = ("/fhir/",)
+
+
+def _carries_nul(request: HttpRequest) -> bool:
+    """NUL can be neither stored (PostgreSQL text) nor meant: such a request is refused up front."""
+    if "\x00" in request.path:
+        return True
+    return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists())
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        if not request.path.startswith(SELF_GUARDED_PREFIXES) and _carries_nul(request):
+            response: HttpResponse = HttpResponseBadRequest("NUL characters are not allowed.")
+        else:
+            response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.documentreference import DocumentReference
 from pydantic import ValidationError
 
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
@@ -38,6 +40,8 @@ def _time(value: Any, where: str) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+HL7_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+MHD_EXTENSIONS: Final = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/"
 INS_ROOT: Final = "1.2.250.1.213.1.4."
 PS_ID_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.1"
 STRUCTURE_ID_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.2"
@@ -292,3 +296,66 @@ def parse_bundle(
         documents=tuple(documents),
         associations=tuple(associations),
     )
+
+
+def parse_simplified_publish(
+    payload: object, server_patient: ServerPatient = _no_server_patient, *, source_id: str
+) -> SubmissionInput:
+    """ITI-105 (PDSm Simplified Publish): one DocumentReference carrying its bytes in
+    `content.attachment.data`; the registry makes the SubmissionSet (source: the caller's
+    software, content type: the document's facility type), then it is an ITI-65 like any other."""
+    if not isinstance(payload, dict) or payload.get("resourceType") != "DocumentReference":
+        raise _fail("a DocumentReference is expected", "DocumentReference")
+    try:
+        DocumentReference.model_validate(payload)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            [
+                Problem(ErrorCode.INVALID, e["msg"], ".".join(str(p) for p in e["loc"]))
+                for e in exc.errors()[:20]
+            ]
+        ) from exc
+    attachment = ((payload.get("content") or [{}])[0] or {}).get("attachment") or {}
+    if not attachment.get("data"):
+        raise _fail("Simplified Publish carries the document in content.attachment.data", "content")
+    facility = (payload.get("context") or {}).get("facilityType") or {}
+    if not payload.get("securityLabel"):
+        # PDSm lets the simplified publisher omit it; the DMP needs one: normal confidentiality.
+        payload = {**payload, "securityLabel": [{"coding": [{"system": HL7_CONFIDENTIALITY, "code": "N"}]}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": {
+                    "resourceType": "List",
+                    "status": "current",
+                    "mode": "working",
+                    "identifier": [
+                        {
+                            "use": "usual",
+                            "system": "urn:ietf:rfc:3986",
+                            "value": f"urn:oid:2.25.{uuid.uuid4().int}",
+                        }
+                    ],
+                    "subject": payload.get("subject"),
+                    "date": dt.datetime.now(dt.UTC).isoformat(),
+                    "extension": [
+                        {
+                            "url": f"{MHD_EXTENSIONS}ihe-sourceId",
+                            "valueIdentifier": {"value": f"urn:oid:{source_id}"},
+                        },
+                        {"url": f"{MHD_EXTENSIONS}ihe-designationType", "valueCodeableConcept": facility},
+                    ],
+                },
+                "request": {"method": "POST", "url": "List"},
+            },
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": payload,
+                "request": {"method": "POST", "url": "DocumentReference"},
+            },
+        ],
+    }
+    return parse_bundle(bundle, server_patient)

@@ -37,7 +37,7 @@ from dmp.documents.services import (
 )
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
 from dmp.ihe.mhd.auth import ASSERTION_TYPE, TokenRejected, caller_from_token, issue_token
-from dmp.ihe.mhd.ingest import parse_bundle
+from dmp.ihe.mhd.ingest import parse_bundle, parse_simplified_publish
 from dmp.ihe.mhd.mapping import (
     IS_ARCHIVED_URL,
     document_reference,
@@ -109,6 +109,24 @@ def _outcome(status: int, code: str, message: str, problems: list[Problem] | Non
     return _json(operation_outcome(issues), status)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _json_body(request: HttpRequest) -> Any:
+    """The JSON body; NUL characters are refused (no text column can store them)."""
+    payload = json.loads(request.body)
+    if _has_nul(payload):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "NUL characters are not allowed", "")])
+    return payload
+
+
 def fhir_view(
     scope: str, methods: list[str]
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -128,6 +146,8 @@ def fhir_view(
                 response = _outcome(status, "security", exc.message)
                 response["WWW-Authenticate"] = 'Bearer realm="opendmp"'
                 return response
+            if _has_nul(list(request.GET.lists())) or "\x00" in request.path:
+                return _outcome(400, "invalid", "NUL characters are not allowed in the request")
             try:
                 return view(request, caller, patient, *args, **kwargs)
             except ValidationFailed as exc:
@@ -196,7 +216,12 @@ def capability_statement(request: HttpRequest) -> HttpResponse:
                     "resource": [
                         {
                             "type": "DocumentReference",
-                            "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
+                            "interaction": [
+                                {"code": "read"},
+                                {"code": "search-type"},
+                                {"code": "patch"},
+                                {"code": "create"},
+                            ],
                             "searchParam": search,
                         },
                         {"type": "List", "interaction": [{"code": "search-type"}]},
@@ -323,8 +348,10 @@ def _page(request: HttpRequest, items: list[Any]) -> tuple[list[Any], dict[str, 
     return page, links
 
 
-@fhir_view(READ, ["GET", "PATCH"])
+@fhir_view(READ, ["GET", "PATCH", "POST"])
 def document_references(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    if request.method == "POST":
+        return _simplified_publish(request, caller, patient)
     if request.method == "PATCH":
         identifier = request.GET.get("identifier", "")
         system, _, value = identifier.rpartition("|")
@@ -523,22 +550,47 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
     return _json(_searchset(resources, request))
 
 
+def _server_patient(patient: str) -> Callable[[str], str | None]:
+    """`Patient/<id>` may only name the record of the patient the token is bound to."""
+
+    def resolve(resource_id: str) -> str | None:
+        record = record_by_ins(parse_hl7_ins(patient)) if patient else None
+        return patient if record is not None and str(record.public_id) == resource_id else None
+
+    return resolve
+
+
+def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
+    """ITI-105: one DocumentReference with its bytes; answers 201 with the registered resource."""
+    try:
+        payload = _json_body(request)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "the body is not JSON", "DocumentReference")]
+        ) from exc
+    software = caller.actor.software
+    submission = parse_simplified_publish(
+        payload, _server_patient(patient), source_id=software.identifier if software else ""
+    )
+    registered = submission_register(
+        caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
+    )
+    document = document_get(caller=caller, entry_uuid=registered.documents[0].entry_uuid).document
+    response = _json(document_reference(document), status=201)
+    response["Location"] = f"DocumentReference/{fhir_id(document.entry_uuid)}"
+    return response
+
+
 @fhir_view(WRITE, ["POST"])
 def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """ITI-65 at the base URL (POST of a transaction Bundle)."""
     try:
-        payload = json.loads(request.body)
+        payload = _json_body(request)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "Bundle")]) from exc
     if not isinstance(payload, dict) or payload.get("resourceType") != "Bundle":
         raise ValidationFailed([Problem(ErrorCode.INVALID, "a transaction Bundle is expected", "Bundle")])
-
-    def server_patient(resource_id: str) -> str | None:
-        # The token is bound to one patient: `Patient/<id>` may only name that patient's record.
-        record = record_by_ins(parse_hl7_ins(patient)) if patient else None
-        return patient if record is not None and str(record.public_id) == resource_id else None
-
-    submission = parse_bundle(payload, server_patient)
+    submission = parse_bundle(payload, _server_patient(patient))
     registered = submission_register(
         caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
     )
@@ -631,7 +683,7 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
             [Problem(ErrorCode.INVALID, "PATCH needs application/json-patch+json", "Content-Type")]
         )
     try:
-        operations = json.loads(request.body)
+        operations = _json_body(request)
     except ValueError as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "")]) from exc
     entry_uuid = f"urn:uuid:{resource_id}"

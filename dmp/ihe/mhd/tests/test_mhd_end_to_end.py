@@ -358,3 +358,32 @@ def test_forbidden_and_malformed_submissions_get_an_operation_outcome(xds_kit, f
     del durand, client
     metadata = requests.get(base + "metadata", timeout=10).json()
     assert metadata["resourceType"] == "CapabilityStatement"
+
+
+def test_nul_characters_are_refused_not_stored(xds_kit, fhir, personas):
+    """PostgreSQL text cannot hold NUL: the API refuses it up front (found by schemathesis)."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir"
+    before = DocumentEntry.objects.count()
+    searched = requests.get(
+        f"{base}/DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113", "type": "a\x00b"},
+        headers=headers,
+        timeout=10,
+    )
+    assert searched.status_code == 400
+    OperationOutcome.model_validate(searched.json())
+    patched = requests.patch(
+        f"{base}/DocumentReference",
+        params={"identifier": "urn:ietf:rfc:3986|urn:oid:1.2\x00"},
+        data="[]",
+        headers={**headers, "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    assert patched.status_code == 400
+    bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    bundle["entry"][1]["resource"]["description"] = "Titre\x00caché"
+    posted = requests.post(f"{base}/", data=json.dumps(bundle), headers=headers, timeout=10)
+    assert posted.status_code in {400, 422}
+    assert DocumentEntry.objects.count() == before

@@ -280,3 +280,105 @@ def test_our_bundle_builder_round_trips_the_example_metadata():
     bundle["entry"][1]["resource"]["subject"] = {"identifier": EXAMPLE_INS}
     submission = parse_bundle(bundle)
     assert submission.documents[0].patient_id == submission.submission_set.patient_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_simplified_publish_example_is_accepted_end_to_end(xds_kit, personas):
+    """ITI-105: the IG's Simplified Publish DocumentReference, POSTed alone with its bytes."""
+    base = f"{xds_kit.base_url}/fhir"
+    headers = {
+        "Authorization": f"Bearer {xds_kit.token(personas.dr_bernard)}",
+        "Content-Type": "application/fhir+json",
+    }
+    alice = personas.alice
+    found = requests.get(
+        f"{base}/Patient",
+        params={"identifier": f"urn:oid:{alice.identifier.oid}|{alice.ins}"},
+        headers=headers,
+        timeout=10,
+    ).json()
+    patient_id = found["entry"][0]["resource"]["id"]
+    before = DocumentEntry.objects.count()
+
+    # As published, it is refused with the reasons: its masterIdentifier is not a UUID (so no
+    # uniqueId), it carries a PDF, and "Hello World" does not match the declared hash and size.
+    raw = {
+        **example("DocumentReference-PDSmSimplifiedExample.json"),
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    refused = requests.post(f"{base}/DocumentReference", data=json.dumps(raw), headers=headers, timeout=10)
+    assert refused.status_code in {400, 422}, refused.text
+    messages = " | ".join(i.diagnostics or "" for i in OperationOutcome.model_validate(refused.json()).issue)
+    assert "uniqueId" in messages
+    assert "application/pdf" in messages
+    assert DocumentEntry.objects.count() == before
+
+    # Tied to our world: a real UUID, the author named by identifier (the example points to a
+    # PractitionerRole it does not contain), and a CDA level 1 carrying the example's values.
+    document = copy.deepcopy(raw)
+    unique = uuid.uuid4()
+    document["masterIdentifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{unique}"}
+    document["author"] = [
+        {
+            "identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810101201234"},
+            "display": "Leclerc Sophie",
+        }
+    ]
+    attachment = document["content"][0]["attachment"]
+    cda = build_cda(
+        CdaDocumentSpec(
+            id_root=f"2.25.{unique.int}",
+            type_code="15507-7",
+            title=attachment["title"],
+            effective_time=dt.datetime.fromisoformat(attachment["creation"]),
+            patient=cda_patient_for(
+                alice.identifier,
+                family_name=alice.birth_family_name,
+                given_names=alice.given_names,
+                birth_date=alice.birth_date,
+                sex=alice.sex,
+            ),
+            author=CdaAuthor(
+                national_id="810101201234",
+                family_name="Leclerc",
+                given_name="Sophie",
+                profession_code="10",
+                organization=CdaOrganization(
+                    id_nat="2264403106",
+                    name="HOPITAL",
+                    facility_type_code="SA05",
+                    practice_setting_code="ETABLISSEMENT",
+                ),
+            ),
+            pdf=b"%PDF-1.4\n" + base64.b64decode(attachment["data"]),
+        )
+    )
+    attachment.update(
+        contentType="text/xml",
+        data=base64.b64encode(cda).decode(),
+        size=len(cda),
+        hash=base64.b64encode(hashlib.sha1(cda, usedforsecurity=False).digest()).decode(),
+    )
+    document["content"][0]["format"] = {
+        "system": "urn:oid:1.3.6.1.4.1.19376.1.2.3",
+        "code": extract_header(cda).format_code.code,
+    }
+    created = requests.post(
+        f"{base}/DocumentReference", data=json.dumps(document), headers=headers, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    resource = DocumentReference.model_validate(created.json())
+    assert created.headers["Location"] == f"DocumentReference/{resource.id}"
+    assert resource.description == raw["description"]
+    binary = requests.get(
+        f"{base}/{created.json()['content'][0]['attachment']['url']}", headers=headers, timeout=10
+    )
+    assert binary.content == cda
+    # The registry made the submission set: found by ITI-66 for this patient.
+    lists = requests.get(
+        f"{base}/List",
+        params={"patient.identifier": f"urn:oid:{alice.identifier.oid}|{alice.ins}"},
+        headers=headers,
+        timeout=10,
+    ).json()
+    assert any(str(resource.id) in json.dumps(e["resource"]) for e in lists.get("entry", []))
