@@ -39,7 +39,7 @@ from dmp.documents.services import (
 )
 from dmp.identity.models import HealthProfessional
 from dmp.identity.services import PatientTraits
-from dmp.portals.professional import psc, session
+from dmp.portals.professional import psc, session, throttle
 from dmp.portals.professional.cards import CardRejected, professional_from_request
 from dmp.portals.professional.forms import (
     VISIBILITY_CODES,
@@ -149,6 +149,17 @@ def login(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _too_many(request: HttpRequest) -> HttpResponse:
+    response = _page(
+        request,
+        "login",
+        {"card_error": _("Trop de tentatives : réessayez dans quelques minutes.")},
+        status=429,
+    )
+    response["Retry-After"] = str(throttle.WINDOW_SECONDS)
+    return response
+
+
 def _psc_redirect_uri(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("professional_portal:login_psc_return"))
 
@@ -173,12 +184,16 @@ def login_psc(request: HttpRequest) -> HttpResponse:
 def login_psc_return(request: HttpRequest) -> HttpResponse:
     if not psc.enabled():
         raise Http404
+    if throttle.exhausted(request):
+        return _too_many(request)
     try:
         national_id, next_url = psc.finish(request, redirect_uri=_psc_redirect_uri(request))
     except psc.PscRejected as error:
+        throttle.spend(request)
         return _page(request, "login", {"card_error": error.message, "psc_enabled": True}, status=403)
     professional = HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
     if professional is None:
+        throttle.spend(request)
         return _page(
             request, "login", {"card_error": _("Professionnel inconnu."), "psc_enabled": True}, status=403
         )
@@ -190,9 +205,12 @@ def login_psc_return(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def login_cps(request: HttpRequest) -> HttpResponse:
+    if throttle.exhausted(request):
+        return _too_many(request)
     try:
         professional = professional_from_request(request)
     except CardRejected as error:
+        throttle.spend(request)
         return _page(request, "login", {"card_error": error.message}, status=403)
     session.log_in(request, professional, LoginMethod.CPS)
     return redirect(_safe_next(request, reverse("professional_portal:home")))
@@ -202,6 +220,8 @@ def login_cps(request: HttpRequest) -> HttpResponse:
 def login_demo(request: HttpRequest) -> HttpResponse:
     if not demo_enabled():
         raise Http404
+    if throttle.exhausted(request):
+        return _too_many(request)
     form = DemoCardForm(request.POST)
     professional = None
     if form.is_valid():
@@ -209,6 +229,7 @@ def login_demo(request: HttpRequest) -> HttpResponse:
             national_id=form.cleaned_data["professional"], is_active=True
         ).first()
     if professional is None:
+        throttle.spend(request)
         return _page(request, "login", {"card_error": _("Carte de démonstration inconnue.")}, status=400)
     session.log_in(request, professional, LoginMethod.DEMO_CARD)
     return redirect(_safe_next(request, reverse("professional_portal:home")))

@@ -225,3 +225,16 @@ def test_the_portal_is_in_french_with_an_english_translation(personas, client, d
     assert b'lang="en"' in english.content
     assert "Log in with my CPS card" in english.content.decode()
     assert 'href="#main"' in english.content.decode()  # skip link
+
+
+def test_login_failures_from_one_address_are_throttled(personas, demo):
+    from dmp.portals.professional.throttle import BUDGET
+
+    client = Client()
+    for _ in range(BUDGET):
+        assert client.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 400
+    # Even a good card is now refused for a while, and no session is opened.
+    refused = client.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id})
+    assert refused.status_code == 429
+    assert refused["Retry-After"]
+    assert client.get("/pro/").status_code == 302
