@@ -73,8 +73,8 @@ def test_the_served_description_is_the_committed_one(db):
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(
-    # Deterministic on CI (a submission must not fail on a draw); explore more locally with
-    # OPENDMP_FUZZ_EXAMPLES=200.
+    # Deterministic on CI (a submission must not fail on a lucky draw); set the environment
+    # variable OPENDMP_FUZZ_EXAMPLES to explore more locally.
     max_examples=int(os.environ.get("OPENDMP_FUZZ_EXAMPLES", "12")),
     derandomize=os.environ.get("CI") == "true",
     deadline=None,
