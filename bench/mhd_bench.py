@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.xds_bench import VAR, configure, report, run_concurrently  # noqa: E402
+from bench.xds_bench import configure, enrol_bench_card, gunicorn, report, run_concurrently  # noqa: E402
 
 
 def main() -> None:
@@ -36,47 +32,16 @@ def main() -> None:
     import django
 
     django.setup()
-    from dmp.compat.services import software_register
-    from dmp.demo.personas import create_personas
     from dmp.documents.builders import DocumentDraft, author_for, submission_for
-    from dmp.documents.models import DocumentEntry
-    from dmp.identity.models import Certificate
-    from dmp.identity.pki import certificate_register, create_test_pki
     from dmp.ihe.mhd.tests.test_mhd_end_to_end import bundle_for
     from opendmp_client.fhir import fetch_token
     from opendmp_client.vihf import VihfClaims
 
-    personas = create_personas()
-    pki = create_test_pki()
+    personas, sign, homologation = enrol_bench_card("Bench LPS (FHIR)")
     bernard = personas.dr_bernard
-    _, sign = pki.cps_card(national_id=bernard.national_id, display_name=bernard.display_name)
-    pki.write(VAR / "pki")
-    certificate_register(sign, usage=Certificate.Usage.CPS_SIGN, professional=bernard)
-    _, homologation = software_register(vendor="Bench", name="Bench LPS (FHIR)")
-    print(f"registry: {DocumentEntry.objects.count():,} documents")
     port = 8766
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
     base = f"http://localhost:{port}/fhir"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn(port, args.workers, env):
         author = author_for(
             person_id=bernard.national_id,
             family_name=bernard.family_name,
@@ -139,9 +104,6 @@ def main() -> None:
 
         elapsed, latencies = run_concurrently(args.clients, args.queries, query)
         report(f"ITI-67 search ({found} docs)", args.queries, elapsed, latencies, "queries")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-xds"
@@ -99,6 +101,57 @@ def report(name: str, count: int, elapsed: float, latencies: list[float], unit: 
     )
 
 
+def enrol_bench_card(software_name: str) -> tuple[Any, Any, str]:
+    """(personas, Dr Bernard's registered CPS signing card, homologation number) for a run.
+
+    Needs django.setup(); the test PKI is written under VAR for the server's trust bundle."""
+    from dmp.compat.services import software_register
+    from dmp.demo.personas import create_personas
+    from dmp.documents.models import DocumentEntry
+    from dmp.identity.models import Certificate
+    from dmp.identity.pki import certificate_register, create_test_pki
+
+    personas = create_personas()
+    pki = create_test_pki()
+    bernard = personas.dr_bernard
+    _, sign = pki.cps_card(national_id=bernard.national_id, display_name=bernard.display_name)
+    pki.write(VAR / "pki")
+    certificate_register(sign, usage=Certificate.Usage.CPS_SIGN, professional=bernard)
+    _, homologation = software_register(vendor="Bench", name=software_name)
+    print(f"registry: {DocumentEntry.objects.count():,} documents")
+    return personas, sign, homologation
+
+
+@contextmanager
+def gunicorn(port: int, workers: int, env: dict[str, str]) -> Iterator[None]:
+    """The application served by gunicorn on 127.0.0.1:`port` for the duration of the block."""
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--database", default="opendmp_bench_xds")
@@ -134,47 +187,17 @@ def main() -> None:
     import django
 
     django.setup()
-    from dmp.compat.services import software_register
-    from dmp.demo.personas import create_personas
     from dmp.documents.builders import DocumentDraft, author_for, submission_for
     from dmp.documents.models import DocumentEntry
-    from dmp.identity.models import Certificate
-    from dmp.identity.pki import certificate_register, create_test_pki
     from dmp.ihe.xds.queries import StoredQuery
     from opendmp_client.vihf import VihfClaims
     from opendmp_client.xds import XdsClient, registry_objects
 
-    personas = create_personas()
-    pki = create_test_pki()
+    personas, sign, homologation = enrol_bench_card("Bench LPS")
     bernard = personas.dr_bernard
-    _, sign = pki.cps_card(national_id=bernard.national_id, display_name=bernard.display_name)
-    pki.write(VAR / "pki")
-    certificate_register(sign, usage=Certificate.Usage.CPS_SIGN, professional=bernard)
-    _, homologation = software_register(vendor="Bench", name="Bench LPS")
-    print(f"registry: {DocumentEntry.objects.count():,} documents")
 
     port = 8765
-    server = subprocess.Popen(
-        [
-            str(Path(python).parent / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn(port, args.workers, env):
         cabinet = personas.cabinet
         author = author_for(
             person_id=bernard.national_id,
@@ -263,9 +286,6 @@ def main() -> None:
 
         elapsed, latencies = run_concurrently(args.clients, args.retrieves, retrieve)
         report("ITI-43 retrieve (MTOM)", args.retrieves, elapsed, latencies, "docs")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":
