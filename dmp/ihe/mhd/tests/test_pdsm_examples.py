@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,90 @@ def test_a_patient_without_ins_is_refused_with_the_reason():
         parse_bundle(example_bundle())
 
 
+def leclerc_cda(reference: dict[str, Any], *, ins, names, body: bytes) -> bytes:
+    """A CDA level 1 by the IG's author (Dr Leclerc) whose header states what `reference` says:
+    uniqueId (from its UUID masterIdentifier), type, title, creation, facility, setting, period."""
+    attachment = reference["content"][0]["attachment"]
+    context = reference.get("context") or {}
+    period = context.get("period") or {}
+    unique = uuid.UUID(reference["masterIdentifier"]["value"].removeprefix("urn:uuid:"))
+    return build_cda(
+        CdaDocumentSpec(
+            id_root=f"2.25.{unique.int}",
+            type_code=reference["type"]["coding"][0]["code"],
+            title=attachment["title"],
+            effective_time=dt.datetime.fromisoformat(attachment["creation"]),
+            patient=cda_patient_for(
+                ins, family_name=names[0], given_names=names[1], birth_date=names[2], sex=names[3]
+            ),
+            author=CdaAuthor(
+                national_id="810101201234",
+                family_name="Leclerc",
+                given_name="Sophie",
+                profession_code="10",
+                specialty_code="SM26",
+                organization=CdaOrganization(
+                    id_nat="2264403106",
+                    name="HOPITAL INTERCOMMUNAL DE LA PRESQU'ILE G",
+                    facility_type_code=context["facilityType"]["coding"][0]["code"],
+                    practice_setting_code=context["practiceSetting"]["coding"][0]["code"],
+                ),
+            ),
+            service_start=dt.datetime.fromisoformat(period["start"]) if "start" in period else None,
+            service_stop=dt.datetime.fromisoformat(period["end"]) if "end" in period else None,
+            pdf=b"%PDF-1.4\n" + body,
+        )
+    )
+
+
+def attach(reference: dict[str, Any], cda: bytes, *, inline: bool) -> None:
+    """The attachment and format of `reference` now describe `cda` (its bytes too when inline)."""
+    attachment = reference["content"][0]["attachment"]
+    attachment.update(
+        contentType="text/xml",
+        size=len(cda),
+        hash=base64.b64encode(hashlib.sha1(cda, usedforsecurity=False).digest()).decode(),
+    )
+    if inline:
+        attachment["data"] = base64.b64encode(cda).decode()
+    reference["content"][0]["format"] = {
+        "system": "urn:oid:1.3.6.1.4.1.19376.1.2.3",
+        "code": extract_header(cda).format_code.code,
+    }
+
+
+def diagnostics(response: requests.Response) -> str:
+    return " | ".join(
+        issue.diagnostics or "" for issue in OperationOutcome.model_validate(response.json()).issue
+    )
+
+
+@dataclass(frozen=True)
+class AliceOverFhir:
+    base: str
+    headers: dict[str, str]
+    patient_id: str  # as the TD0.2 Patient search returns it
+    names: tuple[Any, ...]
+
+
+@pytest.fixture
+def alice_fhir(xds_kit, personas) -> AliceOverFhir:
+    base = f"{xds_kit.base_url}/fhir"
+    headers = {
+        "Authorization": f"Bearer {xds_kit.token(personas.dr_bernard)}",
+        "Content-Type": "application/fhir+json",
+    }
+    alice = personas.alice
+    found = requests.get(
+        f"{base}/Patient",
+        params={"identifier": f"urn:oid:{alice.identifier.oid}|{alice.ins}"},
+        headers=headers,
+        timeout=10,
+    ).json()
+    names = (alice.birth_family_name, alice.given_names, alice.birth_date, alice.sex)
+    return AliceOverFhir(base, headers, found["entry"][0]["resource"]["id"], names)
+
+
 def _into_our_world(bundle: dict[str, Any], *, patient_id: str, ins, names) -> bytes:
     """Ties the example to this DMP, changing only what cannot hold here:
     - subject: the IG's fictional Patient/fr-patient-123 becomes the Patient the TD0.2 search returned;
@@ -160,45 +245,10 @@ def _into_our_world(bundle: dict[str, Any], *, patient_id: str, ins, names) -> b
     for resource in (subset, reference):
         resource["subject"] = {"reference": f"Patient/{patient_id}"}
     reference["context"]["sourcePatientInfo"] = {"reference": f"Patient/{patient_id}"}
-    period = reference["context"]["period"]
-    cda = build_cda(
-        CdaDocumentSpec(
-            id_root=f"2.25.{uuid.UUID(reference['masterIdentifier']['value'].removeprefix('urn:uuid:')).int}",
-            type_code=reference["type"]["coding"][0]["code"],
-            title=reference["content"][0]["attachment"]["title"],
-            effective_time=dt.datetime.fromisoformat(reference["content"][0]["attachment"]["creation"]),
-            patient=cda_patient_for(
-                ins, family_name=names[0], given_names=names[1], birth_date=names[2], sex=names[3]
-            ),
-            author=CdaAuthor(
-                national_id="810101201234",
-                family_name="Leclerc",
-                given_name="Sophie",
-                profession_code="10",
-                specialty_code="SM26",
-                organization=CdaOrganization(
-                    id_nat="2264403106",
-                    name="HOPITAL INTERCOMMUNAL DE LA PRESQU'ILE G",
-                    facility_type_code=reference["context"]["facilityType"]["coding"][0]["code"],
-                    practice_setting_code=reference["context"]["practiceSetting"]["coding"][0]["code"],
-                ),
-            ),
-            service_start=dt.datetime.fromisoformat(period["start"]),
-            service_stop=dt.datetime.fromisoformat(period["end"]),
-            pdf=b"%PDF-1.4\n" + base64.b64decode(bundle["entry"][2]["resource"]["data"]),
-        )
+    cda = leclerc_cda(
+        reference, ins=ins, names=names, body=base64.b64decode(bundle["entry"][2]["resource"]["data"])
     )
-    format_code = extract_header(cda).format_code
-    attachment = reference["content"][0]["attachment"]
-    attachment.update(
-        contentType="text/xml",
-        size=len(cda),
-        hash=base64.b64encode(hashlib.sha1(cda, usedforsecurity=False).digest()).decode(),
-    )
-    reference["content"][0]["format"] = {
-        "system": "urn:oid:1.3.6.1.4.1.19376.1.2.3",
-        "code": format_code.code,
-    }
+    attach(reference, cda, inline=False)
     reference["category"][0]["coding"][0].update(code="11", display="Synthèse")
     reference["securityLabel"] = [
         {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "N"}]}
@@ -212,18 +262,9 @@ def _into_our_world(bundle: dict[str, Any], *, patient_id: str, ins, names) -> b
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_example_bundle_is_accepted_end_to_end(xds_kit, personas):
-    base = f"{xds_kit.base_url}/fhir"
-    token = xds_kit.token(personas.dr_bernard)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+def test_the_example_bundle_is_accepted_end_to_end(alice_fhir, personas):
+    base, headers, patient_id = alice_fhir.base, alice_fhir.headers, alice_fhir.patient_id
     alice = personas.alice
-    found = requests.get(
-        f"{base}/Patient",
-        params={"identifier": f"urn:oid:{alice.identifier.oid}|{alice.ins}"},
-        headers=headers,
-        timeout=10,
-    ).json()
-    patient_id = found["entry"][0]["resource"]["id"]
 
     # Unchanged, the example is refused with the DMP's reasons, and nothing is stored.
     raw = example_bundle()
@@ -231,19 +272,13 @@ def test_the_example_bundle_is_accepted_end_to_end(xds_kit, personas):
         resource["subject"] = {"reference": f"Patient/{patient_id}"}
     refused = requests.post(f"{base}/", data=json.dumps(raw), headers=headers, timeout=10)
     assert refused.status_code in {400, 422}, refused.text
-    outcome = OperationOutcome.model_validate(refused.json())
-    messages = " | ".join(issue.diagnostics or "" for issue in outcome.issue)
+    messages = diagnostics(refused)
     assert "application/pdf" in messages
     assert "typeCode 34133-9 belongs to classCode 11, not 10" in messages
     assert not DocumentEntry.objects.filter(record__patient=alice, title="CR Hospitalisation").exists()
 
     bundle = example_bundle()
-    content = _into_our_world(
-        bundle,
-        patient_id=patient_id,
-        ins=alice.identifier,
-        names=(alice.birth_family_name, alice.given_names, alice.birth_date, alice.sex),
-    )
+    content = _into_our_world(bundle, patient_id=patient_id, ins=alice.identifier, names=alice_fhir.names)
     answer = requests.post(f"{base}/", data=json.dumps(bundle), headers=headers, timeout=10)
     assert answer.status_code in {200, 201}, answer.text
     Bundle.model_validate(answer.json())
@@ -283,21 +318,10 @@ def test_our_bundle_builder_round_trips_the_example_metadata():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_simplified_publish_example_is_accepted_end_to_end(xds_kit, personas):
+def test_the_simplified_publish_example_is_accepted_end_to_end(alice_fhir, personas):
     """ITI-105: the IG's Simplified Publish DocumentReference, POSTed alone with its bytes."""
-    base = f"{xds_kit.base_url}/fhir"
-    headers = {
-        "Authorization": f"Bearer {xds_kit.token(personas.dr_bernard)}",
-        "Content-Type": "application/fhir+json",
-    }
+    base, headers, patient_id = alice_fhir.base, alice_fhir.headers, alice_fhir.patient_id
     alice = personas.alice
-    found = requests.get(
-        f"{base}/Patient",
-        params={"identifier": f"urn:oid:{alice.identifier.oid}|{alice.ins}"},
-        headers=headers,
-        timeout=10,
-    ).json()
-    patient_id = found["entry"][0]["resource"]["id"]
     before = DocumentEntry.objects.count()
 
     # As published, it is refused with the reasons: its masterIdentifier is not a UUID (so no
@@ -308,7 +332,7 @@ def test_the_simplified_publish_example_is_accepted_end_to_end(xds_kit, personas
     }
     refused = requests.post(f"{base}/DocumentReference", data=json.dumps(raw), headers=headers, timeout=10)
     assert refused.status_code in {400, 422}, refused.text
-    messages = " | ".join(i.diagnostics or "" for i in OperationOutcome.model_validate(refused.json()).issue)
+    messages = diagnostics(refused)
     assert "uniqueId" in messages
     assert "application/pdf" in messages
     assert DocumentEntry.objects.count() == before
@@ -325,44 +349,10 @@ def test_the_simplified_publish_example_is_accepted_end_to_end(xds_kit, personas
         }
     ]
     attachment = document["content"][0]["attachment"]
-    cda = build_cda(
-        CdaDocumentSpec(
-            id_root=f"2.25.{unique.int}",
-            type_code="15507-7",
-            title=attachment["title"],
-            effective_time=dt.datetime.fromisoformat(attachment["creation"]),
-            patient=cda_patient_for(
-                alice.identifier,
-                family_name=alice.birth_family_name,
-                given_names=alice.given_names,
-                birth_date=alice.birth_date,
-                sex=alice.sex,
-            ),
-            author=CdaAuthor(
-                national_id="810101201234",
-                family_name="Leclerc",
-                given_name="Sophie",
-                profession_code="10",
-                organization=CdaOrganization(
-                    id_nat="2264403106",
-                    name="HOPITAL",
-                    facility_type_code="SA05",
-                    practice_setting_code="ETABLISSEMENT",
-                ),
-            ),
-            pdf=b"%PDF-1.4\n" + base64.b64decode(attachment["data"]),
-        )
+    cda = leclerc_cda(
+        document, ins=alice.identifier, names=alice_fhir.names, body=base64.b64decode(attachment["data"])
     )
-    attachment.update(
-        contentType="text/xml",
-        data=base64.b64encode(cda).decode(),
-        size=len(cda),
-        hash=base64.b64encode(hashlib.sha1(cda, usedforsecurity=False).digest()).decode(),
-    )
-    document["content"][0]["format"] = {
-        "system": "urn:oid:1.3.6.1.4.1.19376.1.2.3",
-        "code": extract_header(cda).format_code.code,
-    }
+    attach(document, cda, inline=True)
     created = requests.post(
         f"{base}/DocumentReference", data=json.dumps(document), headers=headers, timeout=10
     )
