@@ -31,7 +31,7 @@ DEFAULT_CSP = "; ".join(
 SELF_GUARDED_PREFIXES = ("/fhir/",)
 
 
-def _carries_nul(request: HttpRequest) -> bool:
+def carries_nul(request: HttpRequest) -> bool:
     """NUL can be neither stored (PostgreSQL text) nor meant: such a request is refused up front."""
     if "\x00" in request.path:
         return True
@@ -43,7 +43,7 @@ class SecurityHeadersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(SELF_GUARDED_PREFIXES) and _carries_nul(request):
+        if not request.path.startswith(SELF_GUARDED_PREFIXES) and carries_nul(request):
             response: HttpResponse = HttpResponseBadRequest("NUL characters are not allowed.")
         else:
             response = self.get_response(request)

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
 from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
+from dmp.common.middleware import carries_nul
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
 from dmp.documents.selectors import (
@@ -114,7 +115,7 @@ def _has_nul(value: Any) -> bool:
         return "\x00" in value
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
 
@@ -146,7 +147,7 @@ def fhir_view(
                 response = _outcome(status, "security", exc.message)
                 response["WWW-Authenticate"] = 'Bearer realm="opendmp"'
                 return response
-            if _has_nul(list(request.GET.lists())) or "\x00" in request.path:
+            if carries_nul(request):
                 return _outcome(400, "invalid", "NUL characters are not allowed in the request")
             try:
                 return view(request, caller, patient, *args, **kwargs)
