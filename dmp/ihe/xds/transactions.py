@@ -30,7 +30,7 @@ from dmp.documents.services import (
     submission_register,
 )
 from dmp.identity.ins import Ins
-from dmp.identity.models import LegalRepresentative
+from dmp.identity.selectors import legal_representative_get
 from dmp.identity.services import PatientTraits
 from dmp.ihe.xds import ebrim, hl7v3
 from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
@@ -416,9 +416,7 @@ def web_account_transaction(context: Context) -> Outcome:
             raise ValidationFailed(
                 [Problem(ErrorCode.INVALID, "representative must be a UUID", "representative")]
             ) from exc
-        representative = LegalRepresentative.objects.filter(
-            public_id=representative_id, patient_id=record.patient_id
-        ).first()
+        representative = legal_representative_get(patient_id=record.patient_id, public_id=representative_id)
         if representative is None:
             raise NotFound("no such legal representative")
     code = account_initialise(

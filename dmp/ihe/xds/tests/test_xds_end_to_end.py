@@ -573,6 +573,33 @@ def test_td15_opens_the_patients_web_account_and_the_code_activates_it(xds_kit):
     assert list(WebAccount.objects.values_list("pk", "status", "activation_code_hash")) == before
 
 
+def test_td15_opens_a_legal_representatives_account_on_the_minors_record_only(xds_kit):
+    from dmp.accounts.models import WebAccount
+
+    personas = xds_kit.personas
+    mother = personas.alice_as_mother
+    for_leo = xds_kit.client(personas.dr_bernard, patient_ins=personas.leo.identifier.hl7())
+    answer = for_leo.dmp(
+        "TD1.5",
+        "WebAccountRequest",
+        representative=str(mother.public_id),
+        otpChannel="EMAIL",
+        otpDestination="alice@example.org",
+    )
+    assert answer.body.get("status") == "EN_ATTENTE_ACTIVATION"
+    assert WebAccount.objects.get(representative=mother).record.patient == personas.leo
+
+    # Léo's mother is nobody's representative on Alice's record; a malformed id is refused.
+    for_alice = xds_kit.client(personas.dr_bernard)
+    with pytest.raises(SoapFault) as unknown:
+        for_alice.dmp("TD1.5", "WebAccountRequest", representative=str(mother.public_id))
+    assert "legal representative" in unknown.value.reason
+    with pytest.raises(SoapFault) as malformed:
+        for_alice.dmp("TD1.5", "WebAccountRequest", representative="not-a-uuid")
+    assert "UUID" in malformed.value.reason
+    assert WebAccount.objects.count() == 1
+
+
 def test_td09_contextual_link_opens_the_ps_portal_once(xds_kit):
     import requests
 
