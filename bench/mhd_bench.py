@@ -33,8 +33,7 @@ def main() -> None:
 
     django.setup()
     from dmp.documents.builders import DocumentDraft, author_for, submission_for
-    from dmp.ihe.mhd.tests.test_mhd_end_to_end import bundle_for
-    from opendmp_client.fhir import fetch_token
+    from opendmp_client.fhir import bundle_for, fetch_token
     from opendmp_client.vihf import VihfClaims
 
     personas, sign, homologation = enrol_bench_card("Bench LPS (FHIR)")

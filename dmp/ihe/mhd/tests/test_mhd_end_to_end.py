@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import urllib.error
-import uuid
 
 import pytest
 import requests
@@ -20,6 +18,7 @@ from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
 from dmp.ihe.xds.queries import StoredQuery
+from opendmp_client.fhir import bundle_for
 from opendmp_client.xds import registry_objects
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,114 +35,6 @@ def author_of(professional, structure):
         structure_id=structure.id_nat,
         structure_name=structure.name,
     )
-
-
-def bundle_for(submission, replaces: str = ""):
-    """An ITI-65 transaction Bundle built from the same test data as the SOAP tests."""
-    subset = submission.submission_set
-    ins_value = subset.patient_id.split("^")[0]
-    subject = {"identifier": {"system": INS_SYSTEM, "value": ins_value}}
-    entries = [
-        {
-            "fullUrl": "urn:uuid:" + str(uuid.uuid4()),
-            "resource": {
-                "resourceType": "List",
-                "status": "current",
-                "mode": "working",
-                "identifier": [
-                    {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{subset.unique_id}"}
-                ],
-                "subject": subject,
-                "date": subset.submission_time.isoformat(),
-                "extension": [
-                    {
-                        "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId",
-                        "valueIdentifier": {"value": f"urn:oid:{subset.source_id}"},
-                    },
-                    {
-                        "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
-                        "valueCodeableConcept": {
-                            "coding": [
-                                {
-                                    "system": f"urn:oid:{subset.content_type_code.scheme}",
-                                    "code": subset.content_type_code.code,
-                                }
-                            ]
-                        },
-                    },
-                ],
-            },
-            "request": {"method": "POST", "url": "List"},
-        }
-    ]
-    for document in submission.documents:
-        binary_url = "urn:uuid:" + str(uuid.uuid4())
-
-        def code(value):
-            system = (
-                "http://loinc.org" if value.scheme == "2.16.840.1.113883.6.1" else f"urn:oid:{value.scheme}"
-            )
-            return {"coding": [{"system": system, "code": value.code}]}
-
-        reference = {
-            "resourceType": "DocumentReference",
-            "status": "current",
-            "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{document.unique_id}"},
-            "type": code(document.type_code),
-            "category": [code(document.class_code)],
-            "subject": subject,
-            "author": [
-                {"identifier": {"value": a.person_id}, "display": f"{a.family_name} {a.given_name}"}
-                for a in document.authors
-            ],
-            "securityLabel": [code(c) for c in document.confidentiality_codes],
-            "content": [
-                {
-                    "attachment": {
-                        "contentType": document.mime_type,
-                        "url": binary_url,
-                        "title": document.title,
-                        "creation": document.creation_time.isoformat(),
-                        "language": document.language_code,
-                    },
-                    "format": {
-                        "system": f"urn:oid:{document.format_code.scheme}",
-                        "code": document.format_code.code,
-                    },
-                }
-            ],
-            "context": {
-                "period": {
-                    "start": document.service_start_time.isoformat(),
-                    "end": document.service_stop_time.isoformat(),
-                },
-                "facilityType": code(document.healthcare_facility_type_code),
-                "practiceSetting": code(document.practice_setting_code),
-            },
-        }
-        if replaces:
-            reference["relatesTo"] = [
-                {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
-            ]
-        entries.append(
-            {
-                "fullUrl": "urn:uuid:" + str(uuid.uuid4()),
-                "resource": reference,
-                "request": {"method": "POST", "url": "DocumentReference"},
-            }
-        )
-        entries.append(
-            {
-                "fullUrl": binary_url,
-                "resource": {
-                    "resourceType": "Binary",
-                    "contentType": document.mime_type,
-                    "data": base64.b64encode(document.content).decode(),
-                },
-                "request": {"method": "POST", "url": "Binary"},
-            }
-        )
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 @pytest.fixture
