@@ -26,6 +26,9 @@ from dmp.ihe.xds.ebrim import LCM, QUERY, RIM, RS, XDSB, XOP, RegistryError, q
 from opendmp_client.vihf import VihfClaims, signed_vihf
 
 DMP_NS = "urn:opendmp:dmp:1"
+PROVIDE_AND_REGISTER = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+STORED_QUERY = "urn:ihe:iti:2007:RegistryStoredQuery"
+RETRIEVE = "urn:ihe:iti:2007:RetrieveDocumentSet"
 
 
 class SoapFault(Exception):
@@ -92,13 +95,28 @@ class XdsClient:
         claims: VihfClaims | None = None,
         security: etree._Element | None = None,
     ) -> SoapResponse:
+        return self.send(
+            *self.prepare(action, body, attachments=attachments, mtom=mtom, claims=claims, security=security)
+        )
+
+    def prepare(
+        self,
+        action: str,
+        body: etree._Element,
+        *,
+        attachments: Mapping[str, bytes] | None = None,
+        mtom: bool = False,
+        claims: VihfClaims | None = None,
+        security: etree._Element | None = None,
+    ) -> tuple[str, bytes]:
+        """(Content-Type, bytes) of the signed request `call` would send; `send` sends it.
+
+        A prepared request can be sent once: its VIHF's assertion id is then spent."""
         assertion = security if security is not None else self.vihf(claims)
         root = soap.envelope(action, body, to=self.endpoint, security=assertion)
         if mtom and not attachments:
-            content_type, data = soap.encode(root, action, {"empty@opendmp": b""})
-        else:
-            content_type, data = soap.encode(root, action, dict(attachments or {}))
-        return self.send(content_type, data)
+            return soap.encode(root, action, {"empty@opendmp": b""})
+        return soap.encode(root, action, dict(attachments or {}))
 
     def vihf(self, claims: VihfClaims | None = None) -> etree._Element:
         return signed_vihf(claims or self.claims, key=self.key, certificate=self.certificate)
@@ -139,9 +157,7 @@ class XdsClient:
         self, submission: SubmissionInput, *, mtom: bool = True, claims: VihfClaims | None = None
     ) -> SoapResponse:
         body, attachments = ebrim.provide_and_register_request(submission, mtom=mtom)
-        return self.call(
-            "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", body, attachments=attachments, claims=claims
-        )
+        return self.call(PROVIDE_AND_REGISTER, body, attachments=attachments, claims=claims)
 
     def stored_query(
         self,
@@ -151,17 +167,7 @@ class XdsClient:
         return_type: str = "LeafClass",
         claims: VihfClaims | None = None,
     ) -> SoapResponse:
-        request = etree.Element(q(QUERY, "AdhocQueryRequest"), nsmap={"query": QUERY, "rim": RIM})
-        etree.SubElement(
-            request, q(QUERY, "ResponseOption"), returnComposedObjects="true", returnType=return_type
-        )
-        adhoc = etree.SubElement(request, q(RIM, "AdhocQuery"), id=query_id)
-        for name, value in params.items():
-            slot = etree.SubElement(adhoc, q(RIM, "Slot"), name=name)
-            values = etree.SubElement(slot, q(RIM, "ValueList"))
-            for item in [value] if isinstance(value, str) else value:
-                etree.SubElement(values, q(RIM, "Value")).text = item
-        return self.call("urn:ihe:iti:2007:RegistryStoredQuery", request, claims=claims)
+        return self.call(STORED_QUERY, stored_query_request(query_id, params, return_type), claims=claims)
 
     def retrieve(
         self,
@@ -171,29 +177,8 @@ class XdsClient:
         claims: VihfClaims | None = None,
     ) -> tuple[SoapResponse, list[RetrievedDocument]]:
         """[(repositoryUniqueId, documentUniqueId)] -> the response and the documents it carries."""
-        body = etree.Element(q(XDSB, "RetrieveDocumentSetRequest"), nsmap={"xdsb": XDSB})
-        for repository, unique_id in requests:
-            item = etree.SubElement(body, q(XDSB, "DocumentRequest"))
-            etree.SubElement(item, q(XDSB, "RepositoryUniqueId")).text = repository
-            etree.SubElement(item, q(XDSB, "DocumentUniqueId")).text = unique_id
-        response = self.call("urn:ihe:iti:2007:RetrieveDocumentSet", body, mtom=mtom, claims=claims)
-        documents = []
-        for part in response.body.findall(q(XDSB, "DocumentResponse")):
-            holder = part.find(q(XDSB, "Document"))
-            include = holder.find(q(XOP, "Include")) if holder is not None else None
-            if include is not None:
-                content = response.attachments[include.get("href", "").removeprefix("cid:")]
-            else:
-                content = base64.b64decode((holder.text if holder is not None else "") or "")
-            documents.append(
-                RetrievedDocument(
-                    unique_id=part.findtext(q(XDSB, "DocumentUniqueId")) or "",
-                    repository_unique_id=part.findtext(q(XDSB, "RepositoryUniqueId")) or "",
-                    mime_type=part.findtext(q(XDSB, "mimeType")) or "",
-                    content=content,
-                )
-            )
-        return response, documents
+        response = self.call(RETRIEVE, retrieve_request(requests), mtom=mtom, claims=claims)
+        return response, read_retrieved(response)
 
     def update_document(
         self,
@@ -294,6 +279,54 @@ class XdsClient:
         )
         etree.SubElement(body, f"{{{DMP_NS}}}Patient", attrib=dict(patient))
         return self.call("urn:opendmp:dmp:TD1.1", body, claims=claims)
+
+
+def stored_query_request(
+    query_id: str, params: Mapping[str, str | Sequence[str]], return_type: str = "LeafClass"
+) -> etree._Element:
+    """The AdhocQueryRequest body of an ITI-18 stored query."""
+    request = etree.Element(q(QUERY, "AdhocQueryRequest"), nsmap={"query": QUERY, "rim": RIM})
+    etree.SubElement(
+        request, q(QUERY, "ResponseOption"), returnComposedObjects="true", returnType=return_type
+    )
+    adhoc = etree.SubElement(request, q(RIM, "AdhocQuery"), id=query_id)
+    for name, value in params.items():
+        slot = etree.SubElement(adhoc, q(RIM, "Slot"), name=name)
+        values = etree.SubElement(slot, q(RIM, "ValueList"))
+        for item in [value] if isinstance(value, str) else value:
+            etree.SubElement(values, q(RIM, "Value")).text = item
+    return request
+
+
+def retrieve_request(requests: Sequence[tuple[str, str]]) -> etree._Element:
+    """The RetrieveDocumentSetRequest body of ITI-43 for [(repositoryUniqueId, documentUniqueId)]."""
+    body = etree.Element(q(XDSB, "RetrieveDocumentSetRequest"), nsmap={"xdsb": XDSB})
+    for repository, unique_id in requests:
+        item = etree.SubElement(body, q(XDSB, "DocumentRequest"))
+        etree.SubElement(item, q(XDSB, "RepositoryUniqueId")).text = repository
+        etree.SubElement(item, q(XDSB, "DocumentUniqueId")).text = unique_id
+    return body
+
+
+def read_retrieved(response: SoapResponse) -> list[RetrievedDocument]:
+    """The documents an ITI-43 response carries, inline or as MTOM attachments."""
+    documents = []
+    for part in response.body.findall(q(XDSB, "DocumentResponse")):
+        holder = part.find(q(XDSB, "Document"))
+        include = holder.find(q(XOP, "Include")) if holder is not None else None
+        if include is not None:
+            content = response.attachments[include.get("href", "").removeprefix("cid:")]
+        else:
+            content = base64.b64decode((holder.text if holder is not None else "") or "")
+        documents.append(
+            RetrievedDocument(
+                unique_id=part.findtext(q(XDSB, "DocumentUniqueId")) or "",
+                repository_unique_id=part.findtext(q(XDSB, "RepositoryUniqueId")) or "",
+                mime_type=part.findtext(q(XDSB, "mimeType")) or "",
+                content=content,
+            )
+        )
+    return documents
 
 
 def _copy(element: etree._Element) -> etree._Element:

@@ -1,0 +1,160 @@
+"""Where the time of one SOAP request goes: cProfile of the XDS endpoint, in-process, on PostgreSQL.
+
+    .venv/bin/python bench/xds_profile.py                    # small database, built on first run
+    .venv/bin/python bench/xds_profile.py --database opendmp_bench_xds --top 40
+
+Requests are signed beforehand and handed to the WSGI application without HTTP, one at a time,
+so the figures are the server's own cost per request: milliseconds, SQL statements, and the
+functions that take the time. Complements `xds_bench.py`, which measures throughput over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.xds_bench import configure, enrol_bench_card, recreate_database  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--database", default="opendmp_profile_xds")
+    parser.add_argument("--requests", type=int, default=60, help="profiled requests per transaction")
+    parser.add_argument("--top", type=int, default=25, help="functions listed per transaction")
+    parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
+    parser.add_argument("--sql", action="store_true", help="print the SQL of the last request of each kind")
+    args = parser.parse_args()
+    configure(args.database)
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    fresh = args.database != "opendmp_bench_xds"
+    if fresh:
+        recreate_database(args.database)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.models import DocumentEntry
+    from dmp.ihe.xds.ebrim import provide_and_register_request
+    from dmp.ihe.xds.queries import StoredQuery
+    from opendmp_client.vihf import VihfClaims
+    from opendmp_client.xds import (
+        PROVIDE_AND_REGISTER,
+        RETRIEVE,
+        STORED_QUERY,
+        XdsClient,
+        retrieve_request,
+        stored_query_request,
+    )
+
+    personas, sign, homologation = enrol_bench_card("Profile LPS")
+    bernard, cabinet = personas.dr_bernard, personas.cabinet
+    author = author_for(
+        person_id=bernard.national_id,
+        family_name=bernard.family_name,
+        given_name=bernard.given_name,
+        structure_id=cabinet.id_nat,
+        structure_name=cabinet.name,
+    )
+
+    def client_for(ins_cx: str) -> XdsClient:
+        claims = VihfClaims(
+            subject_id=bernard.national_id,
+            subject_name=bernard.display_name,
+            profession="10",
+            specialty="SM26",
+            structure_id=cabinet.id_nat,
+            patient_ins=ins_cx,
+            lps_id="1.2.250.1.999.9.9",
+            lps_name="Profile LPS",
+            lps_version="1",
+            homologation=homologation,
+        )
+        return XdsClient(
+            endpoint="http://testserver/ihe/xds/", claims=claims, key=sign.key, certificate=sign.certificate
+        )
+
+    web = Client()
+    paragraphs = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
+
+    def submission(patient: Any) -> dict[str, Any]:
+        body, attachments = provide_and_register_request(
+            submission_for(
+                ins=patient.identifier, author=author, drafts=[DocumentDraft(paragraphs=paragraphs)]
+            ),
+            mtom=True,
+        )
+        return {"action": PROVIDE_AND_REGISTER, "body": body, "attachments": attachments, "mtom": True}
+
+    def post(prepared: tuple[str, bytes]) -> bytes:
+        response = web.generic("POST", "/ihe/xds/", prepared[1], content_type=prepared[0])
+        if response.status_code != 200 or b"Failure" in response.content[:4000]:
+            raise RuntimeError(response.content[:2000])
+        return bytes(response.content)
+
+    leo = client_for(personas.leo.identifier.hl7())
+    for _ in range(max(0, 50 - DocumentEntry.objects.filter(record__patient=personas.leo).count())):
+        post(leo.prepare(**submission(personas.leo)))
+    alice = client_for(personas.alice.identifier.hl7())
+    params = {
+        "$XDSDocumentEntryPatientId": f"'{personas.leo.identifier.hl7()}'",
+        "$XDSDocumentEntryStatus": "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
+    }
+    documents = list(
+        DocumentEntry.objects.filter(record__patient=personas.leo).values_list(
+            "repository_unique_id", "unique_id"
+        )
+    )
+    cases = {
+        "ITI-41 provide and register (one ~30 KB CDA)": [
+            alice.prepare(**submission(personas.alice)) for _ in range(args.requests)
+        ],
+        f"ITI-18 FindDocuments ({len(documents)} documents)": [
+            leo.prepare(STORED_QUERY, stored_query_request(StoredQuery.FIND_DOCUMENTS, params))
+            for _ in range(args.requests)
+        ],
+        "ITI-43 retrieve (MTOM)": [
+            leo.prepare(RETRIEVE, retrieve_request([documents[i % len(documents)]]), mtom=True)
+            for i in range(args.requests)
+        ],
+    }
+    for name, requests in cases.items():
+        post(requests.pop())  # warm-up: imports, connection, caches
+        profile = cProfile.Profile()
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            profile.enable()
+            for prepared in requests:
+                post(prepared)
+            profile.disable()
+            elapsed = time.perf_counter() - started
+        print(
+            f"\n== {name}: {elapsed / len(requests) * 1000:.1f} ms/request under the profiler, "
+            f"{len(queries) / len(requests):.1f} SQL statements/request"
+        )
+        if args.sql:
+            last = queries.captured_queries[-round(len(queries) / len(requests)) :]
+            print("\n".join(f"  {query['time']}s  {query['sql'][:300]}" for query in last))
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.top)
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:20000])
+
+
+if __name__ == "__main__":
+    main()
