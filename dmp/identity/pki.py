@@ -273,9 +273,12 @@ def verify_certificate(
     at: dt.datetime | None = None,
     revoked_fingerprints: frozenset[str] = frozenset(),
     require_signature_usage: bool = True,
-) -> None:
-    """Raise `CertificateRejected` unless `certificate` chains to one of `anchors`, valid at `at`."""
+) -> tuple[dt.datetime, dt.datetime]:
+    """Raise `CertificateRejected` unless `certificate` chains to one of `anchors`, valid at `at`.
+
+    Returns the window in which every certificate of the chain is valid."""
     moment = at or clock.now()
+    window_start, window_end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     pool = {c.subject.rfc4514_string(): c for c in [*anchors, *(intermediates or [])]}
     anchor_fingerprints = {fingerprint_of(a) for a in anchors}
     current = certificate
@@ -291,8 +294,10 @@ def verify_certificate(
     for _depth in range(6):
         if not current.not_valid_before_utc <= moment <= current.not_valid_after_utc:
             raise CertificateRejected("certificate outside its validity period")
+        window_start = max(window_start, current.not_valid_before_utc)
+        window_end = min(window_end, current.not_valid_after_utc)
         if fingerprint_of(current) in anchor_fingerprints:
-            return
+            return window_start, window_end
         issuer = pool.get(current.issuer.rfc4514_string())
         if issuer is None:
             raise CertificateRejected("certificate not issued by a trusted authority")
@@ -336,6 +341,41 @@ def certificate_register(
 
 
 _bundle_cache: dict[Path, tuple[float, list[x509.Certificate]]] = {}
+
+
+_verified_chains: dict[tuple[str, Path, float, bool], tuple[dt.datetime, dt.datetime]] = {}
+
+
+def verify_against_bundle(
+    certificate: x509.Certificate,
+    *,
+    bundle: Path,
+    at: dt.datetime | None = None,
+    require_signature_usage: bool = True,
+) -> None:
+    """`verify_certificate` against the trust bundle at `bundle`, remembering the chains that verified.
+
+    The signatures of a chain cannot change while the bundle does not, so a known certificate
+    costs a dictionary lookup and the validity check instead of a chain walk on every request.
+    Registration and revocation are decided elsewhere, from the database, on every request."""
+    moment = at or clock.now()
+    anchors = trust_anchors(bundle)
+    key = (
+        fingerprint_of(certificate),
+        bundle,
+        _bundle_cache[bundle][0] if anchors else 0.0,
+        require_signature_usage,
+    )
+    window = _verified_chains.get(key)
+    if window is None:
+        window = verify_certificate(
+            certificate, anchors=anchors, at=moment, require_signature_usage=require_signature_usage
+        )
+        if len(_verified_chains) >= 10_000:
+            _verified_chains.clear()
+        _verified_chains[key] = window
+    elif not window[0] <= moment <= window[1]:
+        raise CertificateRejected("certificate outside its validity period")
 
 
 def trust_anchors(path: Path) -> list[x509.Certificate]:

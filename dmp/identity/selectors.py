@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from dmp.identity.models import LegalRepresentative
+from dmp.identity.models import Certificate, HealthProfessional, LegalRepresentative, Structure
 
 
 def legal_representative_get(*, patient_id: int, public_id: uuid.UUID) -> LegalRepresentative | None:
@@ -12,4 +12,23 @@ def legal_representative_get(*, patient_id: int, public_id: uuid.UUID) -> LegalR
     return LegalRepresentative.objects.filter(public_id=public_id, patient_id=patient_id).first()
 
 
-__all__ = ["legal_representative_get"]
+def registered_certificate(fingerprint_sha256: str) -> Certificate | None:
+    """The unrevoked certificate registered under this fingerprint, with its owner loaded."""
+    return (
+        Certificate.objects.select_related("professional", "structure")
+        .filter(fingerprint_sha256=fingerprint_sha256, revoked_at__isnull=True)
+        .first()
+    )
+
+
+def structure_get(id_nat: str) -> Structure | None:
+    """The structure with this national identifier (Struct_IdNat); None if unknown or empty."""
+    return Structure.objects.filter(id_nat=id_nat).first() if id_nat else None
+
+
+def active_professional_get(national_id: str) -> HealthProfessional | None:
+    """The active professional with this national identifier (PS_IdNat); None otherwise."""
+    return HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
+
+
+__all__ = ["active_professional_get", "legal_representative_get", "registered_certificate", "structure_get"]

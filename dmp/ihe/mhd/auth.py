@@ -28,7 +28,7 @@ from dmp.common.errors import DomainError, ErrorCode
 from dmp.compat.models import SoftwareProduct
 from dmp.compat.services import homologation_hash
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
-from dmp.identity.pki import CertificateRejected, fingerprint_of, trust_anchors, verify_certificate
+from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.ihe.xds.vihf import VihfFacts, VihfRejected, caller_from_vihf
 
 ACCESS_AUDIENCE: Final = "opendmp-fhir"
@@ -71,7 +71,7 @@ def issue_token(*, assertion: str, token_url: str, scope: str) -> dict[str, Any]
     certificate = _certificate(header)
     now = clock.now()
     try:
-        verify_certificate(certificate, anchors=trust_anchors(settings.OPENDMP_TRUST_BUNDLE), at=now)
+        verify_against_bundle(certificate, bundle=settings.OPENDMP_TRUST_BUNDLE, at=now)
     except CertificateRejected as exc:
         raise TokenRejected(f"signing certificate rejected: {exc.message}") from exc
     try:

@@ -26,8 +26,9 @@ from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode
 from dmp.compat.services import UnknownSoftware, software_check
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
-from dmp.identity.models import Certificate, HealthProfessional, Structure
-from dmp.identity.pki import CertificateRejected, fingerprint_of, trust_anchors, verify_certificate
+from dmp.identity.models import Certificate, HealthProfessional
+from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
+from dmp.identity.selectors import active_professional_get, registered_certificate, structure_get
 from dmp.ihe.xds.models import SeenAssertion
 
 SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -125,7 +126,7 @@ def verify_assertion(security: etree._Element | None, *, now: dt.datetime | None
     certificate = _certificate(signatures[0])
     moment = now or clock.now()
     try:
-        verify_certificate(certificate, anchors=trust_anchors(settings.OPENDMP_TRUST_BUNDLE), at=moment)
+        verify_against_bundle(certificate, bundle=settings.OPENDMP_TRUST_BUNDLE, at=moment)
     except CertificateRejected as exc:
         raise VihfRejected(f"VIHF signing certificate rejected: {exc.message}") from exc
     try:
@@ -208,11 +209,7 @@ def verify_assertion(security: etree._Element | None, *, now: dt.datetime | None
 
 def _bound_certificate(facts: VihfFacts) -> Certificate:
     """The registered certificate that signed, owned by the PS or the structure the VIHF names."""
-    known = (
-        Certificate.objects.select_related("professional", "structure")
-        .filter(fingerprint_sha256=facts.certificate_fingerprint, revoked_at__isnull=True)
-        .first()
-    )
+    known = registered_certificate(facts.certificate_fingerprint)
     if known is None:
         raise VihfRejected("the VIHF signing certificate is not registered with the DMP")
     if facts.authentication is AuthenticationMode.DIRECT:
@@ -231,11 +228,13 @@ def _bound_certificate(facts: VihfFacts) -> Certificate:
 def _consume(facts: VihfFacts) -> None:
     skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
     now = clock.now()
+    seen = SeenAssertion(assertion_id=facts.assertion_id[:128], expires_at=facts.not_on_or_after + skew)
     try:
-        with transaction.atomic():
-            SeenAssertion.objects.create(
-                assertion_id=facts.assertion_id[:128], expires_at=facts.not_on_or_after + skew
-            )
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a replay leaves the caller's transaction usable
+                seen.save(force_insert=True)
+        else:
+            seen.save(force_insert=True)  # one autocommitted statement
     except IntegrityError as exc:
         raise VihfRejected("VIHF replayed: this assertion was already used") from exc
     # Expired ids can no longer be replayed (the window check refuses them): forget them now and then.
@@ -254,16 +253,18 @@ def caller_from_vihf(
     known = _bound_certificate(facts)
     if client_certificate is not None:
         _check_tls_client(client_certificate, known)
-    structure = Structure.objects.filter(id_nat=facts.structure_id).first() if facts.structure_id else None
+    # In indirect mode the certificate's structure is the VIHF's (checked by _bound_certificate).
+    structure = known.structure if known.structure is not None else structure_get(facts.structure_id)
     if facts.structure_id and structure is None:
         raise VihfRejected("unknown structure in the VIHF")
-    professional = HealthProfessional.objects.filter(national_id=facts.subject_id, is_active=True).first()
+    professional: HealthProfessional | None
     if facts.authentication is AuthenticationMode.DIRECT:
-        assert known.professional is not None  # noqa: S101 - guaranteed by _bound_certificate
         professional = known.professional
+        assert professional is not None  # noqa: S101 - guaranteed by _bound_certificate
         profession, specialty = professional.profession_code, professional.specialty_code
     else:
         # The structure vouches for its staff: use the directory when it knows the person.
+        professional = active_professional_get(facts.subject_id)
         profession = professional.profession_code if professional else facts.profession
         specialty = professional.specialty_code if professional else facts.specialty
     _consume(facts)
@@ -289,15 +290,12 @@ def caller_from_vihf(
 
 def _check_tls_client(certificate: x509.Certificate, signer: Certificate) -> None:
     try:
-        verify_certificate(
-            certificate,
-            anchors=trust_anchors(settings.OPENDMP_TRUST_BUNDLE),
-            require_signature_usage=False,
+        verify_against_bundle(
+            certificate, bundle=settings.OPENDMP_TRUST_BUNDLE, require_signature_usage=False
         )
     except CertificateRejected as exc:
         raise VihfRejected(f"TLS client certificate rejected: {exc.message}") from exc
-    fingerprint = fingerprint_of(certificate)
-    owned = Certificate.objects.filter(fingerprint_sha256=fingerprint, revoked_at__isnull=True).first()
+    owned = registered_certificate(fingerprint_of(certificate))
     if owned is None:
         raise VihfRejected("TLS client certificate not registered")
     same_owner = (signer.professional_id is not None and owned.professional_id == signer.professional_id) or (

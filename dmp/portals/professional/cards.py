@@ -16,7 +16,7 @@ from django.http import HttpRequest
 
 from dmp.common.errors import DomainError, ErrorCode
 from dmp.identity.models import Certificate, HealthProfessional
-from dmp.identity.pki import CertificateRejected, fingerprint_of, trust_anchors, verify_certificate
+from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 
 
 class CardRejected(DomainError):
@@ -40,10 +40,8 @@ def client_certificate(request: HttpRequest) -> x509.Certificate:
 
 def professional_for_card(certificate: x509.Certificate) -> HealthProfessional:
     try:
-        verify_certificate(
-            certificate,
-            anchors=trust_anchors(settings.OPENDMP_TRUST_BUNDLE),
-            require_signature_usage=False,
+        verify_against_bundle(
+            certificate, bundle=settings.OPENDMP_TRUST_BUNDLE, require_signature_usage=False
         )
     except CertificateRejected as exc:
         raise CardRejected(f"CPS certificate rejected: {exc.message}") from exc

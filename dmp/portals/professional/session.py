@@ -20,6 +20,7 @@ from dmp.access.actors import AccessMode, AuthenticationMode, Caller, Channel
 from dmp.common import clock
 from dmp.identity.actors import professional_actor
 from dmp.identity.models import HealthProfessional, Structure
+from dmp.identity.selectors import active_professional_get
 
 MAX_SESSION_AGE: Final = dt.timedelta(hours=8)
 KEY: Final = "pro"
@@ -105,7 +106,7 @@ def current(request: HttpRequest) -> PsSession | None:
     if clock.now() - logged_in_at > MAX_SESSION_AGE:
         log_out(request)
         return None
-    professional = HealthProfessional.objects.filter(national_id=data.get("ps", ""), is_active=True).first()
+    professional = active_professional_get(data.get("ps", ""))
     if professional is None:
         log_out(request)
         return None

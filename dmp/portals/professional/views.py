@@ -38,6 +38,7 @@ from dmp.documents.services import (
     submission_register,
 )
 from dmp.identity.models import HealthProfessional
+from dmp.identity.selectors import active_professional_get
 from dmp.identity.services import PatientTraits
 from dmp.portals.professional import psc, session, throttle
 from dmp.portals.professional.cards import CardRejected, professional_from_request
@@ -191,7 +192,7 @@ def login_psc_return(request: HttpRequest) -> HttpResponse:
     except psc.PscRejected as error:
         throttle.spend(request)
         return _page(request, "login", {"card_error": error.message, "psc_enabled": True}, status=403)
-    professional = HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
+    professional = active_professional_get(national_id)
     if professional is None:
         throttle.spend(request)
         return _page(
@@ -248,7 +249,7 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
         link = consume_link(token)
     except LinkRejected as error:
         return _page(request, "refused", {"detail": error.message}, status=403)
-    professional = HealthProfessional.objects.filter(national_id=link.professional_id, is_active=True).first()
+    professional = active_professional_get(link.professional_id)
     record = record_by_ins(link.ins)
     if professional is None:
         return _page(request, "refused", {"detail": _("Professionnel inconnu.")}, status=403)
