@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -34,7 +35,7 @@ from dmp.documents.selectors import (
     record_contents,
 )
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
-from dmp.ihe.xds import ebrim
+from dmp.ihe.xds import ebrim, soap
 from dmp.ihe.xds.ebrim import QUERY, RIM, RS, RegistryExtras, q
 from dmp.records.access import record_by_ins
 from dmp.records.models import Record
@@ -548,7 +549,8 @@ def run_query(context: QueryContext, request: QueryRequest) -> QueryResult:
     return handler(context, request)
 
 
-def query_response(result: QueryResult, return_type: str) -> etree._Element:
+def query_response(result: QueryResult, return_type: str) -> tuple[etree._Element, dict[str, bytes]]:
+    """The AdhocQueryResponse, and its DocumentEntries as text to splice in (`soap.encode`)."""
     response = etree.Element(
         q(QUERY, "AdhocQueryResponse"),
         nsmap={"query": QUERY, "rim": RIM, "rs": RS},
@@ -561,10 +563,14 @@ def query_response(result: QueryResult, return_type: str) -> etree._Element:
         identifiers += [a.entry_uuid for a in result.associations]
         for identifier in identifiers:
             etree.SubElement(object_list, q(RIM, "ObjectRef"), id=identifier)
-        return response
+        return response, {}
     ids = ebrim.new_ids()
-    for document in result.documents:
-        ebrim.document_entry(object_list, document_input(document), ids, document_extras(document))
+    splices = {}
+    if result.documents:
+        key = secrets.token_hex(8)
+        soap.splice_point(object_list, key)
+        entries = [(document_input(d), document_extras(d)) for d in result.documents]
+        splices[key] = ebrim.document_entries_text(entries, ids).encode()
     for subset in result.submission_sets:
         ebrim.submission_set_package(
             object_list, subset_input(subset), ids, _short_status(subset.availability_status)
@@ -577,4 +583,4 @@ def query_response(result: QueryResult, return_type: str) -> etree._Element:
         ebrim.association_element(
             object_list, association_input(association), _short_status(association.availability_status)
         )
-    return response
+    return response, splices

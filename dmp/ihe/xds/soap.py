@@ -7,6 +7,7 @@ boundary byte for byte (no line-ending normalisation), so document bytes arrive 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Final
@@ -164,11 +165,31 @@ def envelope(
     return root
 
 
+SPLICE: Final = "opendmp-splice"
+
+
+def splice_point(parent: etree._Element, key: str) -> None:
+    """Mark where `encode` inserts ready-made XML `splices[key]` (see `encode`)."""
+    parent.append(etree.ProcessingInstruction(SPLICE, key))
+
+
 def encode(
-    root: etree._Element, action: str, attachments: dict[str, bytes] | None = None
+    root: etree._Element,
+    action: str,
+    attachments: dict[str, bytes] | None = None,
+    splices: Mapping[str, bytes] | None = None,
 ) -> tuple[str, bytes]:
-    """(Content-Type, body) of a message: plain SOAP 1.2, or MTOM when there are attachments."""
+    """(Content-Type, body) of a message: plain SOAP 1.2, or MTOM when there are attachments.
+
+    `splices` are XML fragments written as text (the DocumentEntries of a query answer, hundreds
+    of kilobytes): they replace their splice point in the serialised message instead of being
+    parsed into the tree and serialised again. Each point must occur exactly once."""
     xml = xml_bytes(root)
+    for key, fragment in (splices or {}).items():
+        point = f"<?{SPLICE} {key}?>".encode()
+        if xml.count(point) != 1:
+            raise ValueError(f"splice point {key!r} must occur exactly once")
+        xml = xml.replace(point, fragment)
     if not attachments:
         return f'{SOAP_TYPE}; charset=UTF-8; action="{action}"', xml
     boundary = f"MIMEBoundary_{uuid.uuid4().hex}"

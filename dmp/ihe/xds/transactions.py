@@ -80,6 +80,7 @@ UPDATE_STATUS_ASSOCIATION: Final = "urn:ihe:iti:2010:AssociationType:UpdateAvail
 class Outcome:
     body: etree._Element
     attachments: dict[str, bytes] = field(default_factory=dict)
+    splices: dict[str, bytes] = field(default_factory=dict)  # see soap.encode
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def stored_query(context: Context) -> Outcome:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "AdhocQueryRequest expected", "Body")])
     request = parse_query(context.message.body)
     result = run_query(QueryContext(caller=context.caller, patient=context.patient), request)
-    return Outcome(query_response(result, request.return_type))
+    body, splices = query_response(result, request.return_type)
+    return Outcome(body, splices=splices)
 
 
 def retrieve(context: Context) -> Outcome:

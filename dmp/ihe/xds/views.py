@@ -53,9 +53,13 @@ def _errors(exc: DomainError) -> list[RegistryError]:
 
 
 def _respond(
-    root: etree._Element, action: str, attachments: dict[str, bytes] | None, status: int = 200
+    root: etree._Element,
+    action: str,
+    attachments: dict[str, bytes] | None,
+    status: int = 200,
+    splices: dict[str, bytes] | None = None,
 ) -> HttpResponse:
-    content_type, data = soap.encode(root, action, attachments)
+    content_type, data = soap.encode(root, action, attachments, splices)
     return HttpResponse(data, status=status, content_type=content_type)
 
 
@@ -137,4 +141,6 @@ def endpoint(request: HttpRequest) -> HttpResponse:
             return _respond(root, reply_action, None)
         return _fault(exc.message, subcode=f"dmp:{exc.code.value}", relates_to=message.message_id)
     root = soap.envelope(reply_action, outcome.body, relates_to=message.message_id)
-    return _respond(root, reply_action, outcome.attachments if message.mtom else None)
+    return _respond(
+        root, reply_action, outcome.attachments if message.mtom else None, splices=outcome.splices
+    )

@@ -1,0 +1,145 @@
+"""The ebRIM writer gives back, through the parser, exactly the metadata it was given."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from dmp.common.xml import parse_xml, xml_bytes
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.metadata import Author, CodedValue, DocumentInput, SubmissionInput
+from dmp.identity.ins import InsAuthority, make_nir, parse_ins
+from dmp.ihe.xds import ebrim, soap
+from dmp.ihe.xds.ebrim import RIM, q
+
+INS = parse_ins(
+    make_nir(sex=1, year=1984, month=5, department="74", commune=123, order=456), InsAuthority.TEST_NIR
+)
+AUTHOR = author_for(person_id="810000010016", family_name="LEFÈVRE", given_name="Bernard", structure_id="31")
+
+# Any text XML 1.0 can carry, markup characters, line breaks and tabs included; pydantic strips
+# the ends of strings, so values are drawn already stripped.
+xml_text = (
+    st.text(
+        st.characters(
+            blacklist_categories=["Cs"],
+            blacklist_characters="\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14"
+            "\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\ufffe\uffff",
+        )
+        | st.sampled_from("&<>\"'\n\r\t]]>"),
+        max_size=40,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
+
+
+@pytest.fixture(scope="module")
+def submission() -> SubmissionInput:
+    return submission_for(ins=INS, author=AUTHOR, drafts=[DocumentDraft()])
+
+
+def _round_trip(submission: SubmissionInput, document: DocumentInput) -> DocumentInput:
+    changed = submission.model_copy(update={"documents": (document,)})
+    request = parse_xml(xml_bytes(ebrim.submit_objects_request(changed)))
+    return ebrim.parse_submission(request, {document.entry_uuid: document.content}).documents[0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=xml_text, comments=xml_text, code=xml_text, display=xml_text, person=xml_text, info=xml_text)
+@example(title="a\rb\r\nc", comments="a\tb\nc", code='<"&>', display="x]]>y", person="a\rb", info="1\r\n2")
+def test_any_text_survives_writing_and_parsing(
+    submission: SubmissionInput, title: str, comments: str, code: str, display: str, person: str, info: str
+) -> None:
+    original = submission.documents[0]
+    document = original.model_copy(
+        update={
+            "title": title,
+            "comments": comments,
+            "event_codes": (CodedValue(code=code, scheme="1.2.250.1.213.2.12", display=display),),
+            "source_patient_info": (f"PID-5|{info}",),
+            "authors": (Author(person=person, institutions=(f"{display}^^^^^^^^^1.2.250.1.71.4.2.2&ISO",)),),
+        }
+    )
+    parsed = _round_trip(submission, document)
+    assert (parsed.title, parsed.comments) == (title, comments)
+    assert parsed.event_codes == document.event_codes
+    assert parsed.source_patient_info == document.source_patient_info
+    assert (parsed.authors[0].person, parsed.authors[0].institutions) == (
+        person,
+        document.authors[0].institutions,
+    )
+    assert parsed.class_code == original.class_code
+    assert parsed.confidentiality_codes == original.confidentiality_codes
+    assert parsed.unique_id == original.unique_id
+
+
+def test_registry_extras_are_written(submission: SubmissionInput) -> None:
+    holder = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
+    extras = ebrim.RegistryExtras(
+        status="Deprecated",
+        repository_unique_id="1.2.3",
+        hash_sha1="ab" * 20,
+        size=42,
+        logical_id="urn:uuid:l",
+        version="3",
+    )
+    (entry,) = ebrim.document_entries(holder, [(submission.documents[0], extras)], ebrim.new_ids())
+    assert entry.getparent() is holder
+    assert entry.get("status") == ebrim.STATUS_PREFIX + "Deprecated"
+    assert entry.get("lid") == "urn:uuid:l"
+    version = entry.find(q(RIM, "VersionInfo"))
+    assert version is not None
+    assert version.get("versionName") == "3"
+    values = ebrim.slots(entry)
+    assert (values["size"], values["hash"], values["repositoryUniqueId"]) == (["42"], ["ab" * 20], ["1.2.3"])
+    # One namespace declaration, on the list, as if the entry had been built in place.
+    assert etree.tostring(holder).count(b"xmlns:rim") == 1
+
+
+def test_sub_object_ids_are_unique_within_a_message(submission: SubmissionInput) -> None:
+    documents = [submission.documents[0].model_copy(update={"entry_uuid": f"Document{i}"}) for i in range(30)]
+    request = ebrim.submit_objects_request(submission.model_copy(update={"documents": tuple(documents)}))
+    ids = [element.get("id") for element in request.iter() if element.get("id")]
+    assert len(ids) == len(set(ids)) > 30 * 10
+
+
+def test_text_xml_cannot_carry_is_refused_like_lxml_does(submission: SubmissionInput) -> None:
+    holder = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
+    document = submission.documents[0].model_copy(update={"title": "bell \x07"})
+    with pytest.raises(ValueError, match="XML compatible"):
+        ebrim.document_entries(holder, [(document, None)], ebrim.new_ids())
+    assert len(holder) == 0
+
+
+def test_spliced_entries_read_like_entries_built_in_the_tree(submission: SubmissionInput) -> None:
+    entries = [(submission.documents[0], ebrim.RegistryExtras(version="1"))]
+    built = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
+    ebrim.document_entries(built, entries, FixedIds())
+    spliced = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
+    soap.splice_point(spliced, "k1")
+    text = ebrim.document_entries_text(entries, FixedIds()).encode()
+    _, data = soap.encode(soap.envelope("urn:a", spliced), "urn:a", splices={"k1": text})
+    received = soap.parse_message(soap.SOAP_TYPE, data).body
+
+    def canonical(holder: etree._Element) -> list[bytes]:
+        return [etree.tostring(entry, method="c14n", exclusive=True) for entry in holder]
+
+    assert len(received) == 1
+    assert canonical(received) == canonical(built)
+
+
+def test_a_splice_without_its_point_is_an_error() -> None:
+    root = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
+    with pytest.raises(ValueError, match="exactly once"):
+        soap.encode(soap.envelope("urn:a", root), "urn:a", splices={"missing": b"<rim:X/>"})
+
+
+class FixedIds(ebrim.new_ids):
+    """Predictable sub-object ids, so two writings of the same entries can be compared."""
+
+    def __call__(self) -> str:
+        self._next += 1
+        return f"urn:uuid:00000000-0000-4000-8000-{self._next:012x}"
