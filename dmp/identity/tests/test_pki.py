@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 
@@ -12,6 +13,7 @@ from dmp.identity.pki import (
     create_test_pki,
     issue_with,
     self_signed_clone,
+    verify_against_bundle,
     verify_certificate,
 )
 
@@ -61,3 +63,25 @@ def test_it_rejects_bad_certificates(pki, case):
         verify_certificate(
             certificate, anchors=anchors, intermediates=intermediates, revoked_fingerprints=revoked
         )
+
+
+def test_verified_chains_are_remembered_per_bundle_and_window(pki, tmp_path):
+    pki.write(tmp_path)
+    bundle = tmp_path / "trust.pem"
+    _, sign = pki.cps_card(national_id="810001234568", display_name="Dr Paul MARTIN")
+    verify_against_bundle(sign.certificate, bundle=bundle)
+    verify_against_bundle(sign.certificate, bundle=bundle)  # remembered
+    # The remembered chain is still held to its validity window.
+    too_late = sign.certificate.not_valid_after_utc + dt.timedelta(seconds=1)
+    with pytest.raises(CertificateRejected, match="validity"):
+        verify_against_bundle(sign.certificate, bundle=bundle, at=too_late)
+    # A new bundle (another authority) forgets what the old one vouched for.
+    other = create_test_pki()
+    other.write(tmp_path)
+    later = bundle.stat().st_mtime + 10
+    os.utime(bundle, (later, later))
+    with pytest.raises(CertificateRejected, match="issuer"):  # same names, other keys
+        verify_against_bundle(sign.certificate, bundle=bundle)
+    verify_against_bundle(
+        other.cps_card(national_id="810001234569", display_name="X")[1].certificate, bundle=bundle
+    )
