@@ -430,9 +430,11 @@ def submission_register(
                 submitted_by_structure_id=actor.structure_id,
                 software_name=f"{actor.software.name} {actor.software.version}" if actor.software else "",
             )
-            documents = [_document_row(caller, plan, subset, d, repository_id) for d in submission.documents]
-            DocumentEntry.objects.bulk_create(documents)
-            documents = list(DocumentEntry.objects.filter(submission_set=subset).order_by("pk"))
+            documents = DocumentEntry.objects.bulk_create(
+                [_document_row(caller, plan, subset, d, repository_id) for d in submission.documents]
+            )
+            if any(d.pk is None for d in documents):  # a backend that cannot return the new keys
+                documents = list(DocumentEntry.objects.filter(submission_set=subset).order_by("pk"))
             by_uuid = {d.entry_uuid: d for d in documents}
             DocumentAuthor.objects.bulk_create(
                 [
@@ -466,9 +468,13 @@ def submission_register(
             associations = _association_rows(submission, plan, subset)
             _deprecate_replaced(caller, plan, associations)
             Association.objects.bulk_create(associations)
+            # Existing folders that gain a member (new ones were written with `now`); the submission
+            # set is the source of the other HasMembers.
             if folder_ids := {
-                a.source_uuid for a in associations if a.association_type == AssociationType.HAS_MEMBER
-            }:
+                a.source_uuid
+                for a in associations
+                if a.association_type == AssociationType.HAS_MEMBER and a.source_uuid != subset.entry_uuid
+            } - {f.entry_uuid for f in folders}:
                 Folder.objects.filter(record=plan.record, entry_uuid__in=folder_ids).update(
                     last_update_time=now
                 )

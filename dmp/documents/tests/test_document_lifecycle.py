@@ -14,8 +14,8 @@ from dmp.audit.verify import verify_audit_trail
 from dmp.cda.header import extract_header
 from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
-from dmp.documents.metadata import AssociationInput, ConfidentialityChange
-from dmp.documents.models import AssociationType, DocumentEntry
+from dmp.documents.metadata import AssociationInput, ConfidentialityChange, FolderInput
+from dmp.documents.models import AssociationType, DocumentEntry, Folder
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, related_documents
 from dmp.documents.services import (
     document_change_confidentiality,
@@ -212,3 +212,60 @@ def test_addendum_and_transform_link_documents_without_deprecating_the_original(
     with pytest.raises((ValidationFailed, NotFound)):
         submission_register(caller=bernard, submission=broken)
     assert DocumentEntry.objects.count() == before
+
+
+def test_a_folder_records_when_it_last_gained_a_member(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    submission = publish_input(personas, bernard, [DocumentDraft()])
+    folder = FolderInput(
+        entry_uuid="Folder01",
+        unique_id="1.2.250.1.999.7.1",
+        patient_id=submission.submission_set.patient_id,
+        title="Suivi",
+    )
+    with_folder = submission.model_copy(
+        update={
+            "folders": (folder,),
+            "associations": (
+                *submission.associations,
+                AssociationInput(
+                    entry_uuid="F1",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source="SubmissionSet01",
+                    target="Folder01",
+                    submission_set_status="Original",
+                ),
+                AssociationInput(
+                    entry_uuid="F2",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source="Folder01",
+                    target=submission.documents[0].entry_uuid,
+                ),
+            ),
+        }
+    )
+    created = submission_register(caller=bernard, submission=with_folder).folders[0]
+    first_update = Folder.objects.get(pk=created.pk).last_update_time
+    # A submission without folder members leaves the folder alone.
+    publish(personas, bernard, [DocumentDraft()])
+    assert Folder.objects.get(pk=created.pk).last_update_time == first_update
+    # Filing a new document into an existing folder is not supported (yet): refused, nothing stored.
+    later = publish_input(personas, bernard, [DocumentDraft()])
+    filed = later.model_copy(
+        update={
+            "associations": (
+                *later.associations,
+                AssociationInput(
+                    entry_uuid="F3",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source=created.entry_uuid,
+                    target=later.documents[0].entry_uuid,
+                ),
+            )
+        }
+    )
+    before = DocumentEntry.objects.count()
+    with pytest.raises(ValidationFailed):
+        submission_register(caller=bernard, submission=filed)
+    assert DocumentEntry.objects.count() == before
+    assert Folder.objects.get(pk=created.pk).last_update_time == first_update
