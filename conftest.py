@@ -8,6 +8,8 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from dmp.common.ttl_cache import clear_reference_caches
+
 pytest_plugins = ["tests.plugins.personas", "tests.plugins.ihe_kit"]
 
 
@@ -29,10 +31,12 @@ def _purge_audit_rows() -> None:
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
-    """Caches (throttles, locks) must not leak from one test into the next."""
+    """Caches (throttles, locks, reference rows) must not leak from one test into the next."""
     cache.clear()
+    clear_reference_caches()
     yield
     cache.clear()
+    clear_reference_caches()
 
 
 @pytest.fixture

@@ -226,6 +226,9 @@ OPENDMP_SOURCE_REMB_TOKEN = env_str("OPENDMP_SOURCE_REMB_TOKEN", "")
 OPENDMP_SOURCE_DP_URL = env_str("OPENDMP_SOURCE_DP_URL", "")
 OPENDMP_SOURCE_DP_TOKEN = env_str("OPENDMP_SOURCE_DP_TOKEN", "")
 OPENDMP_CLOCK_SKEW_SECONDS = env_int("OPENDMP_CLOCK_SKEW_SECONDS", 60, minimum=0, maximum=600)
+# How long a worker remembers certificates, structures and software products it looked up: a
+# revocation or suspension made elsewhere takes effect within this delay (ADR 0008); 0 = never.
+OPENDMP_REFERENCE_CACHE_SECONDS = env_int("OPENDMP_REFERENCE_CACHE_SECONDS", 30, minimum=0, maximum=300)
 
 # XDS channel (SOAP): the audience a VIHF must name, and mutual TLS through a trusted proxy.
 OPENDMP_VIHF_AUDIENCE = env_str("OPENDMP_VIHF_AUDIENCE", "urn:dmp")

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from dmp.common.errors import DomainError, ErrorCode
+from dmp.common.ttl_cache import TtlCache, clear_reference_caches
 from dmp.compat.models import SoftwareProduct
 
 
@@ -13,6 +14,10 @@ class UnknownSoftware(DomainError):
     """The homologation number is unknown, suspended or withdrawn."""
 
     code = ErrorCode.FORBIDDEN
+
+
+# Checked on every flow; a suspension made by another process applies within the cache delay.
+_products: TtlCache[SoftwareProduct | None] = TtlCache("software products")
 
 
 def homologation_hash(number: str) -> str:
@@ -39,6 +44,7 @@ def software_register(
         homologation_hint=number[-4:],
         profiles=profiles or [p.value for p in SoftwareProduct.Profile],
     )
+    clear_reference_caches()
     return product, number
 
 
@@ -46,7 +52,8 @@ def software_check(number: str) -> SoftwareProduct:
     """The active product holding `number`, or `UnknownSoftware`."""
     if not number or len(number) > 128:
         raise UnknownSoftware("missing or malformed homologation number")
-    product = SoftwareProduct.objects.filter(homologation_hash=homologation_hash(number)).first()
+    digest = homologation_hash(number)
+    product = _products.get(digest, lambda: SoftwareProduct.objects.filter(homologation_hash=digest).first())
     if product is None or product.status != SoftwareProduct.Status.ACTIVE:
         raise UnknownSoftware("unknown or inactive homologation number")
     return product

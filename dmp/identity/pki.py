@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode
+from dmp.common.ttl_cache import clear_reference_caches
 
 ROOT_NAME = "IGC-Santé TEST Racine"
 ISSUING_NAME = "AC IGC-Santé TEST Personnes et Structures"
@@ -324,7 +325,7 @@ def certificate_register(
     from dmp.identity.models import Certificate, HealthProfessional, Structure
 
     certificate = issued.certificate
-    return Certificate.objects.update_or_create(
+    registered = Certificate.objects.update_or_create(
         fingerprint_sha256=issued.fingerprint,
         defaults={
             "serial_number": format(certificate.serial_number, "x"),
@@ -338,6 +339,8 @@ def certificate_register(
             "not_after": certificate.not_valid_after_utc,
         },
     )[0]
+    clear_reference_caches()
+    return registered
 
 
 _bundle_cache: dict[Path, tuple[float, list[x509.Certificate]]] = {}

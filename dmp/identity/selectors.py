@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from dmp.common.ttl_cache import TtlCache
 from dmp.identity.models import Certificate, HealthProfessional, LegalRepresentative, Structure
 
 
@@ -12,18 +13,29 @@ def legal_representative_get(*, patient_id: int, public_id: uuid.UUID) -> LegalR
     return LegalRepresentative.objects.filter(public_id=public_id, patient_id=patient_id).first()
 
 
+_certificates: TtlCache[Certificate | None] = TtlCache("certificates")
+_structures: TtlCache[Structure | None] = TtlCache("structures")
+
+
 def registered_certificate(fingerprint_sha256: str) -> Certificate | None:
-    """The unrevoked certificate registered under this fingerprint, with its owner loaded."""
-    return (
-        Certificate.objects.select_related("professional", "structure")
-        .filter(fingerprint_sha256=fingerprint_sha256, revoked_at__isnull=True)
-        .first()
+    """The unrevoked certificate registered under this fingerprint, with its owner loaded.
+
+    Remembered for `OPENDMP_REFERENCE_CACHE_SECONDS`: a revocation takes effect within that delay."""
+    return _certificates.get(
+        fingerprint_sha256,
+        lambda: (
+            Certificate.objects.select_related("professional", "structure")
+            .filter(fingerprint_sha256=fingerprint_sha256, revoked_at__isnull=True)
+            .first()
+        ),
     )
 
 
 def structure_get(id_nat: str) -> Structure | None:
     """The structure with this national identifier (Struct_IdNat); None if unknown or empty."""
-    return Structure.objects.filter(id_nat=id_nat).first() if id_nat else None
+    if not id_nat:
+        return None
+    return _structures.get(id_nat, lambda: Structure.objects.filter(id_nat=id_nat).first())
 
 
 def active_professional_get(national_id: str) -> HealthProfessional | None:
