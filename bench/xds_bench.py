@@ -313,12 +313,15 @@ def main() -> None:
             "$XDSDocumentEntryStatus": "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
         }
         found = registry_objects(leo.stored_query(StoredQuery.FIND_DOCUMENTS, params), "ExtrinsicObject")
-        query = stored_query_request(StoredQuery.FIND_DOCUMENTS, params)
         measure(
             f"ITI-18 FindDocuments ({len(found)} docs)",
             "queries",
             leo,
-            [Prepare(action=STORED_QUERY, body=query) for _ in range(2 * args.queries)],
+            # One body each: a message takes its body element into its envelope.
+            [
+                Prepare(action=STORED_QUERY, body=stored_query_request(StoredQuery.FIND_DOCUMENTS, params))
+                for _ in range(2 * args.queries)
+            ],
             accepted,
         )
         unique_ids = list(
