@@ -500,9 +500,17 @@ def _esc(value: str) -> str:
 
 
 def _slot_text(out: list[str], name: str, values: Iterable[str]) -> None:
-    out.append(f'<rim:Slot name="{_esc(name)}"><rim:ValueList>')
+    """A slot; `name` is one of this module's literals, never outside data."""
+    out.append(f'<rim:Slot name="{name}"><rim:ValueList>')
     out.extend(f"<rim:Value>{_esc(value)}</rim:Value>" for value in values)
     out.append("</rim:ValueList></rim:Slot>")
+
+
+def _slot_safe(out: list[str], name: str, value: str) -> None:
+    """A one-value slot whose value this module formatted (a time, a number): nothing to escape."""
+    out.append(
+        f'<rim:Slot name="{name}"><rim:ValueList><rim:Value>{value}</rim:Value></rim:ValueList></rim:Slot>'
+    )
 
 
 def _localized_text(out: list[str], tag: str, value: str) -> None:
@@ -514,7 +522,7 @@ def _classification_text(
     out: list[str], scheme: str, classified: str, code: CodedValue | None, ident: str, *, close: bool = True
 ) -> None:
     out.append(
-        f'<rim:Classification id="{_esc(ident)}" classificationScheme="{scheme}" '
+        f'<rim:Classification id="{ident}" classificationScheme="{scheme}" '
         f'classifiedObject="{classified}" nodeRepresentation="{_esc(code.code) if code else ""}" '
         f'objectType="{_CLASSIFICATION_TYPE}">'
     )
@@ -544,7 +552,7 @@ def _external_text(
     out: list[str], scheme: str, registry_object: str, value: str, name: str, ident: str
 ) -> None:
     out.append(
-        f'<rim:ExternalIdentifier id="{_esc(ident)}" identificationScheme="{scheme}" '
+        f'<rim:ExternalIdentifier id="{ident}" identificationScheme="{scheme}" '
         f'registryObject="{registry_object}" value="{_esc(value)}" objectType="{_EXTERNAL_TYPE}">'
     )
     _localized_text(out, "Name", name)
@@ -564,12 +572,12 @@ def _document_entry_text(
         f'<rim:ExtrinsicObject id="{entry}" mimeType="{_esc(document.mime_type)}" '
         f'objectType="{OBJECT_TYPE_STABLE}"{status}{lid}>'
     )
-    _slot_text(out, "creationTime", [format_dtm(document.creation_time)])
+    _slot_safe(out, "creationTime", format_dtm(document.creation_time))
     _slot_text(out, "languageCode", [document.language_code])
     if document.service_start_time:
-        _slot_text(out, "serviceStartTime", [format_dtm(document.service_start_time)])
+        _slot_safe(out, "serviceStartTime", format_dtm(document.service_start_time))
     if document.service_stop_time:
-        _slot_text(out, "serviceStopTime", [format_dtm(document.service_stop_time)])
+        _slot_safe(out, "serviceStopTime", format_dtm(document.service_stop_time))
     _slot_text(out, "sourcePatientId", [document.source_patient_id or document.patient_id])
     if document.source_patient_info:
         _slot_text(out, "sourcePatientInfo", document.source_patient_info)
@@ -582,7 +590,7 @@ def _document_entry_text(
         _slot_text(out, "hash", [hash_value])
     size_value = extras.size if extras else document.declared_size
     if size_value is not None:
-        _slot_text(out, "size", [str(size_value)])
+        _slot_safe(out, "size", str(size_value))
     if extras and extras.repository_unique_id:
         _slot_text(out, "repositoryUniqueId", [extras.repository_unique_id])
     _localized_text(out, "Name", document.title)
