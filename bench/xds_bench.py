@@ -43,7 +43,9 @@ def configure(database: str) -> dict[str, str]:
         )
     env = dict(line.split("=", 1) for line in keys.read_text().splitlines() if "=" in line)
     env |= {
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        # OPENDMP_BENCH_DB_OPTIONS: a query string of backend options, e.g. ?server_side_binding=false
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}"
+        + os.environ.get("OPENDMP_BENCH_DB_OPTIONS", ""),
         "OPENDMP_BLOB_DIR": str(VAR / "blobs"),
         "OPENDMP_DATA_DIR": str(VAR),
         "OPENDMP_TRUST_BUNDLE": str(VAR / "pki" / "trust.pem"),

@@ -93,3 +93,15 @@ def test_a_production_configuration_passes_the_deploy_checks(tmp_path):
         OPENDMP_DATA_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_postgresql_prepares_repeated_statements_unless_told_not_to(db):
+    options = parse_database_url("postgres://u@db:5432/dmp")["OPTIONS"]
+    assert options == {"server_side_binding": True, "prepare_threshold": 5}
+    pooled = parse_database_url("postgres://u@db:5432/dmp?server_side_binding=false&sslmode=require")[
+        "OPTIONS"
+    ]
+    assert pooled == {"server_side_binding": False, "sslmode": "require"}
+    if connection.vendor == "postgresql":
+        # The test database itself runs with the default: statements are bound on the server.
+        assert type(connection.connection.cursor()).__name__ == "ServerBindingCursor"
