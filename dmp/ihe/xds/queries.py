@@ -564,23 +564,17 @@ def query_response(result: QueryResult, return_type: str) -> tuple[etree._Elemen
         for identifier in identifiers:
             etree.SubElement(object_list, q(RIM, "ObjectRef"), id=identifier)
         return response, {}
-    ids = ebrim.new_ids()
-    splices = {}
-    if result.documents:
-        key = secrets.token_hex(8)
-        soap.splice_point(object_list, key)
-        entries = [(document_input(d), document_extras(d)) for d in result.documents]
-        splices[key] = ebrim.document_entries_text(entries, ids).encode()
-    for subset in result.submission_sets:
-        ebrim.submission_set_package(
-            object_list, subset_input(subset), ids, _short_status(subset.availability_status)
-        )
-    for folder in result.folders:
-        ebrim.folder_package(
-            object_list, folder_input(folder), ids, _short_status(folder.availability_status)
-        )
-    for association in result.associations:
-        ebrim.association_element(
-            object_list, association_input(association), _short_status(association.availability_status)
-        )
+    objects = ebrim.RegistryObjects(
+        documents=[(document_input(d), document_extras(d)) for d in result.documents],
+        submission_sets=[
+            (subset_input(s), _short_status(s.availability_status)) for s in result.submission_sets
+        ],
+        folders=[(folder_input(f), _short_status(f.availability_status)) for f in result.folders],
+        associations=[
+            (association_input(a), _short_status(a.availability_status)) for a in result.associations
+        ],
+    )
+    key = secrets.token_hex(8)
+    soap.splice_point(object_list, key)
+    splices = {key: objects.text(ebrim.new_ids()).encode()}
     return response, splices

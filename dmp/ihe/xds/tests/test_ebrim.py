@@ -115,12 +115,14 @@ def test_text_xml_cannot_carry_is_refused_like_lxml_does(submission: SubmissionI
 
 
 def test_spliced_entries_read_like_entries_built_in_the_tree(submission: SubmissionInput) -> None:
-    entries = [(submission.documents[0], ebrim.RegistryExtras(version="1"))]
+    entries: list[tuple[DocumentInput, ebrim.RegistryExtras | None]] = [
+        (submission.documents[0], ebrim.RegistryExtras(version="1"))
+    ]
     built = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
     ebrim.document_entries(built, entries, FixedIds())
     spliced = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
     soap.splice_point(spliced, "k1")
-    text = ebrim.document_entries_text(entries, FixedIds()).encode()
+    text = ebrim.RegistryObjects(documents=entries).text(FixedIds()).encode()
     _, data = soap.encode(soap.envelope("urn:a", spliced), "urn:a", splices={"k1": text})
     received = soap.parse_message(soap.SOAP_TYPE, data).body
 
