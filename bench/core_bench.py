@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.xds_bench import configure, percentile  # noqa: E402
+from bench.xds_bench import PARAGRAPHS, bench_author, configure, percentile  # noqa: E402
 
 
 def _setup() -> None:
@@ -36,23 +36,15 @@ def _ingest(
     from django.db import connection
 
     from dmp.demo.personas import create_personas
-    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.services import submission_register
 
     personas = create_personas()
-    bernard, cabinet = personas.dr_bernard, personas.cabinet
-    caller = personas.ps(bernard, cabinet)
-    author = author_for(
-        person_id=bernard.national_id,
-        family_name=bernard.family_name,
-        given_name=bernard.given_name,
-        structure_id=cabinet.id_nat,
-        structure_name=cabinet.name,
-    )
-    paragraphs = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
+    caller = personas.ps(personas.dr_bernard, personas.cabinet)
+    author = bench_author(personas)
     submissions = [
         submission_for(
-            ins=personas.alice.identifier, author=author, drafts=[DocumentDraft(paragraphs=paragraphs)]
+            ins=personas.alice.identifier, author=author, drafts=[DocumentDraft(paragraphs=PARAGRAPHS)]
         )
         for _ in range(count)
     ]
@@ -108,14 +100,10 @@ def main() -> None:
     record = record_by_ins(personas.leo.identifier)
     if record is None:
         raise SystemExit("no record for the benchmark patient: build the registry with bench/xds_bench.py")
-    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.services import submission_register
 
-    author = author_for(
-        person_id=personas.dr_bernard.national_id,
-        family_name=personas.dr_bernard.family_name,
-        given_name=personas.dr_bernard.given_name,
-    )
+    author = bench_author(personas)
     missing = 50 - DocumentEntry.objects.filter(record=record).count()
     for _ in range(max(0, missing)):
         submission_register(

@@ -3,7 +3,8 @@
     .venv/bin/python bench/mhd_bench.py             # on the registry built by bench/xds_bench.py
 
 ITI-65 (one ~30 KB CDA per Bundle, N concurrent clients) and ITI-67 (a patient with 50
-documents), with p50/p95 latencies. Tokens are obtained once per client (10 minute lifetime).
+documents), with p50/p95 latencies, after WARM_UP untimed requests. Tokens are obtained once per
+client (10 minute lifetime).
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.xds_bench import configure, enrol_bench_card, gunicorn, report, run_concurrently  # noqa: E402
+from bench.xds_bench import (  # noqa: E402
+    PARAGRAPHS,
+    WARM_UP,
+    bench_author,
+    bench_claims,
+    configure,
+    enrol_bench_card,
+    gunicorn,
+    report,
+    run_concurrently,
+)
 
 
 def main() -> None:
@@ -32,35 +43,17 @@ def main() -> None:
     import django
 
     django.setup()
-    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.builders import DocumentDraft, submission_for
     from opendmp_client.fhir import bundle_for, fetch_token
-    from opendmp_client.vihf import VihfClaims
 
     personas, sign, homologation = enrol_bench_card("Bench LPS (FHIR)")
-    bernard = personas.dr_bernard
     port = 8766
     base = f"http://localhost:{port}/fhir"
     with gunicorn(port, args.workers, env):
-        author = author_for(
-            person_id=bernard.national_id,
-            family_name=bernard.family_name,
-            given_name=bernard.given_name,
-            structure_id=personas.cabinet.id_nat,
-            structure_name=personas.cabinet.name,
-        )
+        author = bench_author(personas)
 
         def token_for(ins_cx: str) -> str:
-            claims = VihfClaims(
-                subject_id=bernard.national_id,
-                subject_name=bernard.display_name,
-                profession="10",
-                structure_id=personas.cabinet.id_nat,
-                patient_ins=ins_cx,
-                lps_id="1.2.250.1.999.9.9",
-                lps_name="Bench LPS",
-                lps_version="1",
-                homologation=homologation,
-            )
+            claims = bench_claims(personas, homologation, ins_cx)
             return fetch_token(claims, key=sign.key, certificate=sign.certificate, token_url=f"{base}/token")
 
         def call(method: str, url: str, token: str, body: bytes | None = None) -> bytes:
@@ -73,7 +66,6 @@ def main() -> None:
             with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310
                 return bytes(reply.read())
 
-        paragraphs = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
         alice_token = token_for(personas.alice.identifier.hl7())
         bundles = [
             json.dumps(
@@ -81,16 +73,22 @@ def main() -> None:
                     submission_for(
                         ins=personas.alice.identifier,
                         author=author,
-                        drafts=[DocumentDraft(paragraphs=paragraphs)],
+                        drafts=[DocumentDraft(paragraphs=PARAGRAPHS)],
                     )
                 )
             ).encode()
-            for _ in range(args.submissions)
+            for _ in range(WARM_UP + args.submissions)
         ]
 
         def submit(_worker: int, index: int) -> None:
             call("POST", f"{base}/", alice_token, bundles[index])
 
+        warm, bundles = bundles[:WARM_UP], bundles[WARM_UP:]
+
+        def warm_up(_worker: int, index: int) -> None:
+            call("POST", f"{base}/", alice_token, warm[index])
+
+        run_concurrently(args.clients, WARM_UP, warm_up)
         elapsed, latencies = run_concurrently(args.clients, args.submissions, submit)
         report(f"ITI-65 (~30 KB CDA, {args.clients} clients)", args.submissions, elapsed, latencies, "docs")
         leo_token = token_for(personas.leo.identifier.hl7())
@@ -101,6 +99,7 @@ def main() -> None:
         def query(_worker: int, _index: int) -> None:
             call("GET", url, leo_token)
 
+        run_concurrently(args.clients, WARM_UP, query)
         elapsed, latencies = run_concurrently(args.clients, args.queries, query)
         report(f"ITI-67 search ({found} docs)", args.queries, elapsed, latencies, "queries")
 

@@ -24,7 +24,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.xds_bench import configure, enrol_bench_card, recreate_database  # noqa: E402
+from bench.xds_bench import (  # noqa: E402
+    PARAGRAPHS,
+    bench_author,
+    bench_claims,
+    configure,
+    enrol_bench_card,
+    recreate_database,
+)
 
 
 def main() -> None:
@@ -49,11 +56,10 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from dmp.documents.builders import DocumentDraft, author_for, submission_for
+    from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.models import DocumentEntry
     from dmp.ihe.xds.ebrim import provide_and_register_request
     from dmp.ihe.xds.queries import StoredQuery
-    from opendmp_client.vihf import VihfClaims
     from opendmp_client.xds import (
         PROVIDE_AND_REGISTER,
         RETRIEVE,
@@ -64,39 +70,22 @@ def main() -> None:
     )
 
     personas, sign, homologation = enrol_bench_card("Profile LPS")
-    bernard, cabinet = personas.dr_bernard, personas.cabinet
-    author = author_for(
-        person_id=bernard.national_id,
-        family_name=bernard.family_name,
-        given_name=bernard.given_name,
-        structure_id=cabinet.id_nat,
-        structure_name=cabinet.name,
-    )
+    author = bench_author(personas)
 
     def client_for(ins_cx: str) -> XdsClient:
-        claims = VihfClaims(
-            subject_id=bernard.national_id,
-            subject_name=bernard.display_name,
-            profession="10",
-            specialty="SM26",
-            structure_id=cabinet.id_nat,
-            patient_ins=ins_cx,
-            lps_id="1.2.250.1.999.9.9",
-            lps_name="Profile LPS",
-            lps_version="1",
-            homologation=homologation,
-        )
         return XdsClient(
-            endpoint="http://testserver/ihe/xds/", claims=claims, key=sign.key, certificate=sign.certificate
+            endpoint="http://testserver/ihe/xds/",
+            claims=bench_claims(personas, homologation, ins_cx, "Profile LPS"),
+            key=sign.key,
+            certificate=sign.certificate,
         )
 
     web = Client()
-    paragraphs = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
 
     def submission(patient: Any) -> dict[str, Any]:
         body, attachments = provide_and_register_request(
             submission_for(
-                ins=patient.identifier, author=author, drafts=[DocumentDraft(paragraphs=paragraphs)]
+                ins=patient.identifier, author=author, drafts=[DocumentDraft(paragraphs=PARAGRAPHS)]
             ),
             mtom=True,
         )

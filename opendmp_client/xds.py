@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -72,6 +73,15 @@ class RetrievedDocument:
     content: bytes
 
 
+class RequestOptions(TypedDict, total=False):
+    """How `XdsClient.prepare` builds a request besides its action and body."""
+
+    attachments: Mapping[str, bytes] | None  # content id -> bytes, sent as MTOM parts
+    mtom: bool  # MTOM even without attachments
+    claims: VihfClaims | None  # instead of the client's own (another patient, break-glass...)
+    security: etree._Element | None  # a ready-made VIHF instead of a freshly signed one
+
+
 @dataclass
 class XdsClient:
     endpoint: str
@@ -85,19 +95,8 @@ class XdsClient:
 
     # -- transport -------------------------------------------------------------------------
 
-    def call(
-        self,
-        action: str,
-        body: etree._Element,
-        *,
-        attachments: Mapping[str, bytes] | None = None,
-        mtom: bool = False,
-        claims: VihfClaims | None = None,
-        security: etree._Element | None = None,
-    ) -> SoapResponse:
-        return self.send(
-            *self.prepare(action, body, attachments=attachments, mtom=mtom, claims=claims, security=security)
-        )
+    def call(self, action: str, body: etree._Element, **options: Unpack[RequestOptions]) -> SoapResponse:
+        return self.send(*self.prepare(action, body, **options))
 
     def prepare(
         self,

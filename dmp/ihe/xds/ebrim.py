@@ -476,16 +476,15 @@ def _classification_text(
 
 def _author_text(out: list[str], scheme: str, classified: str, author: Author, ident: str) -> None:
     _classification_text(out, scheme, classified, None, ident, close=False)
-    if author.person:
-        _slot_text(out, "authorPerson", [author.person])
-    if author.institutions:
-        _slot_text(out, "authorInstitution", author.institutions)
-    if author.roles:
-        _slot_text(out, "authorRole", author.roles)
-    if author.specialties:
-        _slot_text(out, "authorSpecialty", author.specialties)
-    if author.telecom:
-        _slot_text(out, "authorTelecommunication", author.telecom)
+    for name, values in (
+        ("authorPerson", (author.person,) if author.person else ()),
+        ("authorInstitution", author.institutions),
+        ("authorRole", author.roles),
+        ("authorSpecialty", author.specialties),
+        ("authorTelecommunication", author.telecom),
+    ):
+        if values:
+            _slot_text(out, name, values)
     out.append("</rim:Classification>")
 
 
