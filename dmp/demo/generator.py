@@ -12,12 +12,14 @@ integrity error, never wrong bytes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.management.color import no_style
@@ -50,6 +52,7 @@ from dmp.documents.blobstore import (
     new_wrapped_key,
     unwrap_key,
 )
+from dmp.documents.builders import author_for
 from dmp.documents.models import (
     Association,
     AssociationType,
@@ -212,6 +215,44 @@ class _Ids:
         value = self.next[model]
         self.next[model] = value + 1
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _xds_author_cached(
+    national_id: str,
+    family_name: str,
+    given_name: str,
+    profession: str,
+    specialty: str,
+    id_nat: str,
+    name: str,
+) -> dict[str, Any]:
+    return (
+        author_for(
+            person_id=national_id,
+            family_name=family_name,
+            given_name=given_name,
+            profession_code=profession,
+            specialty_code=specialty,
+            structure_id=id_nat,
+            structure_name=name,
+        )
+        .xds()
+        .model_dump(mode="json")
+    )
+
+
+def _xds_author(professional: HealthProfessional, structure: Structure) -> dict[str, Any]:
+    """The XDS author (metadata JSON) of a generated document, as a submission would carry it."""
+    return _xds_author_cached(
+        professional.national_id,
+        professional.family_name,
+        professional.given_name,
+        professional.profession_code,
+        professional.specialty_code,
+        structure.id_nat,
+        structure.name,
+    )
 
 
 def generate_population(
@@ -449,6 +490,7 @@ def _documents_for(
         unique_id = f"1.2.250.1.999.2.{record.id}.{position + 1}"
         replaces = previous if previous is not None and rng.random() < 0.05 else None
         content_author = cda_author(author, structure, hospital=kind.hospital)
+        xds_authors = [_xds_author(author, structure)]
         content = b""
         digests = Digests(sha1="", sha256="", size=0)
         if key is not None:
@@ -505,7 +547,7 @@ def _documents_for(
             source_id="1.2.250.1.999.2",
             submission_time=when,
             content_type_code={"code": "11", "scheme": "1.2.250.1.71.4.2.2", "display": ""},
-            authors=[],
+            authors=xds_authors,
             intended_recipients=[],
             patient_id=patient_id,
             submitted_by_id=author.national_id,
@@ -556,7 +598,7 @@ def _documents_for(
             source_patient_id=patient_id,
             source_patient_info=[],
             reference_ids=[],
-            authors=[],
+            authors=xds_authors,
             submitted_by_id=author.national_id,
             submitted_by_structure_id=structure.id_nat,
             registered_at=when,

@@ -29,6 +29,12 @@ def test_a_small_population_has_every_state_and_a_valid_trail(transactional_db, 
     assert Authorisation.objects.filter(status=Authorisation.Status.BLOCKED).exists()
     assert AuditEvent.objects.filter(access_mode="bris_de_glace").exists()
     assert verify_audit_trail().ok
+    # Generated metadata names its author as a submission would (XDS author, and the author row).
+    for document in documents.prefetch_related("author_rows")[:20]:
+        (author,) = document.authors
+        assert author["person_id"] == document.submitted_by_id == document.author_rows.get().person_id
+        assert author["person"].startswith(f"{document.submitted_by_id}^")
+        assert author["institutions"] and author["roles"]
     # Idempotent with --if-empty: a second run adds nothing.
     before = documents.count()
     call_command("demo_generate", "--patients", "60", "--if-empty")
