@@ -214,7 +214,7 @@ def test_addendum_and_transform_link_documents_without_deprecating_the_original(
     assert DocumentEntry.objects.count() == before
 
 
-def test_a_folder_records_when_it_last_gained_a_member(personas):
+def test_other_submissions_leave_a_folders_update_time_alone(personas):
     bernard = personas.ps(personas.dr_bernard)
     submission = publish_input(personas, bernard, [DocumentDraft()])
     folder = FolderInput(
