@@ -6,6 +6,7 @@ both raise `NotFound`, and lists simply leave them out.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,23 +61,34 @@ def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
 
 
 def of_one_record(documents: QuerySet[DocumentEntry], record: Record, limit: int) -> list[DocumentEntry]:
-    """The first `limit` documents of a query confined to `record`, with their authors.
+    """The first `limit` documents of a query confined to `record`, with their authors' ids.
 
     The record and its patient are the same for every row: they are attached rather than
     joined, which spares building two more model instances per row of a search.
     """
-    rows = list(documents.prefetch_related(_AUTHOR_ROWS)[:limit])
+    rows = list(documents[:limit])
     record.patient  # noqa: B018 - loads the patient once, shared by every row
+    # Author ids as plain tuples: a prefetch would build a model instance and a related manager
+    # per author, 6 ms of a 50-document search for two strings each.
+    pairs: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    if rows:
+        for document_id, person_id, structure_id in DocumentAuthor.objects.filter(
+            document_id__in=[row.pk for row in rows]
+        ).values_list("document_id", "person_id", "structure_id"):
+            pairs[document_id].append((person_id, structure_id))
     for row in rows:
         row.record = record
+        row.author_pairs = tuple(pairs.get(row.pk, ()))
     return rows
 
 
 def document_facts(document: DocumentEntry) -> DocumentFacts:
     """Policy facts of a stored document. The authenticated submitter counts as an author."""
-    authors = list(document.author_rows.all())
-    person_ids = {a.person_id for a in authors if a.person_id}
-    structure_ids = {a.structure_id for a in authors if a.structure_id}
+    pairs = document.author_pairs
+    if pairs is None:
+        pairs = tuple((a.person_id, a.structure_id) for a in document.author_rows.all())
+    person_ids = {person for person, _ in pairs if person}
+    structure_ids = {structure for _, structure in pairs if structure}
     if document.submitted_by_id:
         person_ids.add(document.submitted_by_id)
     if document.submitted_by_structure_id:

@@ -34,7 +34,8 @@ def test_a_small_population_has_every_state_and_a_valid_trail(transactional_db, 
         (author,) = document.authors
         assert author["person_id"] == document.submitted_by_id == document.author_rows.get().person_id
         assert author["person"].startswith(f"{document.submitted_by_id}^")
-        assert author["institutions"] and author["roles"]
+        assert author["institutions"]
+        assert author["roles"]
     # Idempotent with --if-empty: a second run adds nothing.
     before = documents.count()
     call_command("demo_generate", "--patients", "60", "--if-empty")

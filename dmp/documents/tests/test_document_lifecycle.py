@@ -269,3 +269,25 @@ def test_other_submissions_leave_a_folders_update_time_alone(personas):
         submission_register(caller=bernard, submission=filed)
     assert DocumentEntry.objects.count() == before
     assert Folder.objects.get(pk=created.pk).last_update_time == first_update
+
+
+def test_an_author_who_did_not_submit_still_finds_the_masked_document(personas):
+    # Authorship comes from the author rows, read in bulk by searches (not from the submitter).
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    author = author_for(
+        person_id=moreau.actor.person_id,
+        family_name="Moreau",
+        given_name="X",
+        profession_code=moreau.actor.profession_code,
+    )
+    submission = submission_for(ins=personas.alice.identifier, author=author, drafts=[DocumentDraft()])
+    document = submission_register(caller=bernard, submission=submission).documents[0]
+    document_change_confidentiality(
+        caller=personas.patient(personas.alice),
+        entry_uuid=document.entry_uuid,
+        change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+    )
+    found = document_search(caller=moreau, record=personas.alice.record, query=DocumentQuery())
+    assert [v.document.unique_id for v in found] == [document.unique_id]
+    assert found[0].document.author_pairs == ((moreau.actor.person_id, ""),)
