@@ -156,8 +156,16 @@ def audit_record(
     event.save(force_insert=True)
     head.save(update_fields=["sequence", "hash"])
     if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
-        transaction.on_commit(_after_exceptional_access)
+        _notify_after_commit()
     return event
+
+
+def _notify_after_commit() -> None:
+    """Queue the notice hooks once per transaction, however many exceptional events it holds
+    (a break-glass submission of ten documents is one notice run, not ten)."""
+    pending = transaction.get_connection().run_on_commit
+    if not any(entry[1] is _after_exceptional_access for entry in pending):
+        transaction.on_commit(_after_exceptional_access)
 
 
 @dataclass(frozen=True, slots=True)

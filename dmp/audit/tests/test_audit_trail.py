@@ -108,3 +108,26 @@ def test_a_forged_checkpoint_is_detected(personas):
 def test_a_clean_trail_verifies(personas):
     audit_checkpoint_create()
     call_command("audit_verify")
+
+
+def test_exceptional_access_notices_are_queued_once_per_transaction(transactional_db, personas, monkeypatch):
+    # Real commits (transactional_db): the hooks run when the outermost transaction commits.
+    from dmp.audit import services
+    from dmp.audit.services import Subject, audit_record
+
+    calls: list[str] = []
+    monkeypatch.setattr(services, "EXCEPTIONAL_ACCESS_HOOKS", [lambda: calls.append("notice")])
+    durand = personas.ps(personas.dr_durand, mode=AccessMode.BREAK_GLASS, reason="urgence")
+    record = record_by_ins(personas.alice.identifier)
+    subject = Subject(record_id=record.pk, patient_ins=personas.alice.ins)
+    with transaction.atomic():
+        for _ in range(3):  # e.g. three documents of one break-glass submission
+            audit_record(caller=durand, action=AuditAction.DOCUMENT_PUBLISH, subject=subject)
+        assert calls == []  # nothing before the commit
+    assert calls == ["notice"]
+    # A normal access queues nothing; the next exceptional transaction queues again.
+    with transaction.atomic():
+        audit_record(caller=personas.ps(personas.dr_moreau), action=AuditAction.RECORD_TEST, subject=subject)
+    with transaction.atomic():
+        audit_record(caller=durand, action=AuditAction.RECORD_TEST, subject=subject)
+    assert calls == ["notice", "notice"]
