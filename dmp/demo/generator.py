@@ -12,7 +12,6 @@ integrity error, never wrong bytes.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import random
 import time
@@ -42,6 +41,7 @@ from dmp.demo.catalogue import (
 )
 from dmp.demo.content import cda_author, cda_patient, document_bytes
 from dmp.demo.personas import Personas, create_personas
+from dmp.demo.scenarios import author_info
 from dmp.documents.blobstore import (
     BlobStore,
     DataKey,
@@ -52,7 +52,6 @@ from dmp.documents.blobstore import (
     new_wrapped_key,
     unwrap_key,
 )
-from dmp.documents.builders import author_for
 from dmp.documents.models import (
     Association,
     AssociationType,
@@ -124,6 +123,8 @@ class _Pools:
     hospitals: list[Structure]
     practices: list[Structure]
     by_profession: dict[str, list[tuple[HealthProfessional, Structure]]]
+    # Each professional's XDS author (metadata JSON), as a submission from them would carry it.
+    xds_authors: dict[int, dict[str, Any]]
 
 
 def _bulk_identities(rng: random.Random, patients: int) -> _Pools:
@@ -191,6 +192,11 @@ def _bulk_identities(rng: random.Random, patients: int) -> _Pools:
         hospitals=[s for s in structures if s.sector_code == "SA01"],
         practices=[s for s in structures if s.sector_code != "SA01"],
         by_profession=pools,
+        xds_authors={
+            professional.pk: author_info(professional, structure).xds().model_dump(mode="json")
+            for members in pools.values()
+            for professional, structure in members
+        },
     )
 
 
@@ -215,44 +221,6 @@ class _Ids:
         value = self.next[model]
         self.next[model] = value + 1
         return value
-
-
-@functools.lru_cache(maxsize=4096)
-def _xds_author_cached(
-    national_id: str,
-    family_name: str,
-    given_name: str,
-    profession: str,
-    specialty: str,
-    id_nat: str,
-    name: str,
-) -> dict[str, Any]:
-    return (
-        author_for(
-            person_id=national_id,
-            family_name=family_name,
-            given_name=given_name,
-            profession_code=profession,
-            specialty_code=specialty,
-            structure_id=id_nat,
-            structure_name=name,
-        )
-        .xds()
-        .model_dump(mode="json")
-    )
-
-
-def _xds_author(professional: HealthProfessional, structure: Structure) -> dict[str, Any]:
-    """The XDS author (metadata JSON) of a generated document, as a submission would carry it."""
-    return _xds_author_cached(
-        professional.national_id,
-        professional.family_name,
-        professional.given_name,
-        professional.profession_code,
-        professional.specialty_code,
-        structure.id_nat,
-        structure.name,
-    )
 
 
 def generate_population(
@@ -490,7 +458,7 @@ def _documents_for(
         unique_id = f"1.2.250.1.999.2.{record.id}.{position + 1}"
         replaces = previous if previous is not None and rng.random() < 0.05 else None
         content_author = cda_author(author, structure, hospital=kind.hospital)
-        xds_authors = [_xds_author(author, structure)]
+        xds_authors = [pools.xds_authors[author.pk]]
         content = b""
         digests = Digests(sha1="", sha256="", size=0)
         if key is not None:
