@@ -11,7 +11,6 @@ password + one-time code, then requests each page `--repeat` times and prints p5
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -21,35 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 VAR = ROOT / "var" / "bench-patient"
 
+from bench.xds_bench import bench_env  # noqa: E402
+
 
 def configure(args: argparse.Namespace) -> None:
-    import base64
-    import secrets
-
-    VAR.mkdir(parents=True, exist_ok=True)
-    keys = VAR / "keys.env"
-    if not keys.exists():
-        keys.write_text(
-            f"DJANGO_SECRET_KEY=bench-{secrets.token_urlsafe(32)}\n"
-            f"OPENDMP_MASTER_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}\n"
-            f"OPENDMP_AUDIT_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}\n"
-        )
-    env = dict(line.split("=", 1) for line in keys.read_text().splitlines() if "=" in line)
     database = (
         f"postgres://postgres@127.0.0.1:5432/{args.postgres}"
         if args.postgres
         else f"sqlite:///{VAR / 'bench.sqlite3'}"
     )
-    env |= {
-        "DATABASE_URL": database,
-        "OPENDMP_BLOB_DIR": str(VAR / "blobs"),
-        "OPENDMP_DATA_DIR": str(VAR),
-        "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-        "OPENDMP_DEMO": "true",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "OPENDMP_MESSAGE_GATEWAY": "outbox",
-    }
-    os.environ.update(env)
+    bench_env(VAR, database, OPENDMP_MESSAGE_GATEWAY="outbox")
 
 
 def percentile(values: list[float], fraction: float) -> float:

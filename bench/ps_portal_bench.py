@@ -12,9 +12,6 @@ templates; no network). The budget is 300 ms per page.
 from __future__ import annotations
 
 import argparse
-import base64
-import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -23,46 +20,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 VAR = ROOT / "var" / "bench-pro"
 BUDGET_MS = 300
 
+from bench.xds_bench import bench_env, recreate_database  # noqa: E402
+
 
 def configure(postgres: bool) -> dict[str, str]:
-    VAR.mkdir(parents=True, exist_ok=True)
-    keys = VAR / "keys.env"
-    if not keys.exists():
-        keys.write_text(
-            f"DJANGO_SECRET_KEY=bench-{secrets.token_urlsafe(32)}\n"
-            f"OPENDMP_MASTER_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}\n"
-            f"OPENDMP_AUDIT_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}\n"
-        )
-    env = dict(line.split("=", 1) for line in keys.read_text().splitlines() if "=" in line)
     database = (
         "postgres://postgres@127.0.0.1:5432/opendmp_bench_pro"
         if postgres
         else f"sqlite:///{VAR / 'bench.sqlite3'}"
     )
-    env |= {
-        "DATABASE_URL": database,
-        "OPENDMP_BLOB_DIR": str(VAR / "blobs"),
-        "OPENDMP_DATA_DIR": str(VAR),
-        "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-        "OPENDMP_DEMO": "true",
-        # Static files through the finders (no collectstatic manifest needed); DEBUG stays off.
-        "OPENDMP_TESTING": "true",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    os.environ.update(env)
-    return env
+    # Static files through the finders (no collectstatic manifest needed); DEBUG stays off.
+    return bench_env(VAR, database, OPENDMP_TESTING="true")
 
 
 def build(postgres: bool, patients: int) -> None:
     if postgres:
-        import psycopg
-
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
-            connection.execute('DROP DATABASE IF EXISTS "opendmp_bench_pro"')
-            connection.execute('CREATE DATABASE "opendmp_bench_pro"')
+        recreate_database("opendmp_bench_pro")
     else:
         (VAR / "bench.sqlite3").unlink(missing_ok=True)
     python = sys.executable
@@ -96,7 +73,6 @@ def main() -> None:
     configure(args.postgres)
     if not args.reuse:
         build(args.postgres, args.patients)
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

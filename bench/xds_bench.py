@@ -32,9 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-xds"
 
 
-def configure(database: str) -> dict[str, str]:
-    VAR.mkdir(parents=True, exist_ok=True)
-    keys = VAR / "keys.env"
+def bench_env(var: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The settings every bench shares, plus `extra`: keys kept in `var`/keys.env (made on first
+    run), the database, blobs and data under `var`, demo mode. Also set in this process's environment."""
+    var.mkdir(parents=True, exist_ok=True)
+    keys = var / "keys.env"
     if not keys.exists():
         keys.write_text(
             f"DJANGO_SECRET_KEY=bench-{secrets.token_urlsafe(32)}\n"
@@ -43,18 +45,22 @@ def configure(database: str) -> dict[str, str]:
         )
     env = dict(line.split("=", 1) for line in keys.read_text().splitlines() if "=" in line)
     env |= {
-        # OPENDMP_BENCH_DB_OPTIONS: a query string of backend options, e.g. ?server_side_binding=false
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}"
-        + os.environ.get("OPENDMP_BENCH_DB_OPTIONS", ""),
-        "OPENDMP_BLOB_DIR": str(VAR / "blobs"),
-        "OPENDMP_DATA_DIR": str(VAR),
-        "OPENDMP_TRUST_BUNDLE": str(VAR / "pki" / "trust.pem"),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": database_url,
+        "OPENDMP_BLOB_DIR": str(var / "blobs"),
+        "OPENDMP_DATA_DIR": str(var),
+        "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
         "OPENDMP_DEMO": "true",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        **extra,
     }
     os.environ.update(env)
     return env
+
+
+def configure(database: str) -> dict[str, str]:
+    # OPENDMP_BENCH_DB_OPTIONS: a query string of backend options, e.g. ?server_side_binding=false
+    url = f"postgres://postgres@127.0.0.1:5432/{database}" + os.environ.get("OPENDMP_BENCH_DB_OPTIONS", "")
+    return bench_env(VAR, url, OPENDMP_TRUST_BUNDLE=str(VAR / "pki" / "trust.pem"))
 
 
 def recreate_database(database: str) -> None:
@@ -111,16 +117,9 @@ PARAGRAPHS = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " *
 
 def bench_author(personas: Any) -> Any:
     """Dr Bernard at his practice, author of the benchmark documents (needs django.setup())."""
-    from dmp.documents.builders import author_for
+    from dmp.demo.scenarios import author_info
 
-    bernard, cabinet = personas.dr_bernard, personas.cabinet
-    return author_for(
-        person_id=bernard.national_id,
-        family_name=bernard.family_name,
-        given_name=bernard.given_name,
-        structure_id=cabinet.id_nat,
-        structure_name=cabinet.name,
-    )
+    return author_info(personas.dr_bernard, personas.cabinet)
 
 
 def bench_claims(personas: Any, homologation: str, patient_ins: str, lps_name: str = "Bench LPS") -> Any:

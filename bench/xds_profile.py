@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import subprocess
 import sys
@@ -43,7 +42,6 @@ def main() -> None:
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last request of each kind")
     args = parser.parse_args()
     configure(args.database)
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
     fresh = args.database != "opendmp_bench_xds"
     if fresh:
         recreate_database(args.database)
