@@ -343,10 +343,33 @@ def certificate_register(
     return registered
 
 
-_bundle_cache: dict[Path, tuple[float, list[x509.Certificate]]] = {}
+@dataclass
+class _TrustBundle:
+    mtime: float
+    anchors: list[x509.Certificate]
+    # Chains verified against these anchors: (fingerprint, signature usage required) -> the window
+    # in which the whole chain is valid. Forgotten with the bundle when its file changes.
+    verified: dict[tuple[str, bool], tuple[dt.datetime, dt.datetime]] = field(default_factory=dict)
 
 
-_verified_chains: dict[tuple[str, Path, float, bool], tuple[dt.datetime, dt.datetime]] = {}
+_bundles: dict[Path, _TrustBundle] = {}
+
+
+def _trust_bundle(path: Path) -> _TrustBundle | None:
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    loaded = _bundles.get(path)
+    if loaded is None or loaded.mtime != mtime:
+        loaded = _bundles[path] = _TrustBundle(mtime, load_pem_bundle(path.read_bytes()))
+    return loaded
+
+
+def trust_anchors(path: Path) -> list[x509.Certificate]:
+    """The trust bundle at `path` (re-read when it changes); empty when absent."""
+    loaded = _trust_bundle(path)
+    return loaded.anchors if loaded is not None else []
 
 
 def verify_against_bundle(
@@ -362,33 +385,20 @@ def verify_against_bundle(
     costs a dictionary lookup and the validity check instead of a chain walk on every request.
     Registration and revocation are decided elsewhere, from the database, on every request."""
     moment = at or clock.now()
-    anchors = trust_anchors(bundle)
-    key = (
-        fingerprint_of(certificate),
-        bundle,
-        _bundle_cache[bundle][0] if anchors else 0.0,
-        require_signature_usage,
-    )
-    window = _verified_chains.get(key)
+    loaded = _trust_bundle(bundle)
+    if loaded is None:  # no bundle: nothing is trusted, refused with verify_certificate's reason
+        verify_certificate(
+            certificate, anchors=[], at=moment, require_signature_usage=require_signature_usage
+        )
+        return
+    key = (fingerprint_of(certificate), require_signature_usage)
+    window = loaded.verified.get(key)
     if window is None:
         window = verify_certificate(
-            certificate, anchors=anchors, at=moment, require_signature_usage=require_signature_usage
+            certificate, anchors=loaded.anchors, at=moment, require_signature_usage=require_signature_usage
         )
-        if len(_verified_chains) >= 10_000:
-            _verified_chains.clear()
-        _verified_chains[key] = window
+        if len(loaded.verified) >= 10_000:
+            loaded.verified.clear()
+        loaded.verified[key] = window
     elif not window[0] <= moment <= window[1]:
         raise CertificateRejected("certificate outside its validity period")
-
-
-def trust_anchors(path: Path) -> list[x509.Certificate]:
-    """The trust bundle at `path` (re-read when it changes); empty when absent."""
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        return []
-    cached = _bundle_cache.get(path)
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, load_pem_bundle(path.read_bytes()))
-        _bundle_cache[path] = cached
-    return cached[1]

@@ -253,8 +253,10 @@ def caller_from_vihf(
     known = _bound_certificate(facts)
     if client_certificate is not None:
         _check_tls_client(client_certificate, known)
-    # In indirect mode the certificate's structure is the VIHF's (checked by _bound_certificate).
-    structure = known.structure if known.structure is not None else structure_get(facts.structure_id)
+    # In indirect mode the certificate brings the VIHF's structure (checked by _bound_certificate).
+    structure = known.structure
+    if structure is None or structure.id_nat != facts.structure_id:
+        structure = structure_get(facts.structure_id)
     if facts.structure_id and structure is None:
         raise VihfRejected("unknown structure in the VIHF")
     professional: HealthProfessional | None
