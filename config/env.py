@@ -111,10 +111,9 @@ def parse_database_url(url: str) -> dict[str, object]:
         # on the SOAP bench. Behind a transaction-mode pooler, pass ?server_side_binding=false.
         binding = str(options.pop("server_side_binding", "true")).lower() in {"1", "true", "yes"}
         options["server_side_binding"] = binding
-        if binding:
-            options["prepare_threshold"] = int(str(options.get("prepare_threshold", "5")))
-        elif "prepare_threshold" in options:
-            options["prepare_threshold"] = int(str(options["prepare_threshold"]))
+        threshold = options.pop("prepare_threshold", "5" if binding else None)
+        if threshold is not None:
+            options["prepare_threshold"] = int(str(threshold))
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),

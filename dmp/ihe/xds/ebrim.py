@@ -503,11 +503,8 @@ def _document_entry_text(
     out: list[str], document: DocumentInput, ids: _Ids, extras: RegistryExtras | None
 ) -> None:
     entry = _esc(document.entry_uuid)
-    status = lid = ""
-    if extras is not None:
-        full = STATUS_PREFIX + extras.status if ":" not in extras.status else extras.status
-        status = f' status="{_esc(full)}"'
-        lid = f' lid="{_esc(extras.logical_id)}"' if extras.logical_id else ""
+    status = _status_attribute(extras.status) if extras is not None else ""
+    lid = f' lid="{_esc(extras.logical_id)}"' if extras is not None and extras.logical_id else ""
     out.append(
         f'<rim:ExtrinsicObject id="{entry}" mimeType="{_esc(document.mime_type)}" '
         f'objectType="{OBJECT_TYPE_STABLE}"{status}{lid}>'
@@ -561,17 +558,11 @@ def _document_entry_text(
     out.append("</rim:ExtrinsicObject>")
 
 
-def document_entries(
-    parent: etree._Element,
-    documents: Iterable[tuple[DocumentInput, RegistryExtras | None]],
-    ids: _Ids,
-) -> list[etree._Element]:
-    """Append one ExtrinsicObject per (document, registry extras) to `parent`, in order."""
-    return RegistryObjects(documents=list(documents)).append_to(parent, ids)
-
-
 def _status_attribute(status: str | None) -> str:
-    return f' status="{_esc(STATUS_PREFIX + status)}"' if status else ""
+    """` status="…"` for a short (Approved) or full (urn:…:StatusType:Approved) status, or nothing."""
+    if not status:
+        return ""
+    return f' status="{_esc(status if ":" in status else STATUS_PREFIX + status)}"'
 
 
 def _package_open(out: list[str], entry: str, status: str | None) -> None:

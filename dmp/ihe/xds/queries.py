@@ -550,7 +550,7 @@ def run_query(context: QueryContext, request: QueryRequest) -> QueryResult:
 
 
 def query_response(result: QueryResult, return_type: str) -> tuple[etree._Element, dict[str, bytes]]:
-    """The AdhocQueryResponse, and its DocumentEntries as text to splice in (`soap.encode`)."""
+    """The AdhocQueryResponse, and its registry objects as text to splice in (`soap.encode`)."""
     response = etree.Element(
         q(QUERY, "AdhocQueryResponse"),
         nsmap={"query": QUERY, "rim": RIM, "rs": RS},

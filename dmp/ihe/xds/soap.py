@@ -181,7 +181,7 @@ def encode(
 ) -> tuple[str, bytes]:
     """(Content-Type, body) of a message: plain SOAP 1.2, or MTOM when there are attachments.
 
-    `splices` are XML fragments written as text (the DocumentEntries of a query answer, hundreds
+    `splices` are XML fragments written as text (the registry objects of a query answer, hundreds
     of kilobytes): they replace their splice point in the serialised message instead of being
     parsed into the tree and serialised again. Each point must occur exactly once."""
     xml = xml_bytes(root)

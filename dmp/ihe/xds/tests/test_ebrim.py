@@ -86,7 +86,9 @@ def test_registry_extras_are_written(submission: SubmissionInput) -> None:
         logical_id="urn:uuid:l",
         version="3",
     )
-    (entry,) = ebrim.document_entries(holder, [(submission.documents[0], extras)], ebrim.new_ids())
+    (entry,) = ebrim.RegistryObjects(documents=[(submission.documents[0], extras)]).append_to(
+        holder, ebrim.new_ids()
+    )
     assert entry.getparent() is holder
     assert entry.get("status") == ebrim.STATUS_PREFIX + "Deprecated"
     assert entry.get("lid") == "urn:uuid:l"
@@ -110,7 +112,7 @@ def test_text_xml_cannot_carry_is_refused_like_lxml_does(submission: SubmissionI
     holder = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
     document = submission.documents[0].model_copy(update={"title": "bell \x07"})
     with pytest.raises(ValueError, match="XML compatible"):
-        ebrim.document_entries(holder, [(document, None)], ebrim.new_ids())
+        ebrim.RegistryObjects(documents=[(document, None)]).append_to(holder, ebrim.new_ids())
     assert len(holder) == 0
 
 
@@ -119,7 +121,7 @@ def test_spliced_entries_read_like_entries_built_in_the_tree(submission: Submiss
         (submission.documents[0], ebrim.RegistryExtras(version="1"))
     ]
     built = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
-    ebrim.document_entries(built, entries, FixedIds())
+    ebrim.RegistryObjects(documents=entries).append_to(built, FixedIds())
     spliced = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
     soap.splice_point(spliced, "k1")
     text = ebrim.RegistryObjects(documents=entries).text(FixedIds()).encode()
