@@ -113,6 +113,8 @@ def parse_database_url(url: str) -> dict[str, object]:
         options["server_side_binding"] = binding
         threshold = options.pop("prepare_threshold", "5" if binding else None)
         if threshold is not None:
+            if not str(threshold).isdigit():
+                raise ImproperlyConfigured(f"DATABASE_URL prepare_threshold {threshold!r} is not a count")
             options["prepare_threshold"] = int(str(threshold))
         return {
             "ENGINE": "django.db.backends.postgresql",

@@ -102,6 +102,8 @@ def test_postgresql_prepares_repeated_statements_unless_told_not_to(db):
         "OPTIONS"
     ]
     assert pooled == {"server_side_binding": False, "sslmode": "require"}
+    with pytest.raises(ImproperlyConfigured, match="prepare_threshold"):
+        parse_database_url("postgres://u@db:5432/dmp?prepare_threshold=often")
     if connection.vendor == "postgresql":
         # The test database itself runs with the default: statements are bound on the server.
         assert type(connection.connection.cursor()).__name__ == "ServerBindingCursor"
