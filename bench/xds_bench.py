@@ -241,6 +241,7 @@ def main() -> None:
     django.setup()
     from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.models import DocumentEntry
+    from dmp.ihe.xds.dsg import signed_submission
     from dmp.ihe.xds.ebrim import provide_and_register_request
     from dmp.ihe.xds.queries import StoredQuery
     from opendmp_client.xds import (
@@ -307,11 +308,16 @@ def main() -> None:
 
         submissions = []
         for _ in range(WARM_UP + 2 * args.submissions):
+            # The lot's XAdES signature is made here, outside the clock, like the CDA itself.
             body, attachments = provide_and_register_request(
-                submission_for(
-                    ins=personas.alice.identifier,
-                    author=author,
-                    drafts=[DocumentDraft(paragraphs=PARAGRAPHS)],
+                signed_submission(
+                    submission_for(
+                        ins=personas.alice.identifier,
+                        author=author,
+                        drafts=[DocumentDraft(paragraphs=PARAGRAPHS)],
+                    ),
+                    key=sign.key,
+                    certificate=sign.certificate,
                 ),
                 mtom=True,
             )

@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="functions listed per transaction")
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last request of each kind")
+    parser.add_argument(
+        "--plain", action="store_true", help="time the requests without the profiler or SQL capture"
+    )
     args = parser.parse_args()
     configure(args.database)
     fresh = args.database != "opendmp_bench_xds"
@@ -56,6 +59,7 @@ def main() -> None:
 
     from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.models import DocumentEntry
+    from dmp.ihe.xds.dsg import signed_submission
     from dmp.ihe.xds.ebrim import provide_and_register_request
     from dmp.ihe.xds.queries import StoredQuery
     from opendmp_client.xds import (
@@ -82,8 +86,12 @@ def main() -> None:
 
     def submission(patient: Any) -> dict[str, Any]:
         body, attachments = provide_and_register_request(
-            submission_for(
-                ins=patient.identifier, author=author, drafts=[DocumentDraft(paragraphs=PARAGRAPHS)]
+            signed_submission(
+                submission_for(
+                    ins=patient.identifier, author=author, drafts=[DocumentDraft(paragraphs=PARAGRAPHS)]
+                ),
+                key=sign.key,
+                certificate=sign.certificate,
             ),
             mtom=True,
         )
@@ -123,6 +131,12 @@ def main() -> None:
     }
     for name, requests in cases.items():
         post(requests.pop())  # warm-up: imports, connection, caches
+        if args.plain:
+            started = time.perf_counter()
+            for prepared in requests:
+                post(prepared)
+            print(f"== {name}: {(time.perf_counter() - started) / len(requests) * 1000:.1f} ms/request")
+            continue
         profile = cProfile.Profile()
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()

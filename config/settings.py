@@ -232,6 +232,9 @@ OPENDMP_REFERENCE_CACHE_SECONDS = env_int("OPENDMP_REFERENCE_CACHE_SECONDS", 30,
 
 # XDS channel (SOAP): the audience a VIHF must name, and mutual TLS through a trusted proxy.
 OPENDMP_VIHF_AUDIENCE = env_str("OPENDMP_VIHF_AUDIENCE", "urn:dmp")
+# Every ITI-41 lot carries its XAdES signature (DMP TD2.1/TD2.2); false only for generic XDS.b
+# test tools that know nothing of the DMP profile.
+OPENDMP_XDS_REQUIRE_LOT_SIGNATURE = env_bool("OPENDMP_XDS_REQUIRE_LOT_SIGNATURE", True)
 # Request header (WSGI name, e.g. HTTP_X_SSL_CLIENT_CERT) carrying the URL-encoded PEM client
 # certificate verified by the TLS-terminating proxy; empty when the proxy does not forward it.
 OPENDMP_TLS_CLIENT_CERT_HEADER = env_str("OPENDMP_TLS_CLIENT_CERT_HEADER", "")

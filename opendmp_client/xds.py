@@ -22,7 +22,7 @@ from lxml import etree
 from dmp.common.xml import parse_xml
 from dmp.documents.metadata import SubmissionInput
 from dmp.identity.ins import Ins, parse_hl7_ins
-from dmp.ihe.xds import ebrim, hl7v3, soap
+from dmp.ihe.xds import dsg, ebrim, hl7v3, soap
 from dmp.ihe.xds.ebrim import LCM, QUERY, RIM, RS, XDSB, XOP, RegistryError, q
 from opendmp_client.vihf import VihfClaims, signed_vihf
 
@@ -153,8 +153,17 @@ class XdsClient:
     # -- XDS.b -----------------------------------------------------------------------------
 
     def provide_and_register(
-        self, submission: SubmissionInput, *, mtom: bool = True, claims: VihfClaims | None = None
+        self,
+        submission: SubmissionInput,
+        *,
+        mtom: bool = True,
+        claims: VihfClaims | None = None,
+        sign_lot: bool = True,
     ) -> SoapResponse:
+        """ITI-41; the lot is signed (XAdES, as the DMP requires) with this client's key unless
+        `sign_lot` is false or `submission` already carries its signature document."""
+        if sign_lot and not any(dsg.is_signature(d) for d in submission.documents):
+            submission = dsg.signed_submission(submission, key=self.key, certificate=self.certificate)
         body, attachments = ebrim.provide_and_register_request(submission, mtom=mtom)
         return self.call(PROVIDE_AND_REGISTER, body, attachments=attachments, claims=claims)
 

@@ -136,6 +136,17 @@ class SubmissionInput(BaseModel):
     associations: tuple[AssociationInput, ...] = ()
 
 
+class SubmissionSignature(BaseModel):
+    """The verified signature of a submission set (XAdES, from the XDS channel), kept as its proof."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content: bytes = Field(repr=False)
+    unique_id: str  # of the signature document
+    signer_fingerprint: str  # SHA-256 of the signing certificate, registered to the submitter
+    signed_at: dt.datetime
+
+
 class ConfidentialityChange(BaseModel):
     """A TD3.3a/b change: set or clear one DMP confidentiality flag."""
 

@@ -51,6 +51,13 @@ class SubmissionSet(models.Model):
     submitted_by_structure_id = models.CharField(max_length=40, blank=True)
     software_name = models.CharField(max_length=128, blank=True)
     registered_at = models.DateTimeField(auto_now_add=True)
+    # The lot's verified XAdES signature (XDS channel): its bytes in the blob store by SHA-256,
+    # the signature document's uniqueId, the signing certificate and the signing time.
+    signature_sha256 = models.CharField(max_length=64, blank=True)
+    signature_size = models.PositiveIntegerField(default=0)
+    signature_unique_id = models.CharField(max_length=128, blank=True)
+    signature_signer_fingerprint = models.CharField(max_length=64, blank=True)
+    signature_time = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["record", "submission_time"], name="subset_record_time_idx")]

@@ -32,6 +32,7 @@ from dmp.documents.metadata import (
     ConfidentialityChange,
     DocumentInput,
     SubmissionInput,
+    SubmissionSignature,
 )
 from dmp.documents.models import (
     Association,
@@ -307,6 +308,12 @@ def _store_blobs(caller: Caller, plan: _Plan, documents: Iterable[DocumentInput]
         )
 
 
+def _store_signature(plan: _Plan, signature: SubmissionSignature) -> str:
+    """Stores the signature's bytes like a document's (durable before the metadata commits)."""
+    stored = default_blob_store().store(data_key_for(record_key_ensure(plan.record)), signature.content)
+    return stored.sha256
+
+
 def _check_duplicates(submission: SubmissionInput, plan: _Plan) -> None:
     unique_ids = [d.unique_id for d in submission.documents]
     problems = []
@@ -390,9 +397,15 @@ def _document_row(
 
 
 def submission_register(
-    *, caller: Caller, submission: SubmissionInput, expected_ins: Ins | None = None
+    *,
+    caller: Caller,
+    submission: SubmissionInput,
+    expected_ins: Ins | None = None,
+    signature: SubmissionSignature | None = None,
 ) -> RegisteredSubmission:
-    """Register a submission set and its documents, folders and associations, all or nothing."""
+    """Register a submission set and its documents, folders and associations, all or nothing.
+
+    `signature`, already verified by the channel, is kept with the submission set as its proof."""
     problems = submission_problems(submission)
     if problems:
         raise ValidationFailed(problems)
@@ -405,6 +418,7 @@ def submission_register(
             raise ValidationFailed(extra)
     plan = _plan(caller, submission, expected_ins)
     _store_blobs(caller, plan, submission.documents)
+    signature_sha256 = _store_signature(plan, signature) if signature is not None else ""
     repository_id: str = settings.OPENDMP_REPOSITORY_UNIQUE_ID
     subset_input = submission.submission_set
     actor = caller.actor
@@ -429,6 +443,11 @@ def submission_register(
                 submitted_by_id=actor.person_id,
                 submitted_by_structure_id=actor.structure_id,
                 software_name=f"{actor.software.name} {actor.software.version}" if actor.software else "",
+                signature_sha256=signature_sha256,
+                signature_size=len(signature.content) if signature else 0,
+                signature_unique_id=signature.unique_id if signature else "",
+                signature_signer_fingerprint=signature.signer_fingerprint if signature else "",
+                signature_time=signature.signed_at if signature else None,
             )
             documents = DocumentEntry.objects.bulk_create(
                 [_document_row(caller, plan, subset, d, repository_id) for d in submission.documents]

@@ -102,14 +102,22 @@ def _codes(values: dict[str, list[etree._Element]], name: str) -> list[tuple[str
     ]
 
 
-def _certificate(signature: etree._Element) -> x509.Certificate:
+def key_info_certificate(signature: etree._Element) -> x509.Certificate:
+    """The one certificate of a `ds:Signature`'s KeyInfo; ValueError says what is wrong."""
     found = signature.findall(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
     if len(found) != 1:
-        raise VihfRejected("the VIHF signature must carry exactly one certificate")
+        raise ValueError("must carry exactly one certificate")
     try:
         return x509.load_der_x509_certificate(base64.b64decode("".join((found[0].text or "").split())))
     except ValueError as exc:
-        raise VihfRejected("the VIHF certificate is unreadable") from exc
+        raise ValueError("carries an unreadable certificate") from exc
+
+
+def _certificate(signature: etree._Element) -> x509.Certificate:
+    try:
+        return key_info_certificate(signature)
+    except ValueError as exc:
+        raise VihfRejected(f"the VIHF signature {exc}") from exc
 
 
 def verify_assertion(security: etree._Element | None, *, now: dt.datetime | None = None) -> VihfFacts:
@@ -131,7 +139,8 @@ def verify_assertion(security: etree._Element | None, *, now: dt.datetime | None
         raise VihfRejected(f"VIHF signing certificate rejected: {exc.message}") from exc
     try:
         result = XMLVerifier().verify(received, x509_cert=certificate, id_attribute="ID", expect_references=1)
-    except (InvalidSignature, InvalidInput) as exc:
+    except (InvalidSignature, InvalidInput, etree.DocumentInvalid) as exc:
+        # DocumentInvalid: signxml checks the ds:Signature against the XML-DSig schema first.
         raise VihfRejected("the VIHF signature does not verify") from exc
     if isinstance(result, list):
         raise VihfRejected("the VIHF must carry exactly one signature reference")

@@ -21,6 +21,7 @@ from opendmp_client.xds import DMP_NS, SoapFault, registry_objects
 pytestmark = pytest.mark.django_db(transaction=True)
 
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+DS = "http://www.w3.org/2000/09/xmldsig#"
 DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
 
 
@@ -295,6 +296,12 @@ def test_forbidden_and_hostile_calls_fail_and_change_nothing(xds_kit):
     tampered.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").text = personas.dr_moreau.national_id
     with pytest.raises(SoapFault, match="signature does not verify"):
         bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=tampered)
+
+    # A signature the XML-DSig schema refuses: a SOAP fault, not a server error.
+    malformed = bernard.vihf()
+    etree.SubElement(malformed.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo"), f"{{{DS}}}Unexpected")
+    with pytest.raises(SoapFault, match="signature does not verify"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=malformed)
 
     # Wrapped: an evil assertion carrying the genuine signed one inside.
     genuine = bernard.vihf()

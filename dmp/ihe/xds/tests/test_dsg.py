@@ -1,0 +1,225 @@
+"""The XAdES signature of a submission set (TD2.1/TD2.2) over HTTP: kept when right, refused otherwise."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from dmp.audit.models import AuditEvent
+from dmp.common.xml import parse_xml
+from dmp.documents.blobstore import default_blob_store
+from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.keys import data_key_for
+from dmp.documents.metadata import SubmissionInput
+from dmp.documents.models import DocumentEntry, SubmissionSet
+from dmp.identity.models import Certificate
+from dmp.identity.pki import certificate_register, fingerprint_of, self_signed_clone
+from dmp.ihe.xds import dsg
+from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
+from opendmp_client.xds import XdsClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DS = dsg.DS
+
+
+def _lot(kit, count: int = 1) -> SubmissionInput:
+    personas = kit.personas
+    bernard = personas.dr_bernard
+    return submission_for(
+        ins=personas.alice.identifier,
+        author=author_for(
+            person_id=bernard.national_id,
+            family_name=bernard.family_name,
+            given_name=bernard.given_name,
+            profession_code=bernard.profession_code,
+            specialty_code=bernard.specialty_code,
+            structure_id=personas.cabinet.id_nat,
+            structure_name=personas.cabinet.name,
+        ),
+        drafts=[DocumentDraft(title=f"Compte rendu {n}") for n in range(count)],
+    )
+
+
+def _state() -> tuple[int, int, int]:
+    return DocumentEntry.objects.count(), SubmissionSet.objects.count(), AuditEvent.objects.count()
+
+
+def _with_signature(lot: SubmissionInput, content: bytes) -> SubmissionInput:
+    documents = tuple(
+        d.model_copy(update={"content": content}) if dsg.is_signature(d) else d for d in lot.documents
+    )
+    return lot.model_copy(update={"documents": documents})
+
+
+def _refused(client, lot: SubmissionInput, code: str, words: str) -> None:
+    before = _state()
+    response = client.provide_and_register(lot, sign_lot=False)
+    assert not response.ok
+    assert {e.code for e in response.errors} == {code}, response.errors
+    assert any(words in e.message for e in response.errors), response.errors
+    assert _state() == before
+
+
+def test_a_signed_lot_is_registered_with_its_signature_kept_as_proof(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit, 2), key=bernard.key, certificate=bernard.certificate)
+    signature = next(d for d in lot.documents if dsg.is_signature(d))
+
+    assert bernard.provide_and_register(lot, sign_lot=False).ok
+
+    subset = SubmissionSet.objects.get(unique_id=lot.submission_set.unique_id)
+    assert subset.signature_unique_id == signature.unique_id
+    assert subset.signature_signer_fingerprint == fingerprint_of(bernard.certificate)
+    assert subset.signature_time is not None
+    key = data_key_for(subset.record.key)
+    assert (
+        default_blob_store().load(key, sha256=subset.signature_sha256, size=subset.signature_size)
+        == signature.content
+    )
+    # Evidence about the lot, not a clinical document: the two documents only.
+    assert sorted(DocumentEntry.objects.filter(submission_set=subset).values_list("title", flat=True)) == [
+        "Compte rendu 0",
+        "Compte rendu 1",
+    ]
+    assert len(find_documents(bernard)) == 2
+
+
+def test_a_lot_without_signature_is_refused_and_changes_nothing(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    _refused(bernard, _lot(xds_kit), "XDSRegistryMetadataError", "XAdES signature")
+
+
+def test_a_document_changed_after_signing_is_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit, 2), key=bernard.key, certificate=bernard.certificate)
+    first = lot.documents[0]
+    changed = first.model_copy(update={"content": first.content.replace(b"Compte rendu", b"Compte-rendu")})
+    tampered = lot.model_copy(update={"documents": (changed, *lot.documents[1:])})
+    _refused(bernard, tampered, "XDSNonIdenticalHash", "differs from the one signed")
+
+
+def test_a_manifest_that_leaves_a_document_out_is_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = _lot(xds_kit, 2)
+    partial = dsg.sign_lot(lot.documents[:1], key=bernard.key, certificate=bernard.certificate)
+    signed = dsg.signed_submission(lot, key=bernard.key, certificate=bernard.certificate)
+    _refused(bernard, _with_signature(signed, partial), "XDSRegistryMetadataError", "exactly the documents")
+
+
+def test_a_signature_by_another_professional_is_refused(xds_kit):
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    moreau = xds_kit.card(personas.dr_moreau)
+    lot = dsg.signed_submission(_lot(xds_kit), key=moreau.key, certificate=moreau.certificate)
+    _refused(bernard, lot, "XDSRegistryError", "certificate of the caller")
+
+
+def test_a_signature_from_outside_the_trusted_pki_is_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    clone = self_signed_clone(bernard.certificate)
+    lot = dsg.signed_submission(_lot(xds_kit), key=clone.key, certificate=clone.certificate)
+    _refused(bernard, lot, "XDSRegistryError", "signing certificate rejected")
+
+
+def test_an_edited_manifest_no_longer_verifies(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    signature = parse_xml(next(d for d in lot.documents if dsg.is_signature(d)).content)
+    digest = signature.find(f".//{{{DS}}}Manifest/{{{DS}}}Reference/{{{DS}}}DigestValue")
+    assert digest is not None
+    assert digest.text
+    digest.text = ("B" if digest.text[0] == "A" else "A") + digest.text[1:]
+    _refused(bernard, _with_signature(lot, etree.tostring(signature)), "XDSRegistryError", "does not verify")
+
+
+def test_an_unsigned_manifest_beside_the_signed_one_is_ignored(xds_kit):
+    """Wrapping: the registry reads the manifest the signature covers, not one added beside it."""
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    first = lot.documents[0]
+    changed = first.model_copy(update={"content": first.content.replace(b"Compte rendu", b"Compte-rendu")})
+    signature = parse_xml(next(d for d in lot.documents if dsg.is_signature(d)).content)
+    evil = etree.SubElement(signature, f"{{{DS}}}Object")
+    evil.append(dsg.manifest((changed,)))
+    evil[0].set("Id", "evil-manifest")
+    tampered = _with_signature(
+        lot.model_copy(update={"documents": (changed, *lot.documents[1:])}), etree.tostring(signature)
+    )
+    _refused(bernard, tampered, "XDSNonIdenticalHash", "differs from the one signed")
+
+
+def test_a_signature_the_xml_dsig_schema_refuses_is_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    signature = parse_xml(next(d for d in lot.documents if dsg.is_signature(d)).content)
+    etree.SubElement(signature, f"{{{DS}}}Object").append(dsg.manifest(lot.documents[:1]))  # Id twice
+    _refused(bernard, _with_signature(lot, etree.tostring(signature)), "XDSRegistryError", "does not verify")
+
+
+def test_a_plain_xml_signature_without_xades_properties_is_refused(xds_kit):
+    from signxml import methods
+    from signxml.signer import XMLSigner
+
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = _lot(xds_kit)
+    plain = XMLSigner(method=methods.enveloping).sign(
+        dsg.manifest(lot.documents), key=bernard.key, cert=[bernard.certificate]
+    )
+    signed = dsg.signed_submission(lot, key=bernard.key, certificate=bernard.certificate)
+    _refused(bernard, _with_signature(signed, etree.tostring(plain)), "XDSRegistryError", "does not verify")
+
+
+def test_two_signature_documents_are_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    signature = next(d for d in lot.documents if dsg.is_signature(d))
+    second = signature.model_copy(
+        update={"entry_uuid": "second-signature", "unique_id": signature.unique_id + "1"}
+    )
+    doubled = lot.model_copy(update={"documents": (*lot.documents, second)})
+    _refused(bernard, doubled, "XDSRegistryMetadataError", "one signature document")
+
+
+def test_hostile_xml_in_the_signature_is_refused(xds_kit):
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    hostile = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
+    _refused(bernard, _with_signature(lot, hostile), "XDSRegistryMetadataError", "DOCTYPE")
+
+
+def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
+    """Indirect mode: the structure's certificate signs the VIHF and the lot; a PS's own card may
+    not sign for a structure's call made in another PS's name."""
+    personas = xds_kit.personas
+    chu = personas.chu
+    _, sign = xds_kit.pki.structure(id_nat=chu.id_nat, name=chu.name)
+    certificate_register(sign, usage=Certificate.Usage.ORG_SIGN, structure=chu)
+    hospital = XdsClient(
+        endpoint=xds_kit.endpoint,
+        claims=xds_kit.claims(personas.dr_moreau, chu, authentication_mode="INDIRECTE"),
+        key=sign.key,
+        certificate=sign.certificate,
+    )
+    lot = submission_for(
+        ins=personas.alice.identifier,
+        author=author_for(
+            person_id=personas.dr_moreau.national_id,
+            family_name=personas.dr_moreau.family_name,
+            given_name=personas.dr_moreau.given_name,
+            profession_code=personas.dr_moreau.profession_code,
+            specialty_code=personas.dr_moreau.specialty_code,
+            structure_id=chu.id_nat,
+            structure_name=chu.name,
+        ),
+        drafts=[DocumentDraft(title="Compte rendu hospitalier")],
+    )
+    bernard = xds_kit.card(personas.dr_bernard)
+    _refused(
+        hospital,
+        dsg.signed_submission(lot, key=bernard.key, certificate=bernard.certificate),
+        "XDSRegistryError",
+        "certificate of the caller",
+    )
+    assert hospital.provide_and_register(lot).ok
+    subset = SubmissionSet.objects.get(unique_id=lot.submission_set.unique_id)
+    assert subset.signature_signer_fingerprint == fingerprint_of(sign.certificate)
