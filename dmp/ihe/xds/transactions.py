@@ -32,7 +32,7 @@ from dmp.documents.services import (
 from dmp.identity.ins import Ins
 from dmp.identity.selectors import legal_representative_get
 from dmp.identity.services import PatientTraits
-from dmp.ihe.xds import dsg, ebrim, hl7v3
+from dmp.ihe.xds import ebrim, hl7v3, lots
 from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
 from dmp.ihe.xds.queries import QueryContext, parse_query, query_response, run_query
 from dmp.ihe.xds.soap import SoapMessage
@@ -114,7 +114,7 @@ def provide_and_register(context: Context) -> Outcome:
     request = body.find(q(LCM, "SubmitObjectsRequest"))
     if request is None:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "SubmitObjectsRequest is required", "Body")])
-    lot, signature = dsg.checked_lot(context.caller, ebrim.parse_submission(request, contents))
+    lot, signature = lots.checked_lot(context.caller, ebrim.parse_submission(request, contents))
     submission_register(
         caller=context.caller, submission=lot, expected_ins=context.require_patient(), signature=signature
     )

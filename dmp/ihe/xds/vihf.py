@@ -9,7 +9,6 @@ product; an assertion id is accepted once.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from dataclasses import dataclass
 from typing import Final
@@ -29,10 +28,10 @@ from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.identity.models import Certificate, HealthProfessional
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import active_professional_get, registered_certificate, structure_get
+from dmp.ihe.xds.dsg import DS, key_info_certificate
 from dmp.ihe.xds.models import SeenAssertion
 
 SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS: Final = "http://www.w3.org/2000/09/xmldsig#"
 HL7: Final = "urn:hl7-org:v3"
 WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 MAX_LIFETIME: Final = dt.timedelta(hours=2)
@@ -100,17 +99,6 @@ def _codes(values: dict[str, list[etree._Element]], name: str) -> list[tuple[str
         for value in values.get(name, [])
         for coded in value
     ]
-
-
-def key_info_certificate(signature: etree._Element) -> x509.Certificate:
-    """The one certificate of a `ds:Signature`'s KeyInfo; ValueError says what is wrong."""
-    found = signature.findall(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
-    if len(found) != 1:
-        raise ValueError("must carry exactly one certificate")
-    try:
-        return x509.load_der_x509_certificate(base64.b64decode("".join((found[0].text or "").split())))
-    except ValueError as exc:
-        raise ValueError("carries an unreadable certificate") from exc
 
 
 def _certificate(signature: etree._Element) -> x509.Certificate:

@@ -8,14 +8,14 @@ from lxml import etree
 from dmp.audit.models import AuditEvent
 from dmp.common.xml import parse_xml
 from dmp.documents.blobstore import default_blob_store
-from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.keys import data_key_for
 from dmp.documents.metadata import SubmissionInput
 from dmp.documents.models import DocumentEntry, SubmissionSet
 from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, fingerprint_of, self_signed_clone
 from dmp.ihe.xds import dsg
-from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
+from dmp.ihe.xds.tests.test_xds_end_to_end import author_of, find_documents
 from opendmp_client.xds import XdsClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,15 +27,7 @@ def _lot(kit, count: int = 1) -> SubmissionInput:
     bernard = personas.dr_bernard
     return submission_for(
         ins=personas.alice.identifier,
-        author=author_for(
-            person_id=bernard.national_id,
-            family_name=bernard.family_name,
-            given_name=bernard.given_name,
-            profession_code=bernard.profession_code,
-            specialty_code=bernard.specialty_code,
-            structure_id=personas.cabinet.id_nat,
-            structure_name=personas.cabinet.name,
-        ),
+        author=author_of(bernard, personas.cabinet),
         drafts=[DocumentDraft(title=f"Compte rendu {n}") for n in range(count)],
     )
 
@@ -202,15 +194,7 @@ def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
     )
     lot = submission_for(
         ins=personas.alice.identifier,
-        author=author_for(
-            person_id=personas.dr_moreau.national_id,
-            family_name=personas.dr_moreau.family_name,
-            given_name=personas.dr_moreau.given_name,
-            profession_code=personas.dr_moreau.profession_code,
-            specialty_code=personas.dr_moreau.specialty_code,
-            structure_id=chu.id_nat,
-            structure_name=chu.name,
-        ),
+        author=author_of(personas.dr_moreau, chu),
         drafts=[DocumentDraft(title="Compte rendu hospitalier")],
     )
     bernard = xds_kit.card(personas.dr_bernard)
@@ -223,3 +207,47 @@ def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
     assert hospital.provide_and_register(lot).ok
     subset = SubmissionSet.objects.get(unique_id=lot.submission_set.unique_id)
     assert subset.signature_signer_fingerprint == fingerprint_of(sign.certificate)
+
+
+def test_the_dev_kit_signs_lots_without_django(xds_kit, tmp_path):
+    """Vendors use `opendmp_client` in their own software: it must import and sign a lot with no
+    Django settings, and the registry accepts that lot."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    card = xds_kit.card(xds_kit.personas.dr_bernard)
+    (tmp_path / "key.pem").write_bytes(card.key_pem)
+    (tmp_path / "cert.pem").write_bytes(card.certificate_pem)
+    (tmp_path / "lot.json").write_text(_lot(xds_kit).model_dump_json())
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from cryptography import x509\n"
+        "from cryptography.hazmat.primitives.serialization import load_pem_private_key\n"
+        "from dmp.documents.metadata import SubmissionInput\n"
+        "from dmp.ihe.xds import dsg\n"
+        "import opendmp_client.xds\n"
+        "here = Path(sys.argv[1])\n"
+        "lot = dsg.signed_submission(\n"
+        "    SubmissionInput.model_validate_json((here / 'lot.json').read_text()),\n"
+        "    key=load_pem_private_key((here / 'key.pem').read_bytes(), None),\n"
+        "    certificate=x509.load_pem_x509_certificate((here / 'cert.pem').read_bytes()),\n"
+        ")\n"
+        "(here / 'signed.json').write_text(lot.model_dump_json())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    root = Path(__file__).resolve().parents[4]
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    signed = SubmissionInput.model_validate_json((tmp_path / "signed.json").read_text())
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    assert bernard.provide_and_register(signed, sign_lot=False).ok
