@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.xds_bench import PARAGRAPHS, bench_author, configure, percentile  # noqa: E402
+from bench.xds_bench import PARAGRAPHS, bench_author, configure, migrate, percentile  # noqa: E402
 
 
 def _setup() -> None:
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args()
     configure(args.database)
+    migrate()
 
     queue: multiprocessing.Queue[tuple[list[float], float, float]] = multiprocessing.Queue()
     barrier = multiprocessing.Barrier(args.processes)

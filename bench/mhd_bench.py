@@ -26,6 +26,7 @@ from bench.xds_bench import (  # noqa: E402
     configure,
     enrol_bench_card,
     gunicorn,
+    migrate,
     report,
     run_concurrently,
 )
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     env = configure(args.database)
+    migrate()
     import django
 
     django.setup()

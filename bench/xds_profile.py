@@ -14,7 +14,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from bench.xds_bench import (  # noqa: E402
     bench_claims,
     configure,
     enrol_bench_card,
+    migrate,
     recreate_database,
 )
 
@@ -48,7 +48,7 @@ def main() -> None:
     fresh = args.database != "opendmp_bench_xds"
     if fresh:
         recreate_database(args.database)
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+    migrate()
 
     import django
 
