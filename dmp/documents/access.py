@@ -60,6 +60,18 @@ def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
     return documents.select_related("record__patient").prefetch_related(_AUTHOR_ROWS)
 
 
+def one_with_authors(documents: QuerySet[DocumentEntry], *, with_key: bool = False) -> DocumentEntry | None:
+    """The first of `documents` with its record and patient joined (and the record's key, for a
+    retrieve), and its authors' ids as tuples: one query fewer than a prefetch plus a key lookup."""
+    related = ("record__patient", "record__key") if with_key else ("record__patient",)
+    document = documents.select_related(*related).first()
+    if document is not None:
+        document.author_pairs = tuple(
+            DocumentAuthor.objects.filter(document_id=document.pk).values_list("person_id", "structure_id")
+        )
+    return document
+
+
 def of_one_record(documents: QuerySet[DocumentEntry], record: Record, limit: int) -> list[DocumentEntry]:
     """The first `limit` documents of a query confined to `record`, with their authors' ids.
 

@@ -23,6 +23,7 @@ from dmp.documents.access import (
     access_document,
     document_subject,
     of_one_record,
+    one_with_authors,
     visible_documents,
     with_authors,
 )
@@ -280,7 +281,7 @@ def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -
         raise NotFound("document not found")
     access = access_document(
         caller,
-        document=with_authors(candidates).first(),
+        document=one_with_authors(candidates),
         action=Action.DOCUMENT_READ,
         audit_action=AuditAction.DOCUMENT_READ_METADATA,
     )
@@ -314,14 +315,15 @@ def document_retrieve(
         candidates = candidates.filter(repository_unique_id=repository_unique_id)
     access = access_document(
         caller,
-        document=with_authors(candidates).first(),
+        document=one_with_authors(candidates, with_key=True),
         action=Action.DOCUMENT_READ,
         audit_action=AuditAction.DOCUMENT_RETRIEVE,
     )
     document = access.document
-    key = RecordKey.objects.filter(record_id=document.record_id).first()
-    if key is None:
-        raise NotFound("document content not found")
+    try:
+        key = document.record.key
+    except RecordKey.DoesNotExist as exc:
+        raise NotFound("document content not found") from exc
     content = default_blob_store().load(data_key_for(key), sha256=document.hash_sha256, size=document.size)
     with transaction.atomic():
         audit_record(

@@ -23,7 +23,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
-from dmp.documents.access import access_document, decide_document, with_authors
+from dmp.documents.access import access_document, decide_document, one_with_authors, with_authors
 from dmp.documents.blobstore import Digests, default_blob_store
 from dmp.documents.keys import data_key_for, record_key_ensure
 from dmp.documents.metadata import (
@@ -299,19 +299,18 @@ def _existing_documents(
     return {d.entry_uuid: d for d in found}
 
 
-def _store_blobs(caller: Caller, plan: _Plan, documents: Iterable[DocumentInput]) -> None:
+def _store_blobs(
+    caller: Caller, plan: _Plan, documents: Iterable[DocumentInput], signature: SubmissionSignature | None
+) -> str:
+    """Stores the documents' bytes, and the lot signature's (durable before the metadata commits);
+    returns the signature's SHA-256, or "" without one."""
     store = default_blob_store()
     key = data_key_for(record_key_ensure(plan.record))
     for document in documents:
         plan.digests[document.entry_uuid] = store.store(
             key, document.content, expected_sha1=document.declared_hash, expected_size=document.declared_size
         )
-
-
-def _store_signature(plan: _Plan, signature: SubmissionSignature) -> str:
-    """Stores the signature's bytes like a document's (durable before the metadata commits)."""
-    stored = default_blob_store().store(data_key_for(record_key_ensure(plan.record)), signature.content)
-    return stored.sha256
+    return store.store(key, signature.content).sha256 if signature is not None else ""
 
 
 def _check_duplicates(submission: SubmissionInput, plan: _Plan) -> None:
@@ -417,8 +416,7 @@ def submission_register(
         if extra:
             raise ValidationFailed(extra)
     plan = _plan(caller, submission, expected_ins)
-    _store_blobs(caller, plan, submission.documents)
-    signature_sha256 = _store_signature(plan, signature) if signature is not None else ""
+    signature_sha256 = _store_blobs(caller, plan, submission.documents, signature)
     repository_id: str = settings.OPENDMP_REPOSITORY_UNIQUE_ID
     subset_input = submission.submission_set
     actor = caller.actor
@@ -650,7 +648,7 @@ _FLAG_FIELDS = {
 
 
 def _load_current(entry_uuid: str) -> DocumentEntry | None:
-    return with_authors(DocumentEntry.objects.filter(entry_uuid=entry_uuid)).first()
+    return one_with_authors(DocumentEntry.objects.filter(entry_uuid=entry_uuid))
 
 
 def document_change_confidentiality(
