@@ -28,6 +28,7 @@ from bench.xds_bench import (  # noqa: E402
     gunicorn,
     migrate,
     report,
+    report_cpu,
     run_concurrently,
 )
 
@@ -51,7 +52,7 @@ def main() -> None:
     personas, sign, homologation = enrol_bench_card("Bench LPS (FHIR)")
     port = 8766
     base = f"http://localhost:{port}/fhir"
-    with gunicorn(port, args.workers, env):
+    with gunicorn(port, args.workers, env) as meter:
         author = bench_author(personas)
 
         def token_for(ins_cx: str) -> str:
@@ -91,8 +92,11 @@ def main() -> None:
             call("POST", f"{base}/", alice_token, warm[index])
 
         run_concurrently(args.clients, WARM_UP, warm_up)
+        before = meter.sample()
         elapsed, latencies = run_concurrently(args.clients, args.submissions, submit)
+        after = meter.sample()
         report(f"ITI-65 (~30 KB CDA, {args.clients} clients)", args.submissions, elapsed, latencies, "docs")
+        report_cpu(before, after, args.submissions)
         leo_token = token_for(personas.leo.identifier.hl7())
         ins = personas.leo.identifier
         url = f"{base}/DocumentReference?patient.identifier=urn:oid:{ins.oid}%7C{ins.value}&_count=100"
@@ -102,8 +106,11 @@ def main() -> None:
             call("GET", url, leo_token)
 
         run_concurrently(args.clients, WARM_UP, query)
+        before = meter.sample()
         elapsed, latencies = run_concurrently(args.clients, args.queries, query)
+        after = meter.sample()
         report(f"ITI-67 search ({found} docs)", args.queries, elapsed, latencies, "queries")
+        report_cpu(before, after, args.queries)
 
 
 if __name__ == "__main__":

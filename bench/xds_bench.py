@@ -9,6 +9,9 @@ queries/s with p50/p95 latencies. Every request carries its own freshly signed V
 the server (signature, chain, replay), as in production. Each transaction runs twice: with the
 clients signing in the timed loop on the server's 2 cores, then with the requests signed before
 the clock starts, which measures the server as if the clients ran on other machines.
+Under each figure, the CPU time per request of the application server, of PostgreSQL and of
+the client (from /proc), and the rate 2 cores would reach at full load with that cost: steadier
+than throughput on a shared machine, and the measure of how far a target is.
 """
 
 from __future__ import annotations
@@ -117,6 +120,58 @@ def report(name: str, count: int, elapsed: float, latencies: list[float], unit: 
     )
 
 
+class CpuMeter:
+    """CPU time used by the application server (gunicorn master and workers), by PostgreSQL (every
+    `postgres` process, background writers included) and by this client process, read from /proc.
+
+    Throughput on a shared 2-core machine varies by 15 % from run to run; CPU time per request
+    varies much less, and says how far a transaction is from a target: at full load, 2 cores
+    serve 2000 / (ms of CPU per request) requests per second. A process's own time plus the time
+    of its children it has reaped covers the PostgreSQL backends and workers that exit meanwhile."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def _processes(self) -> list[tuple[int, int, str, float]]:
+        """(pid, parent pid, name, CPU seconds of the process and its reaped children) of every process."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cpu = sum(int(value) for value in fields[11:15]) / self.ticks  # utime stime cutime cstime
+            found.append((int(entry.name), int(fields[1]), name, cpu))
+        return found
+
+    def sample(self) -> tuple[float, float, float]:
+        """(application server, PostgreSQL, client) CPU seconds so far; zeros where /proc is absent."""
+        if not Path("/proc/self/stat").exists():
+            return 0.0, 0.0, time.process_time()
+        processes = self._processes()
+        server = {self.server_pid}
+        for pid, parent, _name, _cpu in processes:
+            if parent in server:
+                server.add(pid)
+        application = sum(cpu for pid, _parent, _name, cpu in processes if pid in server)
+        database = sum(cpu for _pid, _parent, name, cpu in processes if name == "postgres")
+        return application, database, time.process_time()
+
+
+def report_cpu(before: tuple[float, float, float], after: tuple[float, float, float], count: int) -> None:
+    application, database, client = ((b - a) * 1000 / count for a, b in zip(before, after, strict=True))
+    total = application + database + client
+    print(
+        f"{'':<34} CPU per request: application {application:.1f} ms, PostgreSQL {database:.1f} ms, "
+        f"client {client:.1f} ms; 2 cores at full load: {2000 / total if total else 0:.0f}/s"
+    )
+
+
 # About 30 KB of CDA narrative: the document size the benchmarks of the issues ask for.
 PARAGRAPHS = tuple(f"Paragraphe {i} : " + "observation clinique détaillée. " * 12 for i in range(70))
 
@@ -169,8 +224,9 @@ def enrol_bench_card(software_name: str) -> tuple[Any, Any, str]:
 
 
 @contextmanager
-def gunicorn(port: int, workers: int, env: dict[str, str]) -> Iterator[None]:
-    """The application served by gunicorn on 127.0.0.1:`port` for the duration of the block."""
+def gunicorn(port: int, workers: int, env: dict[str, str]) -> Iterator[CpuMeter]:
+    """The application served by gunicorn on 127.0.0.1:`port` for the duration of the block, with
+    a meter of the CPU it uses."""
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -192,7 +248,7 @@ def gunicorn(port: int, workers: int, env: dict[str, str]) -> Iterator[None]:
                 break
             except OSError:
                 time.sleep(0.2)
-        yield
+        yield CpuMeter(server.pid)
     finally:
         server.terminate()
         server.wait()
@@ -266,7 +322,7 @@ def main() -> None:
     personas, sign, homologation = enrol_bench_card("Bench LPS")
 
     port = 8765
-    with gunicorn(port, args.workers, env):
+    with gunicorn(port, args.workers, env) as meter:
         author = bench_author(personas)
 
         def client_for(ins_cx: str) -> XdsClient:
@@ -299,15 +355,21 @@ def main() -> None:
             run_concurrently(
                 args.clients, len(warm), lambda _w, i: check(client.send(*client.prepare(**warm[i])))
             )
+            before = meter.sample()
             elapsed, latencies = run_concurrently(args.clients, half, signed_in_loop)
+            after = meter.sample()
             report(f"{name}, signed in loop", half, elapsed, latencies, unit)
+            report_cpu(before, after, half)
             ready = [client.prepare(**request) for request in requests[half:]]
 
             def presigned(_worker: int, index: int) -> None:
                 check(client.send(*ready[index]))
 
+            before = meter.sample()
             elapsed, latencies = run_concurrently(args.clients, len(ready), presigned)
+            after = meter.sample()
             report(f"{name}, pre-signed", len(ready), elapsed, latencies, unit)
+            report_cpu(before, after, len(ready))
 
         def accepted(response: SoapResponse) -> None:
             if not response.ok:
