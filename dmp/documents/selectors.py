@@ -18,7 +18,7 @@ from dmp.access.actors import Caller
 from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import audit_record
-from dmp.common.errors import NotFound
+from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
     access_document,
     document_subject,
@@ -375,3 +375,45 @@ __all__ = [
     "record_contents",
     "related_documents",
 ]
+
+
+@dataclass(frozen=True)
+class KeptSignature:
+    """A lot's XAdES signature as kept (ADR 0009), with the SHA-256 of each document it covers as
+    registered. Neither carries clinical content: the check needs no document bytes."""
+
+    submission_set_unique_id: str
+    record_id: int
+    signer_fingerprint: str
+    signed_at: dt.datetime | None
+    content: bytes | None  # None when the stored bytes fail their integrity check
+    problem: str
+    document_digests: dict[str, str]
+
+
+def kept_signatures(*, record_id: int | None = None) -> Iterable[KeptSignature]:
+    """Every kept lot signature (of one record, if given), oldest first, for the operators' check."""
+    lots = SubmissionSet.objects.exclude(signature_sha256="").select_related("record__key").order_by("pk")
+    if record_id is not None:
+        lots = lots.filter(record_id=record_id)
+    store = default_blob_store()
+    for lot in lots.iterator(chunk_size=500):
+        content: bytes | None = None
+        problem = ""
+        try:
+            content = store.load(
+                data_key_for(lot.record.key), sha256=lot.signature_sha256, size=lot.signature_size
+            )
+        except (IntegrityError, RecordKey.DoesNotExist) as exc:
+            problem = f"stored signature unreadable: {exc}"
+        yield KeptSignature(
+            submission_set_unique_id=lot.unique_id,
+            record_id=lot.record_id,
+            signer_fingerprint=lot.signature_signer_fingerprint,
+            signed_at=lot.signature_time,
+            content=content,
+            problem=problem,
+            document_digests=dict(
+                DocumentEntry.objects.filter(submission_set=lot).values_list("unique_id", "hash_sha256")
+            ),
+        )

@@ -30,6 +30,7 @@ from dmp.common import clock
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
 from dmp.common.xml import parse_xml
 from dmp.documents.metadata import SubmissionInput, SubmissionSignature
+from dmp.documents.selectors import KeptSignature
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import registered_certificate
 from dmp.ihe.xds import dsg
@@ -71,15 +72,15 @@ def _signed_at(signed: list[etree._Element]) -> dt.datetime:
     return moment
 
 
-def _verify(content: bytes, *, at: dt.datetime) -> _Signed:
+def _verify(content: bytes, *, at: dt.datetime | None) -> _Signed:
+    """The verified facts of a signature; its certificate must chain to the trust bundle at `at`,
+    or at the signing time when `at` is None (checking a signature kept for years)."""
     root = parse_xml(content, max_bytes=MAX_BYTES)
     if root.tag != f"{{{dsg.DS}}}Signature":
         raise _refused("the signature document must be a ds:Signature")
     certificate = _certificate(root)
-    try:
-        verify_against_bundle(certificate, bundle=settings.OPENDMP_TRUST_BUNDLE, at=at)
-    except CertificateRejected as exc:
-        raise _refused(f"signing certificate rejected: {exc.message}", ErrorCode.FORBIDDEN) from exc
+    if at is not None:
+        _check_chain(certificate, at)
     try:
         results = XAdESVerifier().verify(root, x509_cert=certificate, expect_references=3)
     except (InvalidSignature, InvalidInput, etree.DocumentInvalid) as exc:
@@ -108,7 +109,43 @@ def _verify(content: bytes, *, at: dt.datetime) -> _Signed:
             )
         except ValueError as exc:
             raise _refused(f"manifest reference {uri!r} has an unreadable digest") from exc
-    return _Signed(certificate=certificate, digests=digests, signed_at=_signed_at(signed))
+    signed_at = _signed_at(signed)
+    if at is None:
+        _check_chain(certificate, signed_at)
+    return _Signed(certificate=certificate, digests=digests, signed_at=signed_at)
+
+
+def _check_chain(certificate: x509.Certificate, at: dt.datetime) -> None:
+    try:
+        verify_against_bundle(certificate, bundle=settings.OPENDMP_TRUST_BUNDLE, at=at)
+    except CertificateRejected as exc:
+        raise _refused(f"signing certificate rejected: {exc.message}", ErrorCode.FORBIDDEN) from exc
+
+
+def kept_signature_problems(kept: KeptSignature) -> list[str]:
+    """What is wrong with a kept lot signature, checked again (`manage.py lot_signatures_verify`):
+    the signature and its certificate at the signing time, the signer recorded at registration,
+    and the manifest against the SHA-256 registered for each document of the lot."""
+    if kept.content is None:
+        return [kept.problem]
+    try:
+        signed = _verify(kept.content, at=None)
+    except ValidationFailed as exc:
+        return [problem.message for problem in exc.problems]
+    problems = []
+    if fingerprint_of(signed.certificate) != kept.signer_fingerprint:
+        problems.append("signed with another certificate than the one recorded at registration")
+    if kept.signed_at is not None and signed.signed_at != kept.signed_at:
+        problems.append("signing time differs from the one recorded at registration")
+    registered = {unique_id: bytes.fromhex(digest) for unique_id, digest in kept.document_digests.items()}
+    if set(signed.digests) != set(registered):
+        problems.append("the manifest no longer lists exactly the documents of the lot")
+    problems.extend(
+        f"document {unique_id} no longer matches the signed digest"
+        for unique_id, digest in sorted(registered.items())
+        if unique_id in signed.digests and signed.digests[unique_id] != digest
+    )
+    return problems
 
 
 def _check_signer(caller: Caller, certificate: x509.Certificate) -> str:

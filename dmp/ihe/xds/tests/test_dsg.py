@@ -209,6 +209,42 @@ def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
     assert subset.signature_signer_fingerprint == fingerprint_of(sign.certificate)
 
 
+def test_the_operators_command_checks_kept_signatures_again(xds_kit):
+    """`lot_signatures_verify` passes on lots as registered and names each later alteration."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lots = [
+        dsg.signed_submission(_lot(xds_kit, 2), key=bernard.key, certificate=bernard.certificate)
+        for _ in range(3)
+    ]
+    for lot in lots:
+        assert bernard.provide_and_register(lot, sign_lot=False).ok
+    out = StringIO()
+    call_command("lot_signatures_verify", stdout=out)
+    assert "3 lot signatures valid" in out.getvalue()
+
+    # A registered digest, a recorded signer and the stored bytes altered behind the registry's back.
+    altered = lots[0].documents[1].unique_id
+    DocumentEntry.objects.filter(unique_id=altered).update(hash_sha256="0" * 64)
+    SubmissionSet.objects.filter(unique_id=lots[1].submission_set.unique_id).update(
+        signature_signer_fingerprint="f" * 64
+    )
+    SubmissionSet.objects.filter(unique_id=lots[2].submission_set.unique_id).update(signature_sha256="e" * 64)
+    err = StringIO()
+    with pytest.raises(CommandError, match="3 of 3 lot signatures INVALID"):
+        call_command("lot_signatures_verify", stdout=StringIO(), stderr=err)
+    report = err.getvalue()
+    assert f"document {altered} no longer matches the signed digest" in report
+    assert f"lot {lots[1].submission_set.unique_id}" in report
+    assert "another certificate than the one recorded" in report
+    assert f"lot {lots[2].submission_set.unique_id}" in report
+    assert "stored signature unreadable" in report
+    assert lots[0].documents[0].unique_id not in report
+
+
 def test_the_dev_kit_signs_lots_without_django(xds_kit, tmp_path):
     """Vendors use `opendmp_client` in their own software: it must import and sign a lot with no
     Django settings, and the registry accepts that lot."""
