@@ -209,11 +209,15 @@ def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
     assert subset.signature_signer_fingerprint == fingerprint_of(sign.certificate)
 
 
-def test_the_operators_command_checks_kept_signatures_again(xds_kit):
-    """`lot_signatures_verify` passes on lots as registered and names each later alteration."""
+def test_the_operators_command_checks_kept_signatures_again(xds_kit, monkeypatch):
+    """`lot_signatures_verify` passes on lots as registered, years later too, and names each
+    later alteration."""
+    import datetime as dt
     from io import StringIO
 
     from django.core.management import CommandError, call_command
+
+    from dmp.common import clock
 
     bernard = xds_kit.client(xds_kit.personas.dr_bernard)
     lots = [
@@ -222,6 +226,13 @@ def test_the_operators_command_checks_kept_signatures_again(xds_kit):
     ]
     for lot in lots:
         assert bernard.provide_and_register(lot, sign_lot=False).ok
+    out = StringIO()
+    call_command("lot_signatures_verify", stdout=out)
+    assert "3 lot signatures valid" in out.getvalue()
+    # Once the card has expired, its signatures still prove what it signed then.
+    later = clock.now() + dt.timedelta(days=5 * 365)
+    assert bernard.certificate.not_valid_after_utc < later
+    monkeypatch.setattr(clock, "now", lambda: later)
     out = StringIO()
     call_command("lot_signatures_verify", stdout=out)
     assert "3 lot signatures valid" in out.getvalue()
