@@ -130,15 +130,6 @@ def external_identifier(element: etree._Element, scheme: str) -> str:
     return ""
 
 
-def _code_of(classification: etree._Element) -> CodedValue:
-    schemes = slots(classification).get("codingScheme", [])
-    return CodedValue(
-        code=classification.get("nodeRepresentation", ""),
-        scheme=schemes[0] if schemes else "",
-        display=localized(classification, "Name"),
-    )
-
-
 def _component(value: str, index: int, separator: str = "^") -> str:
     parts = value.split(separator)
     return parts[index].strip() if len(parts) > index else ""
@@ -182,7 +173,21 @@ class _Reader:
             if required or found:
                 self.problem(where, f"exactly one classification {scheme} is required, found {len(found)}")
             return CodedValue(code="?")
-        return _code_of(found[0])
+        return self.code(found[0], where)
+
+    def code(self, classification: etree._Element, where: str) -> CodedValue:
+        """The classification's code; an empty or oversized value is a problem, not an exception."""
+        schemes = slots(classification).get("codingScheme", [])
+        try:
+            return CodedValue(
+                code=classification.get("nodeRepresentation", ""),
+                scheme=schemes[0] if schemes else "",
+                display=localized(classification, "Name"),
+            )
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.problem("/".join([where, *(str(part) for part in error["loc"])]), error["msg"])
+            return CodedValue(code="?")
 
     def time(self, values: Mapping[str, list[str]], name: str, where: str) -> dt.datetime | None:
         raw = values.get(name, [])
@@ -233,9 +238,13 @@ def _document(
             element, DocumentEntryScheme.PRACTICE_SETTING, f"{where}/practiceSettingCode"
         ),
         "confidentiality_codes": tuple(
-            _code_of(c) for c in classifications(element, DocumentEntryScheme.CONFIDENTIALITY)
+            reader.code(c, f"{where}/confidentialityCode")
+            for c in classifications(element, DocumentEntryScheme.CONFIDENTIALITY)
         ),
-        "event_codes": tuple(_code_of(c) for c in classifications(element, DocumentEntryScheme.EVENT_CODE)),
+        "event_codes": tuple(
+            reader.code(c, f"{where}/eventCodeList")
+            for c in classifications(element, DocumentEntryScheme.EVENT_CODE)
+        ),
         "title": localized(element, "Name"),
         "comments": localized(element, "Description"),
         "language_code": (values.get("languageCode") or ["fr-FR"])[0],
@@ -311,7 +320,10 @@ def parse_submission(request: etree._Element, contents: Mapping[str, bytes]) -> 
                     "patient_id": external_identifier(package, FolderScheme.PATIENT_ID),
                     "title": localized(package, "Name"),
                     "comments": localized(package, "Description"),
-                    "codes": tuple(_code_of(c) for c in classifications(package, FolderScheme.CODE_LIST)),
+                    "codes": tuple(
+                        reader.code(c, f"{where}/codeList")
+                        for c in classifications(package, FolderScheme.CODE_LIST)
+                    ),
                 }
             )
         else:
