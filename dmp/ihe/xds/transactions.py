@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from django.urls import reverse
+from django.utils import timezone
 from lxml import etree
 
 from dmp.access.actors import Caller
@@ -385,6 +386,9 @@ def authorised_records_transaction(context: Context) -> Outcome:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "since must be an ISO date-time", "since")]
         ) from exc
+    if since is not None and since.tzinfo is None:
+        # The documented form is a date ("2026-01-31"): the DMP's local time, not a naive value.
+        since = timezone.make_aware(since)
     rows = records_authorised_for(
         caller=context.caller,
         since=since,

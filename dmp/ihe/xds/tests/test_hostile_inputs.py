@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import random
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -18,6 +19,7 @@ from dmp.ihe.xds import dsg
 from dmp.ihe.xds.ebrim import RIM, DocumentEntryScheme, provide_and_register_request, q
 from dmp.ihe.xds.queries import StoredQuery
 from dmp.ihe.xds.tests.test_dsg import _lot
+from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.xds import (
     PROVIDE_AND_REGISTER,
     RETRIEVE,
@@ -164,3 +166,50 @@ def test_mutated_requests_never_cause_a_server_error(xds_kit):
             raw[end:end] = raw[start:end]
         answer = web.generic("POST", "/ihe/xds/", bytes(raw), content_type=content_type)
         assert answer.status_code < 500, (index, action, answer.content[:500])
+
+
+class _Capture(XdsClient):
+    """The vendor client with `call` keeping each request body instead of sending it."""
+
+    bodies: list[tuple[str, etree._Element]]
+
+    def call(self, action: str, body: etree._Element, **_options: object) -> Any:
+        self.bodies.append((action, body))
+        return None
+
+
+def test_mutated_updates_and_dmp_transactions_never_cause_a_server_error(xds_kit):
+    """ITI-57 (new version, status change) and the DMP transactions, built by the vendor client
+    and mutated: every answer is below 500. The unmutated TD0.4 with a date found a naive-time
+    bug (see test_td04_lists_authorised_records_since_a_date)."""
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    assert bernard.provide_and_register(lot, sign_lot=False).ok
+    entry = find_documents(bernard)[0]
+    capture = _Capture(
+        endpoint=bernard.endpoint, claims=bernard.claims, key=bernard.key, certificate=bernard.certificate
+    )
+    web = Client()
+    rng = random.Random(1123)
+    for _ in range(8):
+        capture.bodies = []
+        capture.update_document(
+            copy.deepcopy(entry), confidentiality=[("MASQUE_PS", "1.2.250.1.213.1.1.4.13")]
+        )
+        capture.update_status(entry.get("id", ""), APPROVED, "urn:asip:ci-sis:2010:StatusType:Archived")
+        capture.dmp("TD0.2", "RecordTestRequest")
+        capture.dmp("TD0.3", "AuthorisationRequest", action="AJOUT")
+        capture.dmp("TD0.4", "AuthorisedRecordsRequest", since="2020-01-01")
+        capture.dmp("TD0.9", "ContextLinkRequest", page="record")
+        capture.dmp("TD1.5", "WebAccountRequest", otpChannel="EMAIL", otpDestination="alice@example.org")
+        capture.dmp("Traces", "TracesRequest")
+        capture.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", email="alice@example.org")
+        capture.record_create(
+            {"birthFamilyName": "MARTIN", "givenNames": "Alice", "birthDate": "1985-03-12", "sex": "F"},
+            consent=True,
+        )
+        for action, body in capture.bodies:
+            _mutate(body, rng)
+            content_type, data = bernard.prepare(action, body)
+            answer = web.generic("POST", "/ihe/xds/", data, content_type=content_type)
+            assert answer.status_code < 500, (action, answer.content[:500])

@@ -625,3 +625,20 @@ def test_td09_contextual_link_opens_the_ps_portal_once(xds_kit):
     assert requests.get(link, timeout=10, allow_redirects=False).status_code == 403
     with pytest.raises(SoapFault):
         bernard.dmp("TD0.9", "ContextLinkRequest", page="admin")
+
+
+def test_td04_lists_authorised_records_since_a_date(xds_kit):
+    """`since` in its documented form, a date, is the DMP's local midnight (it raised on a naive
+    date-time before); a date-time with its offset works too, and a bad one is refused."""
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    alice = xds_kit.personas.alice.identifier.value
+
+    def listed(**attributes):
+        response = bernard.dmp("TD0.4", "AuthorisedRecordsRequest", **attributes)
+        return {record.get("ins") for record in response.body.findall(f"{{{DMP_NS}}}Record")}
+
+    assert alice in listed(since="2020-01-01")
+    assert alice in listed(since="2020-01-01T00:00:00+01:00")
+    assert listed(since=(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()) == set()
+    with pytest.raises(SoapFault, match="since must be an ISO date-time"):
+        bernard.dmp("TD0.4", "AuthorisedRecordsRequest", since="31/01/2026")
