@@ -162,18 +162,39 @@ def _no_server_patient(_: str) -> str | None:
     return None
 
 
+def _problems(exc: ValidationError) -> ValidationFailed:
+    return ValidationFailed(
+        [Problem(ErrorCode.INVALID, e["msg"], ".".join(str(p) for p in e["loc"])) for e in exc.errors()[:20]]
+    )
+
+
+def validate_resource(model: type[Bundle] | type[DocumentReference], payload: Any) -> None:
+    """`payload` checked against the FHIR R4 model. fhir.resources raises TypeError or KeyError
+    itself on some malformed resources (a resourceType that is a list or a number, an unknown
+    one): those are invalid input too, not server errors."""
+    try:
+        model.model_validate(payload)
+    except ValidationError as exc:
+        raise _problems(exc) from exc
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise _fail(
+            f"not a valid FHIR R4 {model.__name__} ({type(exc).__name__}: {exc})", model.__name__
+        ) from exc
+
+
 def parse_bundle(
     payload: dict[str, Any], server_patient: ServerPatient = _no_server_patient
 ) -> SubmissionInput:
+    validate_resource(Bundle, payload)
     try:
-        Bundle.model_validate(payload)
+        return _bundle_submission(payload, server_patient)
     except ValidationError as exc:
-        raise ValidationFailed(
-            [
-                Problem(ErrorCode.INVALID, e["msg"], ".".join(str(p) for p in e["loc"]))
-                for e in exc.errors()[:20]
-            ]
-        ) from exc
+        # A value the FHIR model accepts but the XDS metadata cannot carry (an empty code, an
+        # oversized display): an OperationOutcome naming it.
+        raise _problems(exc) from exc
+
+
+def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -> SubmissionInput:
     if payload.get("type") != "transaction":
         raise _fail("an ITI-65 Bundle is of type transaction", "Bundle.type")
     entries = payload.get("entry") or []
@@ -306,15 +327,7 @@ def parse_simplified_publish(
     software, content type: the document's facility type), then it is an ITI-65 like any other."""
     if not isinstance(payload, dict) or payload.get("resourceType") != "DocumentReference":
         raise _fail("a DocumentReference is expected", "DocumentReference")
-    try:
-        DocumentReference.model_validate(payload)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            [
-                Problem(ErrorCode.INVALID, e["msg"], ".".join(str(p) for p in e["loc"]))
-                for e in exc.errors()[:20]
-            ]
-        ) from exc
+    validate_resource(DocumentReference, payload)
     attachment = ((payload.get("content") or [{}])[0] or {}).get("attachment") or {}
     if not attachment.get("data"):
         raise _fail("Simplified Publish carries the document in content.attachment.data", "content")

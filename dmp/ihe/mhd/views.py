@@ -17,6 +17,7 @@ from typing import Any, Final
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from fhir.resources.R4B.documentreference import DocumentReference
 
 from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
@@ -38,7 +39,7 @@ from dmp.documents.services import (
 )
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
 from dmp.ihe.mhd.auth import ASSERTION_TYPE, TokenRejected, caller_from_token, issue_token
-from dmp.ihe.mhd.ingest import parse_bundle, parse_simplified_publish
+from dmp.ihe.mhd.ingest import parse_bundle, parse_simplified_publish, validate_resource
 from dmp.ihe.mhd.mapping import (
     IS_ARCHIVED_URL,
     document_reference,
@@ -692,6 +693,9 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
     _same_patient(current, patient)
     before = document_reference(current)
     after = apply_json_patch(before, operations)
+    # What the patch made must still be a DocumentReference before its labels and extensions
+    # are read (a securityLabel patched into a string is an OperationOutcome, not a crash).
+    validate_resource(DocumentReference, after)
     allowed = {"securityLabel", "status", "extension"}
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     if changed - allowed:

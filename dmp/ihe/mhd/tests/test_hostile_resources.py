@@ -1,0 +1,121 @@
+"""Mutated ITI-65 Bundles and PATCHes get an OperationOutcome, never a server error.
+
+Seeded, so reproducible. Before the fixes they gave HTTP 500 in three ways: fhir.resources itself
+raising TypeError or KeyError on an odd resourceType, a value the FHIR model accepts but the XDS
+metadata cannot carry (an empty or oversized code), and a PATCH turning securityLabel or
+extension into something that is not a list of objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from dmp.documents.builders import DocumentDraft
+from dmp.documents.models import DocumentEntry, SubmissionSet
+from dmp.ihe.mhd.tests.test_mhd_end_to_end import alice_submission
+from opendmp_client.fhir import bundle_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ODD_VALUES: list[Any] = [
+    "",
+    " ",
+    0,
+    -1,
+    1.5,
+    True,
+    None,
+    [],
+    {},
+    "a" * 300,
+    "urn:oid:",
+    "2020-13-01",
+    "#x",
+    "é",
+]
+ARCHIVED = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-isArchived"
+
+
+def _mutate(node: dict[str, Any], rng: random.Random) -> None:
+    """One change at a random place of the JSON tree: an odd value, a removal, a repeat, a wrap."""
+    places: list[tuple[Any, Any]] = []
+
+    def walk(value: Any) -> None:
+        children = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
+        for key, child in children:
+            places.append((value, key))
+            walk(child)
+
+    walk(node)
+    parent, key = rng.choice(places)
+    choice = rng.random()
+    if choice < 0.4:
+        parent[key] = copy.deepcopy(rng.choice(ODD_VALUES))
+    elif choice < 0.7:
+        del parent[key]
+    elif choice < 0.85 and isinstance(parent, list):
+        parent.append(copy.deepcopy(parent[key]))
+    else:
+        parent[key] = [parent[key]]
+
+
+def test_mutated_bundles_get_an_operation_outcome(xds_kit):
+    token = xds_kit.token(xds_kit.personas.dr_bernard)
+    web = Client()
+    rng = random.Random(65)
+    before = DocumentEntry.objects.count(), SubmissionSet.objects.count()
+    accepted = 0
+    for _ in range(200):
+        bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+        for _ in range(rng.randrange(1, 4)):
+            _mutate(bundle, rng)
+        answer = web.post(
+            "/fhir/",
+            data=json.dumps(bundle),
+            content_type="application/fhir+json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        assert answer.status_code < 500, answer.content[:500]
+        if answer.status_code == 200:
+            accepted += 1
+        else:
+            assert answer.json()["resourceType"] == "OperationOutcome"
+    # A refused Bundle stores nothing: only the accepted ones (harmless mutations) added rows.
+    assert DocumentEntry.objects.count() == before[0] + accepted
+    assert SubmissionSet.objects.count() == before[1] + accepted
+
+
+def test_mutated_patches_get_an_operation_outcome(xds_kit):
+    token = xds_kit.token(xds_kit.personas.dr_bernard)
+    web = Client()
+    bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    created = web.post(
+        "/fhir/",
+        data=json.dumps(bundle),
+        content_type="application/fhir+json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert created.status_code == 200, created.content[:500]
+    rng = random.Random(57)
+    values = [*ODD_VALUES, [{"coding": [{"code": "MASQUE_PS"}]}], [{"url": ARCHIVED, "valueBoolean": "yes"}]]
+    paths = ["/securityLabel", "/securityLabel/0", "/securityLabel/-", "/securityLabel/0/coding/0/code"]
+    paths += ["/extension", "/extension/0", "/extension/-", "/status", "/meta", "/x"]
+    for _ in range(150):
+        latest = DocumentEntry.objects.order_by("-pk").first()
+        assert latest is not None
+        operation = {"op": rng.choice(["add", "remove", "replace", "test"]), "path": rng.choice(paths)}
+        operation["value"] = copy.deepcopy(rng.choice(values))
+        answer = web.patch(
+            f"/fhir/DocumentReference/{latest.entry_uuid.removeprefix('urn:uuid:')}",
+            data=json.dumps([operation]),
+            content_type="application/json-patch+json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        assert answer.status_code < 500, (operation, answer.content[:500])
