@@ -60,15 +60,27 @@ def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
     return documents.select_related("record__patient").prefetch_related(_AUTHOR_ROWS)
 
 
+def _attach_author_pairs(rows: list[DocumentEntry]) -> None:
+    """Each row's (person_id, structure_id) authors as plain tuples, in one query: a prefetch
+    would build a model instance and a related manager per author (6 ms of a 50-document
+    search) for two strings each."""
+    pairs: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    if rows:
+        for document_id, person_id, structure_id in DocumentAuthor.objects.filter(
+            document_id__in=[row.pk for row in rows]
+        ).values_list("document_id", "person_id", "structure_id"):
+            pairs[document_id].append((person_id, structure_id))
+    for row in rows:
+        row.author_pairs = tuple(pairs.get(row.pk, ()))
+
+
 def one_with_authors(documents: QuerySet[DocumentEntry], *, with_key: bool = False) -> DocumentEntry | None:
     """The first of `documents` with its record and patient joined (and the record's key, for a
     retrieve), and its authors' ids as tuples: one query fewer than a prefetch plus a key lookup."""
     related = ("record__patient", "record__key") if with_key else ("record__patient",)
     document = documents.select_related(*related).first()
     if document is not None:
-        document.author_pairs = tuple(
-            DocumentAuthor.objects.filter(document_id=document.pk).values_list("person_id", "structure_id")
-        )
+        _attach_author_pairs([document])
     return document
 
 
@@ -80,17 +92,9 @@ def of_one_record(documents: QuerySet[DocumentEntry], record: Record, limit: int
     """
     rows = list(documents[:limit])
     record.patient  # noqa: B018 - loads the patient once, shared by every row
-    # Author ids as plain tuples: a prefetch would build a model instance and a related manager
-    # per author, 6 ms of a 50-document search for two strings each.
-    pairs: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    if rows:
-        for document_id, person_id, structure_id in DocumentAuthor.objects.filter(
-            document_id__in=[row.pk for row in rows]
-        ).values_list("document_id", "person_id", "structure_id"):
-            pairs[document_id].append((person_id, structure_id))
     for row in rows:
         row.record = record
-        row.author_pairs = tuple(pairs.get(row.pk, ()))
+    _attach_author_pairs(rows)
     return rows
 
 

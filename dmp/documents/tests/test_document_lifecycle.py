@@ -36,6 +36,16 @@ def publish_input(personas, caller, drafts, replaces=None):
     return submission_for(ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces)
 
 
+def with_associations(submission, *associations, folders=()):
+    """`submission` with more associations (and folders)."""
+    return submission.model_copy(
+        update={
+            "folders": (*submission.folders, *folders),
+            "associations": (*submission.associations, *associations),
+        }
+    )
+
+
 def publish(personas, caller, drafts, replaces=None):
     professional = personas.dr_bernard
     author = author_for(
@@ -174,18 +184,14 @@ def test_addendum_and_transform_link_documents_without_deprecating_the_original(
     bernard = personas.ps(personas.dr_bernard)
     original = publish(personas, bernard, [DocumentDraft()]).documents[0]
     submission = publish_input(personas, bernard, [DocumentDraft(title="Addendum")])
-    linked = submission.model_copy(
-        update={
-            "associations": (
-                *submission.associations,
-                AssociationInput(
-                    entry_uuid="Link01",
-                    association_type=association_type,
-                    source=submission.documents[0].entry_uuid,
-                    target=original.entry_uuid,
-                ),
-            )
-        }
+    linked = with_associations(
+        submission,
+        AssociationInput(
+            entry_uuid="Link01",
+            association_type=association_type,
+            source=submission.documents[0].entry_uuid,
+            target=original.entry_uuid,
+        ),
     )
     added = submission_register(caller=bernard, submission=linked).documents[0]
     original_now = DocumentEntry.objects.get(entry_uuid=original.entry_uuid)
@@ -196,18 +202,14 @@ def test_addendum_and_transform_link_documents_without_deprecating_the_original(
     # A link to a document that does not exist is refused and registers nothing.
     before = DocumentEntry.objects.count()
     dangling = publish_input(personas, bernard, [DocumentDraft()])
-    broken = dangling.model_copy(
-        update={
-            "associations": (
-                *dangling.associations,
-                AssociationInput(
-                    entry_uuid="Link02",
-                    association_type=association_type,
-                    source=dangling.documents[0].entry_uuid,
-                    target="urn:uuid:00000000-0000-4000-8000-000000000000",
-                ),
-            )
-        }
+    broken = with_associations(
+        dangling,
+        AssociationInput(
+            entry_uuid="Link02",
+            association_type=association_type,
+            source=dangling.documents[0].entry_uuid,
+            target="urn:uuid:00000000-0000-4000-8000-000000000000",
+        ),
     )
     with pytest.raises((ValidationFailed, NotFound)):
         submission_register(caller=bernard, submission=broken)
@@ -223,26 +225,22 @@ def test_other_submissions_leave_a_folders_update_time_alone(personas):
         patient_id=submission.submission_set.patient_id,
         title="Suivi",
     )
-    with_folder = submission.model_copy(
-        update={
-            "folders": (folder,),
-            "associations": (
-                *submission.associations,
-                AssociationInput(
-                    entry_uuid="F1",
-                    association_type=AssociationType.HAS_MEMBER,
-                    source="SubmissionSet01",
-                    target="Folder01",
-                    submission_set_status="Original",
-                ),
-                AssociationInput(
-                    entry_uuid="F2",
-                    association_type=AssociationType.HAS_MEMBER,
-                    source="Folder01",
-                    target=submission.documents[0].entry_uuid,
-                ),
-            ),
-        }
+    with_folder = with_associations(
+        submission,
+        AssociationInput(
+            entry_uuid="F1",
+            association_type=AssociationType.HAS_MEMBER,
+            source="SubmissionSet01",
+            target="Folder01",
+            submission_set_status="Original",
+        ),
+        AssociationInput(
+            entry_uuid="F2",
+            association_type=AssociationType.HAS_MEMBER,
+            source="Folder01",
+            target=submission.documents[0].entry_uuid,
+        ),
+        folders=(folder,),
     )
     created = submission_register(caller=bernard, submission=with_folder).folders[0]
     first_update = Folder.objects.get(pk=created.pk).last_update_time
@@ -251,18 +249,14 @@ def test_other_submissions_leave_a_folders_update_time_alone(personas):
     assert Folder.objects.get(pk=created.pk).last_update_time == first_update
     # Filing a new document into an existing folder is not supported (yet): refused, nothing stored.
     later = publish_input(personas, bernard, [DocumentDraft()])
-    filed = later.model_copy(
-        update={
-            "associations": (
-                *later.associations,
-                AssociationInput(
-                    entry_uuid="F3",
-                    association_type=AssociationType.HAS_MEMBER,
-                    source=created.entry_uuid,
-                    target=later.documents[0].entry_uuid,
-                ),
-            )
-        }
+    filed = with_associations(
+        later,
+        AssociationInput(
+            entry_uuid="F3",
+            association_type=AssociationType.HAS_MEMBER,
+            source=created.entry_uuid,
+            target=later.documents[0].entry_uuid,
+        ),
     )
     before = DocumentEntry.objects.count()
     with pytest.raises(ValidationFailed):

@@ -40,9 +40,7 @@ CLASS_CODE: Final = CodedValue(
     code="urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", scheme="URN", display="Digital Signature"
 )
 TYPE_CODE: Final = CodedValue(code="E1762", scheme="ASTM", display="Full Document")
-FORMAT_CODE: Final = CodedValue(
-    code="http://www.w3.org/2000/09/xmldsig#", scheme="URN", display="Default Signature Style"
-)
+FORMAT_CODE: Final = CodedValue(code=DS, scheme="URN", display="Default Signature Style")
 MIME_TYPE: Final = "text/xml"
 
 

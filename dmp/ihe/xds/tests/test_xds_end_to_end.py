@@ -11,6 +11,7 @@ from lxml import etree
 
 from dmp.audit.models import AuditEvent
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.metadata import SubmissionInput
 from dmp.documents.models import DocumentEntry
 from dmp.ihe.xds.ebrim import RIM, DocumentEntryScheme, q
 from dmp.ihe.xds.queries import StoredQuery
@@ -37,7 +38,7 @@ def author_of(professional, structure):
     )
 
 
-def alice_submission(kit, drafts, replaces=None):
+def alice_submission(kit, drafts, replaces=None) -> SubmissionInput:
     personas = kit.personas
     return submission_for(
         ins=personas.alice.identifier,
