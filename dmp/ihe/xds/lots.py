@@ -31,6 +31,7 @@ from dmp.common.errors import ErrorCode, Problem, ValidationFailed
 from dmp.common.xml import parse_xml
 from dmp.documents.metadata import SubmissionInput, SubmissionSignature
 from dmp.documents.selectors import KeptSignature
+from dmp.identity.models import Certificate
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import registered_certificate
 from dmp.ihe.xds import dsg
@@ -122,6 +123,13 @@ def _check_chain(certificate: x509.Certificate, at: dt.datetime) -> None:
         raise _refused(f"signing certificate rejected: {exc.message}", ErrorCode.FORBIDDEN) from exc
 
 
+def _digest_mismatches(signed: dict[str, bytes], expected: dict[str, bytes]) -> tuple[bool, list[str]]:
+    """(whether the manifest lists exactly the expected documents, the uniqueIds it lists with
+    another digest)."""
+    differing = sorted(uid for uid, digest in expected.items() if uid in signed and signed[uid] != digest)
+    return set(signed) == set(expected), differing
+
+
 def kept_signature_problems(kept: KeptSignature) -> list[str]:
     """What is wrong with a kept lot signature, checked again (`manage.py lot_signatures_verify`):
     the signature and its certificate at the signing time, the signer recorded at registration,
@@ -138,25 +146,28 @@ def kept_signature_problems(kept: KeptSignature) -> list[str]:
     if kept.signed_at is not None and signed.signed_at != kept.signed_at:
         problems.append("signing time differs from the one recorded at registration")
     registered = {unique_id: bytes.fromhex(digest) for unique_id, digest in kept.document_digests.items()}
-    if set(signed.digests) != set(registered):
+    same_documents, differing = _digest_mismatches(signed.digests, registered)
+    if not same_documents:
         problems.append("the manifest no longer lists exactly the documents of the lot")
-    problems.extend(
-        f"document {unique_id} no longer matches the signed digest"
-        for unique_id, digest in sorted(registered.items())
-        if unique_id in signed.digests and signed.digests[unique_id] != digest
-    )
+    problems.extend(f"document {unique_id} no longer matches the signed digest" for unique_id in differing)
     return problems
 
 
 def _check_signer(caller: Caller, certificate: x509.Certificate) -> str:
-    """The certificate's fingerprint if it is registered to the caller: its own CPS, or its structure's."""
+    """The certificate's fingerprint if it is registered as a signature certificate of the caller:
+    its own CPS card's (CPS_SIGN), or its structure's (ORG_SIGN), as for the VIHF."""
     fingerprint = fingerprint_of(certificate)
     registered = registered_certificate(fingerprint)
     actor = caller.actor
     owned = registered is not None and (
-        (registered.professional is not None and registered.professional.national_id == actor.person_id)
+        (
+            registered.usage == Certificate.Usage.CPS_SIGN
+            and registered.professional is not None
+            and registered.professional.national_id == actor.person_id
+        )
         or (
-            registered.structure is not None
+            registered.usage == Certificate.Usage.ORG_SIGN
+            and registered.structure is not None
             and bool(actor.structure_id)
             and registered.structure.id_nat == actor.structure_id
         )
@@ -194,11 +205,11 @@ def checked_lot(
     signed = _verify(signature.content, at=at)
     fingerprint = _check_signer(caller, signed.certificate)
     expected = {d.unique_id: hashlib.sha256(d.content).digest() for d in documents}
-    if set(signed.digests) != set(expected):
+    same_documents, differing = _digest_mismatches(signed.digests, expected)
+    if not same_documents:
         raise _refused("the signature's manifest must list exactly the documents of the lot")
-    for unique_id, digest in expected.items():
-        if signed.digests[unique_id] != digest:
-            raise _refused(f"document {unique_id} differs from the one signed", ErrorCode.NON_IDENTICAL_HASH)
+    if differing:
+        raise _refused(f"document {differing[0]} differs from the one signed", ErrorCode.NON_IDENTICAL_HASH)
     skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
     if signed.signed_at > at + skew:
         raise _refused("the lot is signed in the future")

@@ -15,7 +15,7 @@ from dmp.documents.models import DocumentEntry, SubmissionSet
 from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, fingerprint_of, self_signed_clone
 from dmp.ihe.xds import dsg
-from dmp.ihe.xds.tests.test_xds_end_to_end import author_of, find_documents
+from dmp.ihe.xds.tests.test_xds_end_to_end import alice_submission, author_of, find_documents
 from opendmp_client.xds import XdsClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,13 +23,8 @@ DS = dsg.DS
 
 
 def _lot(kit, count: int = 1) -> SubmissionInput:
-    personas = kit.personas
-    bernard = personas.dr_bernard
-    return submission_for(
-        ins=personas.alice.identifier,
-        author=author_of(bernard, personas.cabinet),
-        drafts=[DocumentDraft(title=f"Compte rendu {n}") for n in range(count)],
-    )
+    """Dr Bernard's lot of `count` documents for Alice, titled "Compte rendu <n>"."""
+    return alice_submission(kit, [DocumentDraft(title=f"Compte rendu {n}") for n in range(count)])
 
 
 def _state() -> tuple[int, int, int]:
@@ -103,6 +98,18 @@ def test_a_signature_by_another_professional_is_refused(xds_kit):
     bernard = xds_kit.client(personas.dr_bernard)
     moreau = xds_kit.card(personas.dr_moreau)
     lot = dsg.signed_submission(_lot(xds_kit), key=moreau.key, certificate=moreau.certificate)
+    _refused(bernard, lot, "XDSRegistryError", "certificate of the caller")
+
+
+def test_a_lot_signed_with_the_cards_authentication_certificate_is_refused(xds_kit):
+    """Only a signature certificate (CPS_SIGN, ORG_SIGN) signs a lot, as only one signs a VIHF."""
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    auth, _ = xds_kit.pki.cps_card(
+        national_id=personas.dr_bernard.national_id, display_name=personas.dr_bernard.display_name
+    )
+    certificate_register(auth, usage=Certificate.Usage.CPS_AUTH, professional=personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=auth.key, certificate=auth.certificate)
     _refused(bernard, lot, "XDSRegistryError", "certificate of the caller")
 
 
