@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/xds_profile.py                    # small database, built on first run
     .venv/bin/python bench/xds_profile.py --database opendmp_bench_xds --top 40
+    .venv/bin/python bench/xds_profile.py --sampling    # pyinstrument; PROFILE_ALL=1 shows every frame
+    .venv/bin/python bench/xds_profile.py --plain       # wall and application CPU per request
 
 Requests are signed beforehand and handed to the WSGI application without HTTP, one at a time,
 so the figures are the server's own cost per request: milliseconds, SQL statements, and the
-functions that take the time. Complements `xds_bench.py`, which measures throughput over HTTP.
+functions that take the time (cProfile's call counts are exact, so they compare two versions
+of the code on a noisy machine; its times inflate small functions, which sampling does not).
+Complements `xds_bench.py`, which measures throughput over HTTP.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
@@ -38,10 +43,15 @@ def main() -> None:
     parser.add_argument("--database", default="opendmp_profile_xds")
     parser.add_argument("--requests", type=int, default=60, help="profiled requests per transaction")
     parser.add_argument("--top", type=int, default=25, help="functions listed per transaction")
-    parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
+    parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative", "ncalls"])
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last request of each kind")
     parser.add_argument(
         "--plain", action="store_true", help="time the requests without the profiler or SQL capture"
+    )
+    parser.add_argument(
+        "--sampling",
+        action="store_true",
+        help="sample the stacks (pyinstrument): cProfile's per-call cost inflates small functions",
     )
     args = parser.parse_args()
     configure(args.database)
@@ -132,10 +142,30 @@ def main() -> None:
     for name, requests in cases.items():
         post(requests.pop())  # warm-up: imports, connection, caches
         if args.plain:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for prepared in requests:
                 post(prepared)
-            print(f"== {name}: {(time.perf_counter() - started) / len(requests) * 1000:.1f} ms/request")
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            # The CPU time is this process's alone, without PostgreSQL's and without waiting on it.
+            print(
+                f"== {name}: {wall / len(requests) * 1000:.1f} ms/request, "
+                f"{cpu / len(requests) * 1000:.1f} ms of application CPU"
+            )
+            continue
+        if args.sampling:
+            from pyinstrument import Profiler
+
+            sampler = Profiler(interval=0.0005)
+            sampler.start()
+            for prepared in requests:
+                post(prepared)
+            sampler.stop()
+            print(f"\n== {name}")
+            print(
+                sampler.output_text(
+                    show_all=bool(os.environ.get("PROFILE_ALL")), short_mode=False, time="percent_of_total"
+                )
+            )
             continue
         profile = cProfile.Profile()
         with CaptureQueriesContext(connection) as queries:
