@@ -17,6 +17,7 @@ from dmp.access.actors import AccessMode, Caller
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from dmp.common import clock
+from dmp.common.rows import unique_row
 
 GENESIS_HASH = "0" * 64
 
@@ -229,7 +230,7 @@ def audit_denial(
 
 
 def _locked_head(chain: int) -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(chain=chain).first()
+    head = unique_row(AuditChainHead.objects.select_for_update().filter(chain=chain))
     if head is not None:
         return head
     AuditChainHead.objects.bulk_create(

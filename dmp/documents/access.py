@@ -26,6 +26,7 @@ from dmp.access.policy import (
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial
 from dmp.common.errors import NotFound
+from dmp.common.rows import unique_row
 from dmp.documents.models import DocumentAuthor, DocumentEntry
 from dmp.records.access import record_facts
 from dmp.records.models import Record
@@ -78,7 +79,7 @@ def one_with_authors(documents: QuerySet[DocumentEntry], *, with_key: bool = Fal
     """The first of `documents` with its record and patient joined (and the record's key, for a
     retrieve), and its authors' ids as tuples: one query fewer than a prefetch plus a key lookup."""
     related = ("record__patient", "record__key") if with_key else ("record__patient",)
-    document = documents.select_related(*related).first()
+    document = unique_row(documents.select_related(*related))
     if document is not None:
         _attach_author_pairs([document])
     return document

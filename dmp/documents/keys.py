@@ -9,6 +9,7 @@ from dmp.access.actors import Caller
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_record
 from dmp.common import clock
+from dmp.common.rows import unique_row
 from dmp.documents.blobstore import DataKey, master_key_fingerprint, new_wrapped_key, unwrap_key
 from dmp.documents.models import RecordKey
 from dmp.records.models import Record
@@ -16,7 +17,7 @@ from dmp.records.models import Record
 
 def record_key_ensure(record: Record) -> RecordKey:
     """The record's key row, created (and committed) if missing. Safe under concurrency."""
-    existing = RecordKey.objects.filter(record=record).first()
+    existing = unique_row(RecordKey.objects.filter(record=record))
     if existing is not None:
         return existing
     master: bytes = settings.OPENDMP_MASTER_KEY

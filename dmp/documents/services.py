@@ -424,7 +424,7 @@ def submission_register(
     try:
         with transaction.atomic(durable=True):
             # One submission at a time per record: replacement chains stay linear.
-            Record.objects.select_for_update().filter(pk=plan.record.pk).values_list("pk", flat=True).first()
+            list(Record.objects.select_for_update().filter(pk=plan.record.pk).values_list("pk", flat=True))
             _check_duplicates(submission, plan)
             subset = SubmissionSet.objects.create(
                 record=plan.record,

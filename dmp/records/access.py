@@ -31,6 +31,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial
 from dmp.common import clock
 from dmp.common.errors import Forbidden, NotFound
+from dmp.common.rows import unique_row
 from dmp.identity.ins import Ins
 from dmp.identity.models import LegalRepresentative
 from dmp.records.models import Authorisation, GranteeKind, Record
@@ -54,10 +55,10 @@ def record_subject(record: Record) -> Subject:
 
 
 def record_by_ins(ins: Ins) -> Record | None:
-    return (
-        Record.objects.select_related("patient")
-        .filter(patient__ins=ins.value, patient__ins_authority=ins.authority.value)
-        .first()
+    return unique_row(
+        Record.objects.select_related("patient").filter(
+            patient__ins=ins.value, patient__ins_authority=ins.authority.value
+        )
     )
 
 
