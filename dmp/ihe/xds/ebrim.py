@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 from lxml import etree
@@ -471,23 +472,44 @@ def _localized_text(out: list[str], tag: str, value: str) -> None:
         out.append(f'<rim:{tag}><rim:LocalizedString value="{_esc(value)}"/></rim:{tag}>')
 
 
+# The few codes and authors of a registry recur in every answer (a class code, a confidentiality
+# code, the same PS on most of a patient's documents): the part of their classification that does
+# not name the classified object is written once per process. Bounded; values that cannot be
+# written (ValueError) are not kept.
+_FRAGMENTS_KEPT = 4096
+
+
 def _classification_text(
     out: list[str], scheme: str, classified: str, code: CodedValue | None, ident: str, *, close: bool = True
 ) -> None:
     out.append(
-        f'<rim:Classification id="{ident}" classificationScheme="{scheme}" '
-        f'classifiedObject="{classified}" nodeRepresentation="{_esc(code.code) if code else ""}" '
-        f'objectType="{_CLASSIFICATION_TYPE}">'
+        f'<rim:Classification id="{ident}" classificationScheme="{scheme}" classifiedObject="{classified}" '
     )
-    if code is not None:
-        _slot_text(out, "codingScheme", [code.scheme])
-        _localized_text(out, "Name", code.display)
+    out.append(_coded_rest(code.code, code.scheme, code.display) if code is not None else _UNCODED_REST)
     if close:
         out.append("</rim:Classification>")
 
 
+_UNCODED_REST = f'nodeRepresentation="" objectType="{_CLASSIFICATION_TYPE}">'
+
+
+@lru_cache(maxsize=_FRAGMENTS_KEPT)
+def _coded_rest(code: str, scheme: str, display: str) -> str:
+    out = [f'nodeRepresentation="{_esc(code)}" objectType="{_CLASSIFICATION_TYPE}">']
+    _slot_text(out, "codingScheme", [scheme])
+    _localized_text(out, "Name", display)
+    return "".join(out)
+
+
 def _author_text(out: list[str], scheme: str, classified: str, author: Author, ident: str) -> None:
     _classification_text(out, scheme, classified, None, ident, close=False)
+    out.append(_author_slots(author))
+    out.append("</rim:Classification>")
+
+
+@lru_cache(maxsize=_FRAGMENTS_KEPT)
+def _author_slots(author: Author) -> str:
+    out: list[str] = []
     for name, values in (
         ("authorPerson", (author.person,) if author.person else ()),
         ("authorInstitution", author.institutions),
@@ -497,7 +519,7 @@ def _author_text(out: list[str], scheme: str, classified: str, author: Author, i
     ):
         if values:
             _slot_text(out, name, values)
-    out.append("</rim:Classification>")
+    return "".join(out)
 
 
 def _external_text(

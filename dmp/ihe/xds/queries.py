@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from lxml import etree
@@ -98,15 +99,15 @@ def parse_query(request: etree._Element) -> QueryRequest:
 # --- converting registry rows to the metadata shapes ------------------------------------------
 
 
+# The same few codes come back on every row of every answer; CodedValue is immutable, so each is
+# validated once per process (bounded).
+@lru_cache(maxsize=4096)
 def _code(code: str, scheme: str, display: str) -> CodedValue:
     return CodedValue(code=code or "?", scheme=scheme, display=display)
 
 
 def _codes(payload: list[dict[str, str]]) -> tuple[CodedValue, ...]:
-    return tuple(
-        CodedValue(code=c.get("code", "?"), scheme=c.get("scheme", ""), display=c.get("display", ""))
-        for c in payload
-    )
+    return tuple(_code(c.get("code", "?"), c.get("scheme", ""), c.get("display", "")) for c in payload)
 
 
 def _authors(payload: list[dict[str, object]]) -> tuple[Author, ...]:

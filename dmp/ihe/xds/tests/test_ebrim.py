@@ -114,6 +114,14 @@ def test_text_xml_cannot_carry_is_refused_like_lxml_does(submission: SubmissionI
     with pytest.raises(ValueError, match="XML compatible"):
         ebrim.RegistryObjects(documents=[(document, None)]).append_to(holder, ebrim.new_ids())
     assert len(holder) == 0
+    # Code and author fragments are memoised: a refused one is refused again, never kept.
+    bell = CodedValue(code="x", scheme="1.2.3", display="bell \x07")
+    coded = submission.documents[0].model_copy(update={"event_codes": (bell,)})
+    authored = submission.documents[0].model_copy(update={"authors": (Author(person="bell \x07"),)})
+    for refused in (coded, coded, authored, authored):
+        with pytest.raises(ValueError, match="XML compatible"):
+            ebrim.RegistryObjects(documents=[(refused, None)]).append_to(holder, ebrim.new_ids())
+    assert len(holder) == 0
 
 
 def test_spliced_entries_read_like_entries_built_in_the_tree(submission: SubmissionInput) -> None:
