@@ -108,31 +108,48 @@ def patient_register(traits: PatientTraits) -> Patient:
     return Patient.objects.create(ins=ins.value, ins_authority=ins.authority.value, **data)
 
 
+_CONTACT_LIMITS = {"address_line": 200, "postal_code": 10, "city": 100, "email": 254, "mobile_phone": 20}
+
+
 def patient_update_contact(
-    patient: Patient, *, address_line: str, postal_code: str, city: str, email: str, mobile_phone: str
-) -> Patient:
+    patient: Patient,
+    *,
+    address_line: str | None = None,
+    postal_code: str | None = None,
+    city: str | None = None,
+    email: str | None = None,
+    mobile_phone: str | None = None,
+) -> list[str]:
+    """Sets the contact fields given (None leaves a field as it is; "" clears it) and returns the
+    names of those that changed. Nothing is saved when a value is refused or none is given."""
+    given = {
+        name: value
+        for name, value in (
+            ("address_line", address_line),
+            ("postal_code", postal_code),
+            ("city", city),
+            ("email", email),
+            ("mobile_phone", mobile_phone),
+        )
+        if value is not None
+    }
+    if not given:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "no contact field to update", "contact")])
     problems = [
         Problem(ErrorCode.INVALID, f"{name} is too long", name)
-        for name, value, limit in (
-            ("address_line", address_line, 200),
-            ("postal_code", postal_code, 10),
-            ("city", city, 100),
-            ("email", email, 254),
-            ("mobile_phone", mobile_phone, 20),
-        )
-        if len(value) > limit
+        for name, value in given.items()
+        if len(value) > _CONTACT_LIMITS[name]
     ]
-    if email and not _EMAIL_RE.match(email):
+    if given.get("email") and not _EMAIL_RE.match(given["email"]):
         problems.append(Problem(ErrorCode.INVALID, "invalid e-mail address", "email"))
     if problems:
         raise ValidationFailed(problems)
-    patient.address_line = address_line
-    patient.postal_code = postal_code
-    patient.city = city
-    patient.email = email
-    patient.mobile_phone = mobile_phone
-    patient.save(update_fields=["address_line", "postal_code", "city", "email", "mobile_phone", "updated_at"])
-    return patient
+    changed = [name for name, value in given.items() if getattr(patient, name) != value]
+    if changed:
+        for name in changed:
+            setattr(patient, name, given[name])
+        patient.save(update_fields=[*changed, "updated_at"])
+    return changed
 
 
 def legal_representative_add(

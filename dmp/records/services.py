@@ -282,12 +282,14 @@ def record_update_contact(
     *,
     caller: Caller,
     record: Record,
-    address_line: str,
-    postal_code: str,
-    city: str,
-    email: str,
-    mobile_phone: str,
+    address_line: str | None = None,
+    postal_code: str | None = None,
+    city: str | None = None,
+    email: str | None = None,
+    mobile_phone: str | None = None,
 ) -> Patient:
+    """Update of the patient's contact details on the record: the fields given (None leaves one
+    as it is, "" clears it). The trace names the fields that changed, not their values."""
     access_loaded_record(
         caller,
         record=record,
@@ -295,16 +297,22 @@ def record_update_contact(
         audit_action=AuditAction.RECORD_UPDATE_ADMIN,
         for_write=True,
     )
+    patient = record.patient
     with transaction.atomic(durable=True):
-        patient = patient_update_contact(
-            record.patient,
+        changed = patient_update_contact(
+            patient,
             address_line=address_line,
             postal_code=postal_code,
             city=city,
             email=email,
             mobile_phone=mobile_phone,
         )
-        audit_record(caller=caller, action=AuditAction.RECORD_UPDATE_ADMIN, subject=record_subject(record))
+        audit_record(
+            caller=caller,
+            action=AuditAction.RECORD_UPDATE_ADMIN,
+            subject=record_subject(record),
+            details={"fields": changed},
+        )
     return patient
 
 

@@ -511,7 +511,9 @@ def record_close_transaction(context: Context) -> Outcome:
 
 
 def admin_update_transaction(context: Context) -> Outcome:
-    """Update of the administrative part (address and contact) of the patient's record."""
+    """Update of the administrative part (address and contact) of the patient's record: the
+    attributes present are set ("" clears one), those absent stay as they are. The answer gives
+    the contact details as they now stand."""
     record = record_by_ins(context.require_patient())
     if record is None:
         raise NotFound("no record for this INS")
@@ -520,15 +522,24 @@ def admin_update_transaction(context: Context) -> Outcome:
         patient = record_update_contact(
             caller=context.caller,
             record=record,
-            address_line=body.get("address", ""),
-            postal_code=body.get("postalCode", ""),
-            city=body.get("city", ""),
-            email=body.get("email", ""),
-            mobile_phone=body.get("mobile", ""),
+            address_line=body.get("address"),
+            postal_code=body.get("postalCode"),
+            city=body.get("city"),
+            email=body.get("email"),
+            mobile_phone=body.get("mobile"),
         )
     except ValueError as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, str(exc), "AdministrativeUpdateRequest")]) from exc
-    return Outcome(_dmp("AdministrativeUpdateResponse", city=patient.city, postalCode=patient.postal_code))
+    return Outcome(
+        _dmp(
+            "AdministrativeUpdateResponse",
+            address=patient.address_line,
+            postalCode=patient.postal_code,
+            city=patient.city,
+            email=patient.email,
+            mobile=patient.mobile_phone,
+        )
+    )
 
 
 def own_traces_transaction(context: Context) -> Outcome:

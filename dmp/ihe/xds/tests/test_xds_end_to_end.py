@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from lxml import etree
 
+from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import SubmissionInput
@@ -521,6 +522,50 @@ def test_an_authorised_ps_updates_the_administrative_part_and_a_bad_email_change
         durand.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", city="Paris")
     personas.alice.refresh_from_db()
     assert personas.alice.city == "Rennes"
+
+
+def contact_of(patient):
+    patient.refresh_from_db()
+    return (patient.address_line, patient.postal_code, patient.city, patient.email, patient.mobile_phone)
+
+
+def test_administrative_update_sets_only_the_attributes_sent(xds_kit):
+    """An LPS that sends only a new e-mail must not wipe the patient's address: absent attributes
+    stay as they are, an empty one clears its field, and the trace names the fields changed."""
+    personas = xds_kit.personas
+    alice = personas.alice
+    bernard = xds_kit.client(personas.dr_bernard)
+    bernard.dmp(
+        "AdministrativeUpdate",
+        "AdministrativeUpdateRequest",
+        address="3 rue de Brest",
+        postalCode="35000",
+        city="Rennes",
+        email="alice@example.org",
+        mobile="0600000000",
+    )
+    answer = bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", email="alice.m@example.org")
+    assert contact_of(alice) == ("3 rue de Brest", "35000", "Rennes", "alice.m@example.org", "0600000000")
+    assert dict(answer.body.attrib) == {
+        "address": "3 rue de Brest",
+        "postalCode": "35000",
+        "city": "Rennes",
+        "email": "alice.m@example.org",
+        "mobile": "0600000000",
+    }
+    last = AuditEvent.objects.filter(action=AuditAction.RECORD_UPDATE_ADMIN).latest("id")
+    assert last.details == {"fields": ["email"]}
+
+    bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", mobile="")
+    assert contact_of(alice) == ("3 rue de Brest", "35000", "Rennes", "alice.m@example.org", "")
+
+    events = AuditEvent.objects.count()
+    with pytest.raises(SoapFault, match="no contact field"):
+        bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest")
+    with pytest.raises(SoapFault, match="too long"):
+        bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", city="x" * 101, email="a@b.fr")
+    assert contact_of(alice) == ("3 rue de Brest", "35000", "Rennes", "alice.m@example.org", "")
+    assert AuditEvent.objects.count() == events
 
 
 def test_td02_in_the_hl7v3_shape_of_the_dmp(xds_kit):
