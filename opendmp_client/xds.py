@@ -196,56 +196,25 @@ class XdsClient:
         claims: VihfClaims | None = None,
     ) -> SoapResponse:
         """ITI-57: a new metadata version of `entry` (from a query) with these confidentiality codes."""
-        request = etree.Element(q(LCM, "SubmitObjectsRequest"), nsmap={"lcm": LCM, "rim": RIM})
-        objects = etree.SubElement(request, q(RIM, "RegistryObjectList"))
-        new_entry = etree.SubElement(objects, q(RIM, "ExtrinsicObject"))
-        for name, value in entry.attrib.items():
-            new_entry.set(name, value)
-        new_entry.set("id", "NewVersion")
-        if "status" in new_entry.attrib:
-            del new_entry.attrib["status"]
-        scheme = ebrim.DocumentEntryScheme.CONFIDENTIALITY
-        for child in entry:
-            if child.tag == q(RIM, "Classification") and child.get("classificationScheme") == scheme:
-                continue
-            new_entry.append(_copy(child))
-        for code, coding_scheme in confidentiality:
-            classification = etree.SubElement(
-                new_entry,
-                q(RIM, "Classification"),
-                classificationScheme=scheme,
-                classifiedObject="NewVersion",
-                nodeRepresentation=code,
-                id=f"conf-{code}",
-            )
-            slot = etree.SubElement(classification, q(RIM, "Slot"), name="codingScheme")
-            etree.SubElement(
-                etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")
-            ).text = coding_scheme
-        version = entry.find(q(RIM, "VersionInfo"))
-        _update_submission_set(
-            objects, "NewVersion", version.get("versionName", "") if version is not None else ""
-        )
-        return self.call("urn:ihe:iti:2010:UpdateDocumentSet", request, claims=claims)
+        return self.update(entries=[(entry, confidentiality)], claims=claims)
 
     def update_status(
         self, entry_uuid: str, original: str, new: str, *, claims: VihfClaims | None = None
     ) -> SoapResponse:
-        request = etree.Element(q(LCM, "SubmitObjectsRequest"), nsmap={"lcm": LCM, "rim": RIM})
-        objects = etree.SubElement(request, q(RIM, "RegistryObjectList"))
-        association = etree.SubElement(
-            objects,
-            q(RIM, "Association"),
-            id="StatusChange",
-            associationType="urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus",
-            sourceObject="SubmissionSet",
-            targetObject=entry_uuid,
+        """ITI-57: the availability status of one document entry, from `original` to `new`."""
+        return self.update(statuses=[(entry_uuid, original, new)], claims=claims)
+
+    def update(
+        self,
+        *,
+        entries: Sequence[tuple[etree._Element, Sequence[tuple[str, str]]]] = (),
+        statuses: Sequence[tuple[str, str, str]] = (),
+        claims: VihfClaims | None = None,
+    ) -> SoapResponse:
+        """ITI-57 with several changes (`update_request`): the registry applies all or none."""
+        return self.call(
+            "urn:ihe:iti:2010:UpdateDocumentSet", update_request(entries, statuses), claims=claims
         )
-        for name, value in (("OriginalStatus", original), ("NewStatus", new)):
-            slot = etree.SubElement(association, q(RIM, "Slot"), name=name)
-            etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
-        _update_submission_set(objects, "", "")
-        return self.call("urn:ihe:iti:2010:UpdateDocumentSet", request, claims=claims)
 
     # -- DMP transactions ------------------------------------------------------------------
 
@@ -341,9 +310,63 @@ def _copy(element: etree._Element) -> etree._Element:
     return parse_xml(etree.tostring(element))
 
 
-def _update_submission_set(objects: etree._Element, member: str, previous_version: str) -> None:
-    """The submission set an ITI-57 update travels in (HasMember with PreviousVersion)."""
-    package = etree.SubElement(objects, q(RIM, "RegistryPackage"), id="SubmissionSet")
+def update_request(
+    entries: Sequence[tuple[etree._Element, Sequence[tuple[str, str]]]] = (),
+    statuses: Sequence[tuple[str, str, str]] = (),
+) -> etree._Element:
+    """An ITI-57 SubmitObjectsRequest: a new metadata version of each entry (an ExtrinsicObject
+    from a query) with the confidentiality codes given as (code, codingScheme), and each
+    (entryUUID, original status, new status) change, in one submission set."""
+    request = etree.Element(q(LCM, "SubmitObjectsRequest"), nsmap={"lcm": LCM, "rim": RIM})
+    objects = etree.SubElement(request, q(RIM, "RegistryObjectList"))
+    scheme = ebrim.DocumentEntryScheme.CONFIDENTIALITY
+    members: list[tuple[str, str]] = []
+    for index, (entry, confidentiality) in enumerate(entries):
+        member = f"NewVersion{index}"
+        new_entry = etree.SubElement(objects, q(RIM, "ExtrinsicObject"))
+        for name, value in entry.attrib.items():
+            new_entry.set(name, value)
+        new_entry.set("id", member)
+        if "status" in new_entry.attrib:
+            del new_entry.attrib["status"]
+        for child in entry:
+            if child.tag == q(RIM, "Classification") and child.get("classificationScheme") == scheme:
+                continue
+            new_entry.append(_copy(child))
+        for code, coding_scheme in confidentiality:
+            classification = etree.SubElement(
+                new_entry,
+                q(RIM, "Classification"),
+                classificationScheme=scheme,
+                classifiedObject=member,
+                nodeRepresentation=code,
+                id=f"conf-{index}-{code}",
+            )
+            slot = etree.SubElement(classification, q(RIM, "Slot"), name="codingScheme")
+            etree.SubElement(
+                etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")
+            ).text = coding_scheme
+        version = entry.find(q(RIM, "VersionInfo"))
+        members.append((member, version.get("versionName", "") if version is not None else ""))
+    for index, (entry_uuid, original, new) in enumerate(statuses):
+        association = etree.SubElement(
+            objects,
+            q(RIM, "Association"),
+            id=f"StatusChange{index}",
+            associationType="urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus",
+            sourceObject="SubmissionSet",
+            targetObject=entry_uuid,
+        )
+        for name, value in (("OriginalStatus", original), ("NewStatus", new)):
+            slot = etree.SubElement(association, q(RIM, "Slot"), name=name)
+            etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
+    _update_submission_set(objects, members)
+    return request
+
+
+def _update_submission_set(objects: etree._Element, members: Sequence[tuple[str, str]]) -> None:
+    """The submission set an ITI-57 update travels in (HasMember with PreviousVersion per new version)."""
+    etree.SubElement(objects, q(RIM, "RegistryPackage"), id="SubmissionSet")
     etree.SubElement(
         objects,
         q(RIM, "Classification"),
@@ -351,12 +374,11 @@ def _update_submission_set(objects: etree._Element, member: str, previous_versio
         classificationNode=ebrim.SubmissionSetScheme.NODE,
         id="SubmissionSetClassification",
     )
-    del package
-    if member:
+    for index, (member, previous_version) in enumerate(members):
         association = etree.SubElement(
             objects,
             q(RIM, "Association"),
-            id="MemberAssociation",
+            id=f"MemberAssociation{index}",
             associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember",
             sourceObject="SubmissionSet",
             targetObject=member,

@@ -8,7 +8,7 @@ unreachable ciphertext collected by `manage.py blobs_gc`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -651,59 +651,6 @@ def _load_current(entry_uuid: str) -> DocumentEntry | None:
     return one_with_authors(DocumentEntry.objects.filter(entry_uuid=entry_uuid))
 
 
-def document_change_confidentiality(
-    *, caller: Caller, entry_uuid: str, change: ConfidentialityChange
-) -> DocumentEntry:
-    """TD3.3a (MASQUE_PS) and TD3.3b (INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX)."""
-    field_name = _FLAG_FIELDS.get(change.code)
-    if field_name is None:
-        raise ValidationFailed(
-            [Problem(ErrorCode.INVALID, f"{change.code} is not a DMP visibility code", "code")]
-        )
-    masking = change.code == Confidentiality.MASKED_TO_PROFESSIONALS
-    action = Action.DOCUMENT_MASK if masking else Action.DOCUMENT_SET_VISIBILITY
-    if masking:
-        audit_action = AuditAction.DOCUMENT_MASK if change.enabled else AuditAction.DOCUMENT_UNMASK
-    else:
-        audit_action = AuditAction.DOCUMENT_VISIBILITY_CHANGE
-    access = access_document(
-        caller, document=_load_current(entry_uuid), action=action, audit_action=audit_action
-    )
-    with transaction.atomic(durable=True):
-        document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
-        if document.entry_uuid != entry_uuid:
-            raise Conflict(
-                "the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT
-            )
-        if getattr(document, field_name) == change.enabled:
-            return document
-        codes = [c for c in document.confidentiality_codes if c["code"] != change.code]
-        if change.enabled:
-            codes.append({"code": change.code, "scheme": Confidentiality.DMP_SYSTEM, "display": ""})
-        problems = confidentiality_problems(
-            [CodedValue(code=c["code"], scheme=c["scheme"], display=c.get("display", "")) for c in codes],
-            "confidentialityCode",
-        )
-        if problems:
-            raise ValidationFailed(problems)
-        previous = _new_version(caller, document)
-        setattr(document, field_name, change.enabled)
-        document.confidentiality_codes = codes
-        document.save()
-        audit_record(
-            caller=caller,
-            action=audit_action,
-            subject=Subject(
-                record_id=document.record_id,
-                patient_ins=access.document.record.patient.ins,
-                document_unique_id=document.unique_id,
-                document_entry_uuid=document.entry_uuid,
-            ),
-            details={"code": change.code, "enabled": change.enabled, "previous_entry_uuid": previous},
-        )
-    return document
-
-
 _STATUS_TRANSITIONS: dict[tuple[str, str], tuple[Action, AuditAction]] = {
     (DocumentStatus.APPROVED, DocumentStatus.ARCHIVED): (
         Action.DOCUMENT_ARCHIVE,
@@ -718,6 +665,150 @@ _STATUS_TRANSITIONS: dict[tuple[str, str], tuple[Action, AuditAction]] = {
 }
 
 
+@dataclass(frozen=True)
+class MetadataChange:
+    """What one update does to one document (the entry `entry_uuid` names): DMP confidentiality
+    flags set or cleared (TD3.3a/b) and/or a new availability status (TD3.3c/d)."""
+
+    entry_uuid: str
+    confidentiality: tuple[ConfidentialityChange, ...] = ()
+    status: DocumentStatus | None = None
+    original_status: DocumentStatus | None = None  # the status the caller believes current
+
+
+@dataclass(frozen=True)
+class _Planned:
+    change: MetadataChange
+    document: DocumentEntry  # as loaded for the access decisions (record and patient joined)
+    flag_audits: tuple[tuple[ConfidentialityChange, AuditAction], ...]
+    status_audit: AuditAction | None
+
+
+def _confidentiality_audit(change: ConfidentialityChange) -> tuple[Action, AuditAction]:
+    if change.code == Confidentiality.MASKED_TO_PROFESSIONALS:
+        return (
+            Action.DOCUMENT_MASK,
+            AuditAction.DOCUMENT_MASK if change.enabled else AuditAction.DOCUMENT_UNMASK,
+        )
+    return Action.DOCUMENT_SET_VISIBILITY, AuditAction.DOCUMENT_VISIBILITY_CHANGE
+
+
+def _plan_change(caller: Caller, change: MetadataChange) -> _Planned:
+    """Every decision and check of one change, before anything is written; refusals raise."""
+    unknown = [c.code for c in change.confidentiality if c.code not in _FLAG_FIELDS]
+    if unknown:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"{code} is not a DMP visibility code", "code") for code in unknown]
+        )
+    current = _load_current(change.entry_uuid)
+    flag_audits = []
+    for flag in change.confidentiality:
+        action, audit_action = _confidentiality_audit(flag)
+        current = access_document(caller, document=current, action=action, audit_action=audit_action).document
+        flag_audits.append((flag, audit_action))
+    status_audit = None
+    if change.status is not None:
+        status_now = DocumentStatus(current.availability_status) if current is not None else None
+        transition = _STATUS_TRANSITIONS.get((status_now or "", change.status))
+        action, status_audit = transition or (Action.DOCUMENT_ARCHIVE, AuditAction.DOCUMENT_ARCHIVE)
+        # The access decision comes first: a caller who may not act learns nothing of the status.
+        current = access_document(caller, document=current, action=action, audit_action=status_audit).document
+        if transition is None or change.original_status not in {None, status_now}:
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.INVALID,
+                        f"cannot change status from {status_now} to {change.status}",
+                        "availabilityStatus",
+                    )
+                ]
+            )
+    if current is None or not (flag_audits or status_audit):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "the update changes nothing", change.entry_uuid)])
+    return _Planned(change, current, tuple(flag_audits), status_audit)
+
+
+def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
+    """Writes one planned change as one new metadata version (none if nothing differs)."""
+    change = planned.change
+    document = DocumentEntry.objects.select_for_update().get(pk=planned.document.pk)
+    if document.entry_uuid != change.entry_uuid or (
+        change.status is not None and document.availability_status != planned.document.availability_status
+    ):
+        raise Conflict("the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT)
+    flips = [
+        (flag, audit)
+        for flag, audit in planned.flag_audits
+        if getattr(document, _FLAG_FIELDS[flag.code]) != flag.enabled
+    ]
+    if not flips and change.status is None:
+        return document
+    codes = list(document.confidentiality_codes)
+    for flag, _ in flips:
+        codes = [c for c in codes if c["code"] != flag.code]
+        if flag.enabled:
+            codes.append({"code": flag.code, "scheme": Confidentiality.DMP_SYSTEM, "display": ""})
+    problems = confidentiality_problems(
+        [CodedValue(code=c["code"], scheme=c["scheme"], display=c.get("display", "")) for c in codes],
+        "confidentialityCode",
+    )
+    if problems:
+        raise ValidationFailed(problems)
+    status_before = document.availability_status
+    previous = _new_version(caller, document)
+    for flag, _ in flips:
+        setattr(document, _FLAG_FIELDS[flag.code], flag.enabled)
+    document.confidentiality_codes = codes
+    if change.status is not None:
+        document.availability_status = change.status
+    document.save()
+    subject = Subject(
+        record_id=document.record_id,
+        patient_ins=planned.document.record.patient.ins,
+        document_unique_id=document.unique_id,
+        document_entry_uuid=document.entry_uuid,
+    )
+    for flag, audit_action in flips:
+        audit_record(
+            caller=caller,
+            action=audit_action,
+            subject=subject,
+            details={"code": flag.code, "enabled": flag.enabled, "previous_entry_uuid": previous},
+        )
+    if change.status is not None and planned.status_audit is not None:
+        audit_record(
+            caller=caller,
+            action=planned.status_audit,
+            subject=subject,
+            details={"from": status_before, "to": change.status, "previous_entry_uuid": previous},
+        )
+    return document
+
+
+def documents_update(*, caller: Caller, changes: Sequence[MetadataChange]) -> list[DocumentEntry]:
+    """ITI-57 and FHIR PATCH: every change is applied or none is. Each document changed gets one
+    new metadata version, whatever the number of its flags and status that change; the document
+    as it now stands is returned for each change, in order. Every access decision and check is
+    made before the first write; a change refused at write time (a concurrent update) undoes the
+    others."""
+    if not changes:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "the update changes nothing", "")])
+    planned = [_plan_change(caller, change) for change in changes]
+    if len({p.document.pk for p in planned}) < len(planned):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "a document is changed twice in one update", "")])
+    with transaction.atomic(durable=True):
+        return [_apply_change(caller, p) for p in planned]
+
+
+def document_change_confidentiality(
+    *, caller: Caller, entry_uuid: str, change: ConfidentialityChange
+) -> DocumentEntry:
+    """TD3.3a (MASQUE_PS) and TD3.3b (INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX)."""
+    return documents_update(
+        caller=caller, changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=(change,))]
+    )[0]
+
+
 def document_change_status(
     *,
     caller: Caller,
@@ -726,65 +817,37 @@ def document_change_status(
     original_status: DocumentStatus | None = None,
 ) -> DocumentEntry:
     """TD3.3c (author's logical deletion) and TD3.3d (archive / unarchive). Never a physical delete."""
-    current = _load_current(entry_uuid)
-    status_now = DocumentStatus(current.availability_status) if current is not None else None
-    transition = _STATUS_TRANSITIONS.get((status_now or "", new_status))
-    action, audit_action = transition or (Action.DOCUMENT_ARCHIVE, AuditAction.DOCUMENT_ARCHIVE)
-    access = access_document(caller, document=current, action=action, audit_action=audit_action)
-    if transition is None or (original_status is not None and original_status != status_now):
-        raise ValidationFailed(
-            [
-                Problem(
-                    ErrorCode.INVALID,
-                    f"cannot change status from {status_now} to {new_status}",
-                    "availabilityStatus",
-                )
-            ]
+    return documents_update(
+        caller=caller,
+        changes=[MetadataChange(entry_uuid=entry_uuid, status=new_status, original_status=original_status)],
+    )[0]
+
+
+def metadata_remove(*, caller: Caller, entry_uuids: Sequence[str]) -> None:
+    """ITI-62 (operator): withdraw documents' metadata from every query, all or none; bytes are kept."""
+    accesses = [
+        access_document(
+            caller,
+            document=_load_current(entry_uuid),
+            action=Action.METADATA_REMOVE,
+            audit_action=AuditAction.METADATA_REMOVE,
         )
+        for entry_uuid in entry_uuids
+    ]
     with transaction.atomic(durable=True):
-        document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
-        if document.entry_uuid != entry_uuid or document.availability_status != status_now:
-            raise Conflict(
-                "the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT
+        for access in accesses:
+            document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
+            previous = _new_version(caller, document)
+            document.availability_status = DocumentStatus.DELETED
+            document.save()
+            audit_record(
+                caller=caller,
+                action=AuditAction.METADATA_REMOVE,
+                subject=Subject(
+                    record_id=document.record_id,
+                    patient_ins=access.document.record.patient.ins,
+                    document_unique_id=document.unique_id,
+                    document_entry_uuid=document.entry_uuid,
+                ),
+                details={"previous_entry_uuid": previous},
             )
-        previous = _new_version(caller, document)
-        document.availability_status = new_status
-        document.save()
-        audit_record(
-            caller=caller,
-            action=audit_action,
-            subject=Subject(
-                record_id=document.record_id,
-                patient_ins=access.document.record.patient.ins,
-                document_unique_id=document.unique_id,
-                document_entry_uuid=document.entry_uuid,
-            ),
-            details={"from": status_now, "to": new_status, "previous_entry_uuid": previous},
-        )
-    return document
-
-
-def metadata_remove(*, caller: Caller, entry_uuid: str) -> None:
-    """ITI-62 (operator): withdraw a document's metadata from every query; bytes are kept."""
-    access = access_document(
-        caller,
-        document=_load_current(entry_uuid),
-        action=Action.METADATA_REMOVE,
-        audit_action=AuditAction.METADATA_REMOVE,
-    )
-    with transaction.atomic(durable=True):
-        document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
-        previous = _new_version(caller, document)
-        document.availability_status = DocumentStatus.DELETED
-        document.save()
-        audit_record(
-            caller=caller,
-            action=AuditAction.METADATA_REMOVE,
-            subject=Subject(
-                record_id=document.record_id,
-                patient_ins=access.document.record.patient.ins,
-                document_unique_id=document.unique_id,
-                document_entry_uuid=document.entry_uuid,
-            ),
-            details={"previous_entry_uuid": previous},
-        )

@@ -18,8 +18,11 @@ from dmp.documents.metadata import AssociationInput, ConfidentialityChange, Fold
 from dmp.documents.models import AssociationType, DocumentEntry, Folder
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, related_documents
 from dmp.documents.services import (
+    MetadataChange,
     document_change_confidentiality,
     document_change_status,
+    documents_update,
+    metadata_remove,
     submission_register,
 )
 
@@ -285,3 +288,91 @@ def test_an_author_who_did_not_submit_still_finds_the_masked_document(personas):
     found = document_search(caller=moreau, record=personas.alice.record, query=DocumentQuery())
     assert [v.document.unique_id for v in found] == [document.unique_id]
     assert found[0].document.author_pairs == ((moreau.actor.person_id, ""),)
+
+
+def test_the_operator_removes_several_entries_all_or_none(personas):
+    """ITI-62: one reference the operator cannot remove (unknown) and none is removed."""
+    bernard = personas.ps(personas.dr_bernard)
+    documents = publish(personas, bernard, [DocumentDraft(), DocumentDraft()]).documents
+    uuids = [d.entry_uuid for d in documents]
+    operator = personas.operator()
+    removed_before = AuditEvent.objects.filter(action=AuditAction.METADATA_REMOVE, outcome="success").count()
+    with pytest.raises(NotFound):
+        metadata_remove(
+            caller=operator, entry_uuids=[*uuids, "urn:uuid:00000000-0000-0000-0000-000000000000"]
+        )
+    assert {d.availability_status for d in DocumentEntry.objects.all()} == {DocumentStatus.APPROVED}
+    assert DocumentEntry.objects.filter(entry_uuid__in=uuids).count() == 2  # no new version either
+    assert (
+        AuditEvent.objects.filter(action=AuditAction.METADATA_REMOVE, outcome="success").count()
+        == removed_before
+    )
+    metadata_remove(caller=operator, entry_uuids=uuids)
+    assert {d.availability_status for d in DocumentEntry.objects.all()} == {DocumentStatus.DELETED}
+
+
+def test_one_update_of_flags_and_status_is_one_new_version(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    (updated,) = documents_update(
+        caller=bernard,
+        changes=[
+            MetadataChange(
+                entry_uuid=document.entry_uuid,
+                confidentiality=(
+                    ConfidentialityChange(code="INVISIBLE_PATIENT", enabled=True),
+                    ConfidentialityChange(code="INVISIBLE_REPRESENTANTS_LEGAUX", enabled=True),
+                ),
+                status=DocumentStatus.ARCHIVED,
+            )
+        ],
+    )
+    assert (updated.version, updated.availability_status) == (document.version + 1, DocumentStatus.ARCHIVED)
+    assert (updated.invisible_to_patient, updated.invisible_to_legal_representatives) == (True, True)
+    assert {c["code"] for c in updated.confidentiality_codes} >= {
+        "INVISIBLE_PATIENT",
+        "INVISIBLE_REPRESENTANTS_LEGAUX",
+    }
+    assert updated.previous_versions.count() == 1
+    assert verify_audit_trail().ok
+    with pytest.raises(ValidationFailed, match="twice"):
+        documents_update(
+            caller=bernard,
+            changes=[
+                MetadataChange(entry_uuid=updated.entry_uuid, status=DocumentStatus.APPROVED),
+                MetadataChange(
+                    entry_uuid=updated.entry_uuid,
+                    confidentiality=(ConfidentialityChange(code="MASQUE_PS", enabled=False),),
+                ),
+            ],
+        )
+    with pytest.raises(ValidationFailed, match="changes nothing"):
+        documents_update(caller=bernard, changes=[])
+
+
+def test_a_change_refused_while_writing_undoes_the_changes_written_before_it(personas):
+    """The second document's flags make a combination this DMP refuses, which only shows once the
+    first document's new version is written: the whole update is rolled back."""
+    bernard = personas.ps(personas.dr_bernard)
+    first, second = publish(personas, bernard, [DocumentDraft(), DocumentDraft()]).documents
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationFailed, match="cannot be combined"):
+        documents_update(
+            caller=bernard,
+            changes=[
+                MetadataChange(
+                    entry_uuid=first.entry_uuid,
+                    confidentiality=(ConfidentialityChange(code="MASQUE_PS", enabled=True),),
+                ),
+                MetadataChange(
+                    entry_uuid=second.entry_uuid,
+                    confidentiality=(
+                        ConfidentialityChange(code="MASQUE_PS", enabled=True),
+                        ConfidentialityChange(code="INVISIBLE_PATIENT", enabled=True),
+                    ),
+                ),
+            ],
+        )
+    first.refresh_from_db()
+    assert (first.version, first.masked_to_professionals, first.previous_versions.count()) == (1, False, 0)
+    assert AuditEvent.objects.count() == events

@@ -33,8 +33,8 @@ from dmp.documents.selectors import (
     record_contents,
 )
 from dmp.documents.services import (
-    document_change_confidentiality,
-    document_change_status,
+    MetadataChange,
+    documents_update,
     submission_register,
 )
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
@@ -708,28 +708,24 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
                 )
             ]
         )
-    logical_id = current.logical_id
     wanted, present = _labels(after), _labels(before)
-    for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present)):
-        latest = DocumentEntry.objects.get(logical_id=logical_id)
-        document_change_confidentiality(
-            caller=caller,
-            entry_uuid=latest.entry_uuid,
-            change=ConfidentialityChange(code=code, enabled=code in wanted),
-        )
-    if _archived(after) != _archived(before):
-        latest = DocumentEntry.objects.get(logical_id=logical_id)
-        document_change_status(
-            caller=caller,
-            entry_uuid=latest.entry_uuid,
-            new_status=DocumentStatus.ARCHIVED if _archived(after) else DocumentStatus.APPROVED,
-        )
+    status: DocumentStatus | None = None
     if after.get("status") != before.get("status"):
         if after.get("status") != "entered-in-error":
             raise ValidationFailed(
                 [Problem(ErrorCode.INVALID, "status may only become entered-in-error", "status")]
             )
-        latest = DocumentEntry.objects.get(logical_id=logical_id)
-        document_change_status(caller=caller, entry_uuid=latest.entry_uuid, new_status=DocumentStatus.DELETED)
-    latest = DocumentEntry.objects.get(logical_id=logical_id)
-    return _json(document_reference(latest))
+        status = DocumentStatus.DELETED  # whatever the archive flag says: deleted either way
+    elif _archived(after) != _archived(before):
+        status = DocumentStatus.ARCHIVED if _archived(after) else DocumentStatus.APPROVED
+    flags = tuple(
+        ConfidentialityChange(code=code, enabled=code in wanted)
+        for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present))
+    )
+    if not flags and status is None:
+        return _json(before)
+    # Labels and status change together, as one new metadata version, or not at all.
+    (updated,) = documents_update(
+        caller=caller, changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=flags, status=status)]
+    )
+    return _json(document_reference(updated))

@@ -25,8 +25,8 @@ from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import Confidentiality, DocumentEntry
 from dmp.documents.selectors import document_retrieve
 from dmp.documents.services import (
-    document_change_confidentiality,
-    document_change_status,
+    MetadataChange,
+    documents_update,
     metadata_remove,
     submission_register,
 )
@@ -203,7 +203,10 @@ def update(context: Context) -> Outcome:
         for a in object_list.findall(q(RIM, "Association"))
         if a.get("associationType") == "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
     }
-    changes: list[Callable[[], object]] = []
+    # One change per document, whether it comes as a new metadata version, a status association
+    # or both; all of them are applied in one transaction, or none (ITI-57 is atomic).
+    flags: dict[str, list[ConfidentialityChange]] = {}
+    statuses: dict[str, tuple[DocumentStatus, DocumentStatus]] = {}
     for entry in object_list.findall(q(RIM, "ExtrinsicObject")):
         where = f"ExtrinsicObject[{entry.get('id', '')}]"
         current = _current_by_lid(entry.get("lid", ""))
@@ -223,10 +226,12 @@ def update(context: Context) -> Outcome:
             for c in ebrim.classifications(entry, ebrim.DocumentEntryScheme.CONFIDENTIALITY)
         }
         present = {c.get("code", "") for c in current.confidentiality_codes}
-        changes.extend(
-            _confidentiality_change(context.caller, current.logical_id, code, code in wanted)
+        if current.entry_uuid in flags:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, "two new versions of one document", where)])
+        flags[current.entry_uuid] = [
+            ConfidentialityChange(code=code, enabled=code in wanted)
             for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present))
-        )
+        ]
     for association in object_list.findall(q(RIM, "Association")):
         if association.get("associationType") != UPDATE_STATUS_ASSOCIATION:
             continue
@@ -239,40 +244,25 @@ def update(context: Context) -> Outcome:
                 [Problem(ErrorCode.INVALID, "OriginalStatus / NewStatus must be DMP statuses", "Association")]
             ) from exc
         target = association.get("targetObject", "")
-        changes.append(_status_change(context.caller, target, original, new))
+        if target in statuses:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, "two status changes of one document", target)])
+        statuses[target] = (original, new)
+    changes = [
+        MetadataChange(
+            entry_uuid=entry_uuid,
+            confidentiality=tuple(flags.get(entry_uuid, ())),
+            status=statuses[entry_uuid][1] if entry_uuid in statuses else None,
+            original_status=statuses[entry_uuid][0] if entry_uuid in statuses else None,
+        )
+        for entry_uuid in dict.fromkeys([*flags, *statuses])
+        if flags.get(entry_uuid) or entry_uuid in statuses
+    ]
     if not changes:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "the update changes nothing the DMP supports", "")]
         )
-    for change in changes:
-        change()
+    documents_update(caller=context.caller, changes=changes)
     return Outcome(_success())
-
-
-def _confidentiality_change(
-    caller: Caller, logical_id: uuid.UUID, code: str, enabled: bool
-) -> Callable[[], object]:
-    def apply() -> object:
-        # Each change gives the entry a new entryUUID: re-read it by its stable logical id.
-        current = DocumentEntry.objects.get(logical_id=logical_id)
-        return document_change_confidentiality(
-            caller=caller,
-            entry_uuid=current.entry_uuid,
-            change=ConfidentialityChange(code=code, enabled=enabled),
-        )
-
-    return apply
-
-
-def _status_change(
-    caller: Caller, target: str, original: DocumentStatus, new: DocumentStatus
-) -> Callable[[], object]:
-    def apply() -> object:
-        return document_change_status(
-            caller=caller, entry_uuid=target, new_status=new, original_status=original
-        )
-
-    return apply
 
 
 def remove_metadata(context: Context) -> Outcome:
@@ -280,8 +270,7 @@ def remove_metadata(context: Context) -> Outcome:
     references = [r.get("id", "") for r in context.message.body.iter(q(RIM, "ObjectRef"))]
     if not references:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "ObjectRefList is required", "Body")])
-    for reference in references:
-        metadata_remove(caller=context.caller, entry_uuid=reference)
+    metadata_remove(caller=context.caller, entry_uuids=references)
     return Outcome(_success())
 
 

@@ -278,3 +278,41 @@ def test_nul_characters_are_refused_not_stored(xds_kit, fhir, personas):
     posted = requests.post(f"{base}/", data=json.dumps(bundle), headers=headers, timeout=10)
     assert posted.status_code in {400, 422}
     assert DocumentEntry.objects.count() == before
+
+
+def test_a_patch_applies_its_labels_and_status_together_or_not_at_all(xds_kit, fhir, personas):
+    """Masking is allowed to Dr Bernard, deleting Dr Moreau's document is not: a PATCH asking for
+    both is refused whole, and the document keeps its labels and version. A PATCH of labels and
+    the archive flag is one new metadata version, as over SOAP."""
+    theirs = submission_for(
+        ins=personas.alice.identifier,
+        author=author_of(personas.dr_moreau, personas.chu),
+        drafts=[DocumentDraft()],
+    )
+    submission_register(caller=personas.ps(personas.dr_moreau, personas.chu), submission=theirs)
+    document = DocumentEntry.objects.get(unique_id=theirs.documents[0].unique_id)
+    _, token = fhir(personas.dr_bernard)
+    url = f"{xds_kit.base_url}/fhir/DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"}
+    mask = {
+        "op": "add",
+        "path": "/securityLabel/-",
+        "value": {"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": "MASQUE_PS"}]},
+    }
+    delete = {"op": "replace", "path": "/status", "value": "entered-in-error"}
+    refused = requests.patch(url, data=json.dumps([mask, delete]), headers=headers, timeout=10)
+    assert refused.status_code == 404, refused.text
+    OperationOutcome.model_validate(refused.json())
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.masked_to_professionals, unchanged.availability_status) == (
+        document.version,
+        False,
+        document.availability_status,
+    )
+    archive = {"op": "replace", "path": "/extension/0/valueBoolean", "value": True}
+    accepted = requests.patch(url, data=json.dumps([mask, archive]), headers=headers, timeout=10)
+    assert accepted.status_code == 200, accepted.text
+    changed = DocumentEntry.objects.get(pk=document.pk)
+    assert (changed.version, changed.masked_to_professionals) == (document.version + 1, True)
+    assert changed.availability_status == "urn:asip:ci-sis:2010:StatusType:Archived"
+    assert accepted.json()["meta"]["versionId"] == str(document.version + 1)

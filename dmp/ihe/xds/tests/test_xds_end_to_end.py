@@ -13,7 +13,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import SubmissionInput
-from dmp.documents.models import DocumentEntry
+from dmp.documents.models import DocumentEntry, DocumentEntryVersion
 from dmp.ihe.xds.ebrim import RIM, DocumentEntryScheme, q
 from dmp.ihe.xds.queries import StoredQuery
 from dmp.records.models import Record
@@ -688,3 +688,91 @@ def test_td04_lists_authorised_records_since_a_date(xds_kit):
     assert listed(since=(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()) == set()
     with pytest.raises(SoapFault, match="since must be an ISO date-time"):
         bernard.dmp("TD0.4", "AuthorisedRecordsRequest", since="31/01/2026")
+
+
+MASQUE_PS = ("MASQUE_PS", "1.2.250.1.213.1.1.4.13")
+INVISIBLE_PATIENT = ("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13")
+INVISIBLE_LEGAL_REPRESENTATIVES = ("INVISIBLE_REPRESENTANTS_LEGAUX", "1.2.250.1.213.1.1.4.13")
+NORMAL = ("N", "2.16.840.1.113883.5.25")
+ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"
+DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"
+
+
+def metadata_state():
+    """Everything an ITI-57 may change, and the trail of what it did."""
+    documents = {
+        d.unique_id: (
+            d.version,
+            d.entry_uuid,
+            d.availability_status,
+            d.masked_to_professionals,
+            d.invisible_to_patient,
+        )
+        for d in DocumentEntry.objects.all()
+    }
+    succeeded = AuditEvent.objects.filter(outcome="success").count()
+    return documents, DocumentEntryVersion.objects.count(), succeeded
+
+
+def test_an_update_applies_all_its_changes_or_none(xds_kit):
+    """ITI-57 is atomic: a refused change (a wrong original status, a document the caller may not
+    delete) leaves the other changes of the same update unapplied; an accepted update gives each
+    document one new metadata version, however many of its flags and its status it changes."""
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    moreau = xds_kit.client(personas.dr_moreau)
+    mine = alice_submission(xds_kit, [DocumentDraft(title="A"), DocumentDraft(title="B")])
+    assert bernard.provide_and_register(mine).ok
+    theirs = submission_for(
+        ins=personas.alice.identifier,
+        author=author_of(personas.dr_moreau, personas.chu),
+        drafts=[DocumentDraft()],
+    )
+    assert moreau.provide_and_register(theirs).ok
+    entries = {unique_id_of(e): e for e in find_documents(bernard)}
+    a, b = entries[mine.documents[0].unique_id], entries[mine.documents[1].unique_id]
+    other = entries[theirs.documents[0].unique_id]
+    before = metadata_state()
+
+    wrong_original = bernard.update(
+        entries=[(a, [NORMAL, MASQUE_PS])], statuses=[(b.get("id"), ARCHIVED, DELETED)]
+    )
+    assert not wrong_original.ok
+    assert "cannot change status" in str(wrong_original.errors)
+    assert metadata_state() == before
+
+    not_the_author = bernard.update(
+        entries=[(a, [NORMAL, MASQUE_PS])], statuses=[(other.get("id"), APPROVED, DELETED)]
+    )
+    assert not not_the_author.ok
+    assert metadata_state() == before
+
+    twice = bernard.update(statuses=[(b.get("id"), APPROVED, ARCHIVED), (b.get("id"), APPROVED, DELETED)])
+    assert not twice.ok
+    assert metadata_state() == before
+
+    # Refused while writing: B's flags are a combination this DMP refuses, found once A's new
+    # version is written; A's is undone with it.
+    refused_combination = bernard.update(
+        entries=[(a, [NORMAL, MASQUE_PS]), (b, [NORMAL, MASQUE_PS, INVISIBLE_PATIENT])]
+    )
+    assert not refused_combination.ok
+    assert "cannot be combined" in str(refused_combination.errors)
+    assert metadata_state() == before
+
+    accepted = bernard.update(
+        entries=[(a, [NORMAL, INVISIBLE_PATIENT, INVISIBLE_LEGAL_REPRESENTATIVES])],
+        statuses=[(b.get("id"), APPROVED, ARCHIVED)],
+    )
+    assert accepted.ok, accepted.errors
+    documents, versions, _ = metadata_state()
+    version, _, status, _, invisible = documents[mine.documents[0].unique_id]
+    assert (version, status, invisible) == (before[0][mine.documents[0].unique_id][0] + 1, APPROVED, True)
+    assert DocumentEntry.objects.get(unique_id=mine.documents[0].unique_id).invisible_to_legal_representatives
+    assert documents[mine.documents[1].unique_id][2] == ARCHIVED
+    assert versions == before[1] + 2  # one previous version kept per document changed
+    trail = AuditEvent.objects.filter(actor_id=personas.dr_bernard.national_id, outcome="success")
+    assert {
+        AuditAction.DOCUMENT_VISIBILITY_CHANGE,
+        AuditAction.DOCUMENT_ARCHIVE,
+    } <= set(trail.values_list("action", flat=True))
