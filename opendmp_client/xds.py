@@ -342,26 +342,40 @@ def update_request(
                 nodeRepresentation=code,
                 id=f"conf-{index}-{code}",
             )
-            slot = etree.SubElement(classification, q(RIM, "Slot"), name="codingScheme")
-            etree.SubElement(
-                etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")
-            ).text = coding_scheme
+            _slot(classification, "codingScheme", coding_scheme)
         version = entry.find(q(RIM, "VersionInfo"))
         members.append((member, version.get("versionName", "") if version is not None else ""))
     for index, (entry_uuid, original, new) in enumerate(statuses):
-        association = etree.SubElement(
+        _association(
             objects,
-            q(RIM, "Association"),
-            id=f"StatusChange{index}",
-            associationType="urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus",
-            sourceObject="SubmissionSet",
-            targetObject=entry_uuid,
+            f"StatusChange{index}",
+            "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus",
+            entry_uuid,
+            (("OriginalStatus", original), ("NewStatus", new)),
         )
-        for name, value in (("OriginalStatus", original), ("NewStatus", new)):
-            slot = etree.SubElement(association, q(RIM, "Slot"), name=name)
-            etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
     _update_submission_set(objects, members)
     return request
+
+
+def _slot(parent: etree._Element, name: str, value: str) -> None:
+    slot = etree.SubElement(parent, q(RIM, "Slot"), name=name)
+    etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
+
+
+def _association(
+    objects: etree._Element, ident: str, kind: str, target: str, slots: Sequence[tuple[str, str]]
+) -> None:
+    """An association from the update's submission set to `target`."""
+    association = etree.SubElement(
+        objects,
+        q(RIM, "Association"),
+        id=ident,
+        associationType=kind,
+        sourceObject="SubmissionSet",
+        targetObject=target,
+    )
+    for name, value in slots:
+        _slot(association, name, value)
 
 
 def _update_submission_set(objects: etree._Element, members: Sequence[tuple[str, str]]) -> None:
@@ -375,17 +389,13 @@ def _update_submission_set(objects: etree._Element, members: Sequence[tuple[str,
         id="SubmissionSetClassification",
     )
     for index, (member, previous_version) in enumerate(members):
-        association = etree.SubElement(
+        _association(
             objects,
-            q(RIM, "Association"),
-            id=f"MemberAssociation{index}",
-            associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember",
-            sourceObject="SubmissionSet",
-            targetObject=member,
+            f"MemberAssociation{index}",
+            "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember",
+            member,
+            (("SubmissionSetStatus", "Original"), ("PreviousVersion", previous_version)),
         )
-        for name, value in (("SubmissionSetStatus", "Original"), ("PreviousVersion", previous_version)):
-            slot = etree.SubElement(association, q(RIM, "Slot"), name=name)
-            etree.SubElement(etree.SubElement(slot, q(RIM, "ValueList")), q(RIM, "Value")).text = value
 
 
 def registry_objects(response: SoapResponse, tag: str) -> list[etree._Element]:

@@ -500,18 +500,19 @@ def test_mutual_tls_binds_the_client_certificate_to_the_vihf_signer(xds_kit, set
         bernard.record_test()
 
 
+FULL_CONTACT = {
+    "address": "3 rue de Brest",
+    "postalCode": "35000",
+    "city": "Rennes",
+    "email": "alice@example.org",
+    "mobile": "0600000000",
+}
+
+
 def test_an_authorised_ps_updates_the_administrative_part_and_a_bad_email_changes_nothing(xds_kit):
     personas = xds_kit.personas
     bernard = xds_kit.client(personas.dr_bernard)
-    updated = bernard.dmp(
-        "AdministrativeUpdate",
-        "AdministrativeUpdateRequest",
-        address="3 rue de Brest",
-        postalCode="35000",
-        city="Rennes",
-        email="alice@example.org",
-        mobile="0600000000",
-    )
+    updated = bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", **FULL_CONTACT)
     assert updated.body.get("city") == "Rennes"
     with pytest.raises(SoapFault, match="invalid"):
         bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", city="Brest", email="not-an-email")
@@ -535,15 +536,7 @@ def test_administrative_update_sets_only_the_attributes_sent(xds_kit):
     personas = xds_kit.personas
     alice = personas.alice
     bernard = xds_kit.client(personas.dr_bernard)
-    bernard.dmp(
-        "AdministrativeUpdate",
-        "AdministrativeUpdateRequest",
-        address="3 rue de Brest",
-        postalCode="35000",
-        city="Rennes",
-        email="alice@example.org",
-        mobile="0600000000",
-    )
+    bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", **FULL_CONTACT)
     answer = bernard.dmp("AdministrativeUpdate", "AdministrativeUpdateRequest", email="alice.m@example.org")
     assert contact_of(alice) == ("3 rue de Brest", "35000", "Rennes", "alice.m@example.org", "0600000000")
     assert dict(answer.body.attrib) == {
