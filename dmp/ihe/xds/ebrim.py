@@ -354,12 +354,27 @@ def parse_submission(request: etree._Element, contents: Mapping[str, bytes]) -> 
             associations=tuple(AssociationInput.model_validate(a) for a in associations),
         )
     except ValidationError as exc:
-        raise ValidationFailed(
-            [
-                Problem(ErrorCode.INVALID, error["msg"], "/".join(str(p) for p in error["loc"]))
-                for error in exc.errors()
-            ]
-        ) from exc
+        raise ValidationFailed(_problems_of(exc)) from exc
+
+
+def read_document_entry(element: etree._Element) -> DocumentInput:
+    """The metadata of one DocumentEntry without content (a new version in an ITI-57 update), or
+    ValidationFailed."""
+    reader = _Reader()
+    data = _document(reader, element, {element.get("id", ""): b""})
+    if reader.problems:
+        raise ValidationFailed(reader.problems)
+    try:
+        return DocumentInput.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(_problems_of(exc)) from exc
+
+
+def _problems_of(exc: ValidationError) -> list[Problem]:
+    return [
+        Problem(ErrorCode.INVALID, error["msg"], "/".join(str(p) for p in error["loc"]))
+        for error in exc.errors()
+    ]
 
 
 def document_contents(request: etree._Element, attachments: Mapping[str, bytes]) -> dict[str, bytes]:

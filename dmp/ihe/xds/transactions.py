@@ -21,7 +21,7 @@ from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
 from dmp.accounts.services import account_initialise
 from dmp.common.errors import ErrorCode, NotFound, Problem, ValidationFailed
-from dmp.documents.metadata import ConfidentialityChange
+from dmp.documents.metadata import CodedValue, ConfidentialityChange, DocumentInput
 from dmp.documents.models import Confidentiality, DocumentEntry
 from dmp.documents.selectors import document_retrieve
 from dmp.documents.services import (
@@ -35,7 +35,7 @@ from dmp.identity.selectors import legal_representative_get
 from dmp.identity.services import PatientTraits
 from dmp.ihe.xds import ebrim, hl7v3, lots
 from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
-from dmp.ihe.xds.queries import QueryContext, parse_query, query_response, run_query
+from dmp.ihe.xds.queries import QueryContext, document_input, parse_query, query_response, run_query
 from dmp.ihe.xds.soap import SoapMessage
 from dmp.records.access import record_by_ins
 from dmp.records.context_links import MAX_AGE as CONTEXT_LINK_MAX_AGE
@@ -190,6 +190,49 @@ def _current_by_lid(lid: str) -> DocumentEntry | None:
     return DocumentEntry.objects.filter(logical_id=logical_id).first()
 
 
+def _fixed_metadata(document: DocumentInput) -> dict[str, object]:
+    """The metadata an ITI-57 new version must repeat unchanged, as the registry answers it."""
+
+    def code(value: CodedValue) -> tuple[str, str]:
+        return value.code, value.scheme
+
+    def moment(value: dt.datetime | None) -> str:
+        return ebrim.format_dtm(value) if value is not None else ""
+
+    return {
+        "uniqueId": document.unique_id,
+        "patientId": document.patient_id,
+        "mimeType": document.mime_type,
+        "classCode": code(document.class_code),
+        "typeCode": code(document.type_code),
+        "formatCode": code(document.format_code),
+        "healthcareFacilityTypeCode": code(document.healthcare_facility_type_code),
+        "practiceSettingCode": code(document.practice_setting_code),
+        "confidentialityCode": sorted(
+            code(c) for c in document.confidentiality_codes if c.code not in Confidentiality.DMP_CODES
+        ),
+        "eventCodeList": sorted(code(c) for c in document.event_codes),
+        "title": document.title,
+        "comments": document.comments,
+        "languageCode": document.language_code,
+        "creationTime": moment(document.creation_time),
+        "serviceStartTime": moment(document.service_start_time),
+        "serviceStopTime": moment(document.service_stop_time),
+        "sourcePatientId": document.source_patient_id or document.patient_id,
+        "sourcePatientInfo": tuple(document.source_patient_info),
+        "legalAuthenticator": document.legal_authenticator,
+        "referenceIdList": tuple(document.reference_ids),
+        "author": tuple(
+            (a.person, a.institutions, a.roles, a.specialties, a.telecom) for a in document.authors
+        ),
+    }
+
+
+def _fixed_metadata_differences(current: DocumentInput, proposed: DocumentInput) -> list[str]:
+    before, after = _fixed_metadata(current), _fixed_metadata(proposed)
+    return [name for name in before if before[name] != after[name]]
+
+
 def update(context: Context) -> Outcome:
     """ITI-57: new metadata versions (DMP confidentiality flags) and availability status changes."""
     request = context.message.body
@@ -221,10 +264,21 @@ def update(context: Context) -> Outcome:
                     )
                 ]
             )
-        wanted = {
-            c.get("nodeRepresentation", "")
-            for c in ebrim.classifications(entry, ebrim.DocumentEntryScheme.CONFIDENTIALITY)
-        }
+        proposed = ebrim.read_document_entry(entry)
+        differing = _fixed_metadata_differences(document_input(current), proposed)
+        if differing:
+            # As a FHIR PATCH of another element is refused: nothing is silently left unchanged.
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.INVALID,
+                        f"a DMP metadata update changes only the DMP confidentiality codes, not {name}",
+                        f"{where}/{name}",
+                    )
+                    for name in differing
+                ]
+            )
+        wanted = {c.code for c in proposed.confidentiality_codes}
         present = {c.get("code", "") for c in current.confidentiality_codes}
         if current.entry_uuid in flags:
             raise ValidationFailed([Problem(ErrorCode.INVALID, "two new versions of one document", where)])

@@ -769,3 +769,26 @@ def test_an_update_applies_all_its_changes_or_none(xds_kit):
         AuditAction.DOCUMENT_VISIBILITY_CHANGE,
         AuditAction.DOCUMENT_ARCHIVE,
     } <= set(trail.values_list("action", flat=True))
+
+
+def test_an_update_changing_other_metadata_is_refused_not_half_applied(xds_kit):
+    """The DMP changes only its confidentiality codes by ITI-57 (as a FHIR PATCH of another
+    element is refused): a new version with another title, or R instead of N, is refused whole
+    rather than masked with the title silently kept."""
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft(title="Compte rendu")])
+    assert bernard.provide_and_register(submission).ok
+    (entry,) = find_documents(bernard)
+    before = metadata_state()
+    retitled = copy.deepcopy(entry)
+    retitled.find(f"{q(RIM, 'Name')}/{q(RIM, 'LocalizedString')}").set("value", "Autre titre")
+    answer = bernard.update_document(retitled, confidentiality=[NORMAL, MASQUE_PS])
+    assert not answer.ok
+    assert "not title" in str(answer.errors)
+    assert metadata_state() == before
+    restricted = bernard.update_document(entry, confidentiality=[("R", "2.16.840.1.113883.5.25"), MASQUE_PS])
+    assert not restricted.ok
+    assert "not confidentialityCode" in str(restricted.errors)
+    assert metadata_state() == before
+    assert bernard.update_document(entry, confidentiality=[NORMAL, MASQUE_PS]).ok
