@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from dmp.common.ttl_cache import TtlCache
-from dmp.identity.models import Certificate, HealthProfessional, LegalRepresentative, Structure
+from dmp.identity.models import Affiliation, Certificate, HealthProfessional, LegalRepresentative, Structure
 
 
 def legal_representative_get(*, patient_id: int, public_id: uuid.UUID) -> LegalRepresentative | None:
@@ -15,6 +15,7 @@ def legal_representative_get(*, patient_id: int, public_id: uuid.UUID) -> LegalR
 
 _certificates: TtlCache[Certificate | None] = TtlCache("certificates")
 _structures: TtlCache[Structure | None] = TtlCache("structures")
+_affiliations: TtlCache[bool] = TtlCache("affiliations")
 
 
 def registered_certificate(fingerprint_sha256: str) -> Certificate | None:
@@ -38,9 +39,23 @@ def structure_get(id_nat: str) -> Structure | None:
     return _structures.get(id_nat, lambda: Structure.objects.filter(id_nat=id_nat).first())
 
 
+def is_affiliated(professional: HealthProfessional, structure: Structure) -> bool:
+    """Whether `professional` works in `structure` (an Affiliation row), as the directory says."""
+    return _affiliations.get(
+        (professional.pk, structure.pk),
+        lambda: Affiliation.objects.filter(professional=professional, structure=structure).exists(),
+    )
+
+
 def active_professional_get(national_id: str) -> HealthProfessional | None:
     """The active professional with this national identifier (PS_IdNat); None otherwise."""
     return HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
 
 
-__all__ = ["active_professional_get", "legal_representative_get", "registered_certificate", "structure_get"]
+__all__ = [
+    "active_professional_get",
+    "is_affiliated",
+    "legal_representative_get",
+    "registered_certificate",
+    "structure_get",
+]

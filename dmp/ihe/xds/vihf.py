@@ -27,7 +27,12 @@ from dmp.compat.services import UnknownSoftware, software_check
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.identity.models import Certificate, HealthProfessional
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
-from dmp.identity.selectors import active_professional_get, registered_certificate, structure_get
+from dmp.identity.selectors import (
+    active_professional_get,
+    is_affiliated,
+    registered_certificate,
+    structure_get,
+)
 from dmp.ihe.xds.dsg import DS, key_info_certificate
 from dmp.ihe.xds.models import SeenAssertion
 
@@ -260,6 +265,10 @@ def caller_from_vihf(
     if facts.authentication is AuthenticationMode.DIRECT:
         professional = known.professional
         assert professional is not None  # noqa: S101 - guaranteed by _bound_certificate
+        # A card proves the person, not the structure: the VIHF may name only one the directory
+        # says the PS works in (its authorisations and its SAMU status come with it).
+        if structure is not None and not is_affiliated(professional, structure):
+            raise VihfRejected("the professional is not affiliated to the VIHF's structure")
         profession, specialty = professional.profession_code, professional.specialty_code
     else:
         # The structure vouches for its staff: use the directory when it knows the person.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import urllib.error
 from dataclasses import replace
 
 import pytest
@@ -792,3 +793,20 @@ def test_an_update_changing_other_metadata_is_refused_not_half_applied(xds_kit):
     assert "not confidentialityCode" in str(restricted.errors)
     assert metadata_state() == before
     assert bernard.update_document(entry, confidentiality=[NORMAL, MASQUE_PS]).ok
+
+
+def test_a_card_may_name_only_a_structure_its_holder_works_in(xds_kit):
+    """Direct mode: the CPS proves the person, not the structure. Dr Bernard (cabinet) naming the
+    CHU in his VIHF would inherit the CHU's authorisations and list its patients: refused, on SOAP
+    and for a FHIR token alike."""
+    personas = xds_kit.personas
+    bernard_at_chu = xds_kit.client(personas.dr_bernard, structure_id=personas.chu.id_nat)
+    events = AuditEvent.objects.count()
+    with pytest.raises(SoapFault, match="not affiliated"):
+        bernard_at_chu.dmp("TD0.4", "AuthorisedRecordsRequest")
+    with pytest.raises(SoapFault, match="not affiliated"):
+        find_documents(bernard_at_chu)
+    with pytest.raises(urllib.error.HTTPError):
+        xds_kit.token(personas.dr_bernard, structure_id=personas.chu.id_nat)
+    assert AuditEvent.objects.count() == events
+    assert xds_kit.client(personas.dr_moreau).record_test().body.get("status") == "ACTIF"  # the CHU's own PS
