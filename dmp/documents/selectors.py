@@ -290,6 +290,19 @@ def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -
     return VisibleDocument(access.document, access.decision)
 
 
+def document_visible(*, caller: Caller, entry_uuid: str) -> DocumentEntry:
+    """The document if the caller may see its metadata, else NotFound (missing and forbidden
+    alike). For a change that follows: it checks what the caller sent against the document only
+    once the caller may know the document exists. A refusal is audited; a success is not, the
+    change that follows is."""
+    return access_document(
+        caller,
+        document=one_with_authors(DocumentEntry.objects.filter(entry_uuid=entry_uuid)),
+        action=Action.DOCUMENT_READ,
+        audit_action=AuditAction.DOCUMENT_READ_METADATA,
+    ).document
+
+
 @dataclass(frozen=True)
 class RetrievedDocument:
     document: DocumentEntry
@@ -423,6 +436,7 @@ __all__ = [
     "document_get",
     "document_retrieve",
     "document_search",
+    "document_visible",
     "documents_by_ids",
     "kept_signatures",
     "record_contents",

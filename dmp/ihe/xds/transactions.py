@@ -23,7 +23,7 @@ from dmp.accounts.services import account_initialise
 from dmp.common.errors import ErrorCode, NotFound, Problem, ValidationFailed
 from dmp.documents.metadata import CodedValue, ConfidentialityChange, DocumentInput
 from dmp.documents.models import Confidentiality, DocumentEntry
-from dmp.documents.selectors import document_retrieve
+from dmp.documents.selectors import document_retrieve, document_visible
 from dmp.documents.services import (
     MetadataChange,
     documents_update,
@@ -253,8 +253,14 @@ def update(context: Context) -> Outcome:
     for entry in object_list.findall(q(RIM, "ExtrinsicObject")):
         where = f"ExtrinsicObject[{entry.get('id', '')}]"
         current = _current_by_lid(entry.get("lid", ""))
+        unknown = ValidationFailed([Problem(ErrorCode.UNRESOLVED_REFERENCE, "unknown logical id", where)])
         if current is None or current.patient_id != context.require_patient().hl7():
-            raise ValidationFailed([Problem(ErrorCode.UNRESOLVED_REFERENCE, "unknown logical id", where)])
+            raise unknown
+        # Its version and metadata are compared only once the caller may know the document exists.
+        try:
+            current = document_visible(caller=context.caller, entry_uuid=current.entry_uuid)
+        except NotFound:
+            raise unknown from None
         previous = previous_versions.get(entry.get("id", ""), "")
         if previous != str(current.version):
             raise ValidationFailed(

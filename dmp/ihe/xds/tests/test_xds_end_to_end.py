@@ -810,3 +810,31 @@ def test_a_card_may_name_only_a_structure_its_holder_works_in(xds_kit):
         xds_kit.token(personas.dr_bernard, structure_id=personas.chu.id_nat)
     assert AuditEvent.objects.count() == events
     assert xds_kit.client(personas.dr_moreau).record_test().body.get("status") == "ACTIF"  # the CHU's own PS
+
+
+def test_an_update_of_a_hidden_document_answers_like_an_unknown_one(xds_kit):
+    """Dr Moreau may not see a masked document. Whatever version or metadata he sends for it, the
+    answer is the one an unknown logical id gets: he cannot probe its existence or its version."""
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    assert bernard.provide_and_register(submission).ok
+    (entry,) = find_documents(bernard)
+    assert bernard.update_document(entry, confidentiality=[NORMAL, MASQUE_PS]).ok
+    (masked,) = find_documents(bernard)
+    moreau = xds_kit.client(personas.dr_moreau)
+    stale = copy.deepcopy(masked)
+    stale.find(q(RIM, "VersionInfo")).set("versionName", "1")
+    retitled = copy.deepcopy(masked)
+    retitled.find(f"{q(RIM, 'Name')}/{q(RIM, 'LocalizedString')}").set("value", "Autre titre")
+    unknown = copy.deepcopy(masked)
+    unknown.set("lid", "urn:uuid:00000000-0000-4000-8000-000000000000")
+    before = metadata_state()
+    answers = [
+        moreau.update_document(candidate, confidentiality=[NORMAL])
+        for candidate in (masked, stale, retitled, unknown)
+    ]
+    assert {tuple((e.code, e.message) for e in answer.errors) for answer in answers} == {
+        (("XDSUnresolvedReferenceException", "unknown logical id"),)
+    }
+    assert metadata_state() == before
