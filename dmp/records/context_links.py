@@ -34,10 +34,13 @@ class ContextLink:
     ins: Ins
     page: str
     nonce: str
+    # How the software authenticated the PS (AuthenticationMode value): the portal session
+    # keeps it, so a link asked for in indirect mode never opens a direct-mode session.
+    authentication: str = "INDIRECTE"
 
 
 def issue_context_token(
-    *, professional_id: str, ins: Ins, page: str = "documents", structure_id: str = ""
+    *, professional_id: str, ins: Ins, authentication: str, page: str = "documents", structure_id: str = ""
 ) -> str:
     if page not in PAGES:
         raise LinkRejected(f"unknown page {page!r}; expected one of {', '.join(PAGES)}")
@@ -48,6 +51,7 @@ def issue_context_token(
             "ins": ins.value,
             "auth": ins.authority.value,
             "page": page,
+            "am": authentication,
             "nonce": secrets.token_urlsafe(24),
         },
         salt=SALT,
@@ -70,6 +74,7 @@ def read_context_token(token: str) -> ContextLink:
             ins=parse_ins(str(data["ins"]), InsAuthority(str(data["auth"]))),
             page=str(data["page"]),
             nonce=str(data["nonce"]),
+            authentication=str(data.get("am", "INDIRECTE")),
         )
     except (KeyError, TypeError, ValueError, InvalidIns) as exc:
         raise LinkRejected("invalid link") from exc

@@ -497,6 +497,7 @@ def context_link_transaction(context: Context) -> Outcome:
         professional_id=actor.person_id,
         structure_id=actor.structure_id,
         ins=context.require_patient(),
+        authentication=actor.authentication.value,
         page=context.message.body.get("page", "documents"),
     )
     return Outcome(

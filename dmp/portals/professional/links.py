@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from dmp.access.actors import AuthenticationMode
 from dmp.common import clock
 from dmp.identity.ins import Ins
 from dmp.portals.professional.models import UsedContextLink
@@ -26,13 +27,23 @@ __all__ = ["PAGES", "ContextLink", "LinkRejected", "consume_link", "contextual_l
 
 
 def contextual_link(
-    *, professional_id: str, ins: Ins, page: str = "documents", structure_id: str = ""
+    *,
+    professional_id: str,
+    ins: Ins,
+    page: str = "documents",
+    structure_id: str = "",
+    authentication: AuthenticationMode = AuthenticationMode.DIRECT,
 ) -> str:
-    """The path of a link opening the portal as `professional_id` on `page` of the record of `ins`."""
+    """The path of a link opening the portal as `professional_id` on `page` of the record of
+    `ins`, in the authentication mode the software used."""
     if page not in PAGES:
         raise ValueError(f"unknown page {page!r}")
     token = issue_context_token(
-        professional_id=professional_id, ins=ins, page=page, structure_id=structure_id
+        professional_id=professional_id,
+        ins=ins,
+        page=page,
+        structure_id=structure_id,
+        authentication=authentication.value,
     )
     return reverse("professional_portal:context_open", args=[token])
 

@@ -72,6 +72,7 @@ def log_in(
     method: LoginMethod,
     *,
     structure: Structure | None = None,
+    authentication: AuthenticationMode = AuthenticationMode.DIRECT,
 ) -> None:
     """Start a fresh session for `professional` (new session key: no fixation)."""
     request.session.clear()
@@ -81,8 +82,9 @@ def log_in(
         "ps": professional.national_id,
         "structure": structure.id_nat if structure else "",
         "method": method.value,
-        # A CPS card (real, demo or vouched for by the software) is a direct authentication.
-        "authentication": AuthenticationMode.DIRECT.value,
+        # A CPS card (real or demo) is a direct authentication; a TD0.9 link keeps the mode in
+        # which the software authenticated the PS (indirect: its structure vouched for them).
+        "authentication": authentication.value,
         "at": clock.now().isoformat(),
         "emergency": None,
     }

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dmp.access.actors import AccessMode
+from dmp.access.actors import AccessMode, AuthenticationMode
 from dmp.access.policy import DocumentStatus
 from dmp.accounts.services import account_initialise
 from dmp.audit.actions import AuditAction
@@ -256,7 +256,18 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
     structure = (
         professional.structures.filter(id_nat=link.structure_id).first() if link.structure_id else None
     )
-    session.log_in(request, professional, LoginMethod.CONTEXT_LINK, structure=structure)
+    try:
+        authentication = AuthenticationMode(link.authentication)
+    except ValueError:
+        authentication = AuthenticationMode.INDIRECT
+    if link.structure_id and structure is None:
+        # The structure that vouched for the PS (or the one named) is not one the PS works in.
+        return _page(
+            request, "refused", {"detail": _("Structure inconnue pour ce professionnel.")}, status=403
+        )
+    session.log_in(
+        request, professional, LoginMethod.CONTEXT_LINK, structure=structure, authentication=authentication
+    )
     if record is None:
         return redirect("professional_portal:search")
     target = {

@@ -10,6 +10,8 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 
+from dmp.access.actors import AccessMode, AuthenticationMode
+from dmp.audit.models import AuditEvent
 from dmp.common import clock
 from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, create_test_pki, self_signed_clone
@@ -238,3 +240,35 @@ def test_login_failures_from_one_address_are_throttled(personas, demo):
     assert refused.status_code == 429
     assert refused["Retry-After"]
     assert client.get("/pro/").status_code == 302
+
+
+def test_a_link_asked_for_in_indirect_mode_opens_an_indirect_session(personas, client):
+    """TD0.9 keeps the VIHF's authentication mode: a hospital's software vouching for Dr Petit
+    cannot turn into a CPS session, in which break-glass (direct mode only) would open."""
+    link = contextual_link(
+        professional_id=personas.dr_petit.national_id,
+        ins=personas.alice.identifier,
+        structure_id=personas.dr_petit.structures.first().id_nat,
+        authentication=AuthenticationMode.INDIRECT,
+    )
+    assert client.get(link).status_code == 302
+    assert client.session["pro"]["authentication"] == "INDIRECTE"
+    record = personas.alice.record
+    refused = client.post(
+        f"/pro/dossier/{record.public_id}/urgence",
+        {"mode": "bris_de_glace", "reason": "Patiente inconsciente"},
+    )
+    assert refused.status_code == 403
+    assert client.session["pro"]["emergency"] is None
+    assert not AuditEvent.objects.filter(access_mode=AccessMode.BREAK_GLASS, outcome="success").exists()
+
+
+def test_a_link_naming_a_structure_the_ps_does_not_work_in_is_refused(personas, client):
+    link = contextual_link(
+        professional_id=personas.dr_bernard.national_id,
+        ins=personas.alice.identifier,
+        structure_id=personas.chu.id_nat,
+        authentication=AuthenticationMode.INDIRECT,
+    )
+    assert client.get(link).status_code == 403
+    assert "pro" not in client.session
