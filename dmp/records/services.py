@@ -19,6 +19,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
+from dmp.common.rows import unique_row
 from dmp.identity.ins import Ins
 from dmp.identity.models import Patient
 from dmp.identity.services import PatientTraits, patient_register, patient_update_contact
@@ -461,8 +462,13 @@ def authorisation_change(
     )
 
 
-def medecin_traitant_set(*, caller: Caller, ins: Ins, declare: bool) -> Authorisation:
-    """TD0.3 role MEDECIN_TRAITANT: a doctor declares (or stops being) médecin traitant DMP."""
+def medecin_traitant_set(*, caller: Caller, ins: Ins, declare: bool) -> Authorisation | None:
+    """TD0.3 role MEDECIN_TRAITANT: a doctor declares (or stops being) médecin traitant DMP.
+
+    Declaring gives the doctor a personal authorisation (one authorised only through its
+    structure, or one whose personal access was removed, as TD0.3 AJOUT would). Stopping only
+    clears the role: it never creates nor restores an access right, and does nothing (no trace)
+    for a doctor who is not médecin traitant. The doctor's authorisation row, or None."""
     audit_action = AuditAction.MEDECIN_TRAITANT_SET if declare else AuditAction.MEDECIN_TRAITANT_UNSET
     access = access_record(
         caller, ins=ins, action=Action.MEDECIN_TRAITANT_DECLARE, audit_action=audit_action, for_write=True
@@ -470,24 +476,29 @@ def medecin_traitant_set(*, caller: Caller, ins: Ins, declare: bool) -> Authoris
     actor = caller.actor
     now = clock.now()
     with transaction.atomic(durable=True):
-        # A doctor authorised through its structure gets a personal authorisation as MT.
-        row, _ = Authorisation.objects.select_for_update().get_or_create(
-            record=access.record,
-            grantee_kind=GranteeKind.PROFESSIONAL,
-            grantee_id=actor.person_id,
-            defaults={
-                "grantee_name": actor.display_name,
-                "status": Authorisation.Status.VALID,
-                "changed_at": now,
-                "changed_by_id": actor.person_id,
-                "changed_by_kind": actor.kind.value,
-            },
+        row = unique_row(
+            Authorisation.objects.select_for_update().filter(
+                record=access.record, grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=actor.person_id
+            )
         )
+        if not declare and (row is None or not row.is_medecin_traitant):
+            return row
+        if row is None:
+            row = Authorisation(
+                record=access.record,
+                grantee_kind=GranteeKind.PROFESSIONAL,
+                grantee_id=actor.person_id,
+                grantee_name=actor.display_name,
+            )
+        elif declare and row.status == Authorisation.Status.BLOCKED:
+            raise Forbidden("the patient blocked this professional")
+        if declare:
+            row.status = Authorisation.Status.VALID
         row.is_medecin_traitant = declare
         row.changed_at = now
         row.changed_by_id = actor.person_id
         row.changed_by_kind = actor.kind.value
-        row.save(update_fields=["is_medecin_traitant", "changed_at", "changed_by_id", "changed_by_kind"])
+        row.save()
         audit_record(caller=caller, action=audit_action, subject=access.subject)
     return row
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dmp.access.policy import AuthorisationStatus
+from dmp.audit.models import AuditEvent
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
 from dmp.identity.ins import Ins, InsAuthority
 from dmp.records.access import record_by_ins
@@ -150,3 +151,40 @@ def test_closure_then_reactivation(personas):
         caller=personas.ps(personas.dr_bernard), ins=personas.alice.identifier, consent=True
     )
     assert reopened.status == "ACTIF"
+
+
+def test_stopping_as_medecin_traitant_never_creates_an_access_right(personas):
+    """Dr Petit is authorised through his structure only. Withdrawing a role he does not hold
+    must not give him a personal authorisation (which would outlive the structure's); declaring
+    it gives him one, and restores it after the patient removed it, as TD0.3 AJOUT would."""
+    record = record_by_ins(personas.alice.identifier)
+    petit = personas.ps(personas.dr_petit)
+    patient = personas.patient(personas.alice)
+    authorisation_change(
+        caller=patient,
+        record=record,
+        grantee_kind=GranteeKind.STRUCTURE,
+        grantee_id=petit.actor.structure_id,
+        change=AuthorisationChange.GRANT,
+    )
+    personal = Authorisation.objects.filter(
+        record=record, grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=personas.dr_petit.national_id
+    )
+    events = AuditEvent.objects.count()
+    assert medecin_traitant_set(caller=petit, ins=personas.alice.identifier, declare=False) is None
+    assert not personal.exists()
+    assert AuditEvent.objects.count() == events
+    declared = medecin_traitant_set(caller=petit, ins=personas.alice.identifier, declare=True)
+    assert (declared.status, declared.is_medecin_traitant) == (Authorisation.Status.VALID, True)
+    authorisation_change(
+        caller=patient,
+        record=record,
+        grantee_kind=GranteeKind.PROFESSIONAL,
+        grantee_id=personas.dr_petit.national_id,
+        change=AuthorisationChange.REMOVE,
+    )
+    again = medecin_traitant_set(caller=petit, ins=personas.alice.identifier, declare=True)
+    assert (again.status, again.is_medecin_traitant) == (Authorisation.Status.VALID, True)
+    assert record_test(caller=petit, ins=personas.alice.identifier).is_medecin_traitant
+    stopped = medecin_traitant_set(caller=petit, ins=personas.alice.identifier, declare=False)
+    assert (stopped.status, stopped.is_medecin_traitant) == (Authorisation.Status.VALID, False)
