@@ -198,7 +198,12 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
     if payload.get("type") != "transaction":
         raise _fail("an ITI-65 Bundle is of type transaction", "Bundle.type")
     entries = payload.get("entry") or []
-    by_url = {str(e.get("fullUrl", "")): e.get("resource") or {} for e in entries}
+    urls = [str(e.get("fullUrl", "")) for e in entries]
+    # Entries are found by fullUrl: two with the same (or none) would collapse into one, and a
+    # document would be dropped while the answer says it was stored (FHIR bdl-7).
+    if "" in urls or len(set(urls)) < len(urls):
+        raise _fail("every entry needs its own fullUrl", "Bundle.entry.fullUrl")
+    by_url = {url: e.get("resource") or {} for url, e in zip(urls, entries, strict=True)}
     references = _References(entries)
     lists = [r for r in by_url.values() if r.get("resourceType") == "List"]
     document_references = [

@@ -228,6 +228,15 @@ def test_forbidden_and_malformed_submissions_get_an_operation_outcome(xds_kit, f
     wrong = requests.post(base, data=json.dumps(bundle_for(leo)), headers=headers, timeout=10)
     assert wrong.status_code == 422
     assert "patient" in wrong.text
+    # Two documents under one fullUrl (or none): one was dropped, the answer said both stored.
+    two = bundle_for(alice_submission(xds_kit, [DocumentDraft(), DocumentDraft()]))
+    documents = [e for e in two["entry"] if e["resource"]["resourceType"] == "DocumentReference"]
+    documents[1]["fullUrl"] = documents[0]["fullUrl"]
+    shared = requests.post(base, data=json.dumps(two), headers=headers, timeout=10)
+    assert shared.status_code == 422
+    assert "fullUrl" in shared.text
+    del documents[0]["fullUrl"], documents[1]["fullUrl"]
+    assert requests.post(base, data=json.dumps(two), headers=headers, timeout=10).status_code == 422
     # The blocked PS finds nothing.
     durand, _ = fhir(personas.dr_durand)
     answer = requests.get(
