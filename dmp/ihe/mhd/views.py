@@ -10,6 +10,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -273,19 +274,46 @@ def _tokens(request: HttpRequest, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
+    """A FHIR date, dateTime or instant as the span its precision covers: [first instant, first
+    instant after) in UTC, as the registry's times are (None: past the last representable year).
+    ValueError if it is none of these."""
+    if re.fullmatch(r"\d{4}(-\d{2})?", value):
+        year, month = int(value[:4]), int(value[5:7] or 1) if len(value) == 7 else 1
+        lower = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+        whole_year = len(value) == 4
+        next_year, next_month = (year + 1, 1) if whole_year or month == 12 else (year, month + 1)
+        upper = dt.datetime(next_year, next_month, 1, tzinfo=dt.UTC) if next_year <= dt.MAXYEAR else None
+        return lower, upper
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    step = dt.timedelta(days=1) if len(value) == 10 else dt.timedelta(seconds=1)
+    try:
+        return moment, moment + step
+    except OverflowError:
+        return moment, None
+
+
 def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """[start, end) of the `name` parameters, with the FHIR prefixes read at the value's
+    precision: le2024-01-31 includes that whole day, gt2024-01-31 starts the day after."""
     start = end = None
     for raw in request.GET.getlist(name):
         prefix, value = (raw[:2], raw[2:]) if raw[:2] in {"ge", "gt", "le", "lt", "eq"} else ("eq", raw)
         try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            lower, upper = _fhir_period(value)
         except ValueError as exc:
             raise ValidationFailed([Problem(ErrorCode.INVALID, f"{raw!r} is not a date", name)]) from exc
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-        if prefix in {"ge", "gt", "eq"}:
-            start = moment
-        if prefix in {"le", "lt"} or (prefix == "eq" and len(value) <= 10):
-            end = moment + dt.timedelta(days=1) if prefix == "eq" else moment
+        if prefix in {"ge", "eq"}:
+            start = lower
+        elif prefix == "gt":
+            if upper is None:
+                raise ValidationFailed([Problem(ErrorCode.INVALID, f"nothing is after {value}", name)])
+            start = upper
+        if prefix in {"le", "eq"}:
+            end = upper
+        elif prefix == "lt":
+            end = lower
     return start, end
 
 
@@ -658,7 +686,8 @@ def apply_json_patch(document: Any, operations: Any) -> Any:
                 raise ValidationFailed(
                     [Problem(ErrorCode.CONFLICT, "JSON Patch test failed", operation["path"])]
                 )
-        except (KeyError, IndexError, ValueError, TypeError) as exc:
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+            # AttributeError: a path that goes through a string or a number.
             raise ValidationFailed(
                 [Problem(ErrorCode.INVALID, f"JSON Patch path not found: {operation.get('path')}", "path")]
             ) from exc

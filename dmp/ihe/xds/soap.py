@@ -61,7 +61,9 @@ def split_multipart(content_type: str, body: bytes) -> tuple[bytes, dict[str, by
         raise SoapError("multipart message without a boundary")
     start = params.get_param("start")
     start_id = start.strip("<>") if isinstance(start, str) else ""
-    delimiter = b"--" + boundary.encode("ascii", "strict")
+    if not boundary.isascii():
+        raise SoapError("the multipart boundary must be ASCII")
+    delimiter = b"--" + boundary.encode("ascii")
     chunks = body.split(delimiter)
     if len(chunks) < 3:
         raise SoapError("multipart message without parts")

@@ -325,3 +325,44 @@ def test_a_patch_applies_its_labels_and_status_together_or_not_at_all(xds_kit, f
     assert (changed.version, changed.masked_to_professionals) == (document.version + 1, True)
     assert changed.availability_status == "urn:asip:ci-sis:2010:StatusType:Archived"
     assert accepted.json()["meta"]["versionId"] == str(document.version + 1)
+
+
+def test_date_prefixes_follow_the_precision_of_the_value(xds_kit, fhir, personas):
+    """le<day> includes that day, gt<day> starts after it, a month or a year covers its span, and
+    the last representable day is an answer, not a server error; a JSON Patch path through a
+    string is an OperationOutcome too."""
+    client, token = fhir(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    created = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).creation_time
+    day, month, year = created.date().isoformat(), created.strftime("%Y-%m"), created.strftime("%Y")
+    expected = {
+        f"le{day}": 1,
+        f"ge{day}": 1,
+        f"gt{day}": 0,
+        f"lt{day}": 0,
+        day: 1,
+        month: 1,
+        year: 1,
+        f"gt{int(year) - 1}": 1,
+        "9999-12-31": 0,
+        "le9999-12-31": 1,
+    }
+    found = {value: len(search(client, date=value)) for value in expected}
+    assert found == expected
+    answer = requests.get(
+        f"{xds_kit.base_url}/fhir/DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113", "date": "2024-13"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 422
+    document = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id)
+    through_a_string = requests.patch(
+        f"{xds_kit.base_url}/fhir/DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}",
+        data=json.dumps([{"op": "test", "path": "/status/x", "value": 1}]),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    assert through_a_string.status_code in {400, 422}
+    OperationOutcome.model_validate(through_a_string.json())

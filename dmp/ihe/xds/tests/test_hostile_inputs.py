@@ -166,6 +166,17 @@ def test_mutated_requests_never_cause_a_server_error(xds_kit):
             raw[end:end] = raw[start:end]
         answer = web.generic("POST", "/ihe/xds/", bytes(raw), content_type=content_type)
         assert answer.status_code < 500, (index, action, answer.content[:500])
+    # The Content-Type header too (a non-ASCII boundary raised UnicodeEncodeError: HTTP 500).
+    _, data = bernard.prepare(*_body(2, bernard, rng, xds_kit, unique_id), mtom=True)
+    for header in (
+        'multipart/related; boundary="fronti\u00e8re"; type="application/xop+xml"',
+        'multipart/related; boundary=""; type="application/xop+xml"',
+        "multipart/related",
+        "application/soap+xml; charset=\u00e9\u00e9",
+        "text/\u00e9",
+    ):
+        answer = web.generic("POST", "/ihe/xds/", data, content_type=header)
+        assert 400 <= answer.status_code < 500, (header, answer.content[:300])
 
 
 class _Capture(XdsClient):
