@@ -702,6 +702,19 @@ def _labels(resource: dict[str, Any]) -> set[str]:
     }
 
 
+def _other_labels(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted(
+        (str(c.get("system", "")), str(c.get("code", "")))
+        for label in resource.get("securityLabel") or []
+        for c in label.get("coding") or []
+        if c.get("code") not in Confidentiality.DMP_CODES
+    )
+
+
+def _other_extensions(resource: dict[str, Any]) -> list[Any]:
+    return [x for x in resource.get("extension") or [] if x.get("url") != IS_ARCHIVED_URL]
+
+
 def _archived(resource: dict[str, Any]) -> bool:
     return any(
         x.get("url") == IS_ARCHIVED_URL and x.get("valueBoolean") for x in resource.get("extension") or []
@@ -737,6 +750,13 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
                 )
             ]
         )
+    # As over ITI-57, what the DMP cannot change is refused, not silently kept as it was.
+    if _other_labels(after) != _other_labels(before):
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "only the DMP confidentiality codes may change", "securityLabel")]
+        )
+    if _other_extensions(after) != _other_extensions(before):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "only isArchived may change", "extension")])
     wanted, present = _labels(after), _labels(before)
     status: DocumentStatus | None = None
     if after.get("status") != before.get("status"):

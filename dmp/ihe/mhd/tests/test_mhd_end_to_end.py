@@ -366,3 +366,31 @@ def test_date_prefixes_follow_the_precision_of_the_value(xds_kit, fhir, personas
     )
     assert through_a_string.status_code in {400, 422}
     OperationOutcome.model_validate(through_a_string.json())
+
+
+def test_a_patch_of_what_the_dmp_cannot_change_is_refused_not_ignored(xds_kit, fhir, personas):
+    """N to R, or another extension: refused naming the element (as ITI-57 does), where the
+    answer was 200 with the change silently dropped."""
+    _, token = fhir(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    document = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id)
+    url = f"{xds_kit.base_url}/fhir/DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"}
+    current = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    position = next(
+        i for i, label in enumerate(current["securityLabel"]) if label["coding"][0]["code"] in {"N", "R", "V"}
+    )
+    restricted = [{"op": "replace", "path": f"/securityLabel/{position}/coding/0/code", "value": "R"}]
+    extended = [
+        {"op": "add", "path": "/extension/-", "value": {"url": "urn:example:x", "valueBoolean": True}}
+    ]
+    for patch, element in ((restricted, "securityLabel"), (extended, "extension")):
+        answer = requests.patch(url, data=json.dumps(patch), headers=headers, timeout=10)
+        assert answer.status_code == 422, answer.text
+        assert element in answer.text
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.confidentiality_codes) == (
+        document.version,
+        document.confidentiality_codes,
+    )
