@@ -163,8 +163,8 @@ def account_initialise(
         raise ValidationFailed(problems)
     code = _new_activation_code()
     holder_key = f"rl:{representative.public_id}" if representative is not None else f"holder:{record.pk}"
-    record_mark_web_account(caller=caller, record=record)
     with transaction.atomic(durable=True):
+        record_mark_web_account(record)
         account, _created = WebAccount.objects.select_for_update().get_or_create(
             holder_key=holder_key,
             defaults={"record": record, "representative": representative, "created_by_id": ""},

@@ -272,11 +272,12 @@ def record_close(*, caller: Caller, record: Record, reason: str, comment: str = 
     return locked
 
 
-def record_mark_web_account(*, caller: Caller, record: Record) -> None:
-    """Called by the patient portal when the patient's web account is opened (TD1.5)."""
-    with transaction.atomic(durable=True):
-        Record.objects.filter(pk=record.pk).update(web_account_opened=True)
-        audit_record(caller=caller, action=AuditAction.WEB_ACCOUNT_CREATE, subject=record_subject(record))
+def record_mark_web_account(record: Record) -> None:
+    """Notes on the record that a web account was opened for it (TD1.5, shown by TD0.2). Runs in
+    the transaction of the account's opening, which the caller audits: both or neither."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record_mark_web_account must run inside the account's transaction")
+    Record.objects.filter(pk=record.pk).update(web_account_opened=True)
 
 
 def record_update_contact(
