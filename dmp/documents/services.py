@@ -229,7 +229,12 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
                     folder_members_existing.add(target.entry_uuid)
                     continue
             if source_kind == "SubmissionSet" and target_kind is None:
-                continue  # a reference to an existing object, checked below when it is a document
+                if association.target in id_map:
+                    continue  # one of this submission's associations (a document added to a folder)
+                # An existing document of this record the caller may see, nothing else.
+                target = existing_documents.get(_normalise_uuid(association.target) or "")
+                if target is not None and decide_document(caller, facts, target, Action.DOCUMENT_READ):
+                    continue
             raise ValidationFailed(
                 [Problem(ErrorCode.UNRESOLVED_REFERENCE, "HasMember does not link known objects", where)]
             )

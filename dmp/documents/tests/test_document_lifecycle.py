@@ -376,3 +376,43 @@ def test_a_change_refused_while_writing_undoes_the_changes_written_before_it(per
     first.refresh_from_db()
     assert (first.version, first.masked_to_professionals, first.previous_versions.count()) == (1, False, 0)
     assert AuditEvent.objects.count() == events
+
+
+def test_a_submission_set_references_only_documents_the_caller_may_see(personas):
+    """A HasMember from the submission set to an existing object was stored unchecked: an unknown
+    id, or a document of another patient, became a dangling reference of the record."""
+    bernard = personas.ps(personas.dr_bernard)
+    mine = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    author = author_for(
+        person_id=bernard.actor.person_id,
+        family_name="BERNARD",
+        given_name="X",
+        profession_code=bernard.actor.profession_code,
+        structure_id=bernard.actor.structure_id,
+        structure_name=bernard.actor.structure_name,
+    )
+    leos = submission_register(
+        caller=bernard,
+        submission=submission_for(ins=personas.leo.identifier, author=author, drafts=[DocumentDraft()]),
+    ).documents[0]
+
+    def referencing(target):
+        submission = publish_input(personas, bernard, [DocumentDraft()])
+        return with_associations(
+            submission,
+            AssociationInput(
+                entry_uuid="urn:uuid:9b3c7a52-0f53-4c1d-9e0b-2b1f7f6a1c11",
+                association_type=AssociationType.HAS_MEMBER,
+                source=submission.submission_set.entry_uuid,
+                target=target,
+                submission_set_status="Reference",
+            ),
+        )
+
+    before = DocumentEntry.objects.count()
+    for target in ("urn:uuid:00000000-0000-4000-8000-000000000000", leos.entry_uuid):
+        with pytest.raises(ValidationFailed) as refused:
+            submission_register(caller=bernard, submission=referencing(target))
+        assert refused.value.problems[0].code is ErrorCode.UNRESOLVED_REFERENCE
+        assert DocumentEntry.objects.count() == before
+    assert submission_register(caller=bernard, submission=referencing(mine.entry_uuid)).documents
