@@ -371,7 +371,8 @@ def _page(request: HttpRequest, items: list[Any]) -> tuple[list[Any], dict[str, 
         ) from exc
     page = items[offset : offset + count]
     links: dict[str, Any] = {}
-    if offset + count < len(items):
+    # _count=0 asks for no entries (FHIR: a count only): a next link would repeat this very page.
+    if count and offset + count < len(items):
         query = request.GET.copy()
         query["_getpagesoffset"] = str(offset + count)
         links = {"relation": "next", "url": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}
@@ -509,8 +510,11 @@ def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
         submission_set_list(s, [m for m in members.get(s.entry_uuid, []) if m in visible])
         for s in contents.submission_sets
     ]
-    page, _ = _page(request, resources)
-    return _json(_searchset(page, request))
+    page, next_link = _page(request, resources)
+    bundle = _searchset(page, request)
+    if next_link:
+        bundle["link"].append(next_link)  # submission sets past the first page were unreachable
+    return _json(bundle)
 
 
 @fhir_view(PATIENT_READ, ["GET"])

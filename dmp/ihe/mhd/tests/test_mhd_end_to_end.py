@@ -88,6 +88,14 @@ def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xd
     assert search(client, related="nothing") == []
     assert search(client, isArchived="true") == []
     assert len(search(client, _count="1")) == 1
+    counted = client.execute(
+        "DocumentReference",
+        method="get",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113", "_count": "0"},
+    )
+    # No entries and no next link (it repeated the same offset: a client following it looped).
+    assert not counted.get("entry")
+    assert not [link for link in counted.get("link", []) if link["relation"] == "next"]
     # Byte-identical retrieval (ITI-68), and the same answer on the SOAP channel.
     first = next(r for r in found if r["masterIdentifier"]["value"] == f"urn:oid:{unique}")
     raw = requests.get(
@@ -159,6 +167,14 @@ def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xd
         "List", method="get", params={"patient.identifier": f"{INS_SYSTEM}|285033523810113"}
     )
     assert len(lists["entry"]) == 2
+    first_page = client.execute(
+        "List", method="get", params={"patient.identifier": f"{INS_SYSTEM}|285033523810113", "_count": "1"}
+    )
+    (following,) = [link["url"] for link in first_page["link"] if link["relation"] == "next"]
+    second_page = requests.get(following, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert {first_page["entry"][0]["resource"]["id"], second_page["entry"][0]["resource"]["id"]} == {
+        e["resource"]["id"] for e in lists["entry"]
+    }
     patient = client.execute("Patient", method="get", params={"identifier": f"{INS_SYSTEM}|285033523810113"})
     codes = {
         x["url"].rsplit("/", 1)[-1]: x.get("valueCode", x.get("valueBoolean"))
