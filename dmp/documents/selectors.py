@@ -8,6 +8,7 @@ and associations never reveal it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -64,7 +65,7 @@ class DocumentQuery:
     service_stop_from: dt.datetime | None = None
     service_stop_to: dt.datetime | None = None
     registered_from: dt.datetime | None = None
-    author_person: str = ""  # supports SQL LIKE wildcards % and _
+    author_persons: tuple[str, ...] = ()  # any of them (OR); SQL LIKE wildcards % and _
     unique_ids: tuple[str, ...] = ()
     entry_uuids: tuple[str, ...] = ()
     limit: int = MAX_RESULTS
@@ -86,19 +87,27 @@ class RecordContents:
     associations: list[Association] = field(default_factory=list)
 
 
-def _like_to_regex_free_filter(pattern: str) -> Q:
-    """XDS author matching: `%` any run, `_` one character; case-insensitive."""
-    if "%" not in pattern and "_" not in pattern:
-        return Q(author_rows__person_name__iexact=pattern) | Q(author_rows__person_id=pattern)
-    parts = pattern.split("%")
+def _like(pattern: str) -> str:
+    """A SQL LIKE pattern (`%` any run, `_` one character) as an anchored regular expression."""
+    return "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern) + "$"
+
+
+def _author_filter(pattern: str) -> Q:
+    """ITI-18 AuthorPerson: a LIKE pattern, case-insensitive, on the author's name ("FAMILY
+    Given") or PS_IdNat; an XCN pattern (`id^FAMILY^Given^…`) on its id, family and given name."""
+    if "^" not in pattern:
+        return Q(author_rows__person_name__iregex=_like(pattern)) | Q(
+            author_rows__person_id__iregex=_like(pattern)
+        )
+    ident, family, given = ([*pattern.split("^"), "", ""])[:3]
     query = Q()
-    if parts[0] and "_" not in parts[0]:
-        query &= Q(author_rows__person_name__istartswith=parts[0])
-    if parts[-1] and "_" not in parts[-1]:
-        query &= Q(author_rows__person_name__iendswith=parts[-1])
-    for middle in parts[1:-1]:
-        if middle and "_" not in middle:
-            query &= Q(author_rows__person_name__icontains=middle)
+    if ident.strip("%"):
+        query &= Q(author_rows__person_id__iregex=_like(ident))
+    if family.strip("%") or given.strip("%"):
+        name = _like(f"{family or '%'} {given or '%'}")
+        query &= Q(author_rows__person_name__iregex=name) | Q(
+            author_rows__person_name__iregex=_like(family or "%")
+        )
     return query
 
 
@@ -126,8 +135,11 @@ def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
         "registered_at__gte": query.registered_from,
     }
     documents = documents.filter(**{key: value for key, value in ranges.items() if value is not None})
-    if query.author_person:
-        documents = documents.filter(_like_to_regex_free_filter(query.author_person)).distinct()
+    if query.author_persons:
+        matching = Q()
+        for pattern in query.author_persons:
+            matching |= _author_filter(pattern)
+        documents = documents.filter(matching).distinct()
     return documents.order_by("-creation_time", "-pk")
 
 

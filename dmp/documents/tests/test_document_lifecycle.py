@@ -416,3 +416,29 @@ def test_a_submission_set_references_only_documents_the_caller_may_see(personas)
         assert refused.value.problems[0].code is ErrorCode.UNRESOLVED_REFERENCE
         assert DocumentEntry.objects.count() == before
     assert submission_register(caller=bernard, submission=referencing(mine.entry_uuid)).documents
+
+
+def test_author_person_patterns_follow_sql_like_and_xcn(personas):
+    """`_` is one character (a pattern holding one filtered nothing and returned every document),
+    an XCN pattern matches the id, family and given name, and several patterns are OR'd."""
+    bernard = personas.ps(personas.dr_bernard)
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    row = document.author_rows.get()
+    family, given = row.person_name.split(" ", 1)
+    record = personas.alice.record
+
+    def found(*patterns):
+        query = DocumentQuery(author_persons=patterns)
+        return [v.document.unique_id for v in document_search(caller=bernard, record=record, query=query)]
+
+    mine = [document.unique_id]
+    assert found(row.person_name) == mine
+    assert found(row.person_id) == mine
+    assert found(family[0] + "_" * (len(family) - 1) + "%") == mine
+    assert found("_" + family + "%") == []  # one character too many: no longer "no filter"
+    assert found(f"%^{family}^%") == mine
+    assert found(f"{row.person_id}^%") == mine
+    assert found(f"%^{family}^{given}^%") == mine
+    assert found(f"%^{family}^Nobody^%") == []
+    assert found("Nobody%", f"{family}%") == mine
+    assert found("Nobody%") == []

@@ -321,7 +321,7 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
             request.values("$XDSDocumentEntryServiceStopTimeFrom"), "ServiceStopTimeFrom"
         ),
         service_stop_to=_time(request.values("$XDSDocumentEntryServiceStopTimeTo"), "ServiceStopTimeTo"),
-        author_person=request.one("$XDSDocumentEntryAuthorPerson"),
+        author_persons=tuple(v for v in request.values("$XDSDocumentEntryAuthorPerson") if v),
     )
     try:
         found = document_search(caller=context.caller, record=record, query=query)
