@@ -334,7 +334,10 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
 
 def _find_submission_sets(context: QueryContext, request: QueryRequest) -> QueryResult:
     record = _record_for(context, request.one("$XDSSubmissionSetPatientId") or "?")
-    _statuses(request.values("$XDSSubmissionSetStatus"), "$XDSSubmissionSetStatus")
+    statuses = {
+        s.value for s in _statuses(request.values("$XDSSubmissionSetStatus"), "$XDSSubmissionSetStatus")
+    }
+    authors = [_like(v) for v in request.values("$XDSSubmissionSetAuthorPerson") if v]
     contents = _contents(context, record, "FindSubmissionSets")
     since = _time(request.values("$XDSSubmissionSetSubmissionTimeFrom"), "SubmissionTimeFrom")
     until = _time(request.values("$XDSSubmissionSetSubmissionTimeTo"), "SubmissionTimeTo")
@@ -343,12 +346,30 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
     subsets = [
         s
         for s in contents.submission_sets
-        if (since is None or s.submission_time >= since)
+        if s.availability_status in statuses
+        and (since is None or s.submission_time >= since)
         and (until is None or s.submission_time < until)
+        and (not authors or any(_authored_by(s, pattern) for pattern in authors))
         and (not sources or s.source_id in sources)
         and (not content_types or (s.content_type_code or {}).get("code") in content_types)
     ]
     return QueryResult([], subsets, [], [])
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    """A SQL LIKE pattern (`%` any run, `_` one character), case-insensitive."""
+    body = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.compile(f"^{body}$", re.IGNORECASE | re.DOTALL)
+
+
+def _authored_by(subset: SubmissionSet, pattern: re.Pattern[str]) -> bool:
+    """$XDSSubmissionSetAuthorPerson: the pattern against an author's XCN, name or PS_IdNat."""
+    for author in subset.authors:
+        name = f"{author.get('family_name', '')} {author.get('given_name', '')}".strip()
+        candidates = (str(author.get("person", "")), name, str(author.get("person_id", "")))
+        if any(pattern.match(candidate) for candidate in candidates if candidate):
+            return True
+    return False
 
 
 def _find_folders(context: QueryContext, request: QueryRequest) -> QueryResult:

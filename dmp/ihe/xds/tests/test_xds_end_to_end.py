@@ -181,6 +181,18 @@ def test_every_stored_query_answers_with_what_the_caller_may_see(xds_kit):
         )
         == 1
     )
+    # The status and author parameters filter (they were read, then ignored).
+    family = personas.dr_bernard.family_name.upper()
+    for status, author, expected in (
+        (f"('{DEPRECATED}')", None, 0),
+        (approved, f"%^{family}^%", 1),
+        (approved, "%^NOBODY^%", 0),
+        (approved, f"{family[0]}_{family[2:]}%", 1),
+    ):
+        params = {"$XDSSubmissionSetPatientId": patient, "$XDSSubmissionSetStatus": status}
+        if author:
+            params["$XDSSubmissionSetAuthorPerson"] = f"('{author}')"
+        assert count(run(StoredQuery.FIND_SUBMISSION_SETS, params), "RegistryPackage") == expected, params
     assert (
         count(
             run(StoredQuery.FIND_FOLDERS, {"$XDSFolderPatientId": patient, "$XDSFolderStatus": approved}),
