@@ -415,10 +415,15 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
     sort = request.GET.get("_sort", "-date")
     if sort not in {"date", "-date"}:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "_sort accepts date or -date", "_sort")])
-    identifiers = [
-        unique_id_of({"system": s, "value": v})
-        for s, _, v in (i.rpartition("|") for i in request.GET.getlist("identifier"))
+    # `identifier` covers masterIdentifier (the uniqueId) and identifier (the logical id, a
+    # urn:uuid): a UUID may be either; values separated by commas are alternatives.
+    given = [
+        (s, v)
+        for raw in request.GET.getlist("identifier")
+        for s, _, v in (i.rpartition("|") for i in raw.split(",") if i)
     ]
+    unique_ids = {unique_id_of({"system": s, "value": v}) for s, v in given}
+    logical = {v.removeprefix("urn:uuid:") for _, v in given if v.startswith("urn:uuid:")}
     query = DocumentQuery(
         statuses=frozenset(statuses) or frozenset({DocumentStatus.DELETED}),
         type_codes=_tokens(request, "type"),
@@ -432,12 +437,11 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         creation_to=created_to,
         service_start_from=period_from,
         service_stop_to=period_to,
-        unique_ids=tuple(i for i in identifiers if not i.startswith("urn:uuid:")),
+        unique_ids=() if logical else tuple(unique_ids),
     )
     found = [v.document for v in document_search(caller=caller, record=record, query=query)]
-    logical = {i.removeprefix("urn:uuid:") for i in identifiers if i.startswith("urn:uuid:")}
     if logical:
-        found = [d for d in found if str(d.logical_id) in logical]
+        found = [d for d in found if d.unique_id in unique_ids or str(d.logical_id) in logical]
     related = set(_tokens(request, "related"))
     if related:
         found = [d for d in found if related & set(d.reference_ids)]

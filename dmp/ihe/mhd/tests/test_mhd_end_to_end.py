@@ -85,6 +85,13 @@ def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xd
     assert len(search(client, period="ge2000-01-01")) == 2
     unique = submission.documents[0].unique_id
     assert len(search(client, identifier=f"urn:ietf:rfc:3986|urn:oid:{unique}")) == 1
+    # The logical id, as DocumentReference.identifier shows it (it was read as a uniqueId), and
+    # alternatives separated by a comma.
+    shown = next(r for r in found if r["masterIdentifier"]["value"] == f"urn:oid:{unique}")["identifier"][0]
+    assert len(search(client, identifier=f"{shown['system']}|{shown['value']}")) == 1
+    other_unique = submission.documents[1].unique_id
+    both = f"urn:ietf:rfc:3986|urn:oid:{unique},urn:ietf:rfc:3986|urn:oid:{other_unique}"
+    assert len(search(client, identifier=both)) == 2
     assert search(client, related="nothing") == []
     assert search(client, isArchived="true") == []
     assert len(search(client, _count="1")) == 1
