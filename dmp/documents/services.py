@@ -270,6 +270,11 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
                 raise ValidationFailed(
                     [Problem(ErrorCode.CONFLICT, "the replaced document is no longer current", where)]
                 )
+            if association.source in replaced:
+                # Only one would be deprecated, the other left current beside its replacement.
+                raise ValidationFailed(
+                    [Problem(ErrorCode.CONFLICT, "a document replaces one document only", where)]
+                )
             if target.entry_uuid in replaced.values():
                 raise ValidationFailed(
                     [

@@ -137,6 +137,23 @@ def test_replacement_deprecates_the_old_version(personas):
     first.refresh_from_db()
     assert first.availability_status == DocumentStatus.DEPRECATED
     assert second.documents[0].availability_status == DocumentStatus.APPROVED
+    # One new document replacing two: only the second was deprecated, the first left current.
+    a, b = publish(personas, bernard, [DocumentDraft(), DocumentDraft()]).documents
+    submission = publish_input(personas, bernard, [DocumentDraft(title="v2")], replaces={0: a.entry_uuid})
+    (rplc,) = submission.associations[-1:]
+    twice = with_associations(
+        submission,
+        rplc.model_copy(
+            update={"entry_uuid": "urn:uuid:5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "target": b.entry_uuid}
+        ),
+    )
+    count = DocumentEntry.objects.count()
+    with pytest.raises(ValidationFailed, match="one document only"):
+        submission_register(caller=bernard, submission=twice)
+    assert DocumentEntry.objects.count() == count
+    assert {d.availability_status for d in DocumentEntry.objects.filter(pk__in=[a.pk, b.pk])} == {
+        DocumentStatus.APPROVED
+    }
 
 
 def test_a_ps_who_is_not_the_author_cannot_replace_or_delete(personas):
