@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -51,13 +51,11 @@ def records_authorised_for(
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .select_related("record__patient")
     )
-    # A PS blocked personally is not authorised through its structure either.
+    # A block of the PS or of its structure wins over any authorisation, as in the policy.
     blocked = set(
-        Authorisation.objects.filter(
-            grantee_kind=GranteeKind.PROFESSIONAL,
-            grantee_id=actor.person_id,
-            status=Authorisation.Status.BLOCKED,
-        ).values_list("record_id", flat=True)
+        Authorisation.objects.filter(grantee, status=Authorisation.Status.BLOCKED).values_list(
+            "record_id", flat=True
+        )
     )
     if since is not None:
         field = "record__last_document_at" if order_by_last_document else "changed_at"
@@ -70,11 +68,25 @@ def records_authorised_for(
         results[row.record_id] = AuthorisedRecord(
             record=row.record,
             authorised_at=row.changed_at,
-            is_medecin_traitant=row.is_medecin_traitant,
+            is_medecin_traitant=False,
             last_document_at=row.record.last_document_at,
         )
         if len(results) >= limit:
             break
+    # The role is the PS's own (a personal row), whichever row listed the record.
+    medecin_traitant = set(
+        Authorisation.objects.filter(
+            grantee_kind=GranteeKind.PROFESSIONAL,
+            grantee_id=actor.person_id,
+            status=Authorisation.Status.VALID,
+            is_medecin_traitant=True,
+            record_id__in=list(results),
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values_list("record_id", flat=True)
+    )
+    for record_id in medecin_traitant:
+        results[record_id] = replace(results[record_id], is_medecin_traitant=True)
     with transaction.atomic():
         audit_record(
             caller=caller,

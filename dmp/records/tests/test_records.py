@@ -188,3 +188,34 @@ def test_stopping_as_medecin_traitant_never_creates_an_access_right(personas):
     assert record_test(caller=petit, ins=personas.alice.identifier).is_medecin_traitant
     stopped = medecin_traitant_set(caller=petit, ins=personas.alice.identifier, declare=False)
     assert (stopped.status, stopped.is_medecin_traitant) == (Authorisation.Status.VALID, False)
+
+
+def test_td04_reads_the_role_from_the_ps_row_and_leaves_out_a_blocked_structure(personas):
+    """Dr Bernard is médecin traitant of Alice; his cabinet's authorisation, newer, listed her
+    with medecinTraitant false. A block of his structure refuses him access (policy), so TD0.4
+    no longer lists the record either."""
+    bernard = personas.ps(personas.dr_bernard)
+    record = record_by_ins(personas.alice.identifier)
+    patient = personas.patient(personas.alice)
+    structure = bernard.actor.structure_id
+
+    def listed():
+        return {r.record.pk: r.is_medecin_traitant for r in records_authorised_for(caller=bernard)}
+
+    assert listed()[record.pk] is True
+    authorisation_change(
+        caller=patient,
+        record=record,
+        grantee_kind=GranteeKind.STRUCTURE,
+        grantee_id=structure,
+        change=AuthorisationChange.GRANT,
+    )
+    assert listed()[record.pk] is True
+    authorisation_change(
+        caller=patient,
+        record=record,
+        grantee_kind=GranteeKind.STRUCTURE,
+        grantee_id=structure,
+        change=AuthorisationChange.BLOCK,
+    )
+    assert record.pk not in listed()
