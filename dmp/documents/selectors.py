@@ -56,8 +56,10 @@ class DocumentQuery:
     practice_setting_codes: tuple[str, ...] = ()
     healthcare_facility_type_codes: tuple[str, ...] = ()
     format_codes: tuple[str, ...] = ()
-    event_codes: tuple[str, ...] = ()
-    confidentiality_codes: tuple[str, ...] = ()
+    # Groups of codes: a document matches every group (AND) with any code of it (OR), as ITI-18
+    # reads several slots of one name, and FHIR a parameter repeated (comma-separated within).
+    event_codes: tuple[tuple[str, ...], ...] = ()
+    confidentiality_codes: tuple[tuple[str, ...], ...] = ()
     creation_from: dt.datetime | None = None
     creation_to: dt.datetime | None = None
     service_start_from: dt.datetime | None = None
@@ -152,10 +154,10 @@ def _json_code_filter(
 
 def _matching(record: Record, query: DocumentQuery) -> list[DocumentEntry]:
     documents = of_one_record(_filtered(record, query), record, max(1, min(query.limit, MAX_RESULTS)))
-    if query.event_codes:
-        documents = _json_code_filter(documents, "event_codes", query.event_codes)
-    if query.confidentiality_codes:
-        documents = _json_code_filter(documents, "confidentiality_codes", query.confidentiality_codes)
+    for group in query.event_codes:
+        documents = _json_code_filter(documents, "event_codes", group)
+    for group in query.confidentiality_codes:
+        documents = _json_code_filter(documents, "confidentiality_codes", group)
     return documents
 
 

@@ -459,3 +459,19 @@ def test_author_person_patterns_follow_sql_like_and_xcn(personas):
     assert found(f"%^{family}^Nobody^%") == []
     assert found("Nobody%", f"{family}%") == mine
     assert found("Nobody%") == []
+
+
+def test_code_groups_are_anded_and_codes_within_a_group_ored(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    normal, restricted = publish(
+        personas, bernard, [DocumentDraft(), DocumentDraft(confidentiality=("R",))]
+    ).documents
+    record = personas.alice.record
+
+    def found(*groups):
+        query = DocumentQuery(confidentiality_codes=groups)
+        return {v.document.unique_id for v in document_search(caller=bernard, record=record, query=query)}
+
+    assert found(("N", "R")) == {normal.unique_id, restricted.unique_id}
+    assert found(("N",), ("R",)) == set()  # no document is both
+    assert found(("N", "R"), ("R",)) == {restricted.unique_id}

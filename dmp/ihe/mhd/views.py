@@ -294,6 +294,16 @@ def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
         return moment, None
 
 
+def _token_groups(request: HttpRequest, name: str) -> tuple[tuple[str, ...], ...]:
+    """One group per repetition of `name` (AND), its comma-separated codes within (OR)."""
+    groups = []
+    for raw in request.GET.getlist(name):
+        codes = tuple(v.split("|")[-1] for v in raw.split(",") if v)
+        if codes:
+            groups.append(codes)
+    return tuple(groups)
+
+
 def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     """[start, end) of the `name` parameters, with the FHIR prefixes read at the value's
     precision: le2024-01-31 includes that whole day, gt2024-01-31 starts the day after."""
@@ -431,8 +441,8 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         practice_setting_codes=_tokens(request, "setting"),
         healthcare_facility_type_codes=_tokens(request, "facility"),
         format_codes=_tokens(request, "format"),
-        event_codes=_tokens(request, "event"),
-        confidentiality_codes=_tokens(request, "security-label"),
+        event_codes=_token_groups(request, "event"),
+        confidentiality_codes=_token_groups(request, "security-label"),
         creation_from=created_from,
         creation_to=created_to,
         service_start_from=period_from,

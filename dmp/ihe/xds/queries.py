@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
 
@@ -75,9 +75,15 @@ class QueryRequest:
     query_id: str
     return_type: str  # LeafClass | ObjectRef
     params: dict[str, list[str]]
+    # The values of each slot apart, for the parameters where several slots of one name are
+    # AND'd (event codes, confidentiality codes, folder codes); `params` merges them.
+    slot_groups: dict[str, list[list[str]]] = field(default_factory=dict)
 
     def values(self, name: str) -> list[str]:
         return self.params.get(name, [])
+
+    def groups(self, name: str) -> list[list[str]]:
+        return [group for group in self.slot_groups.get(name, []) if group]
 
     def one(self, name: str) -> str:
         listed = self.values(name)
@@ -93,7 +99,13 @@ def parse_query(request: etree._Element) -> QueryRequest:
     if return_type not in {"LeafClass", "ObjectRef"}:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "returnType must be LeafClass or ObjectRef", "")])
     params = {name: parse_values(raw) for name, raw in ebrim.slots(adhoc).items()}
-    return QueryRequest(query_id=adhoc.get("id", ""), return_type=return_type, params=params)
+    slot_groups: dict[str, list[list[str]]] = {}
+    for slot in adhoc.findall(q(RIM, "Slot")):
+        raw = [(v.text or "").strip() for v in slot.iterfind(f"{q(RIM, 'ValueList')}/{q(RIM, 'Value')}")]
+        slot_groups.setdefault(slot.get("name", ""), []).append(parse_values(raw))
+    return QueryRequest(
+        query_id=adhoc.get("id", ""), return_type=return_type, params=params, slot_groups=slot_groups
+    )
 
 
 # --- converting registry rows to the metadata shapes ------------------------------------------
@@ -309,8 +321,10 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
             request.values("$XDSDocumentEntryHealthcareFacilityTypeCode")
         ),
         format_codes=_code_values(request.values("$XDSDocumentEntryFormatCode")),
-        event_codes=_code_values(request.values("$XDSDocumentEntryEventCodeList")),
-        confidentiality_codes=_code_values(request.values("$XDSDocumentEntryConfidentialityCode")),
+        event_codes=tuple(_code_values(g) for g in request.groups("$XDSDocumentEntryEventCodeList")),
+        confidentiality_codes=tuple(
+            _code_values(g) for g in request.groups("$XDSDocumentEntryConfidentialityCode")
+        ),
         creation_from=_time(request.values("$XDSDocumentEntryCreationTimeFrom"), "CreationTimeFrom"),
         creation_to=_time(request.values("$XDSDocumentEntryCreationTimeTo"), "CreationTimeTo"),
         service_start_from=_time(
@@ -378,12 +392,12 @@ def _find_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
         _short_status(s.value) for s in _statuses(request.values("$XDSFolderStatus"), "$XDSFolderStatus")
     }
     contents = _contents(context, record, "FindFolders")
-    codes = set(_code_values(request.values("$XDSFolderCodeList")))
+    groups = [set(_code_values(g)) for g in request.groups("$XDSFolderCodeList")]
     folders = [
         f
         for f in contents.folders
         if _short_status(f.availability_status) in statuses
-        and (not codes or codes & {c.get("code") for c in f.codes})
+        and all(group & {c.get("code") for c in f.codes} for group in groups)
     ]
     return QueryResult([], [], folders, [])
 

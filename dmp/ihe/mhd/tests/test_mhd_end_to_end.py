@@ -373,6 +373,16 @@ def test_date_prefixes_follow_the_precision_of_the_value(xds_kit, fhir, personas
     }
     found = {value: len(search(client, date=value)) for value in expected}
     assert found == expected
+    # A repeated token parameter is AND, commas within are OR (they were all OR'd).
+    patient = ("patient.identifier", f"{INS_SYSTEM}|285033523810113")
+    for labels, count in ((["N,R"], 1), (["N", "R"], 0), (["N", "N"], 1)):
+        answer = requests.get(
+            f"{xds_kit.base_url}/fhir/DocumentReference",
+            params=[patient, *(("security-label", label) for label in labels)],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert len(answer.json().get("entry", [])) == count, labels
     answer = requests.get(
         f"{xds_kit.base_url}/fhir/DocumentReference",
         params={"patient.identifier": f"{INS_SYSTEM}|285033523810113", "date": "2024-13"},

@@ -155,3 +155,22 @@ class FixedIds(ebrim.new_ids):
     def __call__(self) -> str:
         self._next += 1
         return f"urn:uuid:00000000-0000-4000-8000-{self._next:012x}"
+
+
+def test_several_slots_of_one_name_are_separate_groups() -> None:
+    """ITI-18: values within a slot are OR'd, slots of the same name AND'd (event and
+    confidentiality codes, folder codes); the merged view stays for every other parameter."""
+    from dmp.ihe.xds.queries import parse_query
+    from opendmp_client.xds import stored_query_request
+
+    request = stored_query_request(
+        "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d",
+        {"$XDSDocumentEntryEventCodeList": ["('a^^1','b^^1')"], "$XDSDocumentEntryStatus": "('x')"},
+    )
+    adhoc = request.find(q(RIM, "AdhocQuery"))
+    assert adhoc is not None
+    second = etree.SubElement(adhoc, q(RIM, "Slot"), name="$XDSDocumentEntryEventCodeList")
+    etree.SubElement(etree.SubElement(second, q(RIM, "ValueList")), q(RIM, "Value")).text = "('c^^1')"
+    parsed = parse_query(request)
+    assert parsed.groups("$XDSDocumentEntryEventCodeList") == [["a^^1", "b^^1"], ["c^^1"]]
+    assert parsed.values("$XDSDocumentEntryEventCodeList") == ["a^^1", "b^^1", "c^^1"]
