@@ -40,6 +40,15 @@ def _time(value: Any, where: str) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _required_time(value: Any, where: str) -> dt.datetime:
+    """XDS creationTime is required: a missing one is refused, as over SOAP (it was stored as
+    the year 1)."""
+    moment = _time(value, where)
+    if moment is None:
+        raise _fail("a creation time is required", where)
+    return moment
+
+
 HL7_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 MHD_EXTENSIONS: Final = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/"
 INS_ROOT: Final = "1.2.250.1.213.1.4."
@@ -271,15 +280,19 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 format_code=coded_value({"coding": [content.get("format") or {}]}),
                 healthcare_facility_type_code=coded_value(context.get("facilityType") or {}),
                 practice_setting_code=coded_value(context.get("practiceSetting") or {}),
+                # Every coding of every label: N and MASQUE_PS in one label is a masked document.
                 confidentiality_codes=tuple(
-                    coded_value(label) for label in resource.get("securityLabel") or []
+                    coded_value({"coding": [coding]})
+                    for label in resource.get("securityLabel") or []
+                    for coding in label.get("coding") or [{}]
                 ),
                 event_codes=tuple(coded_value(event) for event in context.get("event") or []),
                 title=str(attachment.get("title", "")),
                 comments=str(resource.get("description", "")),
                 language_code=str(attachment.get("language", "fr-FR")),
-                creation_time=_time(attachment.get("creation"), f"{where}.content.attachment.creation")
-                or dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+                creation_time=_required_time(
+                    attachment.get("creation"), f"{where}.content.attachment.creation"
+                ),
                 service_start_time=_time(period.get("start"), f"{where}.context.period"),
                 service_stop_time=_time(period.get("end"), f"{where}.context.period"),
                 patient_id=_patient_cx(

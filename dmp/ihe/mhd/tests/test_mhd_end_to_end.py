@@ -427,3 +427,31 @@ def test_a_patch_of_what_the_dmp_cannot_change_is_refused_not_ignored(xds_kit, f
         document.version,
         document.confidentiality_codes,
     )
+
+
+def test_every_coding_of_a_security_label_counts_and_a_creation_time_is_required(xds_kit, fhir, personas):
+    """N and MASQUE_PS as two codings of one label: the document is masked (only the first coding
+    was read, so it was stored visible). No attachment.creation: refused (stored as the year 1)."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    bundle = bundle_for(submission)
+    (reference,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference"
+    ]
+    codings = [c for label in reference["securityLabel"] for c in label["coding"]]
+    codings.append({"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": "MASQUE_PS"})
+    reference["securityLabel"] = [{"coding": codings}]
+    without_creation = json.loads(json.dumps(bundle))
+    for entry in without_creation["entry"]:
+        if entry["resource"]["resourceType"] == "DocumentReference":
+            del entry["resource"]["content"][0]["attachment"]["creation"]
+    refused = requests.post(
+        f"{xds_kit.base_url}/fhir/", data=json.dumps(without_creation), headers=headers, timeout=10
+    )
+    assert refused.status_code == 422, refused.text
+    assert "creation" in refused.text
+    assert not DocumentEntry.objects.filter(unique_id=submission.documents[0].unique_id).exists()
+    stored = requests.post(f"{xds_kit.base_url}/fhir/", data=json.dumps(bundle), headers=headers, timeout=10)
+    assert stored.status_code == 200, stored.text
+    assert DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).masked_to_professionals
