@@ -52,6 +52,20 @@ def _author(professional: HealthProfessional, structure: Structure | None) -> Au
 def submission_from_upload(
     upload: Upload, *, professional: HealthProfessional, structure: Structure | None, patient: Patient
 ) -> SubmissionInput:
+    """The submission of an uploaded CDA or PDF; ValidationFailed for what it cannot carry."""
+    try:
+        return _submission_from_upload(
+            upload, professional=professional, structure=structure, patient=patient
+        )
+    except ValueError as exc:
+        # A code of the CDA header outside the DMP's value sets (the builders' ValueError): a
+        # form error, not a server error.
+        raise ValidationFailed([Problem(ErrorCode.INVALID, str(exc), "file")]) from exc
+
+
+def _submission_from_upload(
+    upload: Upload, *, professional: HealthProfessional, structure: Structure | None, patient: Patient
+) -> SubmissionInput:
     author = _author(professional, structure)
     cda_patient = cda_patient_for(
         patient.identifier,

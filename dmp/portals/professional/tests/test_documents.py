@@ -236,6 +236,13 @@ def test_a_bad_file_or_a_forbidden_type_registers_nothing(personas, login):
     assert (
         upload(client, personas, b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", name="x.xml").status_code == 400
     )
+    # A CDA whose type code is outside the DMP value sets: a form error (it was a server error).
+    unknown_type = (
+        b'<ClinicalDocument xmlns="urn:hl7-org:v3">'
+        b'<code code="XYZ" codeSystem="2.16.840.1.113883.6.1"/></ClinicalDocument>'
+    )
+    answer = upload(client, personas, unknown_type, name="x.xml")
+    assert answer.status_code == 400
     podiatrist = login(personas.podiatrist_garnier)
     refused = upload(podiatrist, personas, simple_pdf("R", ["x"]), type_code="18748-4")
     assert refused.status_code == 403
