@@ -570,8 +570,10 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
             by_record.setdefault(event.record_id or 0, []).append(event)
         accounts = WebAccount.objects.filter(
             record_id__in=list(by_record), status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
-        )
+        ).select_related("record__patient")
         for account in accounts:
+            if account.representative_id is not None and not is_minor(account.record):
+                continue  # a legal representative acts only while the patient is a minor
             fresh = by_record[account.record_id]
             who = sorted({f"{e.actor_name or e.actor_id} ({e.actor_structure_name})" for e in fresh})
             mode_words = {

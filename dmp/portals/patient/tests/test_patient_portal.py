@@ -621,3 +621,29 @@ def test_the_demo_outbox_shows_the_codes_only_in_demo_mode(personas, client, set
     assert last_code() in page.content.decode()
     settings.OPENDMP_MESSAGE_GATEWAY = "smtp"
     assert client.get(url("demo_outbox")).status_code == 404
+
+
+def test_a_former_legal_representative_is_no_longer_told_of_emergency_accesses(personas):
+    """Léo's mother is notified of a break-glass access while he is a minor; once he is of age,
+    she acts for him no more and is told nothing."""
+    from dmp.accounts.services import account_activate, account_initialise
+
+    code = account_initialise(
+        caller=personas.ps(personas.dr_bernard),
+        record=personas.leo.record,
+        representative=personas.alice_as_mother,
+        otp_destination="maman@example.org",
+    )
+    account_activate(code=code, identifier="maman.de.leo", password=PASSWORD)
+    document = publish_for(personas, personas.leo)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="patient inconscient")
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    OutboxMessage.objects.all().delete()
+    assert exceptional_access_notify() == 1
+    assert OutboxMessage.objects.get().destination == "maman@example.org"
+    leo = personas.leo
+    leo.birth_date = leo.birth_date.replace(year=leo.birth_date.year - 30)
+    leo.save(update_fields=["birth_date"])
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    assert exceptional_access_notify() == 0
+    assert OutboxMessage.objects.count() == 1
