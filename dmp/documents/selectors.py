@@ -18,6 +18,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from dmp.access.actors import Caller
 from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
 from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
 from dmp.audit.services import audit_record
 from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
@@ -40,8 +41,9 @@ from dmp.documents.models import (
     RecordKey,
     SubmissionSet,
 )
-from dmp.records.access import RecordAccess, access_loaded_record
+from dmp.records.access import RecordAccess, access_loaded_record, record_facts
 from dmp.records.models import Record
+from dmp.records.selectors import record_traces
 
 MAX_RESULTS = 5000
 
@@ -304,6 +306,19 @@ def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -
     return VisibleDocument(access.document, access.decision)
 
 
+def record_traces_shown(*, caller: Caller, record: Record) -> QuerySet[AuditEvent]:
+    """The record's access traces for its patient or legal representative, without the events
+    about documents hidden from that caller (invisible to the patient until the announcement
+    consultation, or to legal representatives): their publication, readings and changes would
+    tell what the document list does not."""
+    events = record_traces(caller=caller, record=record)
+    facts = record_facts(caller.actor, record)
+    documents = with_authors(DocumentEntry.objects.filter(record=record))
+    shown = {document.unique_id for document, _ in visible_documents(caller, facts, documents)}
+    hidden = {document.unique_id for document in documents} - shown
+    return events.exclude(document_unique_id__in=hidden) if hidden else events
+
+
 def document_visible(*, caller: Caller, entry_uuid: str) -> DocumentEntry:
     """The document if the caller may see its metadata, else NotFound (missing and forbidden
     alike). For a change that follows: it checks what the caller sent against the document only
@@ -454,5 +469,6 @@ __all__ = [
     "documents_by_ids",
     "kept_signatures",
     "record_contents",
+    "record_traces_shown",
     "related_documents",
 ]

@@ -27,9 +27,9 @@ from dmp.access.policy import Action, DocumentStatus
 from dmp.audit.actions import AuditAction
 from dmp.common import clock
 from dmp.documents.models import DocumentEntry
-from dmp.documents.selectors import document_retrieve, record_contents
+from dmp.documents.selectors import document_retrieve, record_contents, record_traces_shown
 from dmp.records.models import ExpressionSpace, Record, TrustedPerson
-from dmp.records.selectors import authorisations_of_record, record_traces
+from dmp.records.selectors import authorisations_of_record
 from dmp.records.services import record_read
 
 from .presentation import action_label
@@ -198,7 +198,7 @@ def _traces_csv(caller: Caller, record: Record) -> bytes:
     writer.writerow(
         ["date", "acteur", "type", "structure", "action", "mode", "motif", "resultat", "document"]
     )
-    for event in record_traces(caller=caller, record=record).iterator(chunk_size=2000):
+    for event in record_traces_shown(caller=caller, record=record).iterator(chunk_size=2000):
         writer.writerow(
             [
                 event.occurred_at.isoformat(),

@@ -47,10 +47,10 @@ from dmp.audit.actions import AuditAction
 from dmp.cda.render import render_html, render_pdf
 from dmp.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
-from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, record_traces_shown
 from dmp.documents.services import document_change_confidentiality
 from dmp.records.models import ClosureReason, GranteeKind, Record
-from dmp.records.selectors import authorisations_of_record, record_traces
+from dmp.records.selectors import authorisations_of_record
 from dmp.records.services import (
     AuthorisationChange,
     authorisation_change,
@@ -411,7 +411,7 @@ class TraceRow:
 @require_GET
 @patient_required
 def traces(request: HttpRequest, patient: PatientSession) -> HttpResponse:
-    events = record_traces(caller=patient.caller, record=patient.record)
+    events = record_traces_shown(caller=patient.caller, record=patient.record)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     rows = [
         TraceRow(

@@ -647,3 +647,31 @@ def test_a_former_legal_representative_is_no_longer_told_of_emergency_accesses(p
     document_retrieve(caller=glass, unique_id=document.unique_id)
     assert exceptional_access_notify() == 0
     assert OutboxMessage.objects.count() == 1
+
+
+def test_the_history_does_not_tell_of_documents_hidden_from_the_patient(personas, alice_client):
+    """A document invisible to the patient until the announcement consultation: its publication
+    and readings were listed in the patient's history and export (author, date, uniqueId)."""
+    from dmp.documents.selectors import record_traces_shown
+
+    shown = publish_for(personas, personas.alice, title="Vaccins")
+    hidden = publish_for(
+        personas, personas.alice, title="Annonce", confidentiality=("N", "INVISIBLE_PATIENT")
+    )
+    document_retrieve(caller=personas.ps(personas.dr_bernard), unique_id=hidden.unique_id)
+    patient = personas.patient(personas.alice)
+    listed = {e.document_unique_id for e in record_traces_shown(caller=patient, record=personas.alice.record)}
+    assert shown.unique_id in listed
+    assert hidden.unique_id not in listed
+    assert alice_client.get(url("traces")).status_code == 200
+    # Once shown to the patient, its history is the patient's too.
+    from dmp.documents.metadata import ConfidentialityChange
+    from dmp.documents.services import document_change_confidentiality
+
+    document_change_confidentiality(
+        caller=personas.ps(personas.dr_bernard),
+        entry_uuid=DocumentEntry.objects.get(unique_id=hidden.unique_id).entry_uuid,
+        change=ConfidentialityChange(code="INVISIBLE_PATIENT", enabled=False),
+    )
+    listed = {e.document_unique_id for e in record_traces_shown(caller=patient, record=personas.alice.record)}
+    assert hidden.unique_id in listed
