@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Final
 
 from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
 
 from dmp.access.actors import AccessMode, AuthenticationMode, Caller, Channel
 from dmp.common import clock
@@ -77,6 +78,7 @@ def log_in(
     """Start a fresh session for `professional` (new session key: no fixation)."""
     request.session.clear()
     request.session.cycle_key()
+    rotate_token(request)  # a CSRF token known before the login is no good after it
     structure = structure or professional.structures.order_by("name").first()
     request.session[KEY] = {
         "ps": professional.national_id,

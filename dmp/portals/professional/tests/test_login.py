@@ -272,3 +272,16 @@ def test_a_link_naming_a_structure_the_ps_does_not_work_in_is_refused(personas, 
     )
     assert client.get(link).status_code == 403
     assert "pro" not in client.session
+
+
+def test_logging_in_renews_the_csrf_token(personas, demo):
+    """As the patient portal does: a token planted or read before the login is no good after."""
+    client = Client(enforce_csrf_checks=True)
+    client.get("/pro/connexion/")
+    before = client.cookies["csrftoken"].value
+    client.post(
+        "/pro/connexion/demo",
+        {"professional": personas.dr_bernard.national_id, "csrfmiddlewaretoken": before},
+    )
+    assert "pro" in client.session
+    assert client.cookies["csrftoken"].value != before
