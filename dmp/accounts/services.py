@@ -27,6 +27,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
 from django.utils.translation import gettext as _
 
 from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
@@ -426,12 +427,19 @@ def login_verify(*, challenge_id: str, code: str, client_address: str = "") -> W
         good = len(code) == 6 and hmac.compare_digest(expected, challenge.code_hash)
     if not good:
         _spend_address_budget(client_address)
-        LoginChallenge.objects.filter(pk=challenge.pk).update(attempts=challenge.attempts + 1)
+        LoginChallenge.objects.filter(pk=challenge.pk).update(attempts=F("attempts") + 1)
         _register_failure(account, field="failed_otp_count", reason="bad_otp", now=now)
         raise LoginFailed("login failed")
     with transaction.atomic(durable=True):
+        # Failures are counted under this row's lock: parallel guesses that all passed the check
+        # above are refused once the failures they queued behind have locked the account.
+        current = WebAccount.objects.select_for_update().get(pk=account.pk)
+        if _is_locked(current, now) or current.status != WebAccount.Status.ACTIVE:
+            raise LoginFailed("login failed")
         # Single use, even under concurrent submissions of the same code.
-        used = LoginChallenge.objects.filter(pk=challenge.pk, used_at__isnull=True).update(used_at=now)
+        used = LoginChallenge.objects.filter(
+            pk=challenge.pk, used_at__isnull=True, attempts__lt=MAX_FAILURES
+        ).update(used_at=now)
         if used != 1:
             raise LoginFailed("login failed")
         WebAccount.objects.filter(pk=account.pk).update(
