@@ -27,8 +27,9 @@ from dmp.documents.services import (
 )
 
 
-def publish_input(personas, caller, drafts, replaces=None):
-    author = author_for(
+def caller_author(caller):
+    """The caller as the author of what it publishes."""
+    return author_for(
         person_id=caller.actor.person_id,
         family_name=caller.actor.display_name.split()[-1],
         given_name="X",
@@ -36,7 +37,13 @@ def publish_input(personas, caller, drafts, replaces=None):
         structure_id=caller.actor.structure_id,
         structure_name=caller.actor.structure_name,
     )
-    return submission_for(ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces)
+
+
+def publish_input(personas, caller, drafts, replaces=None, patient=None):
+    patient = patient or personas.alice
+    return submission_for(
+        ins=patient.identifier, author=caller_author(caller), drafts=drafts, replaces=replaces
+    )
 
 
 def with_associations(submission, *associations, folders=()):
@@ -49,22 +56,9 @@ def with_associations(submission, *associations, folders=()):
     )
 
 
-def publish(personas, caller, drafts, replaces=None):
-    professional = personas.dr_bernard
-    author = author_for(
-        person_id=caller.actor.person_id,
-        family_name=caller.actor.display_name.split()[-1],
-        given_name="X",
-        profession_code=caller.actor.profession_code,
-        structure_id=caller.actor.structure_id,
-        structure_name=caller.actor.structure_name,
-    )
-    del professional
+def publish(personas, caller, drafts, replaces=None, patient=None):
     return submission_register(
-        caller=caller,
-        submission=submission_for(
-            ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces
-        ),
+        caller=caller, submission=publish_input(personas, caller, drafts, replaces=replaces, patient=patient)
     )
 
 
@@ -400,18 +394,7 @@ def test_a_submission_set_references_only_documents_the_caller_may_see(personas)
     id, or a document of another patient, became a dangling reference of the record."""
     bernard = personas.ps(personas.dr_bernard)
     mine = publish(personas, bernard, [DocumentDraft()]).documents[0]
-    author = author_for(
-        person_id=bernard.actor.person_id,
-        family_name="BERNARD",
-        given_name="X",
-        profession_code=bernard.actor.profession_code,
-        structure_id=bernard.actor.structure_id,
-        structure_name=bernard.actor.structure_name,
-    )
-    leos = submission_register(
-        caller=bernard,
-        submission=submission_for(ins=personas.leo.identifier, author=author, drafts=[DocumentDraft()]),
-    ).documents[0]
+    leos = publish(personas, bernard, [DocumentDraft()], patient=personas.leo).documents[0]
 
     def referencing(target):
         submission = publish_input(personas, bernard, [DocumentDraft()])

@@ -202,20 +202,17 @@ def test_td04_reads_the_role_from_the_ps_row_and_leaves_out_a_blocked_structure(
     def listed():
         return {r.record.pk: r.is_medecin_traitant for r in records_authorised_for(caller=bernard)}
 
+    def structure_gets(change):
+        authorisation_change(
+            caller=patient,
+            record=record,
+            grantee_kind=GranteeKind.STRUCTURE,
+            grantee_id=structure,
+            change=change,
+        )
+
     assert listed()[record.pk] is True
-    authorisation_change(
-        caller=patient,
-        record=record,
-        grantee_kind=GranteeKind.STRUCTURE,
-        grantee_id=structure,
-        change=AuthorisationChange.GRANT,
-    )
+    structure_gets(AuthorisationChange.GRANT)
     assert listed()[record.pk] is True
-    authorisation_change(
-        caller=patient,
-        record=record,
-        grantee_kind=GranteeKind.STRUCTURE,
-        grantee_id=structure,
-        change=AuthorisationChange.BLOCK,
-    )
+    structure_gets(AuthorisationChange.BLOCK)
     assert record.pk not in listed()

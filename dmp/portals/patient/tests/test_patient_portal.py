@@ -460,7 +460,8 @@ def test_closure_needs_confirmation_and_password(personas, alice_client):
 # --- legal representative and secret connection ------------------------------------------------
 
 
-def _representative_client(personas) -> Client:
+def _representative_account(personas) -> None:
+    """Léo's mother's account, activated."""
     from dmp.accounts.services import account_activate, account_initialise
 
     code = account_initialise(
@@ -470,6 +471,10 @@ def _representative_client(personas) -> Client:
         otp_destination="maman@example.org",
     )
     account_activate(code=code, identifier="maman.de.leo", password=PASSWORD)
+
+
+def _representative_client(personas) -> Client:
+    _representative_account(personas)
     client = Client()
     client.post(url("login"), {"identifier": "maman.de.leo", "password": PASSWORD})
     client.post(url("login_code"), {"code": last_code("maman@example.org")})
@@ -626,15 +631,7 @@ def test_the_demo_outbox_shows_the_codes_only_in_demo_mode(personas, client, set
 def test_a_former_legal_representative_is_no_longer_told_of_emergency_accesses(personas):
     """Léo's mother is notified of a break-glass access while he is a minor; once he is of age,
     she acts for him no more and is told nothing."""
-    from dmp.accounts.services import account_activate, account_initialise
-
-    code = account_initialise(
-        caller=personas.ps(personas.dr_bernard),
-        record=personas.leo.record,
-        representative=personas.alice_as_mother,
-        otp_destination="maman@example.org",
-    )
-    account_activate(code=code, identifier="maman.de.leo", password=PASSWORD)
+    _representative_account(personas)
     document = publish_for(personas, personas.leo)
     glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="patient inconscient")
     document_retrieve(caller=glass, unique_id=document.unique_id)
