@@ -107,11 +107,22 @@ def format_dtm(moment: dt.datetime) -> str:
 # --- reading ----------------------------------------------------------------------------------
 
 
+_SLOT_VALUES: Final = f"{q(RIM, 'ValueList')}/{q(RIM, 'Value')}"
+
+
+def slot_lists(element: etree._Element) -> list[tuple[str, list[str]]]:
+    """Each slot's name and values, in document order (several slots may share a name)."""
+    return [
+        (slot.get("name", ""), [(v.text or "").strip() for v in slot.iterfind(_SLOT_VALUES)])
+        for slot in element.findall(q(RIM, "Slot"))
+    ]
+
+
 def slots(element: etree._Element) -> dict[str, list[str]]:
+    """The values of the slots of each name, those of slots sharing a name put together."""
     found: dict[str, list[str]] = {}
-    for slot in element.findall(q(RIM, "Slot")):
-        values = [(v.text or "").strip() for v in slot.iterfind(f"{q(RIM, 'ValueList')}/{q(RIM, 'Value')}")]
-        found.setdefault(slot.get("name", ""), []).extend(values)
+    for name, values in slot_lists(element):
+        found.setdefault(name, []).extend(values)
     return found
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
@@ -74,16 +74,15 @@ def parse_values(raw: Iterable[str]) -> list[str]:
 class QueryRequest:
     query_id: str
     return_type: str  # LeafClass | ObjectRef
-    params: dict[str, list[str]]
-    # The values of each slot apart, for the parameters where several slots of one name are
-    # AND'd (event codes, confidentiality codes, folder codes); `params` merges them.
-    slot_groups: dict[str, list[list[str]]] = field(default_factory=dict)
+    # The values of each slot of a name, slot by slot: for most parameters they are merged
+    # (`values`); several slots of event codes, confidentiality codes or folder codes are AND'd.
+    slots: dict[str, list[list[str]]]
 
     def values(self, name: str) -> list[str]:
-        return self.params.get(name, [])
+        return [value for group in self.slots.get(name, []) for value in group]
 
     def groups(self, name: str) -> list[list[str]]:
-        return [group for group in self.slot_groups.get(name, []) if group]
+        return [group for group in self.slots.get(name, []) if group]
 
     def one(self, name: str) -> str:
         listed = self.values(name)
@@ -98,14 +97,10 @@ def parse_query(request: etree._Element) -> QueryRequest:
     return_type = option.get("returnType", "LeafClass") if option is not None else "LeafClass"
     if return_type not in {"LeafClass", "ObjectRef"}:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "returnType must be LeafClass or ObjectRef", "")])
-    params = {name: parse_values(raw) for name, raw in ebrim.slots(adhoc).items()}
-    slot_groups: dict[str, list[list[str]]] = {}
-    for slot in adhoc.findall(q(RIM, "Slot")):
-        raw = [(v.text or "").strip() for v in slot.iterfind(f"{q(RIM, 'ValueList')}/{q(RIM, 'Value')}")]
-        slot_groups.setdefault(slot.get("name", ""), []).append(parse_values(raw))
-    return QueryRequest(
-        query_id=adhoc.get("id", ""), return_type=return_type, params=params, slot_groups=slot_groups
-    )
+    slots: dict[str, list[list[str]]] = {}
+    for name, raw in ebrim.slot_lists(adhoc):
+        slots.setdefault(name, []).append(parse_values(raw))
+    return QueryRequest(query_id=adhoc.get("id", ""), return_type=return_type, slots=slots)
 
 
 # --- converting registry rows to the metadata shapes ------------------------------------------
