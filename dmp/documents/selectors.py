@@ -91,7 +91,7 @@ class RecordContents:
     associations: list[Association] = field(default_factory=list)
 
 
-def _like(pattern: str) -> str:
+def like_regex(pattern: str) -> str:
     """A SQL LIKE pattern (`%` any run, `_` one character) as an anchored regular expression."""
     return "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern) + "$"
 
@@ -100,17 +100,17 @@ def _author_filter(pattern: str) -> Q:
     """ITI-18 AuthorPerson: a LIKE pattern, case-insensitive, on the author's name ("FAMILY
     Given") or PS_IdNat; an XCN pattern (`id^FAMILY^Given^…`) on its id, family and given name."""
     if "^" not in pattern:
-        return Q(author_rows__person_name__iregex=_like(pattern)) | Q(
-            author_rows__person_id__iregex=_like(pattern)
+        return Q(author_rows__person_name__iregex=like_regex(pattern)) | Q(
+            author_rows__person_id__iregex=like_regex(pattern)
         )
     ident, family, given = ([*pattern.split("^"), "", ""])[:3]
     query = Q()
     if ident.strip("%"):
-        query &= Q(author_rows__person_id__iregex=_like(ident))
+        query &= Q(author_rows__person_id__iregex=like_regex(ident))
     if family.strip("%") or given.strip("%"):
-        name = _like(f"{family or '%'} {given or '%'}")
+        name = like_regex(f"{family or '%'} {given or '%'}")
         query &= Q(author_rows__person_name__iregex=name) | Q(
-            author_rows__person_name__iregex=_like(family or "%")
+            author_rows__person_name__iregex=like_regex(family or "%")
         )
     return query
 
@@ -468,6 +468,7 @@ __all__ = [
     "document_visible",
     "documents_by_ids",
     "kept_signatures",
+    "like_regex",
     "record_contents",
     "record_traces_shown",
     "related_documents",

@@ -33,6 +33,7 @@ from dmp.documents.selectors import (
     DocumentQuery,
     RecordContents,
     document_search,
+    like_regex,
     record_contents,
 )
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
@@ -346,7 +347,11 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
     statuses = {
         s.value for s in _statuses(request.values("$XDSSubmissionSetStatus"), "$XDSSubmissionSetStatus")
     }
-    authors = [_like(v) for v in request.values("$XDSSubmissionSetAuthorPerson") if v]
+    authors = [
+        re.compile(like_regex(v), re.IGNORECASE | re.DOTALL)
+        for v in request.values("$XDSSubmissionSetAuthorPerson")
+        if v
+    ]
     contents = _contents(context, record, "FindSubmissionSets")
     since = _time(request.values("$XDSSubmissionSetSubmissionTimeFrom"), "SubmissionTimeFrom")
     until = _time(request.values("$XDSSubmissionSetSubmissionTimeTo"), "SubmissionTimeTo")
@@ -363,12 +368,6 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
         and (not content_types or (s.content_type_code or {}).get("code") in content_types)
     ]
     return QueryResult([], subsets, [], [])
-
-
-def _like(pattern: str) -> re.Pattern[str]:
-    """A SQL LIKE pattern (`%` any run, `_` one character), case-insensitive."""
-    body = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.compile(f"^{body}$", re.IGNORECASE | re.DOTALL)
 
 
 def _authored_by(subset: SubmissionSet, pattern: re.Pattern[str]) -> bool:
