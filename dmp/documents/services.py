@@ -23,7 +23,13 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
-from dmp.documents.access import access_document, decide_document, one_with_authors, with_authors
+from dmp.documents.access import (
+    access_document,
+    decide_document,
+    document_subject,
+    one_with_authors,
+    with_authors,
+)
 from dmp.documents.blobstore import Digests, default_blob_store
 from dmp.documents.keys import data_key_for, record_key_ensure
 from dmp.documents.metadata import (
@@ -694,6 +700,15 @@ class _Planned:
     status_audit: AuditAction | None
 
 
+def confidentiality_changes(present: set[str], wanted: set[str]) -> tuple[ConfidentialityChange, ...]:
+    """The DMP flags to set or clear to go from the codes `present` to the codes `wanted` (other
+    codes are not flags: what a channel does with them is its own check)."""
+    return tuple(
+        ConfidentialityChange(code=code, enabled=code in wanted)
+        for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present))
+    )
+
+
 def _confidentiality_audit(change: ConfidentialityChange) -> tuple[Action, AuditAction]:
     if change.code == Confidentiality.MASKED_TO_PROFESSIONALS:
         return (
@@ -772,12 +787,8 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
     if change.status is not None:
         document.availability_status = change.status
     document.save()
-    subject = Subject(
-        record_id=document.record_id,
-        patient_ins=planned.document.record.patient.ins,
-        document_unique_id=document.unique_id,
-        document_entry_uuid=document.entry_uuid,
-    )
+    document.record = planned.document.record  # with its patient, as loaded for the decisions
+    subject = document_subject(document)
     for flag, audit_action in flips:
         audit_record(
             caller=caller,
@@ -785,7 +796,7 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
             subject=subject,
             details={"code": flag.code, "enabled": flag.enabled, "previous_entry_uuid": previous},
         )
-    if change.status is not None and planned.status_audit is not None:
+    if planned.status_audit is not None:
         audit_record(
             caller=caller,
             action=planned.status_audit,
@@ -850,14 +861,10 @@ def metadata_remove(*, caller: Caller, entry_uuids: Sequence[str]) -> None:
             previous = _new_version(caller, document)
             document.availability_status = DocumentStatus.DELETED
             document.save()
+            document.record = access.document.record
             audit_record(
                 caller=caller,
                 action=AuditAction.METADATA_REMOVE,
-                subject=Subject(
-                    record_id=document.record_id,
-                    patient_ins=access.document.record.patient.ins,
-                    document_unique_id=document.unique_id,
-                    document_entry_uuid=document.entry_uuid,
-                ),
+                subject=document_subject(document),
                 details={"previous_entry_uuid": previous},
             )

@@ -24,7 +24,6 @@ from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
 from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
 from dmp.common.middleware import carries_nul
-from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
 from dmp.documents.selectors import (
     DocumentQuery,
@@ -35,6 +34,7 @@ from dmp.documents.selectors import (
 )
 from dmp.documents.services import (
     MetadataChange,
+    confidentiality_changes,
     documents_update,
     submission_register,
 )
@@ -268,10 +268,8 @@ def token(request: HttpRequest) -> HttpResponse:
 
 
 def _tokens(request: HttpRequest, name: str) -> tuple[str, ...]:
-    values: list[str] = []
-    for raw in request.GET.getlist(name):
-        values += [v.split("|")[-1] for v in raw.split(",") if v]
-    return tuple(values)
+    """Every code of the `name` parameters, alternatives all (OR)."""
+    return tuple(code for group in _token_groups(request, name) for code in group)
 
 
 def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
@@ -279,10 +277,9 @@ def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
     instant after) in UTC, as the registry's times are (None: past the last representable year).
     ValueError if it is none of these."""
     if re.fullmatch(r"\d{4}(-\d{2})?", value):
-        year, month = int(value[:4]), int(value[5:7] or 1) if len(value) == 7 else 1
+        year, month = int(value[:4]), int(value[5:7]) if len(value) == 7 else 1
         lower = dt.datetime(year, month, 1, tzinfo=dt.UTC)
-        whole_year = len(value) == 4
-        next_year, next_month = (year + 1, 1) if whole_year or month == 12 else (year, month + 1)
+        next_year, next_month = (year + 1, 1) if len(value) == 4 or month == 12 else (year, month + 1)
         upper = dt.datetime(next_year, next_month, 1, tzinfo=dt.UTC) if next_year <= dt.MAXYEAR else None
         return lower, upper
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -785,10 +782,7 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
         status = DocumentStatus.DELETED  # whatever the archive flag says: deleted either way
     elif _archived(after) != _archived(before):
         status = DocumentStatus.ARCHIVED if _archived(after) else DocumentStatus.APPROVED
-    flags = tuple(
-        ConfidentialityChange(code=code, enabled=code in wanted)
-        for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present))
-    )
+    flags = confidentiality_changes(present, wanted)
     if not flags and status is None:
         return _json(before)
     # Labels and status change together, as one new metadata version, or not at all.

@@ -26,6 +26,7 @@ from dmp.documents.models import Confidentiality, DocumentEntry
 from dmp.documents.selectors import document_retrieve, document_visible
 from dmp.documents.services import (
     MetadataChange,
+    confidentiality_changes,
     documents_update,
     metadata_remove,
     submission_register,
@@ -248,7 +249,7 @@ def update(context: Context) -> Outcome:
     }
     # One change per document, whether it comes as a new metadata version, a status association
     # or both; all of them are applied in one transaction, or none (ITI-57 is atomic).
-    flags: dict[str, list[ConfidentialityChange]] = {}
+    flags: dict[str, tuple[ConfidentialityChange, ...]] = {}
     statuses: dict[str, tuple[DocumentStatus, DocumentStatus]] = {}
     for entry in object_list.findall(q(RIM, "ExtrinsicObject")):
         where = f"ExtrinsicObject[{entry.get('id', '')}]"
@@ -288,10 +289,7 @@ def update(context: Context) -> Outcome:
         present = {c.get("code", "") for c in current.confidentiality_codes}
         if current.entry_uuid in flags:
             raise ValidationFailed([Problem(ErrorCode.INVALID, "two new versions of one document", where)])
-        flags[current.entry_uuid] = [
-            ConfidentialityChange(code=code, enabled=code in wanted)
-            for code in sorted(Confidentiality.DMP_CODES & (wanted ^ present))
-        ]
+        flags[current.entry_uuid] = confidentiality_changes(present, wanted)
     for association in object_list.findall(q(RIM, "Association")):
         if association.get("associationType") != UPDATE_STATUS_ASSOCIATION:
             continue
@@ -310,7 +308,7 @@ def update(context: Context) -> Outcome:
     changes = [
         MetadataChange(
             entry_uuid=entry_uuid,
-            confidentiality=tuple(flags.get(entry_uuid, ())),
+            confidentiality=flags.get(entry_uuid, ()),
             status=statuses[entry_uuid][1] if entry_uuid in statuses else None,
             original_status=statuses[entry_uuid][0] if entry_uuid in statuses else None,
         )
