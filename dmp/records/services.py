@@ -362,6 +362,12 @@ _CHANGE_AUDIT = {
 }
 
 
+def _lock_authorisations(record: Record) -> None:
+    """Serialises the authorisation changes of `record` (its row locked until the commit): two
+    creations of one grantee's row cannot race into the unique constraint."""
+    list(Record.objects.select_for_update().filter(pk=record.pk).values_list("pk", flat=True))
+
+
 def _apply_authorisation(
     *,
     caller: Caller,
@@ -374,7 +380,7 @@ def _apply_authorisation(
 ) -> Authorisation:
     now = clock.now()
     with transaction.atomic(durable=True):
-        Record.objects.select_for_update().filter(pk=record.pk).first()
+        _lock_authorisations(record)
         row, _ = Authorisation.objects.select_for_update().get_or_create(
             record=record,
             grantee_kind=kind,
@@ -477,6 +483,7 @@ def medecin_traitant_set(*, caller: Caller, ins: Ins, declare: bool) -> Authoris
     actor = caller.actor
     now = clock.now()
     with transaction.atomic(durable=True):
+        _lock_authorisations(access.record)
         row = unique_row(
             Authorisation.objects.select_for_update().filter(
                 record=access.record, grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=actor.person_id
