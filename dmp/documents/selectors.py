@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -48,20 +49,40 @@ from dmp.records.selectors import record_traces
 MAX_RESULTS = 5000
 
 
+class CodeMatch(NamedTuple):
+    """A code a search asks for, in `scheme` only, or in any scheme when the request names none
+    (ITI-18 `code` without `^^scheme`, FHIR `code` or `|code`): the same code can mean different
+    things in two coding schemes."""
+
+    code: str
+    scheme: str = ""
+
+    def matches(self, coded: Mapping[str, Any]) -> bool:
+        """Whether a stored coded value ({"code", "scheme", …}) is this one."""
+        return coded.get("code") == self.code and (not self.scheme or coded.get("scheme") == self.scheme)
+
+
+def any_code_matches(wanted: Iterable[CodeMatch], codes: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether one of the coded values `codes` is one of `wanted`."""
+    codes = list(codes)
+    return any(match.matches(coded) for match in wanted for coded in codes)
+
+
 @dataclass(frozen=True)
 class DocumentQuery:
     """FindDocuments parameters (ITI-18) / DocumentReference search (ITI-67), as plain data."""
 
     statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED})
-    class_codes: tuple[str, ...] = ()
-    type_codes: tuple[str, ...] = ()
-    practice_setting_codes: tuple[str, ...] = ()
-    healthcare_facility_type_codes: tuple[str, ...] = ()
-    format_codes: tuple[str, ...] = ()
+    # Any of the codes (OR).
+    class_codes: tuple[CodeMatch, ...] = ()
+    type_codes: tuple[CodeMatch, ...] = ()
+    practice_setting_codes: tuple[CodeMatch, ...] = ()
+    healthcare_facility_type_codes: tuple[CodeMatch, ...] = ()
+    format_codes: tuple[CodeMatch, ...] = ()
     # Groups of codes: a document matches every group (AND) with any code of it (OR), as ITI-18
     # reads several slots of one name, and FHIR a parameter repeated (comma-separated within).
-    event_codes: tuple[tuple[str, ...], ...] = ()
-    confidentiality_codes: tuple[tuple[str, ...], ...] = ()
+    event_codes: tuple[tuple[CodeMatch, ...], ...] = ()
+    confidentiality_codes: tuple[tuple[CodeMatch, ...], ...] = ()
     creation_from: dt.datetime | None = None
     creation_to: dt.datetime | None = None
     service_start_from: dt.datetime | None = None
@@ -115,20 +136,30 @@ def _author_filter(pattern: str) -> Q:
     return query
 
 
+def _code_filter(column: str, wanted: Sequence[CodeMatch]) -> Q:
+    """Any of `wanted` in the indexed code `column` and, where a match names one, its scheme."""
+    matching = Q()
+    for match in wanted:
+        matching |= Q(**{column: match.code, **({f"{column}_scheme": match.scheme} if match.scheme else {})})
+    return matching
+
+
 def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
     documents = DocumentEntry.objects.filter(
         record=record, availability_status__in=[s.value for s in query.statuses]
     )
-    exact = {
-        "class_code__in": query.class_codes,
-        "type_code__in": query.type_codes,
-        "practice_setting_code__in": query.practice_setting_codes,
-        "healthcare_facility_type_code__in": query.healthcare_facility_type_codes,
-        "format_code__in": query.format_codes,
-        "unique_id__in": query.unique_ids,
-        "entry_uuid__in": query.entry_uuids,
-    }
+    exact = {"unique_id__in": query.unique_ids, "entry_uuid__in": query.entry_uuids}
     documents = documents.filter(**{key: value for key, value in exact.items() if value})
+    coded = {
+        "class_code": query.class_codes,
+        "type_code": query.type_codes,
+        "practice_setting_code": query.practice_setting_codes,
+        "healthcare_facility_type_code": query.healthcare_facility_type_codes,
+        "format_code": query.format_codes,
+    }
+    for column, wanted in coded.items():
+        if wanted:
+            documents = documents.filter(_code_filter(column, wanted))
     ranges = {
         "creation_time__gte": query.creation_from,
         "creation_time__lt": query.creation_to,
@@ -148,10 +179,9 @@ def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
 
 
 def _json_code_filter(
-    documents: Iterable[DocumentEntry], field_name: str, codes: Sequence[str]
+    documents: Iterable[DocumentEntry], field_name: str, wanted: Sequence[CodeMatch]
 ) -> list[DocumentEntry]:
-    wanted = set(codes)
-    return [d for d in documents if wanted & {c.get("code") for c in getattr(d, field_name)}]
+    return [d for d in documents if any_code_matches(wanted, getattr(d, field_name))]
 
 
 def _matching(record: Record, query: DocumentQuery) -> list[DocumentEntry]:

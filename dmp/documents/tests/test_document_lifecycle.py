@@ -16,7 +16,13 @@ from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, Va
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import AssociationInput, ConfidentialityChange, FolderInput
 from dmp.documents.models import AssociationType, DocumentEntry, Folder
-from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, related_documents
+from dmp.documents.selectors import (
+    CodeMatch,
+    DocumentQuery,
+    document_retrieve,
+    document_search,
+    related_documents,
+)
 from dmp.documents.services import (
     MetadataChange,
     document_change_confidentiality,
@@ -452,7 +458,9 @@ def test_code_groups_are_anded_and_codes_within_a_group_ored(personas):
     record = personas.alice.record
 
     def found(*groups):
-        query = DocumentQuery(confidentiality_codes=groups)
+        query = DocumentQuery(
+            confidentiality_codes=tuple(tuple(CodeMatch(code) for code in group) for group in groups)
+        )
         return {v.document.unique_id for v in document_search(caller=bernard, record=record, query=query)}
 
     assert found(("N", "R")) == {normal.unique_id, restricted.unique_id}

@@ -26,6 +26,7 @@ from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, Validat
 from dmp.common.middleware import carries_nul
 from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
 from dmp.documents.selectors import (
+    CodeMatch,
     DocumentQuery,
     document_get,
     document_retrieve,
@@ -267,9 +268,14 @@ def token(request: HttpRequest) -> HttpResponse:
 # --- search -------------------------------------------------------------------------------------
 
 
-def _tokens(request: HttpRequest, name: str) -> tuple[str, ...]:
+def _tokens(request: HttpRequest, name: str) -> tuple[CodeMatch, ...]:
     """Every code of the `name` parameters, alternatives all (OR)."""
     return tuple(code for group in _token_groups(request, name) for code in group)
+
+
+def _token_values(request: HttpRequest, name: str) -> tuple[str, ...]:
+    """The values of the `name` parameters without their systems: status codes, related ids."""
+    return tuple(match.code for match in _tokens(request, name))
 
 
 def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
@@ -291,11 +297,18 @@ def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
         return moment, None
 
 
-def _token_groups(request: HttpRequest, name: str) -> tuple[tuple[str, ...], ...]:
+def _code_match(token: str) -> CodeMatch:
+    """A FHIR token, `system|code` (the system as the registry's scheme), or `code` or `|code`
+    (any scheme: every registry code has one)."""
+    system, _, code = token.rpartition("|")
+    return CodeMatch(code, system_oid(system) if system else "")
+
+
+def _token_groups(request: HttpRequest, name: str) -> tuple[tuple[CodeMatch, ...], ...]:
     """One group per repetition of `name` (AND), its comma-separated codes within (OR)."""
     groups = []
     for raw in request.GET.getlist(name):
-        codes = tuple(v.split("|")[-1] for v in raw.split(",") if v)
+        codes = tuple(_code_match(v) for v in raw.split(",") if v.rpartition("|")[2])
         if codes:
             groups.append(codes)
     return tuple(groups)
@@ -406,14 +419,14 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         )
     record = _patient_record(request, patient)
     statuses: set[DocumentStatus] = set()
-    for status in _tokens(request, "status") or ("current",):
+    for status in _token_values(request, "status") or ("current",):
         if status not in STATUS_PARAMS:
             raise ValidationFailed([Problem(ErrorCode.INVALID, f"unknown status {status}", "status")])
         statuses |= STATUS_PARAMS[status]
     archived = request.GET.get("isArchived")
     if archived == "true":
         statuses = {DocumentStatus.ARCHIVED}
-    elif archived is None and "current" in (_tokens(request, "status") or ("current",)):
+    elif archived is None and "current" in (_token_values(request, "status") or ("current",)):
         statuses |= {DocumentStatus.ARCHIVED}
     created_from, created_to = (
         _date_range(request, "date") if "date" in request.GET else _date_range(request, "creation")
@@ -449,7 +462,7 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
     found = [v.document for v in document_search(caller=caller, record=record, query=query)]
     if logical:
         found = [d for d in found if d.unique_id in unique_ids or str(d.logical_id) in logical]
-    related = set(_tokens(request, "related"))
+    related = set(_token_values(request, "related"))
     if related:
         found = [d for d in found if related & set(d.reference_ids)]
     if sort == "date":

@@ -30,8 +30,10 @@ from dmp.documents.metadata import (
 )
 from dmp.documents.models import Association, DocumentEntry, Folder, SubmissionSet
 from dmp.documents.selectors import (
+    CodeMatch,
     DocumentQuery,
     RecordContents,
+    any_code_matches,
     document_search,
     like_regex,
     record_contents,
@@ -235,8 +237,14 @@ def _time(values: list[str], where: str) -> dt.datetime | None:
         raise ValidationFailed([Problem(ErrorCode.INVALID, str(exc), where)]) from exc
 
 
-def _code_values(values: list[str]) -> tuple[str, ...]:
-    return tuple(v.split("^", 1)[0] for v in values if v)
+def _code_values(values: list[str]) -> tuple[CodeMatch, ...]:
+    """ITI-18 coded values, `code^^scheme` or `code` alone (any scheme)."""
+    matches = []
+    for value in values:
+        code, _, rest = value.partition("^")
+        if code:
+            matches.append(CodeMatch(code, rest.partition("^")[2].partition("^")[0]))
+    return tuple(matches)
 
 
 @dataclass(frozen=True)
@@ -356,7 +364,7 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
     since = _time(request.values("$XDSSubmissionSetSubmissionTimeFrom"), "SubmissionTimeFrom")
     until = _time(request.values("$XDSSubmissionSetSubmissionTimeTo"), "SubmissionTimeTo")
     sources = set(request.values("$XDSSubmissionSetSourceId"))
-    content_types = set(_code_values(request.values("$XDSSubmissionSetContentType")))
+    content_types = _code_values(request.values("$XDSSubmissionSetContentType"))
     subsets = [
         s
         for s in contents.submission_sets
@@ -365,7 +373,7 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
         and (until is None or s.submission_time < until)
         and (not authors or any(_authored_by(s, pattern) for pattern in authors))
         and (not sources or s.source_id in sources)
-        and (not content_types or (s.content_type_code or {}).get("code") in content_types)
+        and (not content_types or any_code_matches(content_types, [s.content_type_code or {}]))
     ]
     return QueryResult([], subsets, [], [])
 
@@ -386,12 +394,12 @@ def _find_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
         _short_status(s.value) for s in _statuses(request.values("$XDSFolderStatus"), "$XDSFolderStatus")
     }
     contents = _contents(context, record, "FindFolders")
-    groups = [set(_code_values(g)) for g in request.groups("$XDSFolderCodeList")]
+    groups = [_code_values(g) for g in request.groups("$XDSFolderCodeList")]
     folders = [
         f
         for f in contents.folders
         if _short_status(f.availability_status) in statuses
-        and all(group & {c.get("code") for c in f.codes} for group in groups)
+        and all(any_code_matches(group, f.codes) for group in groups)
     ]
     return QueryResult([], [], folders, [])
 
@@ -490,16 +498,14 @@ def _container_and_contents(context: QueryContext, request: QueryRequest, *, fol
         return _empty()
     container = chosen[0]
     members = _members(contents, container.entry_uuid)
-    formats = set(_code_values(request.values("$XDSDocumentEntryFormatCode")))
-    confidentiality = set(_code_values(request.values("$XDSDocumentEntryConfidentialityCode")))
+    formats = _code_values(request.values("$XDSDocumentEntryFormatCode"))
+    confidentiality = _code_values(request.values("$XDSDocumentEntryConfidentialityCode"))
     documents = [
         v.document
         for v in contents.documents
         if v.document.entry_uuid in members
-        and (not formats or v.document.format_code in formats)
-        and (
-            not confidentiality or confidentiality & {c.get("code") for c in v.document.confidentiality_codes}
-        )
+        and (not formats or any_code_matches(formats, [_format_of(v.document)]))
+        and (not confidentiality or any_code_matches(confidentiality, v.document.confidentiality_codes))
     ]
     shown = {d.entry_uuid for d in documents} | {container.entry_uuid}
     folders = [f for f in contents.folders if f.entry_uuid in members]
@@ -508,6 +514,10 @@ def _container_and_contents(context: QueryContext, request: QueryRequest, *, fol
     if folder:
         return QueryResult(documents, [], [container], associations)  # type: ignore[list-item]
     return QueryResult(documents, [container], folders, associations)  # type: ignore[list-item]
+
+
+def _format_of(document: DocumentEntry) -> dict[str, str]:
+    return {"code": document.format_code, "scheme": document.format_code_scheme}
 
 
 def _get_folders_for_document(context: QueryContext, request: QueryRequest) -> QueryResult:

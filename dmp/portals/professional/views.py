@@ -31,7 +31,7 @@ from dmp.cda.render import embedded_body, render_html
 from dmp.common.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import Confidentiality
-from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.documents.selectors import CodeMatch, DocumentQuery, document_retrieve, document_search
 from dmp.documents.services import (
     document_change_confidentiality,
     document_change_status,
@@ -512,8 +512,8 @@ def documents(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRes
         data = form.cleaned_data
         query = DocumentQuery(
             statuses=form.statuses(),
-            type_codes=(data["type_code"],) if data["type_code"] else (),
-            class_codes=(data["class_code"],) if data["class_code"] else (),
+            type_codes=(CodeMatch(data["type_code"]),) if data["type_code"] else (),
+            class_codes=(CodeMatch(data["class_code"]),) if data["class_code"] else (),
             creation_from=form.creation_from(),
             creation_to=form.creation_to(),
             limit=500,

@@ -75,6 +75,12 @@ def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xd
     # Every search parameter narrows the same result set.
     assert [r["type"]["coding"][0]["code"] for r in search(client, type="11502-2")] == ["11502-2"]
     assert len(search(client, category="10")) == 2
+    # A token's system is the code's scheme: the same code in another system is another code.
+    assert len(search(client, type="http://loinc.org|11502-2")) == 1
+    assert len(search(client, type="|11502-2")) == 1
+    assert search(client, type="urn:oid:1.2.3|11502-2") == []
+    assert len(search(client, **{"security-label": "urn:oid:2.16.840.1.113883.5.25|N"})) == 2
+    assert search(client, **{"security-label": "urn:oid:1.2.3|N"}) == []
     assert len(search(client, facility="SA07", setting="AMBULATOIRE")) == 2
     assert len(search(client, format="urn:asipSante:modelesHorsProfils:2011")) == 2
     assert len(search(client, **{"security-label": "N"})) == 2

@@ -171,6 +171,22 @@ def test_every_stored_query_answers_with_what_the_caller_may_see(xds_kit):
         )
         == 1
     )
+    # A code is matched in the scheme the request names (the same code may mean another thing in
+    # another scheme), or in any scheme when it names none; several slots of a code list are ANDed.
+    for params, expected in (
+        ({"$XDSDocumentEntryTypeCode": "('11502-2^^1.2.250.1.213.1.1.4.12')"}, 0),
+        ({"$XDSDocumentEntryTypeCode": "('11502-2')"}, 1),
+        ({"$XDSDocumentEntryTypeCode": "('11502-2^^1.2.3','11502-2^^2.16.840.1.113883.6.1')"}, 1),
+        ({"$XDSDocumentEntryClassCode": "('10^^1.2.250.1.213.1.1.4.1')"}, 2),
+        ({"$XDSDocumentEntryClassCode": "('10^^1.2.3')"}, 0),
+        ({"$XDSDocumentEntryConfidentialityCode": "('N^^2.16.840.1.113883.5.25')"}, 2),
+        ({"$XDSDocumentEntryConfidentialityCode": "('N^^1.2.250.1.213.1.1.4.13')"}, 0),
+    ):
+        found = run(
+            StoredQuery.FIND_DOCUMENTS,
+            {"$XDSDocumentEntryPatientId": patient, "$XDSDocumentEntryStatus": approved, **params},
+        )
+        assert count(found, "ExtrinsicObject") == expected, params
     assert (
         count(
             run(
