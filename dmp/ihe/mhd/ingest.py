@@ -203,6 +203,55 @@ def parse_bundle(
         raise _problems(exc) from exc
 
 
+# What an ITI-65 Bundle may hold: the SubmissionSet, its documents and their contents, and the
+# resources their references may point to.
+BUNDLE_RESOURCES = frozenset(
+    {"List", "DocumentReference", "Binary", "Patient", "Practitioner", "PractitionerRole", "Organization"}
+)
+
+
+def _binaries(entries: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """The Binary of the bundle each DocumentReference's content points to (None: inline data
+    or none), in the order of the DocumentReferences."""
+    references = _References(entries)
+    found = []
+    for entry in entries:
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") == "DocumentReference":
+            attachment = ((resource.get("content") or [{}])[0]).get("attachment") or {}
+            found.append(references.get({"reference": str(attachment.get("url", ""))}, "Binary"))
+    return found
+
+
+def transaction_response(
+    payload: dict[str, Any], submission_set_id: str, document_ids: list[str]
+) -> list[dict[str, Any]]:
+    """The entries of the transaction-response to an accepted ITI-65 Bundle: one per entry of the
+    request, in its order (FHIR: a client matches each answer to its entry by position).
+    `document_ids` are the FHIR ids of the stored documents in the order of the DocumentReferences."""
+    entries = payload.get("entry") or []
+    binaries = {
+        id(binary): doc for binary, doc in zip(_binaries(entries), document_ids, strict=True) if binary
+    }
+    documents = iter(document_ids)
+    answers = []
+    for entry in entries:
+        resource = entry.get("resource") or {}
+        kind = resource.get("resourceType")
+        if kind == "List":
+            location = f"List/{submission_set_id}"
+        elif kind == "DocumentReference":
+            location = f"DocumentReference/{next(documents)}"
+        elif kind == "Binary":
+            location = f"Binary/{binaries[id(resource)]}"
+        else:
+            # A resource the documents refer to (their patient, an author): read, not created.
+            answers.append({"response": {"status": "200 OK"}})
+            continue
+        answers.append({"response": {"status": "201 Created", "location": location}})
+    return answers
+
+
 def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -> SubmissionInput:
     if payload.get("type") != "transaction":
         raise _fail("an ITI-65 Bundle is of type transaction", "Bundle.type")
@@ -213,6 +262,13 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
     if "" in urls or len(set(urls)) < len(urls):
         raise _fail("every entry needs its own fullUrl", "Bundle.entry.fullUrl")
     by_url = {url: e.get("resource") or {} for url, e in zip(urls, entries, strict=True)}
+    for url, resource in by_url.items():
+        if resource.get("resourceType") not in BUNDLE_RESOURCES:
+            # Stored nowhere: accepting it would answer success for data that was dropped.
+            raise _fail(
+                f"a {resource.get('resourceType')} is not part of an ITI-65 submission ({url})",
+                "Bundle.entry",
+            )
     references = _References(entries)
     lists = [r for r in by_url.values() if r.get("resourceType") == "List"]
     document_references = [
@@ -322,6 +378,14 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                     target=f"urn:uuid:{target}",
                 )
             )
+    pointed_to = {id(binary) for binary in _binaries(entries)}
+    unused = [
+        url for url, r in by_url.items() if r.get("resourceType") == "Binary" and id(r) not in pointed_to
+    ]
+    if unused:
+        raise _fail(
+            f"no DocumentReference points to the Binary {unused[0]}: it would be lost", "Bundle.entry"
+        )
     return SubmissionInput(
         submission_set=SubmissionSetInput(
             entry_uuid="SubmissionSet",

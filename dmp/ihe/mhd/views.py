@@ -41,7 +41,7 @@ from dmp.documents.services import (
 )
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
 from dmp.ihe.mhd.auth import ASSERTION_TYPE, TokenRejected, caller_from_token, issue_token
-from dmp.ihe.mhd.ingest import parse_bundle, parse_simplified_publish, validate_resource
+from dmp.ihe.mhd.ingest import parse_bundle, parse_simplified_publish, transaction_response, validate_resource
 from dmp.ihe.mhd.mapping import (
     IS_ARCHIVED_URL,
     document_reference,
@@ -652,22 +652,11 @@ def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpRespo
     registered = submission_register(
         caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
     )
-    entries = [
-        {
-            "response": {
-                "status": "201 Created",
-                "location": f"List/{fhir_id(registered.submission_set.entry_uuid)}",
-            }
-        }
-    ]
-    entries += [
-        {"response": {"status": "201 Created", "location": f"DocumentReference/{fhir_id(d.entry_uuid)}"}}
-        for d in registered.documents
-    ]
-    entries += [
-        {"response": {"status": "201 Created", "location": f"Binary/{fhir_id(d.entry_uuid)}"}}
-        for d in registered.documents
-    ]
+    entries = transaction_response(
+        payload,
+        fhir_id(registered.submission_set.entry_uuid),
+        [fhir_id(registered.id_map[d.entry_uuid]) for d in submission.documents],
+    )
     return _json({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
 
 

@@ -289,6 +289,63 @@ def test_forbidden_and_malformed_submissions_get_an_operation_outcome(xds_kit, f
     assert metadata["resourceType"] == "CapabilityStatement"
 
 
+def test_the_transaction_response_answers_each_entry_in_its_place(xds_kit, fhir, personas):
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft(), DocumentDraft(title="second")]))
+    # Binaries first, then the second document, the List, the first document.
+    entries = bundle["entry"]
+    kinds = {
+        kind: [e for e in entries if e["resource"]["resourceType"] == kind]
+        for kind in ("List", "DocumentReference", "Binary")
+    }
+    first, second = kinds["DocumentReference"]
+    bundle["entry"] = [*kinds["Binary"][::-1], second, *kinds["List"], first]
+    answer = requests.post(base, data=json.dumps(bundle), headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    locations = [e["response"]["location"] for e in answer.json()["entry"]]
+    assert [location.split("/")[0] for location in locations] == [
+        "Binary",
+        "Binary",
+        "DocumentReference",
+        "List",
+        "DocumentReference",
+    ]
+    # Each Binary's location is the document whose content it is.
+    second_id, first_id = locations[2].split("/")[1], locations[4].split("/")[1]
+    assert locations[:2] == [f"Binary/{second_id}", f"Binary/{first_id}"]
+    stored = requests.get(f"{base}DocumentReference/{second_id}", headers=headers, timeout=10).json()
+    assert stored["content"][0]["attachment"]["title"] == "second"
+
+
+def test_a_bundle_with_content_that_would_be_dropped_is_refused(xds_kit, fhir, personas):
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    before = DocumentEntry.objects.count()
+    # A resource ITI-65 does not store, and a Binary no DocumentReference points to: both were
+    # ignored while the answer reported success.
+    extra = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    extra["entry"].append(
+        {
+            "fullUrl": "urn:uuid:0f0e4c8a-45d1-4a3c-9b57-1a1d2e3f4a5b",
+            "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "poids"}},
+            "request": {"method": "POST", "url": "Observation"},
+        }
+    )
+    answer = requests.post(base, data=json.dumps(extra), headers=headers, timeout=10)
+    assert answer.status_code == 422
+    assert "Observation" in answer.text
+    orphan = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    binary = next(e for e in orphan["entry"] if e["resource"]["resourceType"] == "Binary")
+    orphan["entry"].append({**binary, "fullUrl": "urn:uuid:5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"})
+    answer = requests.post(base, data=json.dumps(orphan), headers=headers, timeout=10)
+    assert answer.status_code == 422
+    assert "5a4b3c2d" in answer.text
+    assert DocumentEntry.objects.count() == before
+
+
 def test_nul_characters_are_refused_not_stored(xds_kit, fhir, personas):
     """PostgreSQL text cannot hold NUL: the API refuses it up front (found by schemathesis)."""
     _, token = fhir(personas.dr_bernard)
