@@ -62,6 +62,16 @@ def record_by_ins(ins: Ins) -> Record | None:
     )
 
 
+def record_by_public_id(public_id: uuid.UUID | str) -> Record | None:
+    """The record a public id (the FHIR Patient id, the portals' URLs) names; None for a
+    malformed id as for an unknown one."""
+    try:
+        wanted = public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(public_id)
+    except ValueError:
+        return None
+    return unique_row(Record.objects.select_related("patient").filter(public_id=wanted))
+
+
 def representative_public_id(actor: Actor) -> uuid.UUID | None:
     """The LegalRepresentative.public_id a legal-representative actor stands for, if well formed."""
     if actor.kind is not ActorKind.LEGAL_REPRESENTATIVE or not actor.person_id.startswith("RL-"):

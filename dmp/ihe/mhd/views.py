@@ -39,7 +39,7 @@ from dmp.documents.services import (
     documents_update,
     submission_register,
 )
-from dmp.identity.ins import InvalidIns, parse_hl7_ins
+from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.ihe.mhd.auth import ASSERTION_TYPE, TokenRejected, caller_from_token, issue_token
 from dmp.ihe.mhd.ingest import parse_bundle, parse_simplified_publish, transaction_response, validate_resource
 from dmp.ihe.mhd.mapping import (
@@ -51,7 +51,7 @@ from dmp.ihe.mhd.mapping import (
     system_oid,
     unique_id_of,
 )
-from dmp.records.access import record_by_ins
+from dmp.records.access import record_by_ins, record_by_public_id
 from dmp.records.selectors import own_traces
 from dmp.records.services import record_test
 
@@ -338,23 +338,33 @@ def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt
 
 
 def _patient_record(request: HttpRequest, token_patient: str) -> Any:
-    raw = request.GET.get("patient.identifier") or request.GET.get("patient", "")
-    if not raw:
+    """The record a search names: `patient.identifier=<system>|<INS>`, or `patient=` a reference
+    to the Patient the TD0.2 search returns (`Patient/<id>`, `<id>` or an absolute URL)."""
+    identifier = request.GET.get("patient.identifier", "")
+    reference = request.GET.get("patient", "")
+    if not identifier and "|" in reference:
+        identifier = reference  # a token given as `patient`: read as the identifier it is
+    ins: Ins | None
+    if identifier:
+        system, _, value = identifier.rpartition("|")
+        try:
+            ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
+        except InvalidIns as exc:
+            raise ValidationFailed(
+                [Problem(ErrorCode.UNKNOWN_PATIENT, exc.message, "patient.identifier")]
+            ) from exc
+        record = record_by_ins(ins)
+    elif reference:
+        record = record_by_public_id(reference.rstrip("/").rsplit("/", 1)[-1])
+        ins = record.patient.identifier if record is not None else None
+    else:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "patient or patient.identifier is required", "patient")]
         )
-    system, _, value = raw.rpartition("|")
-    try:
-        ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
-    except InvalidIns as exc:
-        raise ValidationFailed(
-            [Problem(ErrorCode.UNKNOWN_PATIENT, exc.message, "patient.identifier")]
-        ) from exc
     if token_patient and parse_hl7_ins(token_patient) != ins:
         raise ValidationFailed(
             [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "patient")]
         )
-    record = record_by_ins(ins)
     if record is None:
         raise NotFound("no DMP for this patient")
     return record

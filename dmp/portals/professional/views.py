@@ -59,7 +59,7 @@ from dmp.portals.professional.forms import (
 from dmp.portals.professional.links import LinkRejected, consume_link
 from dmp.portals.professional.session import Emergency, LoginMethod, PsSession
 from dmp.portals.professional.uploads import Upload, submission_from_upload
-from dmp.records.access import record_by_ins
+from dmp.records.access import record_by_ins, record_by_public_id
 from dmp.records.models import GranteeKind, Record
 from dmp.records.selectors import authorisations_of_record, own_traces, records_authorised_for
 from dmp.records.services import (
@@ -120,7 +120,7 @@ def ps_required(
 
 
 def _record(public_id: uuid.UUID) -> Record:
-    record = Record.objects.select_related("patient").filter(public_id=public_id).first()
+    record = record_by_public_id(public_id)
     if record is None:
         raise NotFound("no such record")
     return record

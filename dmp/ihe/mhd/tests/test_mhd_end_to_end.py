@@ -195,6 +195,26 @@ def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xd
     }
     assert codes["dmp-status"] == "ACTIF"
     assert codes["dmp-medecin-traitant"] is True
+    # `patient=` a reference to the Patient this search returned finds the same documents (it
+    # was refused: only patient.identifier was read).
+    patient_id = patient["entry"][0]["resource"]["id"]
+    expected = {r["id"] for r in search(client)}
+    assert expected
+    for reference in (f"Patient/{patient_id}", patient_id, f"{xds_kit.base_url}/fhir/Patient/{patient_id}"):
+        bundle = client.execute("DocumentReference", method="get", params={"patient": reference})
+        assert {e["resource"]["id"] for e in bundle["entry"]} == expected, reference
+    # Another patient's record and an unknown id get the same answer: the token is bound to Alice.
+    answers = set()
+    for other in (str(personas.leo.record.public_id), "00000000-0000-0000-0000-000000000000", "nonsense"):
+        answer = requests.get(
+            f"{xds_kit.base_url}/fhir/DocumentReference",
+            params={"patient": f"Patient/{other}"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        answers.add((answer.status_code, answer.json()["issue"][0]["code"]))
+    assert len(answers) == 1
+    assert next(iter(answers))[0] in {403, 404}
 
 
 def test_requests_without_a_valid_token_are_refused_and_change_nothing(xds_kit, fhir, personas):
