@@ -121,8 +121,10 @@ def record_traces(
     return traces_for_record(record.pk, since=since)
 
 
-def own_traces(*, caller: Caller, since: dt.datetime | None = None) -> QuerySet[AuditEvent]:
-    """A professional's own actions (any record)."""
+def own_traces(
+    *, caller: Caller, since: dt.datetime | None = None, before: tuple[dt.datetime, int] | None = None
+) -> QuerySet[AuditEvent]:
+    """A professional's own actions (any record), newest first (`before`: see traces_for_actor)."""
     with transaction.atomic():
         audit_record(caller=caller, action=AuditAction.TRACES_READ, details={"own": True})
-    return traces_for_actor(caller.actor.person_id, since=since)
+    return traces_for_actor(caller.actor.person_id, since=since, before=before)

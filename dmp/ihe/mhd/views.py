@@ -598,8 +598,20 @@ def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse
 
 @fhir_view(READ, ["GET"])
 def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
-    """The caller's own actions (a PS sees its traces; the patient sees theirs on the portal)."""
-    events = list(own_traces(caller=caller)[:MAX_COUNT])
+    """The caller's own actions (a PS sees its traces; the patient sees theirs on the portal),
+    newest first, in pages linked by a cursor (the last event shown), not an offset: the reading
+    itself is traced, and an offset would shift under new events."""
+    try:
+        count = min(MAX_COUNT, max(1, int(request.GET.get("_count", "50"))))
+        cursor = request.GET.get("_before", "")
+        at, _, event_id = cursor.rpartition("~")
+        before = (dt.datetime.fromisoformat(at), int(event_id)) if cursor else None
+    except ValueError as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, "_count is an integer, _before a link this server gave", "_count")]
+        ) from exc
+    events = list(own_traces(caller=caller, before=before)[: count + 1])
+    events, more = events[:count], len(events) > count
     resources = [
         {
             "resourceType": "AuditEvent",
@@ -615,7 +627,14 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
         }
         for e in events
     ]
-    return _json(_searchset(resources, request))
+    bundle = _searchset(resources, request)
+    if more:
+        query = request.GET.copy()
+        query["_before"] = f"{events[-1].occurred_at.isoformat()}~{events[-1].pk}"
+        bundle["link"].append(
+            {"relation": "next", "url": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}
+        )
+    return _json(bundle)
 
 
 def _server_patient(patient: str) -> Callable[[str], str | None]:

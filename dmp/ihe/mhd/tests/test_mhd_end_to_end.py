@@ -14,6 +14,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhirpy import SyncFHIRClient
 
+from dmp.audit.actions import AuditAction
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
@@ -364,6 +365,32 @@ def test_a_bundle_with_content_that_would_be_dropped_is_refused(xds_kit, fhir, p
     assert answer.status_code == 422
     assert "5a4b3c2d" in answer.text
     assert DocumentEntry.objects.count() == before
+
+
+def test_a_professional_pages_through_all_of_their_own_traces(xds_kit, fhir, personas):
+    client, token = fhir(personas.dr_bernard)
+    for _ in range(4):
+        search(client)
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{xds_kit.base_url}/fhir/AuditEvent?_count=2"
+    pages, seen = 0, []
+    while url:
+        bundle = requests.get(url, headers=headers, timeout=10).json()
+        assert len(bundle.get("entry", [])) <= 2
+        seen += [e["resource"] for e in bundle.get("entry", [])]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), "")
+        pages += 1
+    ids = [r["id"] for r in seen]
+    # Every event once, newest first, though each page read wrote a new trace meanwhile (an
+    # offset would have shown some twice); there were more than the old cap of one page.
+    assert len(ids) == len(set(ids))
+    assert [r["recorded"] for r in seen] == sorted((r["recorded"] for r in seen), reverse=True)
+    queries = [r for r in seen if r["type"]["code"] == str(AuditAction.DOCUMENT_QUERY)]
+    assert len(queries) == 4
+    assert pages >= 4
+    bad = requests.get(f"{xds_kit.base_url}/fhir/AuditEvent?_before=yesterday", headers=headers, timeout=10)
+    assert bad.status_code in {400, 422}
+    OperationOutcome.model_validate(bad.json())
 
 
 def test_nul_characters_are_refused_not_stored(xds_kit, fhir, personas):
