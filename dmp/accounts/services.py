@@ -506,7 +506,15 @@ def totp_enrol_start(*, account: WebAccount) -> str:
     return totp.new_secret()
 
 
-def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str) -> WebAccount:
+def _require_password(account: WebAccount, password: str) -> None:
+    """The second factor changes only with the password: a session left open (or stolen) must not
+    be enough to switch it to the taker's own application or back to codes it can read."""
+    if not account_confirm_password(account=account, password=password):
+        raise ValidationFailed([Problem(ErrorCode.INVALID, _("Mot de passe incorrect."), "password")])
+
+
+def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str, password: str) -> WebAccount:
+    _require_password(account, password)
     now = clock.now()
     if totp.totp_verify(secret, code, now.timestamp()) is None:
         raise ValidationFailed([Problem(ErrorCode.INVALID, _("Code incorrect."), "code")])
@@ -522,7 +530,8 @@ def totp_enrol_confirm(*, account: WebAccount, secret: str, code: str) -> WebAcc
     return account
 
 
-def totp_disable(*, account: WebAccount) -> WebAccount:
+def totp_disable(*, account: WebAccount, password: str) -> WebAccount:
+    _require_password(account, password)
     with transaction.atomic(durable=True):
         WebAccount.objects.filter(pk=account.pk).update(totp_secret="", totp_enabled=False)
         audit_record(
@@ -536,7 +545,8 @@ def totp_disable(*, account: WebAccount) -> WebAccount:
 
 
 def account_confirm_password(*, account: WebAccount, password: str) -> bool:
-    """Re-authentication before a grave action (closure); failures count towards the lock."""
+    """Re-authentication before a grave action (closure, a change of the second factor); failures
+    count towards the lock."""
     now = clock.now()
     if _is_locked(account, now) or not check_password(password, account.password):
         if not _is_locked(account, now):

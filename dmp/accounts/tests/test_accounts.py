@@ -254,9 +254,18 @@ def test_login_with_an_enrolled_totp_application(personas):
     now = timezone.now().timestamp()
     with pytest.raises(ValidationFailed):
         totp_enrol_confirm(
-            account=account, secret=secret, code="000000" if totp.totp(secret, now) != "000000" else "111111"
+            account=account,
+            secret=secret,
+            code="000000" if totp.totp(secret, now) != "000000" else "111111",
+            password=PASSWORD,
         )
-    totp_enrol_confirm(account=account, secret=secret, code=totp.totp(secret, now))
+    # The right code is not enough: the second factor changes only with the password.
+    with pytest.raises(ValidationFailed):
+        totp_enrol_confirm(account=account, secret=secret, code=totp.totp(secret, now), password="wrong")
+    account.refresh_from_db()
+    assert not account.totp_enabled
+    assert account.failed_password_count == 1
+    totp_enrol_confirm(account=account, secret=secret, code=totp.totp(secret, now), password=PASSWORD)
     account.refresh_from_db()
     assert secret not in account.totp_secret  # stored sealed
     step = login_start(identifier=IDENTIFIER, password=PASSWORD)

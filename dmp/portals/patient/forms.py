@@ -138,6 +138,14 @@ class TrustedPersonForm(forms.Form):
     email = forms.EmailField(label=_("Courriel"), required=False)
 
 
+def _password_confirmation() -> forms.CharField:
+    return forms.CharField(
+        label=_("Mot de passe (confirmation)"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
 class CloseForm(forms.Form):
     confirm = forms.BooleanField(
         label=_(
@@ -145,13 +153,14 @@ class CloseForm(forms.Form):
             "consulter ni l'alimenter, et que son contenu est conservé."
         )
     )
-    password = forms.CharField(
-        label=_("Mot de passe (confirmation)"),
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
+    password = _password_confirmation()
     comment = forms.CharField(label=_("Commentaire (facultatif)"), max_length=500, required=False)
 
 
 class TotpForm(forms.Form):
     code = forms.CharField(label=_("Code affiché par l'application"), min_length=6, max_length=6)
+    password = _password_confirmation()
+
+
+class TotpDisableForm(forms.Form):
+    password = _password_confirmation()

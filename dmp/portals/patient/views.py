@@ -560,19 +560,30 @@ def close(request: HttpRequest, patient: PatientSession) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @patient_required
 def security(request: HttpRequest, patient: PatientSession) -> HttpResponse:
-    form = forms.TotpForm(request.POST or None)
+    disabling = request.method == "POST" and request.POST.get("action") == "disable"
+    form = forms.TotpForm(None if disabling else request.POST or None)
+    disable_form = forms.TotpDisableForm(request.POST if disabling else None)
     secret = str(request.session.get(SESSION_TOTP, ""))
     if request.method == "POST" and request.POST.get("action") == "notifications":
         account_notifications_set(account=patient.account, enabled=request.POST.get("notify") == "on")
         messages.success(request, _("Vos préférences de notification sont enregistrées."))
         return redirect("patient_portal:security")
-    if request.method == "POST" and request.POST.get("action") == "disable":
-        totp_disable(account=patient.account)
-        messages.success(request, _("L'application d'authentification est désactivée."))
-        return redirect("patient_portal:security")
-    if request.method == "POST" and secret and form.is_valid():
+    if disabling and disable_form.is_valid():
         try:
-            totp_enrol_confirm(account=patient.account, secret=secret, code=form.cleaned_data["code"])
+            totp_disable(account=patient.account, password=disable_form.cleaned_data["password"])
+        except ValidationFailed as error:
+            _form_errors(disable_form, error)
+        else:
+            messages.success(request, _("L'application d'authentification est désactivée."))
+            return redirect("patient_portal:security")
+    if request.method == "POST" and not disabling and secret and form.is_valid():
+        try:
+            totp_enrol_confirm(
+                account=patient.account,
+                secret=secret,
+                code=form.cleaned_data["code"],
+                password=form.cleaned_data["password"],
+            )
         except ValidationFailed as error:
             _form_errors(form, error)
         else:
@@ -585,6 +596,7 @@ def security(request: HttpRequest, patient: PatientSession) -> HttpResponse:
     context = {
         "patient": patient,
         "form": form,
+        "disable_form": disable_form,
         "secret": secret,
         "uri": provisioning_uri(secret, account=patient.account.identifier or "") if secret else "",
     }

@@ -553,10 +553,21 @@ def test_totp_enrolment_through_the_security_page(personas, alice_client):
     )
     assert wrong.status_code == 200
     assert not WebAccount.objects.get().totp_enabled
-    response = alice_client.post(url("security"), {"code": totp.totp(secret, timezone.now().timestamp())})
+    # A session alone does not change the second factor: the password is asked again.
+    code = totp.totp(secret, timezone.now().timestamp())
+    for password in ("", "wrong password"):
+        refused = alice_client.post(url("security"), {"code": code, "password": password})
+        assert refused.status_code == 200
+        assert not WebAccount.objects.get().totp_enabled
+    assert "Mot de passe incorrect." in refused.content.decode()
+    response = alice_client.post(url("security"), {"code": code, "password": PASSWORD})
     assert response.status_code == 302
     assert WebAccount.objects.get().totp_enabled
-    alice_client.post(url("security"), {"action": "disable"})
+    for password in ("", "wrong password"):
+        kept = alice_client.post(url("security"), {"action": "disable", "password": password})
+        assert kept.status_code == 200
+        assert WebAccount.objects.get().totp_enabled
+    alice_client.post(url("security"), {"action": "disable", "password": PASSWORD})
     assert not WebAccount.objects.get().totp_enabled
 
 
