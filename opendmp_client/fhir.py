@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dmp.documents.metadata import CodedValue, DocumentInput, SubmissionInput
 from dmp.identity.ins import parse_hl7_ins
+from dmp.ihe.mhd.contained import authenticator_resources, author_resources, source_patient_resources
 from opendmp_client.vihf import VihfClaims
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -140,6 +141,27 @@ def _document_entries(
         context["period"] = period
     context["facilityType"] = _concept(document.healthcare_facility_type_code)
     context["practiceSetting"] = _concept(document.practice_setting_code)
+    if document.event_codes:
+        context["event"] = [_concept(c) for c in document.event_codes]
+    if document.reference_ids:
+        context["related"] = [{"identifier": {"value": r}} for r in document.reference_ids]
+    contained: list[dict[str, Any]] = []
+    authors = []
+    for index, author in enumerate(document.authors):
+        author_reference, resources = author_resources(author, f"author-{index}")
+        authors.append(author_reference)
+        contained += resources
+    attachment: dict[str, Any] = {
+        "contentType": document.mime_type,
+        "url": binary_url,
+        "title": document.title,
+        "creation": document.creation_time.isoformat(),
+        "language": document.language_code,
+    }
+    if document.declared_hash:
+        attachment["hash"] = base64.b64encode(bytes.fromhex(document.declared_hash)).decode()
+    if document.declared_size is not None:
+        attachment["size"] = document.declared_size
     reference: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "status": "current",
@@ -147,20 +169,11 @@ def _document_entries(
         "type": _concept(document.type_code),
         "category": [_concept(document.class_code)],
         "subject": subject,
-        "author": [
-            {"identifier": {"value": a.person_id}, "display": f"{a.family_name} {a.given_name}"}
-            for a in document.authors
-        ],
+        "author": authors,
         "securityLabel": [_concept(c) for c in document.confidentiality_codes],
         "content": [
             {
-                "attachment": {
-                    "contentType": document.mime_type,
-                    "url": binary_url,
-                    "title": document.title,
-                    "creation": document.creation_time.isoformat(),
-                    "language": document.language_code,
-                },
+                "attachment": attachment,
                 "format": {
                     "system": f"urn:oid:{document.format_code.scheme}",
                     "code": document.format_code.code,
@@ -169,6 +182,16 @@ def _document_entries(
         ],
         "context": context,
     }
+    if document.comments:
+        reference["description"] = document.comments
+    if document.legal_authenticator:
+        reference["authenticator"], resources = authenticator_resources(document.legal_authenticator)
+        contained += resources
+    if document.source_patient_info:
+        context["sourcePatientInfo"], resources = source_patient_resources(document.source_patient_info)
+        contained += resources
+    if contained:
+        reference["contained"] = contained
     if replaces:
         reference["relatesTo"] = [
             {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}

@@ -16,13 +16,13 @@ from pydantic import ValidationError
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
 from dmp.documents.metadata import (
     AssociationInput,
-    Author,
     DocumentInput,
     SubmissionInput,
     SubmissionSetInput,
     is_oid,
 )
 from dmp.documents.models import AssociationType
+from dmp.ihe.mhd.contained import read_authenticator, read_author, read_source_patient
 from dmp.ihe.mhd.mapping import coded_value, system_oid, unique_id_of
 
 
@@ -52,8 +52,6 @@ def _required_time(value: Any, where: str) -> dt.datetime:
 HL7_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 MHD_EXTENSIONS: Final = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/"
 INS_ROOT: Final = "1.2.250.1.213.1.4."
-PS_ID_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.1"
-STRUCTURE_ID_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.2"
 # Resolves the id of a Patient of this server (`Patient/<id>`, as the TD0.2 search returns it)
 # to the patient's INS as an HL7 CX; None when the id is not the caller's patient.
 ServerPatient = Callable[[str], str | None]
@@ -85,12 +83,6 @@ class _References:
         return found if found is not None and found.get("resourceType") == kind else None
 
 
-def _identifier_value(resource: dict[str, Any], system: str) -> str:
-    return next(
-        (str(i.get("value", "")) for i in resource.get("identifier") or [] if i.get("system") == system), ""
-    )
-
-
 def _patient_cx(
     subject: dict[str, Any] | None, where: str, references: _References, server_patient: ServerPatient
 ) -> str:
@@ -120,41 +112,17 @@ def _patient_cx(
     )
 
 
-def _name(resource: dict[str, Any]) -> tuple[str, str]:
-    name = (resource.get("name") or [{}])[0]
-    return str(name.get("family", "")), " ".join(str(g) for g in name.get("given") or [])
-
-
-def _author(reference: dict[str, Any], references: _References) -> Author:
-    """An XDS author from a logical reference or a (contained) PractitionerRole / Practitioner /
-    Organization with their national identifiers."""
-    identifier = reference.get("identifier") or {}
-    person_id = str(identifier.get("value", ""))
-    family, _, given = str(reference.get("display", "")).partition(" ")
-    organisation = references.get(reference, "Organization")
-    practitioner = references.get(reference, "Practitioner")
-    role = references.get(reference, "PractitionerRole")
-    if role is not None:
-        practitioner = references.get(role.get("practitioner"), "Practitioner")
-        organisation = references.get(role.get("organization"), "Organization")
-    if practitioner is not None:
-        person_id = _identifier_value(practitioner, PS_ID_SYSTEM) or person_id
-        family, given = _name(practitioner)
-    institutions: tuple[str, ...] = ()
-    structure_id = ""
-    if organisation is not None:
-        structure_id = _identifier_value(organisation, STRUCTURE_ID_SYSTEM)
-        name = str(organisation.get("name", ""))
-        institutions = (f"{name}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^{structure_id}",) if structure_id else ()
-    person = f"{person_id}^{family}^{given}^^^^^^&1.2.250.1.71.4.2.1&ISO" if person_id else ""
-    return Author(
-        person=person,
-        person_id=person_id,
-        family_name=family,
-        given_name=given,
-        institutions=institutions,
-        structure_id=structure_id,
-    )
+def _reference_id(related: dict[str, Any], where: str) -> str:
+    """An XDS referenceIdList value (CXi) of a context.related identifier: as written when it is
+    one already (this server writes them so), else `value^^^&<oid>&ISO` from an urn:oid: system."""
+    identifier = related.get("identifier") or {}
+    value = str(identifier.get("value", ""))
+    if not value:
+        raise _fail("context.related needs an identifier (an XDS referenceIdList value)", where)
+    system = str(identifier.get("system", ""))
+    if "^" not in value and system.startswith("urn:oid:"):
+        return f"{value}^^^&{system.removeprefix('urn:oid:')}&ISO"
+    return value
 
 
 def _source_oid(identifier: dict[str, Any]) -> str:
@@ -354,7 +322,12 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 patient_id=_patient_cx(
                     resource.get("subject"), f"{where}.subject", references, server_patient
                 ),
-                authors=tuple(_author(a, references) for a in resource.get("author") or []),
+                authors=tuple(read_author(a, references.get) for a in resource.get("author") or []),
+                legal_authenticator=read_authenticator(resource.get("authenticator"), references.get),
+                source_patient_info=read_source_patient(context.get("sourcePatientInfo"), references.get),
+                reference_ids=tuple(
+                    _reference_id(r, f"{where}.context.related") for r in context.get("related") or []
+                ),
             )
         )
         associations.append(

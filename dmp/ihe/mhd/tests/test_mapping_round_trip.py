@@ -1,0 +1,144 @@
+"""A document keeps its metadata whichever channel it goes in and out by: the vendor client's
+ITI-65 Bundle reads back as the submission it was written from, and what the FHIR API shows of a
+stored document reads back as the registry's row. Authors' roles, specialties, telecom and
+structure, the legal authenticator, sourcePatientInfo, reference ids, event codes and comments
+were dropped on one side or the other."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from dmp.documents.builders import DocumentDraft, submission_for
+from dmp.documents.metadata import Author, CodedValue, SubmissionInput
+from dmp.documents.models import DocumentEntry
+from dmp.ihe.mhd.contained import read_authenticator, read_author, read_source_patient
+from dmp.ihe.mhd.ingest import parse_bundle
+from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM, author_of
+from opendmp_client.fhir import bundle_for
+
+TELECOM = ("^NET^Internet^bernard.lefevre@medecin.mssante.fr", "^PRN^PH^^^^^^^^^0102030405")
+LEGAL_AUTHENTICATOR = "810000010016^LEFÈVRE^Bernard^^^^^^&1.2.250.1.71.4.2.1&ISO"
+SOURCE_PATIENT = (
+    "PID-3|285033523810113^^^&1.2.250.1.213.1.4.8&ISO",
+    "PID-5|MARTIN^Alice",
+    "PID-7|19850315",
+    "PID-8|F",
+)
+REFERENCE_IDS = ("ORD-2026-42^^^&1.2.250.1.999.1&ISO^urn:ihe:iti:xds:2013:order",)
+EVENT = CodedValue(code="I10", scheme="2.16.840.1.113883.6.3", display="Hypertension essentielle")
+
+
+def rich(submission: SubmissionInput) -> SubmissionInput:
+    """`submission` with every optional metadata a vendor may send."""
+    documents = []
+    for document in submission.documents:
+        authors = tuple(a.model_copy(update={"telecom": TELECOM}) for a in document.authors)
+        documents.append(
+            document.model_copy(
+                update={
+                    "authors": authors,
+                    "legal_authenticator": LEGAL_AUTHENTICATOR,
+                    "source_patient_info": SOURCE_PATIENT,
+                    "reference_ids": REFERENCE_IDS,
+                    "event_codes": (EVENT,),
+                    "comments": "Consultation de suivi",
+                }
+            )
+        )
+    return submission.model_copy(update={"documents": tuple(documents)})
+
+
+def same_author(read: Author, written: Author) -> None:
+    assert (read.person_id, read.family_name, read.given_name) == (
+        written.person_id,
+        written.family_name,
+        written.given_name,
+    )
+    assert (read.roles, read.specialties, read.telecom) == (
+        written.roles,
+        written.specialties,
+        written.telecom,
+    )
+    assert read.structure_id == written.structure_id
+    assert [i.split("^")[0] for i in read.institutions] == [i.split("^")[0] for i in written.institutions]
+
+
+@pytest.mark.django_db
+def test_the_clients_bundle_reads_back_as_the_submission_it_was_written_from(personas):
+    submission = rich(
+        submission_for(
+            ins=personas.alice.identifier,
+            author=author_of(personas.dr_bernard, personas.cabinet),
+            drafts=[DocumentDraft()],
+        )
+    )
+    (written,) = submission.documents
+    (read,) = parse_bundle(json.loads(json.dumps(bundle_for(submission)))).documents
+    assert written.authors[0].roles
+    assert written.authors[0].specialties
+    assert written.authors[0].institutions
+    assert len(read.authors) == 1
+    same_author(read.authors[0], written.authors[0])
+    assert read.legal_authenticator == LEGAL_AUTHENTICATOR
+    assert read.source_patient_info == SOURCE_PATIENT
+    assert read.reference_ids == REFERENCE_IDS
+    assert [(e.code, e.scheme) for e in read.event_codes] == [(EVENT.code, EVENT.scheme)]
+    assert read.comments == "Consultation de suivi"
+
+
+def test_what_the_api_shows_of_a_stored_document_reads_back_as_the_registry_row(xds_kit, personas):
+    token = xds_kit.token(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    submission = rich(
+        submission_for(
+            ins=personas.alice.identifier,
+            author=author_of(personas.dr_bernard, personas.cabinet),
+            drafts=[DocumentDraft()],
+        )
+    )
+    # In by FHIR: the registry row holds what the bundle said.
+    answer = requests.post(base, data=json.dumps(bundle_for(submission)), headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    row = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id)
+    assert row.legal_authenticator == LEGAL_AUTHENTICATOR
+    assert tuple(row.source_patient_info) == SOURCE_PATIENT
+    assert tuple(row.reference_ids) == REFERENCE_IDS
+    assert row.comments == "Consultation de suivi"
+    stored_author = Author.model_validate(row.authors[0])
+    same_author(stored_author, submission.documents[0].authors[0])
+    # Out by FHIR: the DocumentReference carries the row's metadata.
+    found = requests.get(
+        base + "DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+        headers=headers,
+        timeout=10,
+    ).json()
+    (resource,) = [
+        e["resource"]
+        for e in found["entry"]
+        if e["resource"]["masterIdentifier"]["value"] == f"urn:oid:{row.unique_id}"
+    ]
+    contained = {f"#{r['id']}": r for r in resource.get("contained", [])}
+
+    def resolve(reference, kind):
+        found = contained.get(str((reference or {}).get("reference", "")))
+        return found if found is not None and found["resourceType"] == kind else None
+
+    same_author(read_author(resource["author"][0], resolve), stored_author)
+    assert resource["author"][0]["identifier"]["value"] == stored_author.person_id  # logical reference kept
+    assert read_authenticator(resource["authenticator"], resolve) == LEGAL_AUTHENTICATOR
+    assert read_source_patient(resource["context"]["sourcePatientInfo"], resolve) == SOURCE_PATIENT
+    assert [r["identifier"]["value"] for r in resource["context"]["related"]] == list(REFERENCE_IDS)
+    assert resource["description"] == "Consultation de suivi"
+    # The related search finds it by its reference id.
+    related = requests.get(
+        base + "DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", "related": REFERENCE_IDS[0]},
+        headers=headers,
+        timeout=10,
+    ).json()
+    assert [e["resource"]["id"] for e in related["entry"]] == [resource["id"]]
