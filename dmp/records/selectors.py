@@ -121,10 +121,57 @@ def record_traces(
     return traces_for_record(record.pk, since=since)
 
 
+@dataclass(frozen=True, slots=True)
+class OwnTrace:
+    """One of a professional's own actions, as shown to them."""
+
+    pk: int
+    chain: int
+    sequence: int
+    occurred_at: dt.datetime
+    action: int
+    outcome: str
+    access_mode: str
+    access_reason: str
+    channel: str
+    actor_id: str
+    actor_name: str
+    patient_ins: str
+    document_unique_id: str
+
+
+def _own_trace(event: AuditEvent) -> OwnTrace:
+    # A refused document access names neither the document nor its patient: the PS got the
+    # answer an unknown document gets, and a trace naming the patient of a masked document (or
+    # only existing documents) would tell the two apart.
+    refused_document = event.outcome != "success" and bool(event.document_unique_id)
+    return OwnTrace(
+        pk=event.pk,
+        chain=event.chain,
+        sequence=event.sequence,
+        occurred_at=event.occurred_at,
+        action=event.action,
+        outcome=event.outcome,
+        access_mode=event.access_mode,
+        access_reason=event.access_reason,
+        channel=event.channel,
+        actor_id=event.actor_id,
+        actor_name=event.actor_name,
+        patient_ins="" if refused_document else event.patient_ins,
+        document_unique_id="" if refused_document else event.document_unique_id,
+    )
+
+
 def own_traces(
-    *, caller: Caller, since: dt.datetime | None = None, before: tuple[dt.datetime, int] | None = None
-) -> QuerySet[AuditEvent]:
-    """A professional's own actions (any record), newest first (`before`: see traces_for_actor)."""
+    *,
+    caller: Caller,
+    limit: int,
+    since: dt.datetime | None = None,
+    before: tuple[dt.datetime, int] | None = None,
+) -> list[OwnTrace]:
+    """A professional's own actions (any record), newest first, at most `limit` (`before`: see
+    traces_for_actor)."""
     with transaction.atomic():
         audit_record(caller=caller, action=AuditAction.TRACES_READ, details={"own": True})
-    return traces_for_actor(caller.actor.person_id, since=since, before=before)
+    events = traces_for_actor(caller.actor.person_id, since=since, before=before)[:limit]
+    return [_own_trace(event) for event in events]

@@ -31,6 +31,7 @@ from dmp.documents.services import (
     metadata_remove,
     submission_register,
 )
+from dmp.records.selectors import own_traces
 
 
 def caller_author(caller):
@@ -105,6 +106,27 @@ def test_it_hides_masked_document_from_authorised_ps_but_not_from_medecin_traita
             caller=personas.patient(personas.alice), record=record, query=DocumentQuery()
         )
     ] == [document.unique_id]
+
+
+def test_own_traces_do_not_tell_a_masked_document_from_an_unknown_one(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    document_change_confidentiality(
+        caller=personas.patient(personas.alice),
+        entry_uuid=document.entry_uuid,
+        change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+    )
+    for unique_id in (document.unique_id, "1.2.250.1.999.404"):
+        with pytest.raises(NotFound):
+            document_retrieve(caller=moreau, unique_id=unique_id)
+    refused = [t for t in own_traces(caller=moreau, limit=20) if t.outcome != "success"]
+    # The masked document's refusal named it and its patient (the unknown one's named nothing).
+    assert len(refused) == 2
+    assert len({(t.action, t.patient_ins, t.document_unique_id) for t in refused}) == 1
+    assert refused[0].patient_ins == ""
+    # The full trail keeps them, for the patient and the operator.
+    assert AuditEvent.objects.filter(outcome="denied", document_unique_id=document.unique_id).exists()
 
 
 def test_it_refuses_a_blocked_ps_in_every_mode(personas):

@@ -610,7 +610,7 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "_count is an integer, _before a link this server gave", "_count")]
         ) from exc
-    events = list(own_traces(caller=caller, before=before)[: count + 1])
+    events = own_traces(caller=caller, before=before, limit=count + 1)
     events, more = events[:count], len(events) > count
     resources = [
         {

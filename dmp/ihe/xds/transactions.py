@@ -592,7 +592,7 @@ def admin_update_transaction(context: Context) -> Outcome:
 
 def own_traces_transaction(context: Context) -> Outcome:
     response = _dmp("TracesResponse")
-    for event in own_traces(caller=context.caller)[:1000]:
+    for event in own_traces(caller=context.caller, limit=1000):
         etree.SubElement(
             response,
             q(DMP, "Trace"),

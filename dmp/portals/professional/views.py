@@ -302,7 +302,7 @@ def choose_structure(request: HttpRequest, ps: PsSession) -> HttpResponse:
 @require_GET
 @ps_required
 def traces(request: HttpRequest, ps: PsSession) -> HttpResponse:
-    events = list(own_traces(caller=ps.caller())[:TRACES_SHOWN])
+    events = own_traces(caller=ps.caller(), limit=TRACES_SHOWN)
     rows = [(event, AuditAction(event.action).name.replace("_", " ").lower()) for event in events]
     return _page(request, "traces", {"rows": rows})
 
