@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -36,6 +37,20 @@ from bench.xds_bench import (  # noqa: E402
     migrate,
     recreate_database,
 )
+
+
+class GcTimer:
+    """A gc.callbacks entry adding up the time spent in garbage collections."""
+
+    def __init__(self) -> None:
+        self.total, self.runs, self._since = 0.0, 0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._since = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._since
+            self.runs += 1
 
 
 def main() -> None:
@@ -142,14 +157,18 @@ def main() -> None:
     for name, requests in cases.items():
         post(requests.pop())  # warm-up: imports, connection, caches
         if args.plain:
+            collections = GcTimer()
+            gc.callbacks.append(collections)
             started, cpu = time.perf_counter(), time.process_time()
             for prepared in requests:
                 post(prepared)
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            gc.callbacks.remove(collections)
             # The CPU time is this process's alone, without PostgreSQL's and without waiting on it.
             print(
                 f"== {name}: {wall / len(requests) * 1000:.1f} ms/request, "
-                f"{cpu / len(requests) * 1000:.1f} ms of application CPU"
+                f"{cpu / len(requests) * 1000:.1f} ms of application CPU, of which "
+                f"{collections.total / len(requests) * 1000:.2f} ms in {collections.runs} garbage collections"
             )
             continue
         if args.sampling:
