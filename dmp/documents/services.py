@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
@@ -18,7 +18,15 @@ from django.db import transaction
 
 from dmp.access.actors import Caller
 from dmp.access.config import current_matrix
-from dmp.access.policy import AccessRequest, Action, DocumentFacts, DocumentStatus, decide
+from dmp.access.policy import (
+    AccessRequest,
+    Action,
+    Decision,
+    DocumentFacts,
+    DocumentStatus,
+    RecordFacts,
+    decide,
+)
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
@@ -153,26 +161,74 @@ def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> t
     return ins, record
 
 
+_DMP_DISPLAYS: Final = {
+    Confidentiality.MASKED_TO_PROFESSIONALS: "Masqué aux professionnels de santé",
+    Confidentiality.INVISIBLE_TO_PATIENT: "Non visible par le patient",
+    Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES: "Non visible par représentants légaux du patient",
+}
+
+
+def _with_flags(document: DocumentInput, flags: Iterable[str]) -> DocumentInput:
+    """`document` with the DMP confidentiality flags `flags` added where it lacks them."""
+    present = {c.code for c in document.confidentiality_codes}
+    extra = tuple(
+        CodedValue(code=flag, scheme=Confidentiality.DMP_SYSTEM, display=_DMP_DISPLAYS[flag])
+        for flag in sorted(set(flags) - present)
+    )
+    if not extra:
+        return document
+    return document.model_copy(update={"confidentiality_codes": (*document.confidentiality_codes, *extra)})
+
+
 def _with_secret_connection(document: DocumentInput, caller: Caller) -> DocumentInput:
     """A minor's secret connection forces INVISIBLE_REPRESENTANTS_LEGAUX (EX_2.1-1050)."""
     if not caller.actor.secret_connection:
         return document
-    codes = {c.code for c in document.confidentiality_codes}
-    if Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES in codes:
-        return document
-    extra = CodedValue(
-        code=Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES,
-        scheme=Confidentiality.DMP_SYSTEM,
-        display="Non visible par représentants légaux du patient",
-    )
-    return document.model_copy(update={"confidentiality_codes": (*document.confidentiality_codes, extra)})
+    return _with_flags(document, [Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES])
 
 
-def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None) -> _Plan:
-    ins, record = _resolve_patient(submission, expected_ins)
-    facts = record_facts(caller.actor, record)
+def _restrictions(document: DocumentEntry) -> set[str]:
+    return {
+        flag
+        for flag, present in (
+            (Confidentiality.MASKED_TO_PROFESSIONALS, document.masked_to_professionals),
+            (Confidentiality.INVISIBLE_TO_PATIENT, document.invisible_to_patient),
+            (Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES, document.invisible_to_legal_representatives),
+        )
+        if present
+    }
+
+
+def _inheriting_restrictions(
+    documents: tuple[DocumentInput, ...], plan: _Plan, replaced: dict[str, DocumentEntry]
+) -> tuple[DocumentInput, ...]:
+    """The documents with the visibility restrictions of the documents they replace (`replaced`:
+    locked rows by entryUUID). A replacement corrects a document: it must not undo the patient's
+    masking, a secret connection's invisibility to the parents, or an invisibility to the patient
+    awaiting the announcement consultation; lifting one is a TD3.3 change of its own."""
+    result = []
+    for index, document in enumerate(documents):
+        target = plan.replaced.get(document.entry_uuid)
+        if target is not None:
+            document = _with_flags(document, _restrictions(replaced[target]))
+            problems = confidentiality_problems(document.confidentiality_codes, f"DocumentEntry[{index}]")
+            if problems:
+                raise ValidationFailed(
+                    [
+                        replace(p, message=f"{p.message} (the replaced document's restrictions carry over)")
+                        for p in problems
+                    ]
+                )
+        result.append(document)
+    return tuple(result)
+
+
+def _publication_refusal(
+    caller: Caller, facts: RecordFacts, documents: Iterable[DocumentInput]
+) -> tuple[DocumentInput, Decision] | None:
+    """The first document the caller may not publish in a record as `facts` describe it, if any."""
     matrix = current_matrix()
-    for document in submission.documents:
+    for document in documents:
         decision = decide(
             AccessRequest(
                 actor=caller.actor,
@@ -185,23 +241,41 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
             matrix,
         )
         if not decision:
-            audit_denial(
-                caller=caller,
-                action=AuditAction.DOCUMENT_PUBLISH,
-                subject=Subject(
-                    record_id=record.pk, patient_ins=ins.value, document_unique_id=document.unique_id
-                ),
-                reason=decision.reason,
-            )
-            if caller.actor.is_patient_side and not (
-                facts.actor_is_holder or facts.actor_is_legal_representative
-            ):
-                raise ValidationFailed(
-                    [Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patientId", "patientId")]
-                )
-            raise Forbidden(
-                f"not allowed to publish this document: {decision.reason.value}", location=document.unique_id
-            )
+            return document, decision
+    return None
+
+
+def _refuse_publication(
+    caller: Caller, record: Record, ins: Ins, facts: RecordFacts, document: DocumentInput, decision: Decision
+) -> NoReturn:
+    audit_denial(
+        caller=caller,
+        action=AuditAction.DOCUMENT_PUBLISH,
+        subject=Subject(record_id=record.pk, patient_ins=ins.value, document_unique_id=document.unique_id),
+        reason=decision.reason,
+    )
+    if caller.actor.is_patient_side and not (facts.actor_is_holder or facts.actor_is_legal_representative):
+        raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patientId", "patientId")])
+    raise Forbidden(
+        f"not allowed to publish this document: {decision.reason.value}", location=document.unique_id
+    )
+
+
+class _RefusedAfterLock(Exception):
+    """The record changed while the bytes were stored (closed, the caller blocked): raised inside
+    the transaction, so nothing is written, and audited once it is rolled back."""
+
+    def __init__(self, facts: RecordFacts, document: DocumentInput, decision: Decision) -> None:
+        super().__init__("publication refused once the record was locked")
+        self.facts, self.document, self.decision = facts, document, decision
+
+
+def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None) -> _Plan:
+    ins, record = _resolve_patient(submission, expected_ins)
+    facts = record_facts(caller.actor, record)
+    refusal = _publication_refusal(caller, facts, submission.documents)
+    if refusal is not None:
+        _refuse_publication(caller, record, ins, facts, *refusal)
 
     id_map: dict[str, str] = {}
     local_kinds: dict[str, str] = {}
@@ -439,9 +513,18 @@ def submission_register(
     now = clock.now()
     try:
         with transaction.atomic(durable=True):
-            # One submission at a time per record: replacement chains stay linear.
-            list(Record.objects.select_for_update().filter(pk=plan.record.pk).values_list("pk", flat=True))
+            # One submission at a time per record: replacement chains stay linear. The decision is
+            # taken again under the lock: the record may have been closed, or the caller blocked,
+            # while the bytes were stored (changes of status and authorisations lock it too).
+            locked = Record.objects.select_for_update().select_related("patient").get(pk=plan.record.pk)
+            facts = record_facts(caller.actor, locked)
+            if (refusal := _publication_refusal(caller, facts, submission.documents)) is not None:
+                raise _RefusedAfterLock(facts, *refusal)
             _check_duplicates(submission, plan)
+            replaced_rows = _lock_replaced(plan)
+            submission = submission.model_copy(
+                update={"documents": _inheriting_restrictions(submission.documents, plan, replaced_rows)}
+            )
             subset = SubmissionSet.objects.create(
                 record=plan.record,
                 entry_uuid=plan.id_map[subset_input.entry_uuid],
@@ -499,7 +582,7 @@ def submission_register(
             ]
             Folder.objects.bulk_create(folders)
             associations = _association_rows(submission, plan, subset)
-            _deprecate_replaced(caller, plan, associations)
+            _deprecate_replaced(plan, associations, replaced_rows)
             Association.objects.bulk_create(associations)
             # Existing folders that gain a member (new ones were written with `now`); the submission
             # set is the source of the other HasMembers.
@@ -526,6 +609,8 @@ def submission_register(
                     ),
                     details={"replaces": replaced} if replaced else {"class_code": entry.class_code},
                 )
+    except _RefusedAfterLock as refused:
+        _refuse_publication(caller, plan.record, plan.ins, refused.facts, refused.document, refused.decision)
     except DbIntegrityError as exc:
         # A concurrent submission registered the same uniqueId first.
         raise ValidationFailed(
@@ -587,19 +672,30 @@ def _association_rows(submission: SubmissionInput, plan: _Plan, subset: Submissi
     return rows
 
 
-def _deprecate_replaced(caller: Caller, plan: _Plan, associations: list[Association]) -> None:
+def _lock_replaced(plan: _Plan) -> dict[str, DocumentEntry]:
+    """The documents the submission replaces, locked and still current, by entryUUID."""
     if not plan.replaced:
-        return
-    targets = list(plan.replaced.values())
+        return {}
     locked = list(
-        DocumentEntry.objects.select_for_update().filter(record=plan.record, entry_uuid__in=targets)
+        DocumentEntry.objects.select_for_update().filter(
+            record=plan.record, entry_uuid__in=list(plan.replaced.values())
+        )
     )
     for document in locked:
         if document.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}:
             raise ValidationFailed(
                 [Problem(ErrorCode.CONFLICT, f"document {document.unique_id} was replaced meanwhile", "")]
             )
-    DocumentEntry.objects.filter(pk__in=[d.pk for d in locked]).update(
+    return {document.entry_uuid: document for document in locked}
+
+
+def _deprecate_replaced(
+    plan: _Plan, associations: list[Association], locked: dict[str, DocumentEntry]
+) -> None:
+    if not locked:
+        return
+    targets = list(plan.replaced.values())
+    DocumentEntry.objects.filter(pk__in=[d.pk for d in locked.values()]).update(
         availability_status=DocumentStatus.DEPRECATED
     )
     # XDS: a replacement joins the folders of the document it replaces.

@@ -13,6 +13,7 @@ from dmp.audit.models import AuditEvent
 from dmp.audit.verify import verify_audit_trail
 from dmp.cda.header import extract_header
 from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
+from dmp.documents import services as documents_services
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import AssociationInput, ConfidentialityChange, FolderInput
 from dmp.documents.models import AssociationType, DocumentEntry, Folder
@@ -31,7 +32,9 @@ from dmp.documents.services import (
     metadata_remove,
     submission_register,
 )
+from dmp.records.models import ClosureReason, Record
 from dmp.records.selectors import own_traces
+from dmp.records.services import authorisation_self, record_close
 
 
 def caller_author(caller):
@@ -488,3 +491,94 @@ def test_code_groups_are_anded_and_codes_within_a_group_ored(personas):
     assert found(("N", "R")) == {normal.unique_id, restricted.unique_id}
     assert found(("N",), ("R",)) == set()  # no document is both
     assert found(("N", "R"), ("R",)) == {restricted.unique_id}
+
+
+# --- replacement keeps the document's restrictions; the decision holds at commit time ----------
+
+
+def visible_titles(caller, record):
+    return {v.document.title for v in document_search(caller=caller, record=record, query=DocumentQuery())}
+
+
+def test_a_replacement_keeps_the_patients_masking(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    first = publish(personas, bernard, [DocumentDraft(title="Sérologie")]).documents[0]
+    document_change_confidentiality(
+        caller=personas.patient(personas.alice),
+        entry_uuid=first.entry_uuid,
+        change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+    )
+    current = DocumentEntry.objects.get(pk=first.pk).entry_uuid
+    second = publish(personas, bernard, [DocumentDraft(title="Sérologie v2")], replaces={0: current})
+    (stored,) = second.documents
+    assert stored.masked_to_professionals
+    assert "MASQUE_PS" in {c["code"] for c in stored.confidentiality_codes}
+    # The author correcting a typo did not undo the patient's choice.
+    assert "Sérologie v2" not in visible_titles(moreau, personas.alice.record)
+    assert "Sérologie v2" in visible_titles(bernard, personas.alice.record)
+
+
+def test_a_replacement_outside_the_secret_connection_stays_hidden_from_the_parents(personas):
+    leo = personas.leo
+    secret = personas.ps(personas.dr_moreau, secret_connection=True)
+    authorisation_self(caller=personas.ps(personas.dr_moreau), ins=leo.identifier, grant=True)
+    first = publish(personas, secret, [DocumentDraft(title="Contraception")], patient=leo).documents[0]
+    assert first.invisible_to_legal_representatives
+    publish(
+        personas,
+        personas.ps(personas.dr_moreau),
+        [DocumentDraft(title="Contraception (corrigé)")],
+        replaces={0: first.entry_uuid},
+        patient=leo,
+    )
+    mother = personas.representative(personas.alice_as_mother)
+    assert "Contraception (corrigé)" not in visible_titles(mother, leo.record)
+
+
+def test_a_replacement_whose_flags_cannot_join_the_replaced_ones_is_refused(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    first = publish(personas, bernard, [DocumentDraft(title="Sérologie")]).documents[0]
+    document_change_confidentiality(
+        caller=personas.patient(personas.alice),
+        entry_uuid=first.entry_uuid,
+        change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+    )
+    current = DocumentEntry.objects.get(pk=first.pk).entry_uuid
+    before = DocumentEntry.objects.count()
+    with pytest.raises(ValidationFailed) as refused:
+        publish(
+            personas,
+            bernard,
+            [DocumentDraft(title="Sérologie v2", confidentiality=("N", "INVISIBLE_PATIENT"))],
+            replaces={0: current},
+        )
+    assert "carry over" in refused.value.problems[0].message
+    assert DocumentEntry.objects.count() == before
+    assert DocumentEntry.objects.get(pk=first.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_a_record_closed_while_the_bytes_are_stored_gets_no_document(personas, monkeypatch):
+    """Another request closes the record between the decision and the commit (the bytes are
+    stored in between, seconds for a large document): the publication is refused at commit."""
+    bernard = personas.ps(personas.dr_bernard)
+    record = personas.alice.record
+    store = documents_services._store_blobs
+
+    def store_then_close(*args, **kwargs):
+        stored = store(*args, **kwargs)
+        record_close(
+            caller=personas.patient(personas.alice),
+            record=Record.objects.get(pk=record.pk),
+            reason=ClosureReason.PATIENT_REQUEST,
+        )
+        return stored
+
+    monkeypatch.setattr(documents_services, "_store_blobs", store_then_close)
+    before = DocumentEntry.objects.count()
+    with pytest.raises(Forbidden):
+        publish(personas, bernard, [DocumentDraft()])
+    assert DocumentEntry.objects.count() == before
+    assert AuditEvent.objects.filter(
+        action=AuditAction.DOCUMENT_PUBLISH, outcome="denied", record_id=record.pk
+    ).exists()
