@@ -8,7 +8,8 @@ library parsers are banned by the linter configuration.
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from typing import Final, NoReturn
 
 from lxml import etree
 
@@ -23,16 +24,38 @@ class UnsafeXml(ValidationFailed):
         super().__init__([Problem(ErrorCode.INVALID, message, "xml")])
 
 
+class _NoExternalResource(etree.Resolver):
+    """Refuses every URL the parser would open (an external DTD, a parameter entity): no_network
+    stops http and ftp only, and libxml2 opens a local file's external subset before the DOCTYPE
+    refusal below could run (a file-existence oracle, a worker stuck reading /dev/stdin)."""
+
+    def resolve(self, system_url: str, public_id: str, context: object = None) -> NoReturn:
+        raise UnsafeXml("XML naming an external resource is refused")
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    # collect_ids stays at its default: False makes lxml ask libxml2 to load the external
+    # subset (XML_SKIP_IDS is carried in the same loadsubset flags).
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
         huge_tree=False,
         remove_comments=False,
-        collect_ids=False,
     )
+    parser.resolvers.add(_NoExternalResource())
+    return parser
+
+
+def _prolog_declares_a_dtd(data: bytes) -> bool:
+    """Whether the bytes before the root element declare a DOCTYPE (refused before parsing, so
+    nothing it names is ever opened; the resolver covers what this scan cannot see)."""
+    root = _ROOT_START.search(data)
+    return b"<!DOCTYPE" in (data[: root.start()] if root else data).upper()
+
+
+_ROOT_START: Final = re.compile(rb"<[A-Za-z_]")
 
 
 def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
@@ -41,6 +64,8 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
         raise UnsafeXml(f"XML document of {len(data)} bytes exceeds the limit of {max_bytes}")
     if not data.strip():
         raise UnsafeXml("empty XML document")
+    if _prolog_declares_a_dtd(data):
+        raise UnsafeXml("XML with a DOCTYPE declaration is refused")
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
