@@ -57,3 +57,10 @@ def test_a_file_named_in_a_dtd_is_never_opened(template, encoding, tmp_path):
 
 def test_doctype_text_inside_the_document_is_only_text():
     assert parse_xml(b"<x><![CDATA[<!DOCTYPE x>]]></x>").text == "<!DOCTYPE x>"
+
+
+def test_a_document_of_countless_tiny_elements_is_refused_before_it_is_built():
+    # 2 MB of markup would have built a tree of ~100 MB; 64 MB of it, 2 GB.
+    with pytest.raises(UnsafeXml, match="tags exceeds"):
+        parse_xml(b"<x>" + b"<y/>" * 500_000 + b"</x>")
+    assert len(parse_xml(b"<x>" + b"<y/>" * 100_000 + b"</x>")) == 100_000
