@@ -42,6 +42,10 @@ class WebAccount(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     otp_channel = models.CharField(max_length=8, choices=OtpChannel.choices, default=OtpChannel.EMAIL)
     otp_destination = models.CharField(max_length=254, blank=True)
+    # A re-issue of an active account (TD1.5): the channel the new code's holder chose, applied
+    # at activation; until then the current credentials keep working (and cancel it on login).
+    pending_otp_channel = models.CharField(max_length=8, choices=OtpChannel.choices, blank=True)
+    pending_otp_destination = models.CharField(max_length=254, blank=True)
     totp_secret = models.CharField(max_length=128, blank=True)  # AES-GCM sealed, see services
     totp_enabled = models.BooleanField(default=False)
     notify_exceptional_access = models.BooleanField(default=True)

@@ -128,6 +128,7 @@ def account_initialise(
     representative: LegalRepresentative | None = None,
     otp_channel: str = "",
     otp_destination: str = "",
+    gateway: MessageGateway | None = None,
 ) -> str:
     """TD1.5a: open (or re-issue) the web account of the holder or of a minor's legal representative.
 
@@ -170,25 +171,49 @@ def account_initialise(
             holder_key=holder_key,
             defaults={"record": record, "representative": representative, "created_by_id": ""},
         )
-        account.status = WebAccount.Status.PENDING
-        account.identifier = None
-        account.password = ""
         account.activation_code_hash = _keyed_hash("activation", code)
         account.activation_expires_at = clock.now() + dt.timedelta(days=ACTIVATION_DAYS)
-        account.otp_channel = otp_channel
-        account.otp_destination = destination
-        account.totp_enabled = False
-        account.totp_secret = ""
-        account.failed_password_count = account.failed_otp_count = 0
-        account.locked_until = None
         account.created_by_id = caller.actor.person_id
+        reissue = account.status == WebAccount.Status.ACTIVE
+        if reissue:
+            # The holder may be the one who lost access, or a professional may be taking it
+            # over: the current credentials keep working and the holder is told; logging in
+            # with them cancels the re-issue (whoever can log in needs no new code).
+            account.pending_otp_channel = otp_channel
+            account.pending_otp_destination = destination
+            (gateway or default_gateway()).send(
+                channel=account.otp_channel,
+                destination=account.otp_destination,
+                subject="DMP : un nouvel accès à votre dossier a été demandé",
+                body=(
+                    f"Le {clock.now():%d/%m/%Y à %H:%M}, {caller.actor.display_name} a demandé un "
+                    "nouveau code d'activation de votre accès au DMP. Votre accès actuel reste valable "
+                    "jusqu'à l'activation du nouveau code.\nSi vous n'êtes pas à l'origine de cette "
+                    "demande, connectez-vous à votre DMP : la demande sera annulée."
+                ),
+            )
+        else:
+            account.status = WebAccount.Status.PENDING
+            account.identifier = None
+            account.password = ""
+            account.otp_channel = otp_channel
+            account.otp_destination = destination
+            account.pending_otp_channel = account.pending_otp_destination = ""
+            account.totp_enabled = False
+            account.totp_secret = ""
+            account.failed_password_count = account.failed_otp_count = 0
+            account.locked_until = None
+            LoginChallenge.objects.filter(account=account, used_at__isnull=True).update(used_at=clock.now())
         account.save()
-        LoginChallenge.objects.filter(account=account, used_at__isnull=True).update(used_at=clock.now())
         audit_record(
             caller=caller,
             action=AuditAction.WEB_ACCOUNT_CREATE,
             subject=record_subject(record),
-            details={"account": str(account.public_id), "representative": representative is not None},
+            details={
+                "account": str(account.public_id),
+                "representative": representative is not None,
+                **({"reissue": True} if reissue else {}),
+            },
         )
     return code
 
@@ -225,7 +250,7 @@ def account_activate(*, code: str, identifier: str, password: str, client_addres
     )
     if (
         account is None
-        or account.status != WebAccount.Status.PENDING
+        or account.status == WebAccount.Status.CLOSED
         or account.activation_expires_at is None
         or account.activation_expires_at <= now
     ):
@@ -261,6 +286,14 @@ def account_activate(*, code: str, identifier: str, password: str, client_addres
             raise LoginFailed("invalid or expired activation code")
         locked.identifier = identifier
         locked.password = make_password(password)
+        if locked.status == WebAccount.Status.ACTIVE:  # a re-issue: the new holder's channel
+            locked.otp_channel = locked.pending_otp_channel or locked.otp_channel
+            locked.otp_destination = locked.pending_otp_destination or locked.otp_destination
+            locked.totp_enabled, locked.totp_secret = False, ""
+            locked.failed_password_count = locked.failed_otp_count = 0
+            locked.locked_until = None
+            LoginChallenge.objects.filter(account=locked, used_at__isnull=True).update(used_at=now)
+        locked.pending_otp_channel = locked.pending_otp_destination = ""
         locked.status = WebAccount.Status.ACTIVE
         locked.activation_code_hash = ""
         locked.activation_expires_at = None
@@ -442,14 +475,26 @@ def login_verify(*, challenge_id: str, code: str, client_address: str = "") -> W
         ).update(used_at=now)
         if used != 1:
             raise LoginFailed("login failed")
+        # A pending re-issue is cancelled: who can log in with the current credentials needs no
+        # new code, and a professional taking the account over loses the one they hold.
+        cancelled = bool(current.activation_code_hash)
         WebAccount.objects.filter(pk=account.pk).update(
-            failed_otp_count=0, failed_password_count=0, last_login_at=now
+            failed_otp_count=0,
+            failed_password_count=0,
+            last_login_at=now,
+            activation_code_hash="",
+            activation_expires_at=None,
+            pending_otp_channel="",
+            pending_otp_destination="",
         )
         audit_record(
             caller=caller_for(account),
             action=AuditAction.AUTHENTICATION_SUCCESS,
             subject=_subject(account),
-            details={"second_factor": "totp" if challenge.uses_totp else account.otp_channel},
+            details={
+                "second_factor": "totp" if challenge.uses_totp else account.otp_channel,
+                **({"reissue_cancelled": True} if cancelled else {}),
+            },
         )
     if totp_step is not None:
         cache.set(f"patient-auth:totp-step:{account.pk}", totp_step, timeout=totp.STEP_SECONDS * 4)

@@ -299,13 +299,44 @@ def test_a_legal_representative_account_acts_for_the_minor_only(personas):
         )
 
 
-def test_reissuing_a_code_resets_the_account(personas):
+def test_reissuing_an_active_account_keeps_it_until_the_new_code_is_activated(personas):
+    """Any authorised PS may hand over a new code (the patient lost their password or phone); it
+    used to wipe the patient's credentials at once and tell nobody, so a PS typing their own
+    address as destination took the account over silently."""
     active_account(personas)
-    code = handed_over_code(personas)
+    code = account_initialise(
+        caller=personas.ps(personas.nurse_robert),
+        record=personas.alice.record,
+        otp_channel="email",
+        otp_destination="new@example.org",
+    )
+    notice = OutboxMessage.objects.filter(destination="alice@example.org").order_by("-pk").first()
+    assert notice is not None
+    assert "nouvel accès" in notice.subject
+    # The current credentials still work until the new code is activated.
+    assert login_start(identifier=IDENTIFIER, password=PASSWORD).challenge_id
+    account = account_activate(code=code, identifier="alice.nouvelle", password=PASSWORD)
+    assert account.otp_destination == "new@example.org"
     with pytest.raises(LoginFailed):
         login_start(identifier=IDENTIFIER, password=PASSWORD)
-    account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD)
-    assert login_start(identifier=IDENTIFIER, password=PASSWORD).challenge_id
+    assert login_start(identifier="alice.nouvelle", password=PASSWORD).sent_to
+    assert OutboxMessage.objects.filter(destination="new@example.org").exists()
+
+
+def test_the_holder_logging_in_cancels_a_pending_reissue(personas):
+    active_account(personas)
+    code = account_initialise(
+        caller=personas.ps(personas.nurse_robert),
+        record=personas.alice.record,
+        otp_channel="email",
+        otp_destination="intruder@example.org",
+    )
+    step = login_start(identifier=IDENTIFIER, password=PASSWORD)
+    login_verify(challenge_id=step.challenge_id, code=last_code())
+    with pytest.raises(LoginFailed):
+        account_activate(code=code, identifier="taken.over", password=PASSWORD)
+    account = WebAccount.objects.get()
+    assert (account.identifier, account.otp_destination) == (IDENTIFIER, "alice@example.org")
 
 
 def test_unknown_identifiers_cost_the_same_hashing_work(personas, settings):

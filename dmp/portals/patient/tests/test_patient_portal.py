@@ -17,7 +17,7 @@ from lxml import etree
 from dmp.access.actors import AccessMode
 from dmp.access.policy import RecordStatus
 from dmp.accounts.models import OutboxMessage, WebAccount
-from dmp.accounts.services import MAX_FAILURES, exceptional_access_notify
+from dmp.accounts.services import MAX_FAILURES, account_activate, exceptional_access_notify
 from dmp.accounts.tests.helpers import IDENTIFIER, PASSWORD, active_account, handed_over_code, last_code
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
@@ -189,7 +189,10 @@ def test_logout_ends_the_session(alice_client):
 
 
 def test_a_reissued_activation_ends_existing_sessions(personas, alice_client):
-    handed_over_code(personas)
+    code = handed_over_code(personas)
+    # The account is the patient's until the new code is activated.
+    assert alice_client.get(url("home")).status_code == 200
+    account_activate(code=code, identifier="alice.encore", password=PASSWORD)
     assert alice_client.get(url("home")).status_code == 302
 
 
