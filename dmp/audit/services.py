@@ -109,7 +109,14 @@ def _event(
         document_entry_uuid=subject.document_entry_uuid[:64],
         channel=caller.channel.value,
         # Normalised as the JSON column will give it back, so the hash verifies after a reload.
-        details=json.loads(json.dumps(details or {}, default=str)),
+        # An action in a minor's secret connection is marked: the parents' view of the traces
+        # leaves it out.
+        details=json.loads(
+            json.dumps(
+                {**(details or {}), "secret_connection": True} if actor.secret_connection else details or {},
+                default=str,
+            )
+        ),
     )
 
 

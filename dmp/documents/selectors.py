@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, NamedTuple
 
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 
 from dmp.access.actors import Caller
-from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
+from dmp.access.config import current_matrix
+from dmp.access.policy import AccessRequest, Action, Decision, DocumentStatus, RecordFacts, decide
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.services import audit_record
 from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
     access_document,
+    document_facts,
     document_subject,
     of_one_record,
     one_with_authors,
@@ -336,17 +339,75 @@ def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -
     return VisibleDocument(access.document, access.decision)
 
 
+_VISIBILITY_FLAGS: Final = (
+    "masked_to_professionals",
+    "invisible_to_patient",
+    "invisible_to_legal_representatives",
+)
+
+
+def _hidden_periods(
+    caller: Caller, facts: RecordFacts, document: DocumentEntry, versions: list[DocumentEntryVersion]
+) -> list[tuple[dt.datetime | None, dt.datetime | None]]:
+    """The spans [from, until) during which the document's visibility flags hid it from the
+    caller (None: unbounded). The flags in force when an event happened decide, not today's:
+    flags set afterwards must not erase an access the patient has already seen. The status is
+    left out: a document deleted or replaced since keeps the traces of its life."""
+    current = document_facts(document)
+    matrix = current_matrix()
+
+    def hidden(flags: dict[str, Any]) -> bool:
+        shown = replace(
+            current,
+            status=DocumentStatus.APPROVED,
+            masked_to_professionals=bool(flags.get("masked_to_professionals")),
+            invisible_to_patient=bool(flags.get("invisible_to_patient")),
+            invisible_to_legal_representatives=bool(flags.get("invisible_to_legal_representatives")),
+        )
+        request = AccessRequest(
+            actor=caller.actor,
+            action=Action.DOCUMENT_READ,
+            mode=caller.mode,
+            reason=caller.reason,
+            record=facts,
+            document=shown,
+        )
+        return not decide(request, matrix)
+
+    spans: list[tuple[dt.datetime | None, dt.datetime | None]] = []
+    start: dt.datetime | None = None
+    for version in versions:  # by version: each snapshot held until it was superseded
+        if hidden(version.snapshot):
+            spans.append((start, version.superseded_at))
+        start = version.superseded_at
+    if hidden({f: getattr(document, f) for f in _VISIBILITY_FLAGS}):
+        spans.append((start, None))
+    return spans
+
+
 def record_traces_shown(*, caller: Caller, record: Record) -> QuerySet[AuditEvent]:
     """The record's access traces for its patient or legal representative, without the events
-    about documents hidden from that caller (invisible to the patient until the announcement
-    consultation, or to legal representatives): their publication, readings and changes would
-    tell what the document list does not."""
+    about a document while it was hidden from that caller (invisible to the patient until the
+    announcement consultation, or to legal representatives): its publication, readings and
+    changes would tell what the document list does not. A legal representative does not see
+    what was done in the minor's secret connection either."""
     events = record_traces(caller=caller, record=record)
     facts = record_facts(caller.actor, record)
-    documents = with_authors(DocumentEntry.objects.filter(record=record))
-    shown = {document.unique_id for document, _ in visible_documents(caller, facts, documents)}
-    hidden = {document.unique_id for document in documents} - shown
-    return events.exclude(document_unique_id__in=hidden) if hidden else events
+    versions: dict[int, list[DocumentEntryVersion]] = defaultdict(list)
+    for version in DocumentEntryVersion.objects.filter(document__record=record).order_by("version"):
+        versions[version.document_id].append(version)
+    hiding = Q()
+    for document in with_authors(DocumentEntry.objects.filter(record=record)):
+        for since, until in _hidden_periods(caller, facts, document, versions.get(document.pk, [])):
+            span = Q(document_unique_id=document.unique_id)
+            if since is not None:
+                span &= Q(occurred_at__gte=since)
+            if until is not None:
+                span &= Q(occurred_at__lt=until)
+            hiding |= span
+    if facts.actor_is_legal_representative:
+        hiding |= Q(details__secret_connection=True)
+    return events.exclude(hiding) if hiding else events
 
 
 def document_visible(*, caller: Caller, entry_uuid: str) -> DocumentEntry:

@@ -22,6 +22,7 @@ from dmp.documents.selectors import (
     DocumentQuery,
     document_retrieve,
     document_search,
+    record_traces_shown,
     related_documents,
 )
 from dmp.documents.services import (
@@ -582,3 +583,70 @@ def test_a_record_closed_while_the_bytes_are_stored_gets_no_document(personas, m
     assert AuditEvent.objects.filter(
         action=AuditAction.DOCUMENT_PUBLISH, outcome="denied", record_id=record.pk
     ).exists()
+
+
+# --- the traces shown to the patient and to legal representatives ------------------------------
+
+
+def shown_traces(caller, record):
+    return list(record_traces_shown(caller=caller, record=record))
+
+
+def test_the_parents_do_not_see_what_was_done_in_the_minors_secret_connection(personas):
+    leo = personas.leo
+    secret = personas.ps(personas.dr_moreau, secret_connection=True)
+    authorisation_self(caller=secret, ins=leo.identifier, grant=True)
+    publish(personas, secret, [DocumentDraft(title="Contraception")], patient=leo)
+    document_search(caller=secret, record=leo.record, query=DocumentQuery())
+    mother = personas.representative(personas.alice_as_mother)
+    moreau_id = personas.dr_moreau.national_id
+    assert [e for e in shown_traces(mother, leo.record) if e.actor_id == moreau_id] == []
+    # The trail keeps them, marked (an operator sees them; the minor's own view is the holder's).
+    assert (
+        AuditEvent.objects.filter(
+            actor_id=moreau_id, record_id=leo.record.pk, details__secret_connection=True
+        ).count()
+        >= 3
+    )
+
+
+def test_the_patient_keeps_the_traces_of_a_document_its_author_deleted(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    alice = personas.patient(personas.alice)
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    document_retrieve(caller=moreau, unique_id=document.unique_id)
+    document_change_status(
+        caller=bernard,
+        entry_uuid=DocumentEntry.objects.get(pk=document.pk).entry_uuid,
+        new_status=DocumentStatus.DELETED,
+    )
+    about = {
+        (e.action, e.actor_id)
+        for e in shown_traces(alice, personas.alice.record)
+        if e.document_unique_id == document.unique_id
+    }
+    assert (AuditAction.DOCUMENT_RETRIEVE, personas.dr_moreau.national_id) in about
+    assert (AuditAction.DOCUMENT_DELETE, personas.dr_bernard.national_id) in about
+
+
+def test_making_a_document_invisible_hides_what_follows_not_what_the_patient_has_seen(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    alice = personas.patient(personas.alice)
+    document = publish(personas, bernard, [DocumentDraft()]).documents[0]
+    document_retrieve(caller=moreau, unique_id=document.unique_id)
+    document_change_confidentiality(
+        caller=moreau,
+        entry_uuid=DocumentEntry.objects.get(pk=document.pk).entry_uuid,
+        change=ConfidentialityChange(code="INVISIBLE_PATIENT", enabled=True),
+    )
+    document_retrieve(caller=bernard, unique_id=document.unique_id)
+    about = [
+        (e.action, e.actor_id)
+        for e in shown_traces(alice, personas.alice.record)
+        if e.document_unique_id == document.unique_id
+    ]
+    # Moreau's read stays in Alice's history; Bernard's read of the now invisible document does not.
+    assert (AuditAction.DOCUMENT_RETRIEVE, personas.dr_moreau.national_id) in about
+    assert (AuditAction.DOCUMENT_RETRIEVE, personas.dr_bernard.national_id) not in about
