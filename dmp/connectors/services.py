@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
 from dmp.access.policy import Action
@@ -146,8 +147,10 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
         type_code=profile.type_code,
         title=profile.title,
         unique_id=unique_id,
-        # Deterministic content: a retried synchronisation publishes the very same bytes.
-        creation_time=dt.datetime(latest.year, latest.month, latest.day, tzinfo=dt.UTC),
+        # Deterministic content: a retried synchronisation publishes the very same bytes. Local
+        # midnight, as items are dated in local days: midnight UTC of today's item is still in
+        # the future during the first hours of the night, when the synchronisation runs.
+        creation_time=dt.datetime.combine(latest, dt.time(), tzinfo=timezone.get_current_timezone()),
     )
     patient = record.patient
     submission = submission_for(

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import logging
 import threading
+import zoneinfo
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
+from dmp.common import clock
 from dmp.common.errors import Forbidden
-from dmp.connectors.clients import HttpSourceClient, SimulatedSourceClient, SourceUnavailable
+from dmp.connectors.clients import ExternalItem, HttpSourceClient, SimulatedSourceClient, SourceUnavailable
+from dmp.connectors.management.commands import connectors_sync
 from dmp.connectors.models import Source, SourceConsent, SourceSync
 from dmp.connectors.services import source_consent_set, source_sync
 from dmp.documents.models import DocumentEntry
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
+from dmp.identity.ins import Ins
 
 ITEMS = {
     "items": [
@@ -96,16 +104,122 @@ def test_allowed_source_publishes_one_document_visible_to_the_patient_and_once_o
     assert DocumentEntry.objects.filter(record=record).count() == 1
 
 
-def test_a_malformed_answer_changes_nothing(personas, source_server):
+@pytest.mark.parametrize("payload", [b"not json", b'{"items": "none"}', b'{"entries": []}'])
+def test_a_malformed_answer_changes_nothing(personas, source_server, payload):
     record = personas.alice.record
     source_consent_set(
         caller=personas.patient(personas.alice), record=record, source=Source.PHARMACY, allowed=True
     )
-    _Handler.payload = b'{"items": [{"item_id": "", "date": "not a date"}]}'
+    _Handler.payload = payload
     with pytest.raises(SourceUnavailable):
         source_sync(record=record, source=Source.PHARMACY, client=HttpSourceClient(source_server, "t0ken"))
     assert DocumentEntry.objects.count() == 0
     assert SourceSync.objects.get(record=record, source=Source.PHARMACY).published_items == 0
+
+
+def test_bad_items_are_refused_one_by_one_and_logged_the_others_published(personas, source_server, caplog):
+    record = personas.alice.record
+    source_consent_set(
+        caller=personas.patient(personas.alice), record=record, source=Source.REIMBURSEMENTS, allowed=True
+    )
+    tomorrow = clock.today() + dt.timedelta(days=1)
+    _Handler.payload = json.dumps(
+        {
+            "items": [
+                {"item_id": "GOOD", "date": "2026-01-10", "label": "Consultation", "code": "C"},
+                {"item_id": "FUTURE", "date": tomorrow.isoformat(), "label": "Erreur de saisie", "code": "C"},
+                {"item_id": "ANCIENT", "date": "1850-01-01", "label": "Date par défaut", "code": "C"},
+                {"item_id": "CONTROL", "date": "2026-01-11", "label": "Consultation\x0bsecret", "code": "C"},
+                {"item_id": "SURROGATE", "date": "2026-01-12", "label": "Radio \ud800", "code": "C"},
+                {"date": "2026-01-13", "label": "Sans identifiant"},
+                "not an object",
+            ]
+        }
+    ).encode()
+    with caplog.at_level(logging.WARNING, logger="dmp.connectors.clients"):
+        result = source_sync(
+            record=record, source=Source.REIMBURSEMENTS, client=HttpSourceClient(source_server, "t0ken")
+        )
+    assert result.published_items == 1
+    assert DocumentEntry.objects.filter(record=record).count() == 1
+    refusals = [r.getMessage() for r in caplog.records if r.name == "dmp.connectors.clients"]
+    assert len(refusals) == 6
+    assert "item #1 'FUTURE' refused: date: Value error, date is in the future" in refusals[0]
+    assert "'ANCIENT' refused: date: Value error, date is before 1900-01-01" in refusals[1]
+    assert "'CONTROL' refused: label: Value error, contains a control character" in refusals[2]
+    assert "'SURROGATE' refused: label: " in refusals[3]
+    assert "without item_id refused: item_id: Field required" in refusals[4]
+    assert "item #6 without item_id refused" in refusals[5]
+    assert all(r.startswith("external source 127.0.0.1: ") for r in refusals)
+    assert not any("secret" in r or "Erreur de saisie" in r for r in refusals)  # values may be health data
+
+
+def test_an_item_of_today_is_published_in_the_first_hours_of_the_night(personas, source_server, monkeypatch):
+    """Items are dated in local days; the nightly run starts soon after local midnight."""
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    night = dt.datetime(2026, 1, 15, 0, 30, tzinfo=paris)
+    monkeypatch.setattr(clock, "now", lambda: night)
+    monkeypatch.setattr(clock, "today", lambda: night.date())
+    record = personas.alice.record
+    source_consent_set(
+        caller=personas.patient(personas.alice), record=record, source=Source.REIMBURSEMENTS, allowed=True
+    )
+    _Handler.payload = json.dumps(
+        {"items": [{"item_id": "T", "date": "2026-01-15", "label": "Consultation", "code": "C"}]}
+    ).encode()
+    result = source_sync(
+        record=record, source=Source.REIMBURSEMENTS, client=HttpSourceClient(source_server, "t0ken")
+    )
+    assert result.published_items == 1
+    assert DocumentEntry.objects.get(record=record).creation_time == night.replace(minute=0)
+
+
+class _PerPatientSource:
+    """A source that hands over items as given, without the HTTP client's parsing."""
+
+    def __init__(self, items: dict[str, list[ExternalItem]]) -> None:
+        self.items = items
+
+    def fetch(self, *, ins: Ins, since: dt.date | None) -> list[ExternalItem]:
+        return self.items[ins.value]
+
+
+def test_a_record_refused_by_the_submission_does_not_stop_the_command_for_the_others(personas, monkeypatch):
+    alice, leo = personas.alice.record, personas.leo.record
+    source_consent_set(
+        caller=personas.patient(personas.alice), record=alice, source=Source.REIMBURSEMENTS, allowed=True
+    )
+    source_consent_set(
+        caller=personas.representative(personas.alice_as_mother),
+        record=leo,
+        source=Source.REIMBURSEMENTS,
+        allowed=True,
+    )
+    good = ExternalItem(item_id="G", date=dt.date(2026, 1, 5), label="Consultation", code="C")
+    # Built without validation: whatever a client lets through, the submission may still refuse.
+    refused = ExternalItem.model_construct(
+        item_id="X",
+        date=dt.date(2099, 1, 1),
+        label="Erreur",
+        code="C",
+        quantity="",
+        amount_eur=None,
+        prescriber="",
+        provider="",
+    )
+    source = _PerPatientSource(
+        {personas.alice.identifier.value: [refused], personas.leo.identifier.value: [good]}
+    )
+    monkeypatch.setattr(
+        connectors_sync, "client_for", lambda s: source if s == Source.REIMBURSEMENTS else None
+    )
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="1 synchronisations failed"):
+        call_command("connectors_sync", stdout=out, stderr=err)
+    assert DocumentEntry.objects.filter(record=leo).count() == 1
+    assert DocumentEntry.objects.filter(record=alice).count() == 0
+    assert f"REMB record {alice.pk}: ValidationFailed: " in err.getvalue()
+    assert "REMB: 1 items published, 1 failures" in out.getvalue()
 
 
 def test_a_wrong_token_is_an_unavailable_source(personas, source_server):
