@@ -39,6 +39,9 @@ class SourceSync(models.Model):
     record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="source_syncs")
     source = models.CharField(max_length=8, choices=Source.choices)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set before fetching, even if the synchronisation then fails: the nightly run takes the
+    # records whose turn is the oldest, so failing ones cannot hold the others back.
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_item_date = models.DateField(null=True, blank=True)
     published_items = models.PositiveIntegerField(default=0)
 

@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
@@ -123,6 +124,7 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
     if not record.is_active or not source_allowed(record, source):
         return SyncResult(0)
     state, _ = SourceSync.objects.get_or_create(record=record, source=source)
+    SourceSync.objects.filter(pk=state.pk).update(last_attempt_at=clock.now())
     items = client.fetch(ins=record.patient.identifier, since=state.last_item_date)
     if not items:
         SourceSync.objects.filter(pk=state.pk).update(last_synced_at=clock.now())
@@ -180,7 +182,15 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
 
 
 def records_to_sync(source: Source, *, limit: int = 1000) -> list[Record]:
+    """The `limit` records whose turn is the oldest: never attempted first, then by last attempt.
+
+    So that successive runs go round every record, however many there are beyond `limit`.
+    """
     ids = SourceConsent.objects.filter(source=source, allowed=True).values_list("record_id", flat=True)
+    last_attempt = SourceSync.objects.filter(record=OuterRef("pk"), source=source).values("last_attempt_at")
     return list(
-        Record.objects.select_related("patient").filter(pk__in=ids, status="ACTIF").order_by("pk")[:limit]
+        Record.objects.select_related("patient")
+        .filter(pk__in=ids, status="ACTIF")
+        .annotate(last_attempt=Subquery(last_attempt[:1]))
+        .order_by(F("last_attempt").asc(nulls_first=True), "pk")[:limit]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -258,3 +259,59 @@ def test_the_simulator_is_deterministic_and_honours_since(personas):
     assert first == client.fetch(ins=personas.alice.identifier, since=None)
     later = client.fetch(ins=personas.alice.identifier, since=first[0].date)
     assert all(item.date > first[0].date for item in later)
+
+
+class _FailingFor:
+    """A source that is down for some patients and answers `items` for the others."""
+
+    def __init__(self, down: set[str], items: list[ExternalItem]) -> None:
+        self.down = down
+        self.items = items
+
+    def fetch(self, *, ins: Ins, since: dt.date | None) -> list[ExternalItem]:
+        if ins.value in self.down:
+            raise SourceUnavailable("external source unreachable: timed out")
+        return self.items
+
+
+def _allow_alice_and_leo(personas) -> None:
+    source_consent_set(
+        caller=personas.patient(personas.alice),
+        record=personas.alice.record,
+        source=Source.REIMBURSEMENTS,
+        allowed=True,
+    )
+    source_consent_set(
+        caller=personas.representative(personas.alice_as_mother),
+        record=personas.leo.record,
+        source=Source.REIMBURSEMENTS,
+        allowed=True,
+    )
+
+
+def _nights(monkeypatch, source: _FailingFor, count: int) -> None:
+    monkeypatch.setattr(
+        connectors_sync, "client_for", lambda s: source if s == Source.REIMBURSEMENTS else None
+    )
+    for _night in range(count):
+        with contextlib.suppress(CommandError):  # the failing nights of the second test
+            call_command("connectors_sync", "--limit", "1", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_records_beyond_the_limit_are_synchronised_on_the_following_nights(personas, monkeypatch):
+    _allow_alice_and_leo(personas)
+    good = ExternalItem(item_id="G", date=dt.date(2026, 1, 5), label="Consultation", code="C")
+    _nights(monkeypatch, _FailingFor(set(), [good]), 2)
+    for record in (personas.alice.record, personas.leo.record):
+        assert DocumentEntry.objects.filter(record=record).count() == 1
+        assert SourceSync.objects.get(record=record).last_synced_at is not None
+
+
+def test_a_record_that_keeps_failing_does_not_hold_the_others_back(personas, monkeypatch):
+    _allow_alice_and_leo(personas)
+    good = ExternalItem(item_id="G", date=dt.date(2026, 1, 5), label="Consultation", code="C")
+    failing = min(personas.alice.record, personas.leo.record, key=lambda record: record.pk)
+    other = personas.leo.record if failing == personas.alice.record else personas.alice.record
+    _nights(monkeypatch, _FailingFor({failing.patient.identifier.value}, [good]), 2)
+    assert DocumentEntry.objects.filter(record=other).count() == 1
+    assert SourceSync.objects.get(record=failing).last_synced_at is None
