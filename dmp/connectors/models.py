@@ -43,6 +43,9 @@ class SourceSync(models.Model):
     # records whose turn is the oldest, so failing ones cannot hold the others back.
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_item_date = models.DateField(null=True, blank=True)
+    # item_id -> ISO date of the published items dated inside the late-items window
+    # (services.LATE_ITEMS_WINDOW): those a later fetch may return again.
+    recent_items = models.JSONField(default=dict)
     published_items = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import threading
+import urllib.parse
 import zoneinfo
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -45,6 +46,7 @@ ITEMS = {
 class _Handler(BaseHTTPRequestHandler):
     payload: bytes = json.dumps(ITEMS).encode()
     requests: list[str] = []
+    honour_since = False
 
     def do_GET(self) -> None:
         type(self).requests.append(self.path)
@@ -52,10 +54,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
+        payload = type(self).payload
+        since = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("since")
+        if type(self).honour_since and since:
+            items = json.loads(payload)["items"]
+            payload = json.dumps({"items": [item for item in items if item["date"] > since[0]]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(type(self).payload)
+        self.wfile.write(payload)
 
     def log_message(self, *args: object) -> None:
         return
@@ -65,6 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
 def source_server() -> Iterator[str]:
     _Handler.requests = []
     _Handler.payload = json.dumps(ITEMS).encode()
+    _Handler.honour_since = False
     server = HTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -98,11 +106,49 @@ def test_allowed_source_publishes_one_document_visible_to_the_patient_and_once_o
     ).content
     assert b"Consultation &lt;b&gt;MG&lt;/b&gt;" in content
     assert AuditEvent.objects.filter(action=AuditAction.DOCUMENT_PUBLISH, actor_id="SYS_AM").count() == 1
-    # The next run asks only for newer items and publishes nothing new.
+    # The next run asks again for the late-items window and publishes nothing new, even from
+    # a source that ignores `since`.
     again = source_sync(record=record, source=Source.REIMBURSEMENTS, client=client)
-    assert again.published_items == 2  # the fake source ignores `since`, the uniqueId makes it idempotent
-    assert "since=2026-02-03" in _Handler.requests[1]
+    assert again.published_items == 0
+    assert "since=2025-11-05" in _Handler.requests[1]  # 2026-02-03 - 90 days
     assert DocumentEntry.objects.filter(record=record).count() == 1
+    assert SourceSync.objects.get(record=record).published_items == 2
+
+
+@pytest.mark.parametrize("honour_since", [True, False])
+def test_an_item_reported_late_with_an_earlier_date_is_published_once(personas, source_server, honour_since):
+    _Handler.honour_since = honour_since
+    record = personas.alice.record
+    source_consent_set(
+        caller=personas.patient(personas.alice), record=record, source=Source.REIMBURSEMENTS, allowed=True
+    )
+    client = HttpSourceClient(source_server, "t0ken")
+    old = {"item_id": "OLD", "date": "2025-06-01", "label": "Consultation", "code": "C"}
+    first = {"item_id": "A2", "date": "2026-02-03", "label": "Radiographie du thorax", "code": "ZBQK002"}
+    _Handler.payload = json.dumps({"items": [old, first]}).encode()
+    assert source_sync(record=record, source=Source.REIMBURSEMENTS, client=client).published_items == 2
+    # Reported after the first run, dated before its latest item (and on the same day).
+    late = [
+        {"item_id": "L1", "date": "2026-01-20", "label": "Avis ponctuel de consultant", "code": "APC"},
+        {"item_id": "L2", "date": "2026-02-03", "label": "Soins infirmiers", "code": "AMI 2"},
+    ]
+    _Handler.payload = json.dumps({"items": [old, first, *late]}).encode()
+    second = source_sync(record=record, source=Source.REIMBURSEMENTS, client=client)
+    assert second.published_items == 2
+    content = document_retrieve(
+        caller=personas.patient(personas.alice), unique_id=second.document_unique_id
+    ).content
+    assert b"Soins infirmiers" in content
+    assert b"Avis ponctuel" in content
+    assert b"Radiographie" not in content
+    assert b"20/01/2026" in content
+    for _rerun in range(2):
+        assert source_sync(record=record, source=Source.REIMBURSEMENTS, client=client).published_items == 0
+    assert DocumentEntry.objects.filter(record=record).count() == 2
+    state = SourceSync.objects.get(record=record)
+    assert state.published_items == 4
+    assert state.last_item_date == dt.date(2026, 2, 3)
+    assert sorted(state.recent_items) == ["A2", "L1", "L2"]  # OLD can no longer be fetched
 
 
 @pytest.mark.parametrize("payload", [b"not json", b'{"items": "none"}', b'{"entries": []}'])
