@@ -9,20 +9,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import random
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode
 from dmp.identity.ins import Ins
 
+logger = logging.getLogger(__name__)
+
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 MAX_ITEMS = 2000
+# No reimbursed act or dispensation of a living patient's history predates this: an earlier
+# date is a source's placeholder or typing error, not history.
+EARLIEST_ITEM_DATE = dt.date(1900, 1, 1)
 
 
 class SourceUnavailable(DomainError):
@@ -43,11 +51,51 @@ class ExternalItem(BaseModel):
     prescriber: str = Field(default="", max_length=200)
     provider: str = Field(default="", max_length=200)
 
+    @field_validator("date")
+    @classmethod
+    def _plausible_date(cls, value: dt.date) -> dt.date:
+        # The published document is dated by its latest item: a future date would be refused
+        # by the submission, every night, for this record.
+        if value > clock.today():
+            raise ValueError("date is in the future")
+        if value < EARLIEST_ITEM_DATE:
+            raise ValueError(f"date is before {EARLIEST_ITEM_DATE.isoformat()}")
+        return value
+
+    @field_validator("item_id", "label", "code", "quantity", "prescriber", "provider")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # XML 1.0 cannot carry most of them, and a line break or tab has no place in these
+        # one-line fields. (Pydantic already refuses lone surrogates.)
+        if any(unicodedata.category(char) == "Cc" for char in value):
+            raise ValueError("contains a control character")
+        return value
+
 
 class _Payload(BaseModel):
+    """The envelope only: items are parsed one by one, so that one bad item spoils no other."""
+
     model_config = ConfigDict(frozen=True)
 
-    items: list[ExternalItem] = Field(max_length=MAX_ITEMS)
+    items: list[Any] = Field(max_length=MAX_ITEMS)
+
+
+def parse_items(raw_items: list[Any], *, source: str) -> list[ExternalItem]:
+    """The valid items of a source's answer; each refused one is logged with its reasons."""
+    items = []
+    for index, raw in enumerate(raw_items):
+        try:
+            items.append(ExternalItem.model_validate(raw))
+        except ValidationError as exc:
+            # Field names and messages only: the refused values may be health data.
+            reasons = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'item'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            item_id = raw.get("item_id") if isinstance(raw, dict) else None
+            reference = f"{str(item_id)[:64]!r}" if item_id is not None else "without item_id"
+            logger.warning("external source %s: item #%d %s refused: %s", source, index, reference, reasons)
+    return items
 
 
 class SourceClient(Protocol):
@@ -61,6 +109,8 @@ class HttpSourceClient:
         if not base_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise ValueError("external sources must be reached over HTTPS")
         self.base_url = base_url.rstrip("/")
+        # What logs name the source by: the operator's URL may carry credentials.
+        self.host = urllib.parse.urlsplit(base_url).hostname or ""
         self.token = token
         self.timeout = timeout
 
@@ -82,9 +132,10 @@ class HttpSourceClient:
         if len(body) > MAX_RESPONSE_BYTES:
             raise SourceUnavailable("external source answer is too large")
         try:
-            return list(_Payload.model_validate(json.loads(body)).items)
+            payload = _Payload.model_validate(json.loads(body))
         except (ValueError, ValidationError) as exc:
             raise SourceUnavailable("external source answer is malformed") from exc
+        return parse_items(payload.items, source=self.host)
 
 
 _ACTS = [

@@ -39,7 +39,13 @@ class SourceSync(models.Model):
     record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="source_syncs")
     source = models.CharField(max_length=8, choices=Source.choices)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set before fetching, even if the synchronisation then fails: the nightly run takes the
+    # records whose turn is the oldest, so failing ones cannot hold the others back.
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_item_date = models.DateField(null=True, blank=True)
+    # item_id -> ISO date of the published items dated inside the late-items window
+    # (services.LATE_ITEMS_WINDOW): those a later fetch may return again.
+    recent_items = models.JSONField(default=dict)
     published_items = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -3,9 +3,10 @@
 A synchronisation fetches the new items of a source for one record and publishes them as
 one document through the normal submission service, acting as the source's system actor:
 the habilitation matrix decides what it may write (rows SYS_AM / SYS_DP), the audit trail
-records it, and readers see it like any other document. The document's uniqueId is derived
-from the record, the source and the last item, so a retried synchronisation cannot publish
-the same items twice.
+records it, and readers see it like any other document. Each item is published once: a
+synchronisation publishes only the item ids it has not published yet (see LATE_ITEMS_WINDOW),
+and the document's uniqueId is derived from the record, the source and the batch's last item,
+so a synchronisation retried after a crash cannot publish the same batch twice either.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
+from django.utils import timezone
 
 from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Channel
 from dmp.access.policy import Action
@@ -106,6 +109,15 @@ def source_allowed(record: Record, source: Source) -> bool:
     return SourceConsent.objects.filter(record=record, source=source, allowed=True).exists()
 
 
+# Sources filter on the item's date, but report an item days or weeks after it (a claim sent
+# late, a reimbursement paid later). A cursor on the latest item date would never fetch such
+# an item, so each synchronisation asks again for this window before the latest item date seen
+# and leaves out the item ids already published, which SourceSync.recent_items remembers for
+# as long as they can come back (ids older than the window are forgotten: a fetch never asks
+# for them again). An item reported later than this is not fetched.
+LATE_ITEMS_WINDOW = dt.timedelta(days=90)
+
+
 @dataclass(frozen=True)
 class SyncResult:
     published_items: int
@@ -122,7 +134,15 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
     if not record.is_active or not source_allowed(record, source):
         return SyncResult(0)
     state, _ = SourceSync.objects.get_or_create(record=record, source=source)
-    items = client.fetch(ins=record.patient.identifier, since=state.last_item_date)
+    SourceSync.objects.filter(pk=state.pk).update(last_attempt_at=clock.now())
+    since = state.last_item_date - LATE_ITEMS_WINDOW if state.last_item_date is not None else None
+    new: dict[str, ExternalItem] = {}
+    for item in client.fetch(ins=record.patient.identifier, since=since):
+        # Items older than asked for were published already or are beyond the window; their
+        # ids are no longer remembered, so publishing them could publish some twice.
+        if (since is None or item.date > since) and item.item_id not in state.recent_items:
+            new.setdefault(item.item_id, item)
+    items = list(new.values())
     if not items:
         SourceSync.objects.filter(pk=state.pk).update(last_synced_at=clock.now())
         return SyncResult(0)
@@ -146,8 +166,10 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
         type_code=profile.type_code,
         title=profile.title,
         unique_id=unique_id,
-        # Deterministic content: a retried synchronisation publishes the very same bytes.
-        creation_time=dt.datetime(latest.year, latest.month, latest.day, tzinfo=dt.UTC),
+        # Deterministic content: a retried synchronisation publishes the very same bytes. Local
+        # midnight, as items are dated in local days: midnight UTC of today's item is still in
+        # the future during the first hours of the night, when the synchronisation runs.
+        creation_time=dt.datetime.combine(latest, dt.time(), tzinfo=timezone.get_current_timezone()),
     )
     patient = record.patient
     submission = submission_for(
@@ -168,16 +190,32 @@ def source_sync(*, record: Record, source: Source, client: SourceClient) -> Sync
         # A previous run published these very items and stopped before saving its position.
         if error.code is not ErrorCode.DUPLICATE_UNIQUE_ID:
             raise
+    # A late batch may be older than the cursor: it never moves back.
+    cursor = max(latest, state.last_item_date) if state.last_item_date is not None else latest
+    recent = {**state.recent_items, **{item.item_id: item.date.isoformat() for item in items}}
     SourceSync.objects.filter(pk=state.pk).update(
         last_synced_at=clock.now(),
-        last_item_date=max(item.date for item in items),
-        published_items=state.published_items + len(items),
+        last_item_date=cursor,
+        recent_items={
+            item_id: day
+            for item_id, day in recent.items()
+            if dt.date.fromisoformat(day) > cursor - LATE_ITEMS_WINDOW
+        },
+        published_items=F("published_items") + len(items),
     )
     return SyncResult(len(items), unique_id)
 
 
 def records_to_sync(source: Source, *, limit: int = 1000) -> list[Record]:
+    """The `limit` records whose turn is the oldest: never attempted first, then by last attempt.
+
+    So that successive runs go round every record, however many there are beyond `limit`.
+    """
     ids = SourceConsent.objects.filter(source=source, allowed=True).values_list("record_id", flat=True)
+    last_attempt = SourceSync.objects.filter(record=OuterRef("pk"), source=source).values("last_attempt_at")
     return list(
-        Record.objects.select_related("patient").filter(pk__in=ids, status="ACTIF").order_by("pk")[:limit]
+        Record.objects.select_related("patient")
+        .filter(pk__in=ids, status="ACTIF")
+        .annotate(last_attempt=Subquery(last_attempt[:1]))
+        .order_by(F("last_attempt").asc(nulls_first=True), "pk")[:limit]
     )

@@ -45,6 +45,7 @@ from dmp.accounts.services import (
 from dmp.accounts.totp import provisioning_uri
 from dmp.audit.actions import AuditAction
 from dmp.cda.render import render_html, render_pdf
+from dmp.common.addresses import client_address
 from dmp.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, record_traces_shown
@@ -81,10 +82,6 @@ class PatientSession:
     account: WebAccount
     caller: Caller
     record: Record
-
-
-def _client_address(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def patient_required(
@@ -135,7 +132,7 @@ def activation(request: HttpRequest) -> HttpResponse:
                 code=form.cleaned_data["code"],
                 identifier=form.cleaned_data["identifier"],
                 password=form.cleaned_data["password"],
-                client_address=_client_address(request),
+                client_address=client_address(request),
             )
         except Throttled:
             return _throttled(request, "patient_portal/activation.html", form)
@@ -157,7 +154,7 @@ def login(request: HttpRequest) -> HttpResponse:
             step = login_start(
                 identifier=form.cleaned_data["identifier"],
                 password=form.cleaned_data["password"],
-                client_address=_client_address(request),
+                client_address=client_address(request),
             )
         except Throttled:
             return _throttled(request, "patient_portal/login.html", form)
@@ -188,7 +185,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
             account = login_verify(
                 challenge_id=challenge,
                 code=form.cleaned_data["code"],
-                client_address=_client_address(request),
+                client_address=client_address(request),
             )
         except Throttled:
             return _throttled(request, "patient_portal/login_code.html", form)

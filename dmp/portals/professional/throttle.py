@@ -11,12 +11,14 @@ from typing import Final
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from dmp.common.addresses import client_address
+
 BUDGET: Final = 20
 WINDOW_SECONDS: Final = 15 * 60
 
 
 def _key(request: HttpRequest) -> str:
-    return f"ps-login-failures:{request.META.get('REMOTE_ADDR', '')}"
+    return f"ps-login-failures:{client_address(request)}"
 
 
 def exhausted(request: HttpRequest) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dmp.common import clock
-from dmp.connectors.clients import HttpSourceClient, SimulatedSourceClient, SourceClient, SourceUnavailable
+from dmp.common.errors import DomainError
+from dmp.connectors.clients import HttpSourceClient, SimulatedSourceClient, SourceClient
 from dmp.connectors.models import Source
 from dmp.connectors.services import records_to_sync, source_sync
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=1000)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        failed = 0
         for source in [Source(s) for s in options["source"] or [s.value for s in Source]]:
             client = client_for(source)
             if client is None:
@@ -37,9 +39,15 @@ class Command(BaseCommand):
                 continue
             published = failures = 0
             for record in records_to_sync(source, limit=options["limit"]):
+                # A refusal changes nothing for that record (domain errors roll back): the
+                # other records must not wait for it to be solved.
                 try:
                     published += source_sync(record=record, source=source, client=client).published_items
-                except SourceUnavailable as error:
+                except DomainError as error:
                     failures += 1
-                    self.stderr.write(f"{source} record {record.pk}: {error.message}")
+                    self.stderr.write(f"{source} record {record.pk}: {type(error).__name__}: {error.message}")
             self.stdout.write(f"{source}: {published} items published, {failures} failures")
+            failed += failures
+        if failed:
+            # A non-zero exit status, so that the scheduler reports the night as failed.
+            raise CommandError(f"{failed} synchronisations failed")

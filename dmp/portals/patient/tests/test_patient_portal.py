@@ -626,6 +626,26 @@ def test_an_address_over_its_failure_budget_gets_429_for_everyone(personas, clie
     assert not OutboxMessage.objects.exists()
 
 
+def test_behind_the_proxy_the_failure_budget_is_each_senders_own(personas):
+    from dmp.accounts.services import ADDRESS_BUDGET
+
+    active_account(personas)
+    prober = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    for _ in range(ADDRESS_BUDGET):
+        prober.post(url("login"), {"identifier": "nobody.here", "password": "x"})
+    assert prober.post(url("login"), {"identifier": "nobody.here", "password": "x"}).status_code == 429
+    alice = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="192.0.2.10")
+    response = alice.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})
+    assert response.status_code == 302
+    assert OutboxMessage.objects.count() == 1
+    # The prober's own X-Forwarded-For, not written by the proxy, is not believed.
+    forger = Client(REMOTE_ADDR="198.51.100.8", HTTP_X_FORWARDED_FOR="192.0.2.10")
+    for _ in range(ADDRESS_BUDGET):
+        forger.post(url("login"), {"identifier": "nobody.here", "password": "x"})
+    assert forger.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD}).status_code == 429
+    assert alice.post(url("login"), {"identifier": "nobody.here", "password": "x"}).status_code != 429
+
+
 def test_the_demo_outbox_shows_the_codes_only_in_demo_mode(personas, client, settings):
     active_account(personas)
     client.post(url("login"), {"identifier": IDENTIFIER, "password": PASSWORD})

@@ -242,6 +242,24 @@ def test_login_failures_from_one_address_are_throttled(personas, demo):
     assert client.get("/pro/").status_code == 302
 
 
+def test_behind_the_proxy_login_failures_are_counted_per_sender(personas, demo):
+    from dmp.portals.professional.throttle import BUDGET
+
+    prober = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    for _ in range(BUDGET):
+        assert prober.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 400
+    assert prober.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 429
+    colleague = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="192.0.2.10")
+    response = colleague.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id})
+    assert response.status_code == 302
+    # Sent by the prober itself, not through the proxy, the header changes nothing.
+    forger = Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="192.0.2.10")
+    for _ in range(BUDGET):
+        forger.post("/pro/connexion/demo", {"professional": "899999999999"})
+    assert forger.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 429
+    assert colleague.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 400
+
+
 def test_a_link_asked_for_in_indirect_mode_opens_an_indirect_session(personas, client):
     """TD0.9 keeps the VIHF's authentication mode: a hospital's software vouching for Dr Petit
     cannot turn into a CPS session, in which break-glass (direct mode only) would open."""

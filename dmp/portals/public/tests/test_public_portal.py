@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from dmp.compat.services import software_register
+from dmp.portals.public.views import CONTACT_LIMIT_PER_HOUR
 from dmp.support.models import Ticket
 
 PAGES = [
@@ -86,3 +87,21 @@ def test_the_contact_form_is_throttled(db):
     response = contact(client)
     assert b"Trop de demandes" in response.content
     assert Ticket.objects.count() == 5
+
+
+def test_behind_the_proxy_the_contact_limit_counts_each_sender_on_their_own(db):
+    for i in range(CONTACT_LIMIT_PER_HOUR + 1):
+        response = contact(Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}"))
+        assert b"Trop de demandes" not in response.content
+    assert Ticket.objects.count() == CONTACT_LIMIT_PER_HOUR + 1
+    same = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.0")
+    for _ in range(CONTACT_LIMIT_PER_HOUR - 1):
+        contact(same)
+    assert b"Trop de demandes" in contact(same).content
+
+
+def test_a_forged_forwarded_address_does_not_escape_the_contact_limit(db):
+    for i in range(CONTACT_LIMIT_PER_HOUR):
+        contact(Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}"))
+    forger = Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.200")
+    assert b"Trop de demandes" in contact(forger).content
