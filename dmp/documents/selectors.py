@@ -187,13 +187,28 @@ def _json_code_filter(
     return [d for d in documents if any_code_matches(wanted, getattr(d, field_name))]
 
 
-def _matching(record: Record, query: DocumentQuery) -> list[DocumentEntry]:
-    documents = of_one_record(_filtered(record, query), record, max(1, min(query.limit, MAX_RESULTS)))
-    for group in query.event_codes:
-        documents = _json_code_filter(documents, "event_codes", group)
-    for group in query.confidentiality_codes:
-        documents = _json_code_filter(documents, "confidentiality_codes", group)
-    return documents
+def _visible_matching(
+    caller: Caller, facts: RecordFacts, record: Record, query: DocumentQuery
+) -> list[tuple[DocumentEntry, Decision]]:
+    """The first `query.limit` documents matching `query` that the caller may see. The limit
+    counts what is shown: taken before the policy (and the filters on JSON codes), hidden
+    documents took slots, and moving the date bounds told how many there were and when."""
+    wanted = max(1, min(query.limit, MAX_RESULTS))
+    matching = _filtered(record, query)
+    found: list[tuple[DocumentEntry, Decision]] = []
+    offset = 0
+    while len(found) < wanted:
+        batch = of_one_record(matching[offset : offset + wanted], record, wanted)
+        rows = batch
+        for group in query.event_codes:
+            rows = _json_code_filter(rows, "event_codes", group)
+        for group in query.confidentiality_codes:
+            rows = _json_code_filter(rows, "confidentiality_codes", group)
+        found += visible_documents(caller, facts, rows)
+        if len(batch) < wanted:
+            break
+        offset += wanted
+    return found[:wanted]
 
 
 def _audit_query(caller: Caller, access: RecordAccess, action: AuditAction, count: int, query: str) -> None:
@@ -209,8 +224,7 @@ def document_search(*, caller: Caller, record: Record, query: DocumentQuery) -> 
         caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
     )
     visible = [
-        VisibleDocument(d, decision)
-        for d, decision in visible_documents(caller, access.facts, _matching(record, query))
+        VisibleDocument(d, decision) for d, decision in _visible_matching(caller, access.facts, record, query)
     ]
     _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(visible), "FindDocuments")
     return visible
@@ -220,7 +234,7 @@ def _visible_uuids(caller: Caller, facts: RecordFacts, record: Record) -> dict[s
     everything = DocumentQuery(statuses=frozenset(DocumentStatus) - {DocumentStatus.DELETED})
     return {
         d.entry_uuid: VisibleDocument(d, decision)
-        for d, decision in visible_documents(caller, facts, _matching(record, everything))
+        for d, decision in _visible_matching(caller, facts, record, everything)
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import pytest
@@ -12,6 +13,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.verify import verify_audit_trail
 from dmp.cda.header import extract_header
+from dmp.common import clock
 from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
 from dmp.documents import services as documents_services
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
@@ -650,3 +652,28 @@ def test_making_a_document_invisible_hides_what_follows_not_what_the_patient_has
     # Moreau's read stays in Alice's history; Bernard's read of the now invisible document does not.
     assert (AuditAction.DOCUMENT_RETRIEVE, personas.dr_moreau.national_id) in about
     assert (AuditAction.DOCUMENT_RETRIEVE, personas.dr_bernard.national_id) not in about
+
+
+def test_the_search_limit_counts_the_documents_shown_not_those_hidden(personas):
+    """Hidden documents took the slots of a limited search: the PS missed visible ones, and by
+    moving the date bounds could count the hidden ones and date them."""
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    now = clock.now().replace(microsecond=0)
+    _older, *newer = publish(
+        personas,
+        bernard,
+        [DocumentDraft(title="ancien", creation_time=now - dt.timedelta(days=9))]
+        + [DocumentDraft(title=f"masqué {n}", creation_time=now - dt.timedelta(days=n)) for n in (1, 2, 3)],
+    ).documents
+    for document in newer:
+        document_change_confidentiality(
+            caller=personas.patient(personas.alice),
+            entry_uuid=document.entry_uuid,
+            change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+        )
+    record = personas.alice.record
+    for limit in (1, 2, 5):
+        found = document_search(caller=moreau, record=record, query=DocumentQuery(limit=limit))
+        assert [v.document.title for v in found] == ["ancien"], limit
+    assert len(document_search(caller=bernard, record=record, query=DocumentQuery(limit=2))) == 2
