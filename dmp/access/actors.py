@@ -60,6 +60,8 @@ class Software:
     identifier: str
     name: str
     version: str
+    # What its homologation covers (CREATION, ALIMENTATION, CONSULTATION), checked per transaction.
+    profiles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,7 +177,9 @@ def caller_from_token(authorization: str, *, scope: str) -> tuple[Caller, str]:
             **values,
             "kind": ActorKind(values["kind"]),
             "authentication": AuthenticationMode(values["authentication"]),
-            "software": Software(**software) if software else None,
+            "software": Software(**{**software, "profiles": tuple(software.get("profiles", ()))})
+            if software
+            else None,
         }
     )
     caller = Caller(

@@ -24,6 +24,8 @@ from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
 from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
 from dmp.common.middleware import carries_nul
+from dmp.compat.models import SoftwareProduct
+from dmp.compat.services import SoftwareProfileMissing, software_profile_check
 from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
 from dmp.documents.selectors import (
     CodeMatch,
@@ -59,6 +61,11 @@ FHIR_JSON: Final = "application/fhir+json"
 READ: Final = "system/DocumentReference.read"
 WRITE: Final = "system/DocumentReference.write"
 PATIENT_READ: Final = "system/Patient.read"
+# The homologation profile a scope needs (reading documents: consultation; any change: feeding).
+SCOPE_PROFILES: Final = {
+    READ: SoftwareProduct.Profile.CONSULTATION,
+    WRITE: SoftwareProduct.Profile.FEEDING,
+}
 MAX_COUNT: Final = 100
 STATUS_PARAMS: Final = {
     "current": {DocumentStatus.APPROVED},
@@ -150,6 +157,11 @@ def fhir_view(
                 response = _outcome(status, "security", exc.message)
                 response["WWW-Authenticate"] = 'Bearer realm="opendmp"'
                 return response
+            try:
+                if (profile := SCOPE_PROFILES.get(needed)) is not None:
+                    software_profile_check(caller.actor.software, profile)
+            except SoftwareProfileMissing as exc:
+                return _outcome(403, "forbidden", exc.message)
             if carries_nul(request):
                 return _outcome(400, "invalid", "NUL characters are not allowed in the request")
             try:

@@ -8,6 +8,7 @@ every service is all-or-nothing.
 from __future__ import annotations
 
 import logging
+from typing import Final
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -18,6 +19,8 @@ from django.views.decorators.http import require_POST
 from lxml import etree
 
 from dmp.common.errors import DomainError, ErrorCode, ValidationFailed
+from dmp.compat.models import SoftwareProduct
+from dmp.compat.services import SoftwareProfileMissing, software_profile_check
 from dmp.ihe.xds import ebrim, soap
 from dmp.ihe.xds.ebrim import RS, XDSB, RegistryError, q
 from dmp.ihe.xds.transactions import HANDLERS, REGISTRY_STYLE, REPLY_ACTIONS, Action, Context
@@ -103,6 +106,22 @@ def _error_body(action: str, exc: DomainError) -> etree._Element:
     return ebrim.registry_response(errors)
 
 
+# The homologation profile each transaction needs; the others (TD0.x: existence and rights,
+# authorisations, the PS's own traces, the contextual link) belong to every profile.
+Profile = SoftwareProduct.Profile
+TRANSACTION_PROFILES: Final = {
+    Action.PROVIDE_AND_REGISTER: Profile.FEEDING,
+    Action.UPDATE: Profile.FEEDING,
+    Action.STORED_QUERY: Profile.CONSULTATION,
+    Action.RETRIEVE: Profile.CONSULTATION,
+    Action.RECORD_CREATE: Profile.CREATION,
+    Action.RECORD_REACTIVATE: Profile.CREATION,
+    Action.RECORD_CLOSE: Profile.CREATION,
+    Action.ADMIN_UPDATE: Profile.CREATION,
+    Action.WEB_ACCOUNT: Profile.CREATION,
+}
+
+
 @csrf_exempt
 @require_POST
 def endpoint(request: HttpRequest) -> HttpResponse:
@@ -130,6 +149,13 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     except VihfRejected as exc:
         logger.warning("VIHF rejected on %s: %s", message.action, exc.message)
         return _fault(exc.message, subcode="wsse:FailedAuthentication", relates_to=message.message_id)
+    profile = TRANSACTION_PROFILES.get(message.action)
+    try:
+        if profile is not None:
+            software_profile_check(caller.actor.software, profile)
+    except SoftwareProfileMissing as exc:
+        logger.warning("%s refused to %s: %s", message.action, caller.actor.software, exc.message)
+        return _fault(exc.message, subcode=f"dmp:{exc.code.value}", relates_to=message.message_id)
     context = Context(message=message, caller=caller, patient=facts.patient)
     try:
         outcome = handler(context)

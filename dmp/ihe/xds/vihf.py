@@ -249,7 +249,7 @@ def caller_from_vihf(
 ) -> Caller:
     """Bind the facts to registered identities, check the software, consume the assertion id."""
     try:
-        product = software_check(facts.homologation)
+        product = software_check(facts.homologation, version=facts.lps_version)
     except UnknownSoftware as exc:
         raise VihfRejected(f"homologation number refused: {exc.message}") from exc
     known = _bound_certificate(facts)
@@ -290,7 +290,10 @@ def caller_from_vihf(
         ),
         secret_connection=facts.secret_connection,
         software=Software(
-            identifier=facts.lps_id, name=product.name or facts.lps_name, version=facts.lps_version
+            identifier=facts.lps_id,
+            name=product.name or facts.lps_name,
+            version=facts.lps_version,
+            profiles=tuple(product.profiles),
         ),
     )
     return Caller(actor=actor, mode=facts.mode, reason=facts.reason, channel=channel)

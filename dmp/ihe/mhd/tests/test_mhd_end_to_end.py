@@ -15,6 +15,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhirpy import SyncFHIRClient
 
 from dmp.audit.actions import AuditAction
+from dmp.compat.services import software_register
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
@@ -565,3 +566,23 @@ def test_every_coding_of_a_security_label_counts_and_a_creation_time_is_required
     stored = requests.post(f"{xds_kit.base_url}/fhir/", data=json.dumps(bundle), headers=headers, timeout=10)
     assert stored.status_code == 200, stored.text
     assert DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).masked_to_professionals
+
+
+def test_a_consultation_only_software_reads_but_does_not_feed(xds_kit, personas):
+    _, number = software_register(vendor="Lecteur", name="Consultation FHIR", profiles=["CONSULTATION"])
+    token = xds_kit.token(personas.dr_bernard, homologation=number)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    found = requests.get(
+        base + "DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113"},
+        headers=headers,
+        timeout=10,
+    )
+    assert found.status_code == 200
+    before = DocumentEntry.objects.count()
+    bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    refused = requests.post(base, data=json.dumps(bundle), headers=headers, timeout=10)
+    assert refused.status_code == 403
+    assert "Alimentation" in refused.text
+    assert DocumentEntry.objects.count() == before

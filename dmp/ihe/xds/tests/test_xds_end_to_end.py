@@ -12,6 +12,7 @@ from lxml import etree
 
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
+from dmp.compat.services import software_register
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import SubmissionInput
 from dmp.documents.models import DocumentEntry, DocumentEntryVersion
@@ -866,3 +867,41 @@ def test_an_update_of_a_hidden_document_answers_like_an_unknown_one(xds_kit):
         (("XDSUnresolvedReferenceException", "unknown logical id"),)
     }
     assert metadata_state() == before
+
+
+def test_a_software_does_only_what_its_homologation_covers(xds_kit):
+    """The product's profiles and versions were stored and never read: a consultation-only
+    product fed records and created them, an unhomologated version was accepted."""
+    personas = xds_kit.personas
+    _, number = software_register(
+        vendor="Lecteur", name="Consultation seule", versions="2.0, 2.1", profiles=["CONSULTATION"]
+    )
+    reader = xds_kit.client(personas.dr_bernard, homologation=number, lps_version="2.1")
+    assert find_documents(reader) == []  # consultation is covered
+    before = _documents_now()
+    with pytest.raises(SoapFault) as refused:
+        reader.provide_and_register(alice_submission(xds_kit, [DocumentDraft()]))
+    assert "Alimentation" in refused.value.reason
+    bob = personas.bob_traits
+    creator = xds_kit.client(
+        personas.dr_bernard,
+        homologation=number,
+        lps_version="2.1",
+        patient_ins=f"{bob.ins}^^^&{bob.ins_authority}&ISO^NH",
+    )
+    traits = {"birthFamilyName": bob.birth_family_name, "givenNames": bob.given_names}
+    traits |= {"birthDate": bob.birth_date.isoformat(), "sex": bob.sex}
+    with pytest.raises(SoapFault) as refused:
+        creator.record_create(traits, consent=True)
+    assert "Création" in refused.value.reason
+    assert creator.record_test().body.get("status") == "INEXISTANT"  # TD0.2 belongs to every profile
+    # A version the homologation does not cover is refused outright.
+    other_version = xds_kit.client(personas.dr_bernard, homologation=number, lps_version="3.0")
+    with pytest.raises(SoapFault) as refused:
+        other_version.stored_query(
+            StoredQuery.FIND_DOCUMENTS,
+            {"$XDSDocumentEntryPatientId": f"'{other_version.claims.patient_ins}'"},
+        )
+    assert "not homologated" in refused.value.reason
+    assert _documents_now() == before
+    assert not Record.objects.filter(patient__ins=bob.ins).exists()
