@@ -79,6 +79,10 @@ def _count_event(counters: Counter[CounterKey], event: AuditEvent) -> None:
     except ValueError:
         return
     counters[(hour, "audit", f"{action.label}:{event.outcome}")] += 1
+    if action is AuditAction.AUTHENTICATION_FAILURE:
+        # Accounts audit a failed login as DENIED: it is no refusal of access to a record.
+        counters[(hour, "authentication_failure", event.channel or "")] += 1
+        return
     if event.outcome == Outcome.DENIED:
         counters[(hour, "access_denied", event.reason or "unknown")] += 1
         return
@@ -94,8 +98,6 @@ def _count_event(counters: Counter[CounterKey], event: AuditEvent) -> None:
         if action is AuditAction.DOCUMENT_PUBLISH:
             dimension = str(event.details.get("class_code", ""))[:64]
         counters[(hour, metric, dimension)] += 1
-    if action is AuditAction.AUTHENTICATION_FAILURE:
-        counters[(hour, "authentication_failure", event.channel or "")] += 1
 
 
 def _aggregate(events: Iterable[AuditEvent]) -> int:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.test import Client, override_settings
 
 from dmp.access.actors import AccessMode
+from dmp.accounts.services import LoginFailed, login_start
 from dmp.common.staff import OPERATOR_GROUP
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.selectors import DocumentQuery, document_search
@@ -83,3 +84,12 @@ def test_metrics_accept_the_configured_bearer_token(personas, client):
         "/pilotage/api/summary.json", HTTP_AUTHORIZATION="Bearer s3cret-token-for-tests"
     ).json()
     assert summary["records_active"] == 2
+
+
+def test_failed_logins_are_authentication_failures_not_access_denials(db):
+    with pytest.raises(LoginFailed):
+        login_start(identifier="nobody-such", password="wrong")
+    pilotage_refresh()
+    o = overview()
+    assert o.authentication_failures_24h == 1
+    assert o.denials_24h == 0
