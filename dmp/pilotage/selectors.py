@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from dmp.common import clock
 from dmp.pilotage.models import AggregationCursor, DailyActiveUser, FedRecord, MetricCounter
@@ -87,7 +88,7 @@ def overview() -> Overview:
     tickets = ticket_stats(days=30)
     active_today = {
         row["actor_kind"]: int(row["n"])
-        for row in DailyActiveUser.objects.filter(day=now.date())
+        for row in DailyActiveUser.objects.filter(day=timezone.localdate(now))
         .values("actor_kind")
         .annotate(n=Count("actor_hash"))
     }

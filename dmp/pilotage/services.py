@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditEvent
@@ -109,7 +110,9 @@ def _aggregate(events: Iterable[AuditEvent]) -> int:
         last_id = event.id
         _count_event(counters, event)
         if event.outcome == Outcome.SUCCESS and event.actor_id:
-            active.add((event.occurred_at.date(), event.actor_kind, pseudonym(event.actor_id)))
+            # Days are French days (TIME_ZONE), not the UTC ones the database gives.
+            day = timezone.localdate(event.occurred_at)
+            active.add((day, event.actor_kind, pseudonym(event.actor_id)))
         if (
             event.outcome == Outcome.SUCCESS
             and event.record_id is not None

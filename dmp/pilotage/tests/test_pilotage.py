@@ -8,9 +8,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from dmp.access.actors import AccessMode
 from dmp.accounts.services import LoginFailed, login_start
+from dmp.common import clock
 from dmp.common.staff import OPERATOR_GROUP
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.selectors import DocumentQuery, document_search
@@ -93,3 +95,15 @@ def test_failed_logins_are_authentication_failures_not_access_denials(db):
     o = overview()
     assert o.authentication_failures_24h == 1
     assert o.denials_24h == 0
+
+
+def test_active_users_today_follow_the_french_calendar(personas, monkeypatch):
+    # 00:30 in Paris is still the day before in UTC; 09:00 is the same French day. A day to
+    # come, so that the personas' own events are older than the refresh horizon.
+    day = clock.today() + dt.timedelta(days=2)
+    paris = timezone.get_current_timezone()
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime.combine(day, dt.time(0, 30), paris))
+    feed(personas)
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime.combine(day, dt.time(9, 0), paris))
+    pilotage_refresh()
+    assert overview().active_users_today.get("professional") == 1
