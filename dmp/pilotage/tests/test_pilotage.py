@@ -17,8 +17,8 @@ from dmp.common.staff import OPERATOR_GROUP
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.selectors import DocumentQuery, document_search
 from dmp.documents.services import submission_register
-from dmp.pilotage import services
-from dmp.pilotage.models import DailyActiveUser, FedRecord
+from dmp.pilotage import middleware, services
+from dmp.pilotage.models import DailyActiveUser, FedRecord, MetricCounter
 from dmp.pilotage.selectors import overview
 from dmp.pilotage.services import pilotage_refresh
 
@@ -107,3 +107,14 @@ def test_active_users_today_follow_the_french_calendar(personas, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: dt.datetime.combine(day, dt.time(9, 0), paris))
     pilotage_refresh()
     assert overview().active_users_today.get("professional") == 1
+
+
+def test_request_areas_are_bounded_by_the_url_configuration(db, client, monkeypatch):
+    monkeypatch.setattr(middleware, "FLUSH_SECONDS", 0.0)
+    for i in range(20):
+        client.get(f"/junk-{i}/x")
+    client.get("/pilotage/")
+    client.get("/faq")
+    client.get("/")
+    areas = MetricCounter.objects.filter(metric="http_area").values_list("dimension", flat=True)
+    assert set(areas) == {"other", "pilotage", "faq", "home"}
