@@ -53,8 +53,12 @@ class FedRecord(models.Model):
 
 
 class AggregationCursor(models.Model):
+    """How far the audit trail is aggregated: every id up to last_id, except the gaps."""
+
     name = models.CharField(max_length=32, primary_key=True)
     last_id = models.BigIntegerField(default=0)
+    # [[first id, last id, ISO time]]: ids passed while missing, which may still commit.
+    gaps = models.JSONField(default=list)
     updated_at = models.DateTimeField(null=True)
 
     def __str__(self) -> str:

@@ -7,19 +7,23 @@ import datetime as dt
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.test import Client, override_settings
 from django.utils import timezone
 
 from dmp.access.actors import AccessMode
 from dmp.accounts.services import LoginFailed, login_start
+from dmp.audit.actions import AuditAction, Outcome
+from dmp.audit.models import AuditEvent
+from dmp.audit.services import audit_record
 from dmp.common import clock
 from dmp.common.staff import OPERATOR_GROUP
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.selectors import DocumentQuery, document_search
 from dmp.documents.services import submission_register
 from dmp.pilotage import middleware, services
-from dmp.pilotage.models import DailyActiveUser, FedRecord, MetricCounter
-from dmp.pilotage.selectors import overview
+from dmp.pilotage.models import AggregationCursor, DailyActiveUser, FedRecord, MetricCounter
+from dmp.pilotage.selectors import metric_total, overview
 from dmp.pilotage.services import pilotage_refresh
 
 
@@ -118,3 +122,78 @@ def test_request_areas_are_bounded_by_the_url_configuration(db, client, monkeypa
     client.get("/")
     areas = MetricCounter.objects.filter(metric="http_area").values_list("dimension", flat=True)
     assert set(areas) == {"other", "pilotage", "faq", "home"}
+
+
+@pytest.fixture
+def at(monkeypatch):
+    """Pins the clock; refreshes then use the real LAG."""
+    monkeypatch.setattr(services, "LAG", dt.timedelta(seconds=5))
+
+    def pin(moment: dt.datetime) -> None:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    return pin
+
+
+def test_the_cursor_waits_for_an_older_event_behind_a_younger_one(personas, at):
+    # occurred_at is read before the chain lock (and on each node's clock): the event with
+    # the smaller id can be the younger one.
+    t0 = clock.now() + dt.timedelta(hours=1)
+    at(t0)
+    pilotage_refresh()
+    before = metric_total("record_created")
+    caller = personas.ps(personas.dr_bernard)
+    for moment in (t0 + dt.timedelta(seconds=10), t0):
+        at(moment)
+        with transaction.atomic():
+            audit_record(caller=caller, action=AuditAction.RECORD_CREATE)
+    at(t0 + dt.timedelta(seconds=6))  # only the second event is older than LAG
+    pilotage_refresh()
+    at(t0 + dt.timedelta(minutes=5))
+    pilotage_refresh()
+    assert metric_total("record_created") == before + 2
+
+
+def committed(event_id: int, moment: dt.datetime) -> None:
+    """The row of a transaction that was given `event_id` and commits now. One connection
+    cannot make another's commit order, so the row is written with its id."""
+    AuditEvent.objects.create(
+        id=event_id,
+        chain=32_000,
+        sequence=event_id,
+        occurred_at=moment,
+        action=AuditAction.RECORD_CREATE,
+        outcome=Outcome.SUCCESS,
+        actor_kind="professional",
+        actor_id="node-b",
+        previous_hash="0" * 64,
+        hash="0" * 64,
+    )
+
+
+def missing_ids() -> set[int]:
+    gaps = AggregationCursor.objects.get(name=services.AUDIT_CURSOR).gaps
+    return {event_id for first, last, _ in gaps for event_id in range(first, last + 1)}
+
+
+def test_an_id_committed_after_a_greater_one_is_still_counted(personas, at):
+    t0 = clock.now() + dt.timedelta(hours=1)
+    at(t0)
+    pilotage_refresh()
+    before = metric_total("record_created")
+    top = AuditEvent.objects.order_by("-id").values_list("id", flat=True)[0]
+    committed(top + 2, t0)
+    at(t0 + dt.timedelta(minutes=1))
+    pilotage_refresh()  # passes top + 1, still in flight
+    committed(top + 1, t0)
+    committed(top + 4, t0)
+    at(t0 + dt.timedelta(minutes=2))
+    pilotage_refresh()
+    assert metric_total("record_created") == before + 3
+    assert top + 1 not in missing_ids()
+    assert top + 3 in missing_ids()
+    # A gap never filled is a rolled back transaction: it is forgotten after SETTLE.
+    at(t0 + dt.timedelta(minutes=3) + services.SETTLE)
+    pilotage_refresh()
+    assert top + 3 not in missing_ids()
+    assert metric_total("record_created") == before + 3
