@@ -43,7 +43,11 @@ class DailyActiveUser(models.Model):
 
 
 class FedRecord(models.Model):
-    """Internal id of a record that has received at least one document (sharing rate)."""
+    """Internal id of a record that has received at least one document.
+
+    Looked up by key only, never counted: it tells whether a document is a record's first
+    (record_fed) and whether a closure or reactivation changes the fed active records.
+    """
 
     record_id = models.BigIntegerField(primary_key=True)
     first_document_at = models.DateTimeField()

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import itertools
 from collections import Counter
-from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -120,22 +119,41 @@ def _count_event(counters: Counter[CounterKey], event: AuditEvent) -> None:
         counters[(hour, metric, dimension)] += 1
 
 
-def _aggregate(events: Iterable[AuditEvent]) -> None:
+FEEDING = {AuditAction.DOCUMENT_PUBLISH, AuditAction.DOCUMENT_REPLACE}
+STATUS_CHANGES = {
+    AuditAction.RECORD_CLOSE: "fed_record_closed",
+    AuditAction.RECORD_REACTIVATE: "fed_record_reactivated",
+}
+
+
+def _aggregate(events: list[AuditEvent]) -> None:
     counters: Counter[CounterKey] = Counter()
     active: set[tuple[dt.date, str, str]] = set()
-    fed: dict[int, dt.datetime] = {}
+    lifecycle: list[tuple[int, AuditAction, dt.datetime]] = []
     for event in events:
         _count_event(counters, event)
         if event.outcome == Outcome.SUCCESS and event.actor_id:
             # Days are French days (TIME_ZONE), not the UTC ones the database gives.
             day = timezone.localdate(event.occurred_at)
             active.add((day, event.actor_kind, pseudonym(event.actor_id)))
-        if (
-            event.outcome == Outcome.SUCCESS
-            and event.record_id is not None
-            and event.action in {AuditAction.DOCUMENT_PUBLISH, AuditAction.DOCUMENT_REPLACE}
-        ):
-            fed.setdefault(event.record_id, event.occurred_at)
+        changes_fed = event.action in FEEDING or event.action in STATUS_CHANGES
+        if changes_fed and event.outcome == Outcome.SUCCESS and event.record_id is not None:
+            lifecycle.append((event.record_id, AuditAction(event.action), event.occurred_at))
+    # The sharing rate is over active records, so fed records are counted like records are
+    # (record_created, record_closed...): when first fed, closed and reactivated, in id order.
+    fed_ids = set(
+        FedRecord.objects.filter(record_id__in={record for record, _, _ in lifecycle}).values_list(
+            "record_id", flat=True
+        )
+    )
+    fed: dict[int, dt.datetime] = {}
+    for record, action, moment in lifecycle:
+        if action in FEEDING and record not in fed_ids:
+            fed_ids.add(record)
+            fed[record] = moment
+            counters[(hour_of(moment), "record_fed", "")] += 1
+        elif action in STATUS_CHANGES and record in fed_ids:
+            counters[(hour_of(moment), STATUS_CHANGES[action], "")] += 1
     add_counters(counters)
     DailyActiveUser.objects.bulk_create(
         [DailyActiveUser(day=day, actor_kind=kind, actor_hash=digest) for day, kind, digest in active],

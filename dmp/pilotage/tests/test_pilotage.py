@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 
 import pytest
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dmp.access.actors import AccessMode
@@ -25,6 +28,8 @@ from dmp.pilotage import middleware, services
 from dmp.pilotage.models import AggregationCursor, DailyActiveUser, FedRecord, MetricCounter
 from dmp.pilotage.selectors import metric_total, overview
 from dmp.pilotage.services import pilotage_refresh
+from dmp.records.models import ClosureReason
+from dmp.records.services import record_close, record_reactivate
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +202,38 @@ def test_an_id_committed_after_a_greater_one_is_still_counted(personas, at):
     pilotage_refresh()
     assert top + 3 not in missing_ids()
     assert metric_total("record_created") == before + 3
+
+
+def test_the_sharing_rate_is_over_active_records_and_counts_no_table(personas):
+    feed(personas)
+    alice = personas.alice
+    record_close(caller=personas.patient(alice), record=alice.record, reason=ClosureReason.PATIENT_REQUEST)
+    pilotage_refresh()
+    with CaptureQueriesContext(connection) as queries:
+        o = overview()
+    assert not [q for q in queries if "pilotage_fedrecord" in q["sql"]]
+    assert (o.records_active, o.records_fed, o.sharing_rate) == (1, 0, 0.0)  # Léo only
+    record_reactivate(caller=personas.ps(personas.dr_bernard), ins=alice.identifier, consent=True)
+    pilotage_refresh()
+    o = overview()
+    assert (o.records_active, o.records_fed, o.sharing_rate) == (2, 1, 50.0)
+
+
+def test_the_fed_record_counters_are_seeded_from_what_was_aggregated(personas):
+    feed(personas)
+    alice = personas.alice
+    record_close(caller=personas.patient(alice), record=alice.record, reason=ClosureReason.PATIENT_REQUEST)
+    pilotage_refresh()
+    fed_metrics = ["record_fed", "fed_record_closed", "fed_record_reactivated"]
+    aggregated = {metric: metric_total(metric) for metric in fed_metrics}
+    MetricCounter.objects.filter(metric__in=fed_metrics).delete()
+    importlib.import_module("dmp.pilotage.migrations.0003_seed_fed_record_counters").seed(apps, None)
+    assert (
+        {metric: metric_total(metric) for metric in fed_metrics}
+        == aggregated
+        == {
+            "record_fed": 1,
+            "fed_record_closed": 1,
+            "fed_record_reactivated": 0,
+        }
+    )
