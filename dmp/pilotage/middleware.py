@@ -19,6 +19,18 @@ from dmp.pilotage.services import CounterKey, add_counters, hour_of
 FLUSH_SECONDS = 5.0
 
 
+def request_area(request: HttpRequest) -> str:
+    """The first segment of the URL pattern that served the request, "other" if none did.
+
+    Taken from the pattern and not from the path, so that the dimensions are bounded by the
+    URL configuration: a path made up by any anonymous client (404s) adds no counter row.
+    """
+    match = request.resolver_match
+    if match is None:
+        return "other"
+    return match.route.split("/", 1)[0][:32] or "home"
+
+
 class RequestMetricsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -32,7 +44,7 @@ class RequestMetricsMiddleware:
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         hour = hour_of(clock.now())
         status_class = f"{response.status_code // 100}xx"
-        area = request.path.strip("/").split("/", 1)[0][:32] or "home"
+        area = request_area(request)
         with self._lock:
             self._pending[(hour, "http_requests", status_class)] += 1
             self._pending[(hour, "http_area", area)] += 1

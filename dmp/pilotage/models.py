@@ -43,7 +43,11 @@ class DailyActiveUser(models.Model):
 
 
 class FedRecord(models.Model):
-    """Internal id of a record that has received at least one document (sharing rate)."""
+    """Internal id of a record that has received at least one document.
+
+    Looked up by key only, never counted: it tells whether a document is a record's first
+    (record_fed) and whether a closure or reactivation changes the fed active records.
+    """
 
     record_id = models.BigIntegerField(primary_key=True)
     first_document_at = models.DateTimeField()
@@ -53,8 +57,12 @@ class FedRecord(models.Model):
 
 
 class AggregationCursor(models.Model):
+    """How far the audit trail is aggregated: every id up to last_id, except the gaps."""
+
     name = models.CharField(max_length=32, primary_key=True)
     last_id = models.BigIntegerField(default=0)
+    # [[first id, last id, ISO time]]: ids passed while missing, which may still commit.
+    gaps = models.JSONField(default=list)
     updated_at = models.DateTimeField(null=True)
 
     def __str__(self) -> str:

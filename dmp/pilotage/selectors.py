@@ -6,9 +6,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from dmp.common import clock
-from dmp.pilotage.models import AggregationCursor, DailyActiveUser, FedRecord, MetricCounter
+from dmp.pilotage.models import AggregationCursor, DailyActiveUser, MetricCounter
 from dmp.pilotage.services import AUDIT_CURSOR, hour_of
 from dmp.support.selectors import ticket_stats
 
@@ -53,7 +54,7 @@ class Overview:
     aggregated_until_event: int
     records_active: int
     records_closed: int
-    records_fed: int
+    records_fed: int  # active records that have received a document
     sharing_rate: float | None
     documents_published: int
     documents_by_class: dict[str, int]
@@ -80,14 +81,19 @@ def overview() -> Overview:
     closed = metric_total("record_closed")
     reactivated = metric_total("record_reactivated")
     active = max(created - closed + reactivated, 0)
-    fed = FedRecord.objects.count()
+    fed = (
+        metric_total("record_fed")
+        - metric_total("fed_record_closed")
+        + metric_total("fed_record_reactivated")
+    )
+    fed = max(fed, 0)
     requests = metric_total("http_requests", since=day_ago)
     latency_total = metric_total("http_latency_ms", since=day_ago)
     cursor = AggregationCursor.objects.filter(name=AUDIT_CURSOR).first()
     tickets = ticket_stats(days=30)
     active_today = {
         row["actor_kind"]: int(row["n"])
-        for row in DailyActiveUser.objects.filter(day=now.date())
+        for row in DailyActiveUser.objects.filter(day=timezone.localdate(now))
         .values("actor_kind")
         .annotate(n=Count("actor_hash"))
     }

@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from dmp.common import clock
 from dmp.support.models import Ticket
@@ -64,7 +65,8 @@ def ticket_stats(*, days: int = 30) -> TicketStats:
     )
     first_responses, resolutions = [], []
     for created, first, resolved in window.values_list("created_at", "first_response_at", "resolved_at"):
-        day = created.date().isoformat()
+        # The database gives UTC: a ticket of 00:30 in Paris belongs to that French day.
+        day = timezone.localdate(created).isoformat()
         stats.per_day[day] = stats.per_day.get(day, 0) + 1
         if first is not None:
             first_responses.append((first - created).total_seconds() / 60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -9,6 +11,7 @@ from django.test import Client
 
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
+from dmp.common import clock
 from dmp.common.errors import ValidationFailed
 from dmp.common.staff import HELPDESK_GROUP
 from dmp.support.models import Ticket, TicketEvent
@@ -71,6 +74,13 @@ def test_statistics_count_categories_and_response_times(db):
     assert stats.open_incidents == 1
     assert stats.median_first_response_minutes is not None
     assert stats.median_resolution_hours is not None
+
+
+def test_tickets_per_day_follow_the_french_calendar(db, monkeypatch):
+    # 00:30 on 11 March in Paris is still 10 March in UTC.
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime(2026, 3, 10, 23, 30, tzinfo=dt.UTC))
+    ticket_open(REQUEST, author="agent")
+    assert ticket_stats(days=30).per_day == {"2026-03-11": 1}
 
 
 def test_pages_are_staff_only(db, client):
