@@ -15,7 +15,7 @@ from django.conf import settings
 from dmp.cda.validation import CoherenceFacts, validate_cda
 from dmp.common import clock
 from dmp.common.errors import ErrorCode, Problem
-from dmp.documents.metadata import CodedValue, DocumentInput, SubmissionInput, is_unique_id
+from dmp.documents.metadata import Author, CodedValue, DocumentInput, SubmissionInput, is_unique_id
 from dmp.documents.models import AssociationType, Confidentiality
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
 from dmp.terminology import class_for_type, value_set
@@ -156,6 +156,7 @@ def document_problems(document: DocumentInput, index: int) -> list[Problem]:
                     f"{where}.author[{position}]",
                 )
             )
+        problems.extend(_author_size_problems(author, f"{where}.author[{position}]"))
     if len(document.title) > 256:
         problems.append(Problem(ErrorCode.INVALID, "title is longer than 256 characters", f"{where}.title"))
     problems.extend(_time_problems(document, where))
@@ -164,6 +165,23 @@ def document_problems(document: DocumentInput, index: int) -> list[Problem]:
     for check in EXTRA_DOCUMENT_CHECKS:
         problems.extend(check(document))
     return problems
+
+
+def _author_size_problems(author: Author, where: str) -> list[Problem]:
+    """The author values kept in indexed columns (documents.DocumentAuthor) must fit them: a
+    longer one is refused here, not left to the database (PostgreSQL fails, SQLite stores it)."""
+    columns = (
+        ("PS identifier", author.person_id, 64),
+        ("name", author.display_name, 256),
+        ("structure identifier", author.structure_id, 40),
+        ("role", author.roles[0] if author.roles else "", 16),
+        ("specialty", author.specialties[0] if author.specialties else "", 16),
+    )
+    return [
+        Problem(ErrorCode.INVALID, f"the author's {label} is longer than {size} characters", where)
+        for label, value, size in columns
+        if len(value) > size
+    ]
 
 
 def submission_problems(submission: SubmissionInput) -> list[Problem]:

@@ -142,3 +142,27 @@ def test_what_the_api_shows_of_a_stored_document_reads_back_as_the_registry_row(
         timeout=10,
     ).json()
     assert [e["resource"]["id"] for e in related["entry"]] == [resource["id"]]
+
+
+def test_an_author_value_too_long_for_its_column_is_refused_on_every_database(xds_kit, personas):
+    """A PractitionerRole code longer than the indexed author column reached the database:
+    PostgreSQL failed the request (found by the mutation test), SQLite stored it."""
+    token = xds_kit.token(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    submission = submission_for(
+        ins=personas.alice.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=[DocumentDraft()],
+    )
+    (document,) = submission.documents
+    long_role = document.authors[0].model_copy(update={"roles": ("R" * 40,)})
+    submission = submission.model_copy(
+        update={"documents": (document.model_copy(update={"authors": (long_role,)}),)}
+    )
+    before = DocumentEntry.objects.count()
+    answer = requests.post(
+        f"{xds_kit.base_url}/fhir/", data=json.dumps(bundle_for(submission)), headers=headers, timeout=10
+    )
+    assert answer.status_code == 422
+    assert "role is longer than 16" in answer.text
+    assert DocumentEntry.objects.count() == before
