@@ -213,6 +213,9 @@ def checked_lot(
     skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
     if signed.signed_at > at + skew:
         raise _refused("the lot is signed in the future")
+    # The signing time is kept as proof and checked again by lot_signatures_verify: it must be
+    # one at which the certificate was valid (a backdated lot passed here, then failed there).
+    _check_chain(signed.certificate, signed.signed_at)
     member = signature.entry_uuid
     lot = submission.model_copy(
         update={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from lxml import etree
 
@@ -305,3 +307,34 @@ def test_the_dev_kit_signs_lots_without_django(xds_kit, tmp_path):
     signed = SubmissionInput.model_validate_json((tmp_path / "signed.json").read_text())
     bernard = xds_kit.client(xds_kit.personas.dr_bernard)
     assert bernard.provide_and_register(signed, sign_lot=False).ok
+
+
+def test_a_lot_signed_at_a_time_its_certificate_was_not_valid_is_refused(xds_kit):
+    """The signing time is kept as proof and checked again later at that time: a lot claiming to
+    be signed before its certificate existed was accepted, then reported broken by the check."""
+    from signxml import methods
+    from signxml.algorithms import DigestAlgorithm, SignatureMethod
+    from signxml.xades.xades import XAdESDataObjectFormat, XAdESSigner, xades_tag
+
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    backdated = bernard.certificate.not_valid_before_utc - dt.timedelta(days=30)
+
+    class BackdatedSigner(XAdESSigner):
+        def add_signing_time(self, signed_signature_properties, sig_root, signing_settings):
+            when = etree.SubElement(
+                signed_signature_properties, xades_tag("SigningTime"), nsmap=self.namespaces
+            )
+            when.text = backdated.isoformat(timespec="seconds")
+
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    signer = BackdatedSigner(
+        method=methods.enveloping,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        data_object_format=XAdESDataObjectFormat(Description="Manifeste", MimeType=dsg.MIME_TYPE),
+    )
+    documents = tuple(d for d in lot.documents if not dsg.is_signature(d))
+    content = etree.tostring(
+        signer.sign(dsg.manifest(documents), key=bernard.key, cert=[bernard.certificate])
+    )
+    _refused(bernard, _with_signature(lot, content), "XDSRegistryError", "outside its validity")
