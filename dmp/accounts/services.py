@@ -273,6 +273,9 @@ def account_activate(*, code: str, identifier: str, password: str, client_addres
             )
         )
     elif WebAccount.objects.filter(identifier=identifier).exclude(pk=account.pk).exists():
+        # The answer tells that the identifier is someone's: it costs like a failed login, or a
+        # code's holder could list the identifiers of the country (and lock them out).
+        _spend_address_budget(client_address)
         problems.append(Problem(ErrorCode.CONFLICT, _("Cet identifiant n'est pas disponible."), "identifier"))
     problems += [
         Problem(ErrorCode.INVALID, message, "password")

@@ -13,6 +13,7 @@ from dmp.accounts import totp
 from dmp.accounts.models import LoginChallenge, OutboxMessage, WebAccount
 from dmp.accounts.passwords import password_problems
 from dmp.accounts.services import (
+    ADDRESS_BUDGET,
     MAX_FAILURES,
     LoginFailed,
     Throttled,
@@ -34,6 +35,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.verify import verify_audit_trail
 from dmp.common.errors import Forbidden, NotFound, ValidationFailed
+from dmp.records.services import authorisation_self
 
 
 def _snapshot(account: WebAccount) -> tuple[object, ...]:
@@ -380,3 +382,21 @@ def test_the_activation_code_command_acts_as_the_professional(personas):
             email="x@example.org",
             stdout=io.StringIO(),
         )
+
+
+def test_probing_identifiers_with_an_activation_code_spends_the_address_budget(personas):
+    """An activation code's holder learnt, without limit, which identifiers were taken."""
+    active_account(personas)  # "alice.martin" is taken
+    moreau = personas.ps(personas.dr_moreau)
+    authorisation_self(caller=moreau, ins=personas.leo.identifier, grant=True)
+    code = account_initialise(
+        caller=moreau,
+        record=personas.leo.record,
+        otp_channel="email",
+        otp_destination="leo@example.org",
+    )
+    for _ in range(ADDRESS_BUDGET):
+        with pytest.raises(ValidationFailed):
+            account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD, client_address="192.0.2.7")
+    with pytest.raises(Throttled):
+        account_activate(code=code, identifier="leo.libre", password=PASSWORD, client_address="192.0.2.7")
