@@ -314,7 +314,8 @@ def test_a_lot_signed_at_a_time_its_certificate_was_not_valid_is_refused(xds_kit
     be signed before its certificate existed was accepted, then reported broken by the check."""
     from signxml import methods
     from signxml.algorithms import DigestAlgorithm, SignatureMethod
-    from signxml.xades.xades import XAdESDataObjectFormat, XAdESSigner, xades_tag
+    from signxml.util import xades_tag
+    from signxml.xades.xades import XAdESDataObjectFormat, XAdESSigner
 
     bernard = xds_kit.client(xds_kit.personas.dr_bernard)
     backdated = bernard.certificate.not_valid_before_utc - dt.timedelta(days=30)
