@@ -7,6 +7,7 @@ unreachable ciphertext collected by `manage.py blobs_gc`).
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -516,7 +517,15 @@ def submission_register(
             # One submission at a time per record: replacement chains stay linear. The decision is
             # taken again under the lock: the record may have been closed, or the caller blocked,
             # while the bytes were stored (changes of status and authorisations lock it too).
-            locked = Record.objects.select_for_update().select_related("patient").get(pk=plan.record.pk)
+            locked = copy.copy(plan.record)  # the patient does not change; what the policy reads may
+            for name, value in (
+                Record.objects.select_for_update()
+                .filter(pk=plan.record.pk)
+                .values("status", "opposes_break_glass", "opposes_centre_15")
+                .get()
+                .items()
+            ):
+                setattr(locked, name, value)
             facts = record_facts(caller.actor, locked)
             if (refusal := _publication_refusal(caller, facts, submission.documents)) is not None:
                 raise _RefusedAfterLock(facts, *refusal)
