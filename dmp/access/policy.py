@@ -189,6 +189,7 @@ class Reason(StrEnum):
     PATIENT_AUTHORED_ONLY = "patient_authored_only"
     NOT_CURRENT = "document_not_current"
     NO_DOCUMENT = "no_document"
+    SECRET_CONNECTION = "secret_connection"  # noqa: S105 - a reason code, not a credential
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +264,15 @@ _PATIENT_ALLOWED = frozenset(
         Action.DOCUMENT_MASK,
     }
 )
+# What a minor's legal representatives see and can undo: not to be changed in secret connection.
+_SHARED_WITH_REPRESENTATIVES = frozenset(
+    {
+        Action.AUTHORISATION_MANAGE,
+        Action.EXPRESSION_WRITE,
+        Action.RECORD_UPDATE_ADMIN,
+        Action.RECORD_CLOSE,
+    }
+)
 # What the patient may still do once the record is closed: read it and take it away.
 _PATIENT_ALLOWED_WHEN_CLOSED = frozenset(
     {
@@ -297,6 +307,10 @@ def _decide_patient_side(request: AccessRequest, matrix: HabilitationMatrix) -> 
         return _deny(Reason.DEFAULT_DENY)
     if record.status is RecordStatus.CLOSED and action not in _PATIENT_ALLOWED_WHEN_CLOSED:
         return _deny(Reason.RECORD_CLOSED)
+    if request.actor.secret_connection and action in _SHARED_WITH_REPRESENTATIVES:
+        # The secret connection hides the documents it adds from the legal representatives;
+        # these settings they read and change, so the minor does not change them in secret.
+        return _deny(Reason.SECRET_CONNECTION)
     document = request.document
     if document is None:
         return _allow(granted)

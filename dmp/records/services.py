@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
@@ -362,6 +363,10 @@ _CHANGE_AUDIT = {
 }
 
 
+_PATIENT_SIDE: Final = frozenset({ActorKind.PATIENT, ActorKind.LEGAL_REPRESENTATIVE})
+_PATIENT_SIDE_KINDS: Final = frozenset(kind.value for kind in _PATIENT_SIDE)
+
+
 def _lock_authorisations(record: Record) -> None:
     """Serialises the authorisation changes of `record` (its row locked until the commit): two
     creations of one grantee's row cannot race into the unique constraint."""
@@ -393,6 +398,15 @@ def _apply_authorisation(
                 "changed_by_kind": caller.actor.kind.value,
             },
         )
+        if (
+            row.status == Authorisation.Status.BLOCKED
+            and row.changed_by_kind in _PATIENT_SIDE_KINDS
+            and caller.actor.kind not in _PATIENT_SIDE
+            and change is not AuthorisationChange.BLOCK
+        ):
+            # A block is the patient's (or legal representative's) to lift: a médecin traitant
+            # managing the authorisations does not undo it.
+            raise Forbidden("this block was set by the patient: only the patient can lift it")
         row.status = _CHANGE_STATUS[change]
         row.grantee_name = grantee_name or row.grantee_name
         row.expires_at = expires_at if change is AuthorisationChange.GRANT else None

@@ -4,14 +4,18 @@ médecin traitant, TD0.4, closure and reactivation; each refusal changes nothing
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from dmp.access.actors import Caller, Channel
 from dmp.access.policy import AuthorisationStatus
 from dmp.audit.models import AuditEvent
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
+from dmp.identity.actors import patient_actor
 from dmp.identity.ins import Ins, InsAuthority
 from dmp.records.access import record_by_ins
-from dmp.records.models import Authorisation, ClosureReason, GranteeKind, Record
+from dmp.records.models import Authorisation, ClosureReason, GranteeKind, Record, TrustedPerson
 from dmp.records.selectors import records_authorised_for
 from dmp.records.services import (
     AuthorisationChange,
@@ -22,6 +26,7 @@ from dmp.records.services import (
     record_create,
     record_reactivate,
     record_test,
+    trusted_person_add,
 )
 
 pytestmark = pytest.mark.django_db
@@ -216,3 +221,67 @@ def test_td04_reads_the_role_from_the_ps_row_and_leaves_out_a_blocked_structure(
     assert listed()[record.pk] is True
     structure_gets(AuthorisationChange.BLOCK)
     assert record.pk not in listed()
+
+
+def test_a_block_the_patient_set_is_the_patients_to_lift(personas):
+    """The médecin traitant manages authorisations, but lifted the patient's own blocks: the
+    blocked doctor could then authorise themselves again."""
+    record = record_by_ins(personas.alice.identifier)
+    authorisation_change(
+        caller=personas.patient(personas.alice),
+        record=record,
+        grantee_kind=GranteeKind.PROFESSIONAL,
+        grantee_id=personas.dr_durand.national_id,
+        change=AuthorisationChange.BLOCK,
+    )
+    for change in (AuthorisationChange.GRANT, AuthorisationChange.REMOVE):
+        with pytest.raises(Forbidden, match="only the patient"):
+            authorisation_change(
+                caller=personas.ps(personas.dr_bernard),
+                record=record,
+                grantee_kind=GranteeKind.PROFESSIONAL,
+                grantee_id=personas.dr_durand.national_id,
+                change=change,
+            )
+    assert Authorisation.objects.get(grantee_id=personas.dr_durand.national_id).status == (
+        Authorisation.Status.BLOCKED
+    )
+    lifted = authorisation_change(
+        caller=personas.patient(personas.alice),
+        record=record,
+        grantee_kind=GranteeKind.PROFESSIONAL,
+        grantee_id=personas.dr_durand.national_id,
+        change=AuthorisationChange.GRANT,
+    )
+    assert lifted.status == Authorisation.Status.VALID
+
+
+def test_in_secret_connection_the_minor_changes_nothing_the_parents_see(personas):
+    """The secret connection hides the documents the minor adds; the authorisations, the
+    expression space and the oppositions are the parents' to read and undo, so changing them in
+    secret told the parents what the minor did."""
+    leo = personas.leo
+    secret = Caller(actor=replace(patient_actor(leo), secret_connection=True), channel=Channel.PATIENT_PORTAL)
+    before = list(Authorisation.objects.filter(record=leo.record).values_list("grantee_id", "status"))
+    with pytest.raises(Forbidden, match="secret_connection"):
+        authorisation_change(
+            caller=secret,
+            record=leo.record,
+            grantee_kind=GranteeKind.STRUCTURE,
+            grantee_id=personas.chu.id_nat,
+            change=AuthorisationChange.GRANT,
+        )
+    with pytest.raises(Forbidden, match="secret_connection"):
+        trusted_person_add(
+            caller=secret, record=leo.record, role="CONFIANCE", family_name="Ami", given_name="Secret"
+        )
+    assert list(Authorisation.objects.filter(record=leo.record).values_list("grantee_id", "status")) == before
+    assert not TrustedPerson.objects.filter(record=leo.record).exists()
+    # Outside the secret connection the minor manages them as before.
+    trusted_person_add(
+        caller=personas.patient(leo),
+        record=leo.record,
+        role="CONFIANCE",
+        family_name="Ami",
+        given_name="Connu",
+    )
