@@ -201,18 +201,27 @@ def _traces_csv(caller: Caller, record: Record) -> bytes:
     for event in record_traces_shown(caller=caller, record=record).iterator(chunk_size=2000):
         writer.writerow(
             [
-                event.occurred_at.isoformat(),
-                event.actor_name or event.actor_id,
-                event.actor_kind,
-                event.actor_structure_name,
-                action_label(event.action),
-                event.access_mode,
-                event.access_reason,
-                event.outcome,
-                event.document_unique_id,
+                _cell(value)
+                for value in (
+                    event.occurred_at.isoformat(),
+                    event.actor_name or event.actor_id,
+                    event.actor_kind,
+                    event.actor_structure_name,
+                    action_label(event.action),
+                    event.access_mode,
+                    event.access_reason,
+                    event.outcome,
+                    event.document_unique_id,
+                )
             ]
         )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: names and reasons come from professionals' software,
+    and one starting with = + - @ would be run as a formula when the patient opens the file."""
+    return f"'{value}" if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
 
 
 def _expression_text(space: ExpressionSpace | None, persons: list[TrustedPerson]) -> bytes:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -78,10 +80,22 @@ class MaskForm(forms.Form):
     masked = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
+def _xml_text(value: str) -> None:
+    """A note becomes a CDA document: characters XML cannot hold are refused here (they were a
+    server error when the document was built)."""
+    if _NOT_XML.search(value):
+        raise forms.ValidationError(_("Le texte contient un caractère non autorisé."))
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 class NoteForm(forms.Form):
     type_code = forms.ChoiceField(label=_("Type de document"), choices=list(PATIENT_TYPES.items()))
-    title = forms.CharField(label=_("Titre"), max_length=200)
-    text = forms.CharField(label=_("Texte"), max_length=20000, widget=forms.Textarea(attrs={"rows": 8}))
+    title = forms.CharField(label=_("Titre"), max_length=200, validators=[_xml_text])
+    text = forms.CharField(
+        label=_("Texte"), max_length=20000, widget=forms.Textarea(attrs={"rows": 8}), validators=[_xml_text]
+    )
 
 
 class AuthorisationForm(forms.Form):

@@ -6,6 +6,7 @@ from dmp.access.actors import Caller
 from dmp.documents.builders import DocumentDraft, author_for, cda_patient_for, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
+from dmp.records.access import representative_public_id
 from dmp.records.models import Record
 
 # typeCodes of class 90 "Expression personnelle du patient" (ASS_X16).
@@ -21,10 +22,19 @@ def patient_note_publish(
 ) -> DocumentEntry:
     """Publish a note written by the patient (or the legal representative) in their record."""
     patient = record.patient
+    family_name, given_name = patient.used_family_name or patient.birth_family_name, patient.first_given_name
+    representative_id = representative_public_id(caller.actor)
+    representative = (
+        patient.legal_representatives.filter(public_id=representative_id).first()
+        if representative_id
+        else None
+    )
+    if representative is not None:  # the parent wrote it, not the minor
+        family_name, given_name = representative.family_name, representative.given_name
     author = author_for(
         person_id=caller.actor.person_id,
-        family_name=patient.used_family_name or patient.birth_family_name,
-        given_name=patient.first_given_name,
+        family_name=family_name,
+        given_name=given_name,
         profession_code="",
         specialty_code="",
     )

