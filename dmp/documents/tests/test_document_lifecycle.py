@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 
 import pytest
 
@@ -18,7 +19,7 @@ from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, Va
 from dmp.documents import services as documents_services
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import AssociationInput, ConfidentialityChange, FolderInput
-from dmp.documents.models import AssociationType, DocumentEntry, Folder
+from dmp.documents.models import AssociationType, DocumentEntry, DocumentEntryVersion, Folder
 from dmp.documents.selectors import (
     CodeMatch,
     DocumentQuery,
@@ -677,3 +678,57 @@ def test_the_search_limit_counts_the_documents_shown_not_those_hidden(personas):
         found = document_search(caller=moreau, record=record, query=DocumentQuery(limit=limit))
         assert [v.document.title for v in found] == ["ancien"], limit
     assert len(document_search(caller=bernard, record=record, query=DocumentQuery(limit=2))) == 2
+
+
+def test_a_legal_representative_sees_the_ordinary_traces(personas):
+    """The secret-connection filter compared a missing JSON key with true: NULL in SQL, so the
+    exclusion dropped every event and a parent saw no trace at all."""
+    bernard = personas.ps(personas.dr_bernard)
+    publish(personas, bernard, [DocumentDraft(title="Vaccins")], patient=personas.leo)
+    mother = personas.representative(personas.alice_as_mother)
+    actions = {(e.action, e.actor_id) for e in shown_traces(mother, personas.leo.record)}
+    assert (AuditAction.DOCUMENT_PUBLISH, personas.dr_bernard.national_id) in actions
+
+
+def test_the_traces_of_a_record_of_many_announced_documents(personas):
+    """Each document announced (INVISIBLE_PATIENT lifted) hides the events before its
+    announcement: one OR term per document went past SQLite's expression depth."""
+    bernard = personas.ps(personas.dr_bernard)
+    moreau = personas.ps(personas.dr_moreau)
+    alice = personas.patient(personas.alice)
+    (announced,) = publish(
+        personas, bernard, [DocumentDraft(title="Résultat", confidentiality=("N", "INVISIBLE_PATIENT"))]
+    ).documents
+    document_retrieve(caller=moreau, unique_id=announced.unique_id)  # before the announcement
+    document_change_confidentiality(
+        caller=bernard,
+        entry_uuid=announced.entry_uuid,
+        change=ConfidentialityChange(code="INVISIBLE_PATIENT", enabled=False),
+    )
+    document_retrieve(caller=bernard, unique_id=announced.unique_id)  # after it
+    template = DocumentEntry.objects.get(pk=announced.pk)
+    copies = []
+    for n in range(1500):
+        copy = DocumentEntry.objects.get(pk=announced.pk)
+        copy.pk, copy.logical_id = None, uuid.uuid4()
+        copy.entry_uuid, copy.unique_id = f"urn:uuid:{uuid.uuid4()}", f"1.2.250.1.999.77.{n}"
+        copies.append(copy)
+    DocumentEntry.objects.bulk_create(copies)
+    history = DocumentEntryVersion.objects.get(document=template)
+    DocumentEntryVersion.objects.bulk_create(
+        DocumentEntryVersion(
+            document=copy,
+            entry_uuid=f"urn:uuid:{uuid.uuid4()}",
+            version=history.version,
+            snapshot=history.snapshot,
+            superseded_at=history.superseded_at,
+            superseded_by_id=history.superseded_by_id,
+        )
+        for copy in DocumentEntry.objects.filter(unique_id__startswith="1.2.250.1.999.77.")
+    )
+    reads = {
+        e.actor_id
+        for e in shown_traces(alice, personas.alice.record)
+        if e.document_unique_id == announced.unique_id and e.action == AuditAction.DOCUMENT_RETRIEVE
+    }
+    assert reads == {personas.dr_bernard.national_id}
