@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
@@ -75,8 +76,17 @@ class _References:
         if resource.get("id"):
             self._resources.setdefault(f"{resource.get('resourceType')}/{resource['id']}", resource)
 
-    def get(self, reference: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    def get(
+        self, reference: dict[str, Any] | None, kind: str, *, within: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The resource of `kind` a reference names. `#id` names first a resource contained in
+        `within`, the resource holding the reference (FHIR: local to it; every document of a
+        bundle may contain its own `#author-0`), then one contained elsewhere in the bundle."""
         target = str((reference or {}).get("reference", ""))
+        if within is not None and target.startswith("#"):
+            for contained in within.get("contained") or []:
+                if f"#{contained.get('id', '')}" == target and contained.get("resourceType") == kind:
+                    return dict(contained)
         found = self._resources.get(target)
         if found is None and target.startswith("#"):
             found = self._resources.get(f"{kind}/{target[1:]}")
@@ -84,7 +94,11 @@ class _References:
 
 
 def _patient_cx(
-    subject: dict[str, Any] | None, where: str, references: _References, server_patient: ServerPatient
+    subject: dict[str, Any] | None,
+    where: str,
+    references: _References,
+    server_patient: ServerPatient,
+    within: dict[str, Any] | None = None,
 ) -> str:
     """The patient's INS, from a logical reference, a Patient of the bundle or one of ours."""
     subject = subject or {}
@@ -92,7 +106,7 @@ def _patient_cx(
     system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
     if system and value:
         return f"{value}^^^&{system_oid(system)}&ISO^NH"
-    patient = references.get(subject, "Patient")
+    patient = references.get(subject, "Patient", within=within)
     if patient is not None:
         for candidate in patient.get("identifier") or []:
             oid = system_oid(str(candidate.get("system", "")))
@@ -272,6 +286,7 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
     associations: list[AssociationInput] = []
     for index, (url, resource) in enumerate(document_references):
         where = f"DocumentReference[{index}]"
+        resolve = functools.partial(references.get, within=resource)
         content = (resource.get("content") or [{}])[0]
         attachment = content.get("attachment") or {}
         binary = references.get({"reference": str(attachment.get("url", ""))}, "Binary")
@@ -320,11 +335,11 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 service_start_time=_time(period.get("start"), f"{where}.context.period"),
                 service_stop_time=_time(period.get("end"), f"{where}.context.period"),
                 patient_id=_patient_cx(
-                    resource.get("subject"), f"{where}.subject", references, server_patient
+                    resource.get("subject"), f"{where}.subject", references, server_patient, resource
                 ),
-                authors=tuple(read_author(a, references.get) for a in resource.get("author") or []),
-                legal_authenticator=read_authenticator(resource.get("authenticator"), references.get),
-                source_patient_info=read_source_patient(context.get("sourcePatientInfo"), references.get),
+                authors=tuple(read_author(a, resolve) for a in resource.get("author") or []),
+                legal_authenticator=read_authenticator(resource.get("authenticator"), resolve),
+                source_patient_info=read_source_patient(context.get("sourcePatientInfo"), resolve),
                 reference_ids=tuple(
                     _reference_id(r, f"{where}.context.related") for r in context.get("related") or []
                 ),

@@ -166,3 +166,35 @@ def test_an_author_value_too_long_for_its_column_is_refused_on_every_database(xd
     assert answer.status_code == 422
     assert "role is longer than 16" in answer.text
     assert DocumentEntry.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_each_document_of_a_bundle_keeps_its_own_contained_people(personas):
+    """`#author-0` is local to the DocumentReference holding it: every document of a bundle read
+    the first document's author, authenticator and patient."""
+    bernard = author_of(personas.dr_bernard, personas.cabinet)
+    submission = rich(
+        submission_for(ins=personas.alice.identifier, author=bernard, drafts=[DocumentDraft()] * 2)
+    )
+    moreau = (
+        submission_for(
+            ins=personas.alice.identifier,
+            author=author_of(personas.dr_moreau, personas.chu),
+            drafts=[DocumentDraft()],
+        )
+        .documents[0]
+        .authors
+    )
+    first, second = submission.documents
+    second = second.model_copy(
+        update={
+            "authors": moreau,
+            "legal_authenticator": "810000010024^MOREAU^Claire^^^^^^&1.2.250.1.71.4.2.1&ISO",
+        }
+    )
+    submission = submission.model_copy(update={"documents": (first, second)})
+    read = parse_bundle(json.loads(json.dumps(bundle_for(submission)))).documents
+    assert [[a.person_id for a in d.authors] for d in read] == [
+        [a.person_id for a in d.authors] for d in (first, second)
+    ]
+    assert [d.legal_authenticator.split("^")[0] for d in read] == ["810000010016", "810000010024"]
