@@ -862,8 +862,11 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
     """Writes one planned change as one new metadata version (none if nothing differs)."""
     change = planned.change
     document = DocumentEntry.objects.select_for_update().get(pk=planned.document.pk)
-    if document.entry_uuid != change.entry_uuid or (
-        change.status is not None and document.availability_status != planned.document.availability_status
+    # Any change of status since the decision (a replacement deprecating the document, say)
+    # voids it: a flag would land on the old version and leave the current one unmasked.
+    if (
+        document.entry_uuid != change.entry_uuid
+        or document.availability_status != planned.document.availability_status
     ):
         raise Conflict("the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT)
     flips = [

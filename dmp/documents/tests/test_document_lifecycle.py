@@ -15,7 +15,7 @@ from dmp.audit.models import AuditEvent
 from dmp.audit.verify import verify_audit_trail
 from dmp.cda.header import extract_header
 from dmp.common import clock
-from dmp.common.errors import ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
+from dmp.common.errors import Conflict, ErrorCode, Forbidden, IntegrityError, NotFound, ValidationFailed
 from dmp.documents import services as documents_services
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import AssociationInput, ConfidentialityChange, FolderInput
@@ -732,3 +732,26 @@ def test_the_traces_of_a_record_of_many_announced_documents(personas):
         if e.document_unique_id == announced.unique_id and e.action == AuditAction.DOCUMENT_RETRIEVE
     }
     assert reads == {personas.dr_bernard.national_id}
+
+
+def test_masking_a_document_replaced_meanwhile_is_a_conflict(personas, monkeypatch):
+    """The patient's masking was decided on the current version; the author's replacement
+    committed before it was written: it landed on the deprecated version, the new one stayed
+    visible to every PS, and the patient was told it was masked."""
+    bernard = personas.ps(personas.dr_bernard)
+    (first,) = publish(personas, bernard, [DocumentDraft(title="v1")]).documents
+    plan = documents_services._plan_change
+
+    def plan_then_replace(*args, **kwargs):
+        planned = plan(*args, **kwargs)
+        publish(personas, bernard, [DocumentDraft(title="v2")], replaces={0: first.entry_uuid})
+        return planned
+
+    monkeypatch.setattr(documents_services, "_plan_change", plan_then_replace)
+    with pytest.raises(Conflict):
+        document_change_confidentiality(
+            caller=personas.patient(personas.alice),
+            entry_uuid=first.entry_uuid,
+            change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+        )
+    assert not DocumentEntry.objects.get(pk=first.pk).masked_to_professionals
