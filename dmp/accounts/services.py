@@ -45,6 +45,7 @@ from dmp.identity.actors import patient_actor, representative_actor
 from dmp.identity.models import LegalRepresentative
 from dmp.records.access import access_loaded_record, is_minor, record_subject
 from dmp.records.models import Record
+from dmp.records.selectors import traces_visible_to
 from dmp.records.services import record_mark_web_account
 
 ACTIVATION_DAYS = 14
@@ -640,7 +641,18 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
         for account in accounts:
             if account.representative_id is not None and not is_minor(account.record):
                 continue  # a legal representative acts only while the patient is a minor
-            fresh = by_record[account.record_id]
+            # Only what this holder's history shows: an access to a document hidden from them
+            # (awaiting its announcement, invisible to the parents, the minor's secret
+            # connection) must not reach them by a notice either.
+            fresh = list(
+                traces_visible_to(
+                    caller_for(account),
+                    account.record,
+                    AuditEvent.objects.filter(pk__in=[e.pk for e in by_record[account.record_id]]),
+                ).order_by("pk")
+            )
+            if not fresh:
+                continue
             who = sorted({f"{e.actor_name or e.actor_id} ({e.actor_structure_name})" for e in fresh})
             mode_words = {
                 "bris_de_glace": "en urgence (bris de glace)",

@@ -47,7 +47,7 @@ from dmp.documents.models import (
 )
 from dmp.records.access import RecordAccess, access_loaded_record, record_facts
 from dmp.records.models import Record
-from dmp.records.selectors import record_traces
+from dmp.records.selectors import record_traces, traces_visible_to
 
 MAX_RESULTS = 5000
 
@@ -431,12 +431,19 @@ def _without_spans(
 
 
 def record_traces_shown(*, caller: Caller, record: Record) -> QuerySet[AuditEvent]:
-    """The record's access traces for its patient or legal representative, without the events
-    about a document while it was hidden from that caller (invisible to the patient until the
-    announcement consultation, or to legal representatives): its publication, readings and
-    changes would tell what the document list does not. A legal representative does not see
-    what was done in the minor's secret connection either."""
-    events = record_traces(caller=caller, record=record)
+    """The record's access traces for its patient or legal representative (audited), as
+    `without_hidden_events` leaves them."""
+    return traces_visible_to(caller, record, record_traces(caller=caller, record=record))
+
+
+def without_hidden_events(
+    caller: Caller, record: Record, events: QuerySet[AuditEvent]
+) -> QuerySet[AuditEvent]:
+    """`events` without those about a document while it was hidden from `caller` (invisible to
+    the patient until the announcement consultation, or to legal representatives): its
+    publication, readings and changes would tell what the document list does not. A legal
+    representative does not see what was done in the minor's secret connection either.
+    Registered in records.selectors.TRACE_FILTERS (see apps.py)."""
     facts = record_facts(caller.actor, record)
     versions: dict[int, list[DocumentEntryVersion]] = defaultdict(list)
     for version in DocumentEntryVersion.objects.filter(document__record=record).order_by("version"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from django.db import transaction
@@ -107,6 +108,19 @@ def authorisations_of_record(*, caller: Caller, record: Record) -> QuerySet[Auth
         .exclude(status=Authorisation.Status.REMOVED)
         .order_by("grantee_kind", "grantee_name")
     )
+
+
+# Narrow a record's events to those its patient or legal representative may be shown. The
+# documents layer registers the rule (it knows which documents are hidden from whom, and when);
+# the traces page, the export and the exceptional-access notices all go through it.
+TRACE_FILTERS: list[Callable[[Caller, Record, QuerySet[AuditEvent]], QuerySet[AuditEvent]]] = []
+
+
+def traces_visible_to(caller: Caller, record: Record, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    """`events` (of `record`) without those hidden from the patient-side `caller`."""
+    for narrow in TRACE_FILTERS:
+        events = narrow(caller, record, events)
+    return events
 
 
 def record_traces(

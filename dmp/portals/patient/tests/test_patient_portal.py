@@ -742,3 +742,28 @@ def test_the_traces_file_holds_no_spreadsheet_formula(personas, alice_client):
     cells = [cell for row in rows for cell in row]
     assert f"'{reason}" in cells
     assert not [cell for cell in cells if cell[:1] in {"=", "+", "-", "@"}]
+
+
+def test_an_exceptional_access_to_a_document_hidden_from_them_is_not_notified(personas, alice_client):
+    """The notice was built from the raw trail: a break-glass read of a document awaiting its
+    announcement told the patient (and one invisible to the parents told the mother) what the
+    history, rightly, did not."""
+    _representative_account(personas)
+    glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason="urgence")
+    awaiting = publish_for(
+        personas, personas.alice, title="Annonce", confidentiality=("N", "INVISIBLE_PATIENT")
+    )
+    secret = publish_for(
+        personas, personas.leo, title="Contraception", confidentiality=("N", "INVISIBLE_REPRESENTANTS_LEGAUX")
+    )
+    for document in (awaiting, secret):
+        document_retrieve(caller=glass, unique_id=document.unique_id)
+    OutboxMessage.objects.all().delete()
+    exceptional_access_notify()
+    assert not OutboxMessage.objects.filter(
+        destination__in=["alice@example.org", "maman@example.org"]
+    ).exists()
+    # A visible document's exceptional access is still notified.
+    document_retrieve(caller=glass, unique_id=publish_for(personas, personas.alice, title="Bilan").unique_id)
+    assert exceptional_access_notify() == 1
+    assert OutboxMessage.objects.filter(destination="alice@example.org").exists()
