@@ -61,8 +61,11 @@ class CodeMatch(NamedTuple):
     scheme: str = ""
 
     def matches(self, coded: Mapping[str, Any]) -> bool:
-        """Whether a stored coded value ({"code", "scheme", …}) is this one."""
-        return coded.get("code") == self.code and (not self.scheme or coded.get("scheme") == self.scheme)
+        """Whether a stored coded value ({"code", "scheme", …}) is this one (an empty code: any
+        code of the scheme, as FHIR reads `system|`)."""
+        return (not self.code or coded.get("code") == self.code) and (
+            not self.scheme or coded.get("scheme") == self.scheme
+        )
 
 
 def any_code_matches(wanted: Iterable[CodeMatch], codes: Iterable[Mapping[str, Any]]) -> bool:
@@ -143,7 +146,10 @@ def _code_filter(column: str, wanted: Sequence[CodeMatch]) -> Q:
     """Any of `wanted` in the indexed code `column` and, where a match names one, its scheme."""
     matching = Q()
     for match in wanted:
-        matching |= Q(**{column: match.code, **({f"{column}_scheme": match.scheme} if match.scheme else {})})
+        matching |= Q(
+            **({column: match.code} if match.code else {}),
+            **({f"{column}_scheme": match.scheme} if match.scheme else {}),
+        )
     return matching
 
 
@@ -194,20 +200,21 @@ def _visible_matching(
     counts what is shown: taken before the policy (and the filters on JSON codes), hidden
     documents took slots, and moving the date bounds told how many there were and when."""
     wanted = max(1, min(query.limit, MAX_RESULTS))
+    size = max(wanted, 200)  # a limit of 1 (the emergency page) must not read rows one by one
     matching = _filtered(record, query)
     found: list[tuple[DocumentEntry, Decision]] = []
     offset = 0
     while len(found) < wanted:
-        batch = of_one_record(matching[offset : offset + wanted], record, wanted)
+        batch = of_one_record(matching[offset : offset + size], record, size)
         rows = batch
         for group in query.event_codes:
             rows = _json_code_filter(rows, "event_codes", group)
         for group in query.confidentiality_codes:
             rows = _json_code_filter(rows, "confidentiality_codes", group)
         found += visible_documents(caller, facts, rows)
-        if len(batch) < wanted:
+        if len(batch) < size:
             break
-        offset += wanted
+        offset += size
     return found[:wanted]
 
 

@@ -139,11 +139,13 @@ def _json_body(request: HttpRequest) -> Any:
 
 
 def fhir_view(
-    scope: str, methods: list[str]
+    scope: str, methods: list[str], *, every_profile: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Authenticate the bearer token, then turn domain errors into OperationOutcomes.
 
-    `scope` is what reading needs; any change (PATCH, POST) needs the write scope."""
+    `scope` is what reading needs; any change (PATCH, POST) needs the write scope. The scope's
+    homologation profile is checked too, unless the interaction belongs to `every_profile`
+    (a PS's own traces, as on SOAP)."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
@@ -158,7 +160,7 @@ def fhir_view(
                 response["WWW-Authenticate"] = 'Bearer realm="opendmp"'
                 return response
             try:
-                if (profile := SCOPE_PROFILES.get(needed)) is not None:
+                if not every_profile and (profile := SCOPE_PROFILES.get(needed)) is not None:
                     software_profile_check(caller.actor.software, profile)
             except SoftwareProfileMissing as exc:
                 return _outcome(403, "forbidden", exc.message)
@@ -310,8 +312,8 @@ def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
 
 
 def _code_match(token: str) -> CodeMatch:
-    """A FHIR token, `system|code` (the system as the registry's scheme), or `code` or `|code`
-    (any scheme: every registry code has one)."""
+    """A FHIR token, `system|code` (the system as the registry's scheme), `code` or `|code` (any
+    scheme: every registry code has one), or `system|` (any code of that system)."""
     system, _, code = token.rpartition("|")
     return CodeMatch(code, system_oid(system) if system else "")
 
@@ -320,7 +322,7 @@ def _token_groups(request: HttpRequest, name: str) -> tuple[tuple[CodeMatch, ...
     """One group per repetition of `name` (AND), its comma-separated codes within (OR)."""
     groups = []
     for raw in request.GET.getlist(name):
-        codes = tuple(_code_match(v) for v in raw.split(",") if v.rpartition("|")[2])
+        codes = tuple(_code_match(v) for v in raw.split(",") if v.strip("|"))
         if codes:
             groups.append(codes)
     return tuple(groups)
@@ -608,7 +610,7 @@ def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse
     return _json(_searchset([resource], request, total=1))
 
 
-@fhir_view(READ, ["GET"])
+@fhir_view(READ, ["GET"], every_profile=True)
 def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """The caller's own actions (a PS sees its traces; the patient sees theirs on the portal),
     newest first, in pages linked by a cursor (the last event shown), not an offset: the reading

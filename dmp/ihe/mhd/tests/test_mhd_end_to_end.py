@@ -81,6 +81,8 @@ def test_fhir_submit_search_retrieve_replace_mask_archive_and_agree_with_soap(xd
     assert len(search(client, type="http://loinc.org|11502-2")) == 1
     assert len(search(client, type="|11502-2")) == 1
     assert search(client, type="urn:oid:1.2.3|11502-2") == []
+    assert len(search(client, type="http://loinc.org|")) == 2  # any code of that system
+    assert search(client, type="urn:oid:1.2.3|") == []
     assert len(search(client, **{"security-label": "urn:oid:2.16.840.1.113883.5.25|N"})) == 2
     assert search(client, **{"security-label": "urn:oid:1.2.3|N"}) == []
     assert len(search(client, facility="SA07", setting="AMBULATOIRE")) == 2
@@ -586,3 +588,19 @@ def test_a_consultation_only_software_reads_but_does_not_feed(xds_kit, personas)
     assert refused.status_code == 403
     assert "Alimentation" in refused.text
     assert DocumentEntry.objects.count() == before
+
+
+def test_a_feeding_only_software_reads_its_own_traces(xds_kit, personas):
+    """A PS's own traces belong to every homologation profile, as on SOAP."""
+    _, number = software_register(vendor="Producteur", name="Alimentation FHIR", profiles=["ALIMENTATION"])
+    token = xds_kit.token(personas.dr_bernard, homologation=number)
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{xds_kit.base_url}/fhir/"
+    assert requests.get(base + "AuditEvent", headers=headers, timeout=10).status_code == 200
+    refused = requests.get(
+        base + "DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|285033523810113"},
+        headers=headers,
+        timeout=10,
+    )
+    assert refused.status_code == 403
