@@ -130,10 +130,14 @@ def account_initialise(
     otp_channel: str = "",
     otp_destination: str = "",
     gateway: MessageGateway | None = None,
+    revoke_current: bool = False,
 ) -> str:
     """TD1.5a: open (or re-issue) the web account of the holder or of a minor's legal representative.
 
-    Returns the activation code the professional hands over; only its hash is kept.
+    Returns the activation code the professional hands over; only its hash is kept. An active
+    account keeps working until the new code is activated (and a login with it cancels the
+    re-issue), unless `revoke_current`: the holder, in front of the professional, reports that
+    someone else holds their access, which ends at once.
     """
     access_loaded_record(
         caller,
@@ -176,7 +180,17 @@ def account_initialise(
         account.activation_expires_at = clock.now() + dt.timedelta(days=ACTIVATION_DAYS)
         account.created_by_id = caller.actor.person_id
         reissue = account.status == WebAccount.Status.ACTIVE
-        if reissue:
+        if reissue and revoke_current:
+            (gateway or default_gateway()).send(
+                channel=account.otp_channel,
+                destination=account.otp_destination,
+                subject="DMP : votre accès a été révoqué",
+                body=(
+                    f"Le {clock.now():%d/%m/%Y à %H:%M}, {caller.actor.display_name} a révoqué votre "
+                    "accès au DMP et remis un nouveau code d'activation, à la demande du titulaire."
+                ),
+            )
+        if reissue and not revoke_current:
             # The holder may be the one who lost access, or a professional may be taking it
             # over: the current credentials keep working and the holder is told; logging in
             # with them cancels the re-issue (whoever can log in needs no new code).
@@ -214,6 +228,7 @@ def account_initialise(
                 "account": str(account.public_id),
                 "representative": representative is not None,
                 **({"reissue": True} if reissue else {}),
+                **({"revoked": True} if reissue and revoke_current else {}),
             },
         )
     return code

@@ -400,3 +400,23 @@ def test_probing_identifiers_with_an_activation_code_spends_the_address_budget(p
             account_activate(code=code, identifier=IDENTIFIER, password=PASSWORD, client_address="192.0.2.7")
     with pytest.raises(Throttled):
         account_activate(code=code, identifier="leo.libre", password=PASSWORD, client_address="192.0.2.7")
+
+
+def test_a_reissue_can_revoke_an_access_someone_else_holds(personas):
+    """The holder, in front of the PS, reports that someone else uses their access: that person's
+    login would cancel a plain re-issue, so the PS revokes the current access at once."""
+    active_account(personas)
+    code = account_initialise(
+        caller=personas.ps(personas.dr_bernard),
+        record=personas.alice.record,
+        otp_channel="email",
+        otp_destination="alice.new@example.org",
+        revoke_current=True,
+    )
+    with pytest.raises(LoginFailed):
+        login_start(identifier=IDENTIFIER, password=PASSWORD)
+    notice = OutboxMessage.objects.filter(destination="alice@example.org").order_by("-pk").first()
+    assert notice is not None
+    assert "révoqué" in notice.subject
+    account = account_activate(code=code, identifier="alice.reprise", password=PASSWORD)
+    assert account.otp_destination == "alice.new@example.org"

@@ -480,6 +480,7 @@ def web_account_transaction(context: Context) -> Outcome:
         representative=representative,
         otp_channel=body.get("otpChannel", "").strip().lower(),
         otp_destination=body.get("otpDestination", ""),
+        revoke_current=body.get("revokeCurrent", "").strip().lower() == "true",
     )
     return Outcome(_dmp("WebAccountResponse", status="EN_ATTENTE_ACTIVATION", activationCode=code))
 

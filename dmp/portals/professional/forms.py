@@ -240,3 +240,10 @@ class WebAccountForm(forms.Form):
     destination = forms.CharField(
         label=_("Adresse ou numéro (vide : celui du dossier)"), max_length=200, required=False
     )
+    revoke_current = forms.BooleanField(
+        label=_(
+            "Le patient, présent, signale que quelqu'un d'autre utilise son accès : le révoquer "
+            "tout de suite (sinon l'accès actuel reste valable jusqu'à l'activation du nouveau code)"
+        ),
+        required=False,
+    )

@@ -408,6 +408,7 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
             record=loaded,
             otp_channel=form.cleaned_data["channel"],
             otp_destination=form.cleaned_data["destination"],
+            revoke_current=form.cleaned_data["revoke_current"],
         )
     except ValidationFailed as error:
         messages.error(request, " ".join(problem.message for problem in error.problems))
