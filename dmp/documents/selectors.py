@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,7 +100,7 @@ class DocumentQuery:
     author_persons: tuple[str, ...] = ()  # any of them (OR); SQL LIKE wildcards % and _
     unique_ids: tuple[str, ...] = ()
     entry_uuids: tuple[str, ...] = ()
-    limit: int = MAX_RESULTS
+    limit: int | None = MAX_RESULTS  # None: no cap (the patient's export takes everything)
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,11 @@ def _visible_matching(
     """The first `query.limit` documents matching `query` that the caller may see. The limit
     counts what is shown: taken before the policy (and the filters on JSON codes), hidden
     documents took slots, and moving the date bounds told how many there were and when."""
-    wanted = max(1, min(query.limit, MAX_RESULTS))
-    size = max(wanted, 200)  # a limit of 1 (the emergency page) must not read rows one by one
+    # limit=None: every one (the patient's export), read by batches.
+    wanted = max(1, min(query.limit, MAX_RESULTS)) if query.limit is not None else sys.maxsize
+    size = max(
+        min(wanted, MAX_RESULTS), 200
+    )  # a limit of 1 (the emergency page) must not read rows one by one
     matching = _filtered(record, query)
     found: list[tuple[DocumentEntry, Decision]] = []
     offset = 0
@@ -237,8 +241,12 @@ def document_search(*, caller: Caller, record: Record, query: DocumentQuery) -> 
     return visible
 
 
-def _visible_uuids(caller: Caller, facts: RecordFacts, record: Record) -> dict[str, VisibleDocument]:
-    everything = DocumentQuery(statuses=frozenset(DocumentStatus) - {DocumentStatus.DELETED})
+def _visible_uuids(
+    caller: Caller, facts: RecordFacts, record: Record, *, capped: bool = True
+) -> dict[str, VisibleDocument]:
+    everything = DocumentQuery(
+        statuses=frozenset(DocumentStatus) - {DocumentStatus.DELETED}, limit=MAX_RESULTS if capped else None
+    )
     return {
         d.entry_uuid: VisibleDocument(d, decision)
         for d, decision in _visible_matching(caller, facts, record, everything)
@@ -251,12 +259,14 @@ def record_contents(
     record: Record,
     statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED}),
     audit_label: str = "GetAll",
+    capped: bool = True,
 ) -> RecordContents:
-    """Everything of the record the caller may see (GetAll and the Get*AndContents queries)."""
+    """Everything of the record the caller may see (GetAll and the Get*AndContents queries):
+    the MAX_RESULTS newest documents, or all of them when not `capped` (the export)."""
     access = access_loaded_record(
         caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
     )
-    visible = _visible_uuids(caller, access.facts, record)
+    visible = _visible_uuids(caller, access.facts, record, capped=capped)
     contents = _contents_for(record, visible, statuses)
     _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(contents.documents), audit_label)
     return contents

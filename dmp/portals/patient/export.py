@@ -14,9 +14,11 @@ from __future__ import annotations
 import csv
 import html
 import io
+import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass
+from typing import IO, Final
 
 from django.conf import settings
 from fpdf import FPDF
@@ -56,7 +58,9 @@ SUBSET_PATIENT_SCHEME = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
 class ExportedDocument:
     document: DocumentEntry
     file_name: str
-    content: bytes
+
+
+SPOOL_BYTES: Final = 8 * 1024 * 1024  # an export larger than this is built on disk
 
 
 def _slot(parent: etree._Element, name: str, value: str) -> None:
@@ -239,39 +243,37 @@ def _expression_text(space: ExpressionSpace | None, persons: list[TrustedPerson]
     return "\n".join(lines).encode("utf-8")
 
 
-def _exported_documents(caller: Caller, record: Record) -> list[ExportedDocument]:
-    contents = record_contents(caller=caller, record=record, statuses=EXPORT_STATUSES, audit_label="Export")
-    exported = []
-    for index, visible in enumerate(
-        sorted(contents.documents, key=lambda v: v.document.creation_time), start=1
-    ):
-        retrieved = document_retrieve(caller=caller, unique_id=visible.document.unique_id)
-        extension = "XML" if retrieved.document.mime_type.endswith("xml") else "BIN"
-        exported.append(
-            ExportedDocument(retrieved.document, f"DOC{index:05d}.{extension}", retrieved.content)
-        )
-    return exported
-
-
-def record_export_zip(*, caller: Caller, record: Record) -> bytes:
-    """The IHE XDM package of everything the caller may see of the record (audited RECORD_EXPORT)."""
+def record_export_zip(*, caller: Caller, record: Record) -> IO[bytes]:
+    """The IHE XDM package of everything the caller may see of the record (audited RECORD_EXPORT),
+    as a file positioned at its start. Every visible document, however many (the searches' cap
+    does not apply); each is written as it is read, and the package goes to disk past a few MB,
+    so a large record does not sit in memory."""
     access = record_read(
         caller=caller, record=record, action=Action.RECORD_EXPORT, audit_action=AuditAction.RECORD_EXPORT
     )
     record = access.record
-    documents = _exported_documents(caller, record)
+    contents = record_contents(
+        caller=caller, record=record, statuses=EXPORT_STATUSES, audit_label="Export", capped=False
+    )
     space = ExpressionSpace.objects.filter(record=record).first()
     persons = list(TrustedPerson.objects.filter(record=record).order_by("pk"))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    package: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned open
+    documents: list[ExportedDocument] = []
+    with zipfile.ZipFile(package, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.TXT", README.encode("utf-8"))
+        ordered = sorted(contents.documents, key=lambda v: v.document.creation_time)
+        for index, visible in enumerate(ordered, start=1):
+            retrieved = document_retrieve(caller=caller, unique_id=visible.document.unique_id)
+            extension = "XML" if retrieved.document.mime_type.endswith("xml") else "BIN"
+            item = ExportedDocument(retrieved.document, f"DOC{index:05d}.{extension}")
+            archive.writestr(f"{SUBSET}/{item.file_name}", retrieved.content)
+            documents.append(item)
         archive.writestr("INDEX.HTM", _index_html(record, documents))
         archive.writestr(f"{SUBSET}/METADATA.XML", metadata_xml(record, documents))
-        for item in documents:
-            archive.writestr(f"{SUBSET}/{item.file_name}", item.content)
         archive.writestr("TRACES.CSV", _traces_csv(caller, record))
         archive.writestr("EXPRESSION.TXT", _expression_text(space, persons))
-    return buffer.getvalue()
+    package.seek(0)
+    return package
 
 
 def _pdf_text(value: str) -> str:

