@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dmp.documents.metadata import CodedValue, DocumentInput, SubmissionInput
 from dmp.identity.ins import parse_hl7_ins
-from dmp.ihe.mhd.contained import authenticator_resources, author_resources, source_patient_resources
+from dmp.ihe.mhd.contained import people
 from opendmp_client.vihf import VihfClaims
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -145,12 +145,7 @@ def _document_entries(
         context["event"] = [_concept(c) for c in document.event_codes]
     if document.reference_ids:
         context["related"] = [{"identifier": {"value": r}} for r in document.reference_ids]
-    contained: list[dict[str, Any]] = []
-    authors = []
-    for index, author in enumerate(document.authors):
-        author_reference, resources = author_resources(author, f"author-{index}")
-        authors.append(author_reference)
-        contained += resources
+    shown = people(document.authors, document.legal_authenticator, document.source_patient_info)
     attachment: dict[str, Any] = {
         "contentType": document.mime_type,
         "url": binary_url,
@@ -169,7 +164,7 @@ def _document_entries(
         "type": _concept(document.type_code),
         "category": [_concept(document.class_code)],
         "subject": subject,
-        "author": authors,
+        "author": shown.authors,
         "securityLabel": [_concept(c) for c in document.confidentiality_codes],
         "content": [
             {
@@ -184,14 +179,12 @@ def _document_entries(
     }
     if document.comments:
         reference["description"] = document.comments
-    if document.legal_authenticator:
-        reference["authenticator"], resources = authenticator_resources(document.legal_authenticator)
-        contained += resources
-    if document.source_patient_info:
-        context["sourcePatientInfo"], resources = source_patient_resources(document.source_patient_info)
-        contained += resources
-    if contained:
-        reference["contained"] = contained
+    if shown.authenticator:
+        reference["authenticator"] = shown.authenticator
+    if shown.source_patient:
+        context["sourcePatientInfo"] = shown.source_patient
+    if shown.contained:
+        reference["contained"] = shown.contained
     if replaces:
         reference["relatesTo"] = [
             {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}

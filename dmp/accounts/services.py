@@ -122,6 +122,13 @@ def _normalise_activation_code(code: str) -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
+def _tell_holder(account: WebAccount, gateway: MessageGateway | None, subject: str, body: str) -> None:
+    """A message to the account's current one-time-code destination."""
+    (gateway or default_gateway()).send(
+        channel=account.otp_channel, destination=account.otp_destination, subject=subject, body=body
+    )
+
+
 def account_initialise(
     *,
     caller: Caller,
@@ -180,15 +187,14 @@ def account_initialise(
         account.activation_expires_at = clock.now() + dt.timedelta(days=ACTIVATION_DAYS)
         account.created_by_id = caller.actor.person_id
         reissue = account.status == WebAccount.Status.ACTIVE
+        told = f"Le {clock.now():%d/%m/%Y à %H:%M}, {caller.actor.display_name} a "
         if reissue and revoke_current:
-            (gateway or default_gateway()).send(
-                channel=account.otp_channel,
-                destination=account.otp_destination,
-                subject="DMP : votre accès a été révoqué",
-                body=(
-                    f"Le {clock.now():%d/%m/%Y à %H:%M}, {caller.actor.display_name} a révoqué votre "
-                    "accès au DMP et remis un nouveau code d'activation, à la demande du titulaire."
-                ),
+            _tell_holder(
+                account,
+                gateway,
+                "DMP : votre accès a été révoqué",
+                told + "révoqué votre accès au DMP et remis un nouveau code d'activation, à la demande "
+                "du titulaire.",
             )
         if reissue and not revoke_current:
             # The holder may be the one who lost access, or a professional may be taking it
@@ -196,16 +202,13 @@ def account_initialise(
             # with them cancels the re-issue (whoever can log in needs no new code).
             account.pending_otp_channel = otp_channel
             account.pending_otp_destination = destination
-            (gateway or default_gateway()).send(
-                channel=account.otp_channel,
-                destination=account.otp_destination,
-                subject="DMP : un nouvel accès à votre dossier a été demandé",
-                body=(
-                    f"Le {clock.now():%d/%m/%Y à %H:%M}, {caller.actor.display_name} a demandé un "
-                    "nouveau code d'activation de votre accès au DMP. Votre accès actuel reste valable "
-                    "jusqu'à l'activation du nouveau code.\nSi vous n'êtes pas à l'origine de cette "
-                    "demande, connectez-vous à votre DMP : la demande sera annulée."
-                ),
+            _tell_holder(
+                account,
+                gateway,
+                "DMP : un nouvel accès à votre dossier a été demandé",
+                told + "demandé un nouveau code d'activation de votre accès au DMP. Votre accès actuel "
+                "reste valable jusqu'à l'activation du nouveau code.\nSi vous n'êtes pas à l'origine de "
+                "cette demande, connectez-vous à votre DMP : la demande sera annulée.",
             )
         else:
             account.status = WebAccount.Status.PENDING

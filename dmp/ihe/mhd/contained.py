@@ -10,6 +10,7 @@ metadata whichever channel it went in and out by.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from dmp.documents.metadata import Author
@@ -141,6 +142,32 @@ def source_patient_resources(
     if fields.get("PID-8"):
         patient["gender"] = GENDERS.get(fields["PID-8"], "unknown")
     return {"reference": f"#{key}"}, [patient]
+
+
+@dataclass
+class People:
+    """The people of a document as FHIR: DocumentReference.author, .authenticator,
+    .context.sourcePatientInfo (None when absent) and the resources to contain for them."""
+
+    authors: list[dict[str, Any]]
+    authenticator: dict[str, Any] | None
+    source_patient: dict[str, Any] | None
+    contained: list[dict[str, Any]]
+
+
+def people(authors: Iterable[Author], legal_authenticator: str, source_patient_info: Sequence[str]) -> People:
+    result = People([], None, None, [])
+    for index, author in enumerate(authors):
+        reference, resources = author_resources(author, f"author-{index}")
+        result.authors.append(reference)
+        result.contained += resources
+    if legal_authenticator:
+        result.authenticator, resources = authenticator_resources(legal_authenticator)
+        result.contained += resources
+    if source_patient_info:
+        result.source_patient, resources = source_patient_resources(source_patient_info)
+        result.contained += resources
+    return result
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Final
 from dmp.access.policy import DocumentStatus
 from dmp.documents.metadata import Author, CodedValue
 from dmp.documents.models import Confidentiality, DocumentEntry, SubmissionSet
-from dmp.ihe.mhd.contained import authenticator_resources, author_resources, source_patient_resources
+from dmp.ihe.mhd.contained import people
 
 LOINC_OID: Final = "2.16.840.1.113883.6.1"
 NOS: Final = "https://mos.esante.gouv.fr/NOS/{0}/FHIR/{1}"
@@ -119,34 +119,19 @@ def fhir_id(entry_uuid: str) -> str:
     return entry_uuid.removeprefix("urn:uuid:")
 
 
-def _people(document: DocumentEntry) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
-    """The author References, the other References (authenticator, sourcePatientInfo) and the
-    resources the DocumentReference contains for them."""
-    contained: list[dict[str, Any]] = []
-    authors = []
-    for index, stored in enumerate(document.authors):
-        reference, resources = author_resources(Author.model_validate(stored), f"author-{index}")
-        authors.append(reference)
-        contained += resources
-    others: dict[str, Any] = {}
-    if document.legal_authenticator:
-        others["authenticator"], resources = authenticator_resources(document.legal_authenticator)
-        contained += resources
-    if document.source_patient_info:
-        others["sourcePatientInfo"], resources = source_patient_resources(document.source_patient_info)
-        contained += resources
-    return authors, others, contained
-
-
 def document_reference(document: DocumentEntry) -> dict[str, Any]:
     status = DocumentStatus(document.availability_status)
     ins_value, ins_oid = _ins_parts(document.patient_id)
-    authors, others, contained = _people(document)
+    shown = people(
+        (Author.model_validate(a) for a in document.authors),
+        document.legal_authenticator,
+        document.source_patient_info,
+    )
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": fhir_id(document.entry_uuid),
         "meta": {"profile": [PROFILE_DOCUMENT], "versionId": str(document.version)},
-        "contained": contained or None,
+        "contained": shown.contained or None,
         "masterIdentifier": master_identifier(document.unique_id),
         "identifier": [
             {"use": "official", "system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{document.logical_id}"}
@@ -157,8 +142,8 @@ def document_reference(document: DocumentEntry) -> dict[str, Any]:
         "category": [concept(document.class_code, document.class_code_scheme, document.class_code_display)],
         "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
         "date": fhir_time(document.registered_at),
-        "author": authors,
-        "authenticator": others.get("authenticator"),
+        "author": shown.authors,
+        "authenticator": shown.authenticator,
         "securityLabel": [
             concept(c.get("code", ""), c.get("scheme", ""), c.get("display", ""))
             for c in document.confidentiality_codes
@@ -205,7 +190,7 @@ def document_reference(document: DocumentEntry) -> dict[str, Any]:
                 document.practice_setting_code_display,
             ),
             "related": [{"identifier": {"value": r}} for r in document.reference_ids] or None,
-            "sourcePatientInfo": others.get("sourcePatientInfo"),
+            "sourcePatientInfo": shown.source_patient,
         },
         "description": document.comments or None,
     }
