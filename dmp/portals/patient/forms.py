@@ -80,6 +80,10 @@ class MaskForm(forms.Form):
     masked = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
+class DocumentDeleteForm(forms.Form):
+    entry_uuid = forms.CharField(max_length=64, widget=forms.HiddenInput)
+
+
 def _xml_text(value: str) -> None:
     """A note becomes a CDA document: characters XML cannot hold are refused here (they were a
     server error when the document was built)."""

@@ -16,6 +16,7 @@ urlpatterns = [
     path("documents/<str:unique_id>/", views.document_detail, name="document"),
     path("documents/<str:unique_id>/pdf/", views.document_pdf, name="document_pdf"),
     path("documents/<str:unique_id>/masquage/", views.document_mask, name="document_mask"),
+    path("documents/<str:unique_id>/suppression/", views.document_delete, name="document_delete"),
     path("acces/", views.access, name="access"),
     path("acces/modifier/", views.access_change, name="access_change"),
     path("acces/oppositions/", views.access_oppositions, name="access_oppositions"),

@@ -50,7 +50,7 @@ from dmp.common.addresses import client_address
 from dmp.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, record_traces_shown
-from dmp.documents.services import document_change_confidentiality
+from dmp.documents.services import document_change_confidentiality, document_change_status
 from dmp.records.models import ClosureReason, GranteeKind, Record
 from dmp.records.selectors import authorisations_of_record
 from dmp.records.services import (
@@ -259,7 +259,14 @@ def document_detail(request: HttpRequest, patient: PatientSession, unique_id: st
     mask_form = forms.MaskForm(
         initial={"entry_uuid": document.entry_uuid, "masked": not document.masked_to_professionals}
     )
-    context = {"patient": patient, "document": document, "body": body, "mask_form": mask_form}
+    delete_form = forms.DocumentDeleteForm(initial={"entry_uuid": document.entry_uuid})
+    context = {
+        "patient": patient,
+        "document": document,
+        "body": body,
+        "mask_form": mask_form,
+        "delete_form": delete_form,
+    }
     return render(request, "patient_portal/document.html", context)
 
 
@@ -299,6 +306,29 @@ def document_mask(request: HttpRequest, patient: PatientSession, unique_id: str)
     else:
         messages.success(request, _("Le document est de nouveau visible par les professionnels autorisés."))
     return redirect("patient_portal:document", unique_id=document.unique_id)
+
+
+@require_POST
+@patient_required
+def document_delete(request: HttpRequest, patient: PatientSession, unique_id: str) -> HttpResponse:
+    """The patient (or the legal representative) withdraws a note of their expression space
+    (class 90; the policy refuses any other document): a logical deletion, as TD3.3c."""
+    form = forms.DocumentDeleteForm(request.POST)
+    if not form.is_valid():
+        raise NotFound("invalid request")
+    try:
+        document = document_change_status(
+            caller=patient.caller,
+            entry_uuid=form.cleaned_data["entry_uuid"],
+            new_status=DocumentStatus.DELETED,
+        )
+    except Conflict:
+        messages.error(request, _("Le document a changé entre-temps ; recommencez."))
+        return redirect("patient_portal:document", unique_id=unique_id)
+    if document.record_id != patient.record.pk:  # pragma: no cover - the policy already refused
+        raise NotFound("document not found")
+    messages.success(request, _("Votre document est supprimé de votre dossier."))
+    return redirect("patient_portal:documents")
 
 
 @require_http_methods(["GET", "POST"])

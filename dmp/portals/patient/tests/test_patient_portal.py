@@ -15,7 +15,7 @@ from django.urls import reverse
 from lxml import etree
 
 from dmp.access.actors import AccessMode
-from dmp.access.policy import RecordStatus
+from dmp.access.policy import DocumentStatus, RecordStatus
 from dmp.accounts.models import OutboxMessage, WebAccount
 from dmp.accounts.services import MAX_FAILURES, account_activate, exceptional_access_notify
 from dmp.accounts.tests.helpers import IDENTIFIER, PASSWORD, active_account, handed_over_code, last_code
@@ -781,3 +781,19 @@ def test_the_export_holds_every_visible_document_past_the_search_cap(personas, a
         publish_for(personas, personas.alice, title=title)
     archive = zipfile.ZipFile(io.BytesIO(alice_client.get(url("export_zip")).getvalue()))
     assert len([n for n in archive.namelist() if n.startswith("IHE_XDM/SUBSET01/DOC")]) == 3
+
+
+def test_the_patient_withdraws_a_note_but_not_a_professionals_document(personas, alice_client):
+    alice_client.post(url("document_add"), {"type_code": "EXPPAT_2", "title": "Ma note", "text": "texte"})
+    note = DocumentEntry.objects.get(title="Ma note")
+    page = alice_client.get(url("document", note.unique_id)).content.decode()
+    assert "Supprimer ce document" in page
+    answer = alice_client.post(url("document_delete", note.unique_id), {"entry_uuid": note.entry_uuid})
+    assert answer.status_code == 302
+    assert DocumentEntry.objects.get(pk=note.pk).availability_status == DocumentStatus.DELETED
+    assert "Ma note" not in alice_client.get(url("documents")).content.decode()
+    report = publish_for(personas, personas.alice, title="Compte rendu")
+    assert "Supprimer ce document" not in alice_client.get(url("document", report.unique_id)).content.decode()
+    refused = alice_client.post(url("document_delete", report.unique_id), {"entry_uuid": report.entry_uuid})
+    assert refused.status_code in {403, 404}
+    assert DocumentEntry.objects.get(pk=report.pk).availability_status == DocumentStatus.APPROVED
