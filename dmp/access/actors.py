@@ -81,6 +81,8 @@ class Actor:
     # The minor's "connexion secrète": documents fed are hidden from the legal representatives.
     secret_connection: bool = False
     software: Software | None = None
+    # A patient's INS authority (NIR, NIA, test NIR...): an INS value is unique per authority only.
+    ins_authority: str = ""
 
     @property
     def is_professional(self) -> bool:

@@ -37,6 +37,7 @@ def patient_actor(patient: Patient) -> Actor:
         person_id=patient.ins,
         display_name=patient.display_name,
         authentication=AuthenticationMode.PATIENT_PASSWORD_OTP,
+        ins_authority=patient.ins_authority,
     )
 
 

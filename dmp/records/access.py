@@ -122,7 +122,8 @@ def record_facts(actor: Actor, record: Record) -> RecordFacts:
         opposes_break_glass=record.opposes_break_glass,
         opposes_centre_15=record.opposes_centre_15,
         patient_is_minor=is_minor(record),
-        actor_is_holder=actor.kind is ActorKind.PATIENT and actor.person_id == record.patient.ins,
+        actor_is_holder=actor.kind is ActorKind.PATIENT
+        and (actor.person_id, actor.ins_authority) == (record.patient.ins, record.patient.ins_authority),
         actor_is_legal_representative=is_representative,
         professional_authorisation=professional_status,
         structure_authorisation=_authorisation_status(structure_row, now),
@@ -185,7 +186,11 @@ def own_record(caller: Caller) -> Record:
     """The record of the patient (or of the minor) the caller acts for."""
     actor = caller.actor
     if actor.kind is ActorKind.PATIENT:
-        record = Record.objects.select_related("patient").filter(patient__ins=actor.person_id).first()
+        record = unique_row(
+            Record.objects.select_related("patient").filter(
+                patient__ins=actor.person_id, patient__ins_authority=actor.ins_authority
+            )
+        )
     elif (representative_id := representative_public_id(actor)) is not None:
         representative = (
             LegalRepresentative.objects.select_related("patient__record")

@@ -14,7 +14,7 @@ from dmp.audit.models import AuditEvent
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
 from dmp.identity.actors import patient_actor
 from dmp.identity.ins import Ins, InsAuthority
-from dmp.records.access import record_by_ins
+from dmp.records.access import own_record, record_by_ins, record_facts
 from dmp.records.models import Authorisation, ClosureReason, GranteeKind, Record, TrustedPerson
 from dmp.records.selectors import records_authorised_for
 from dmp.records.services import (
@@ -285,3 +285,17 @@ def test_in_secret_connection_the_minor_changes_nothing_the_parents_see(personas
         family_name="Ami",
         given_name="Connu",
     )
+
+
+def test_a_patient_is_the_holder_of_their_own_ins_only_not_of_its_value_under_another_authority(personas):
+    """An INS value is unique per authority (NIR, NIA, test NIR): a patient was taken for the
+    holder of every record whose INS had their value, whatever its authority."""
+    alice = personas.alice
+    other_authority = next(a for a in InsAuthority if a.value != alice.ins_authority)
+    traits = personas.bob_traits.model_copy(update={"ins": alice.ins, "ins_authority": other_authority.value})
+    twin = record_create(caller=personas.ps(personas.dr_moreau), traits=traits, consent=True)
+    assert twin.patient.ins == alice.ins
+    holder = personas.patient(alice)
+    assert record_facts(holder.actor, alice.record).actor_is_holder
+    assert not record_facts(holder.actor, twin).actor_is_holder
+    assert own_record(holder) == alice.record
