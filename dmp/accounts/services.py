@@ -122,6 +122,16 @@ def _normalise_activation_code(code: str) -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
+def _fresh_second_factor(account: WebAccount, channel: str, destination: str) -> None:
+    """`account` (unsaved) with its one-time codes sent to `destination`, no authenticator
+    application, no failure counted, and the codes already sent spent."""
+    account.otp_channel, account.otp_destination = channel, destination
+    account.totp_enabled, account.totp_secret = False, ""
+    account.failed_password_count = account.failed_otp_count = 0
+    account.locked_until = None
+    LoginChallenge.objects.filter(account=account, used_at__isnull=True).update(used_at=clock.now())
+
+
 def _tell_holder(account: WebAccount, gateway: MessageGateway | None, subject: str, body: str) -> None:
     """A message to the account's current one-time-code destination."""
     (gateway or default_gateway()).send(
@@ -188,14 +198,6 @@ def account_initialise(
         account.created_by_id = caller.actor.person_id
         reissue = account.status == WebAccount.Status.ACTIVE
         told = f"Le {clock.now():%d/%m/%Y à %H:%M}, {caller.actor.display_name} a "
-        if reissue and revoke_current:
-            _tell_holder(
-                account,
-                gateway,
-                "DMP : votre accès a été révoqué",
-                told + "révoqué votre accès au DMP et remis un nouveau code d'activation, à la demande "
-                "du titulaire.",
-            )
         if reissue and not revoke_current:
             # The holder may be the one who lost access, or a professional may be taking it
             # over: the current credentials keep working and the holder is told; logging in
@@ -211,17 +213,19 @@ def account_initialise(
                 "cette demande, connectez-vous à votre DMP : la demande sera annulée.",
             )
         else:
+            if reissue:  # revoked: the holder reported that someone else uses the access
+                _tell_holder(
+                    account,
+                    gateway,
+                    "DMP : votre accès a été révoqué",
+                    told + "révoqué votre accès au DMP et remis un nouveau code d'activation, à la "
+                    "demande du titulaire.",
+                )
             account.status = WebAccount.Status.PENDING
             account.identifier = None
             account.password = ""
-            account.otp_channel = otp_channel
-            account.otp_destination = destination
             account.pending_otp_channel = account.pending_otp_destination = ""
-            account.totp_enabled = False
-            account.totp_secret = ""
-            account.failed_password_count = account.failed_otp_count = 0
-            account.locked_until = None
-            LoginChallenge.objects.filter(account=account, used_at__isnull=True).update(used_at=clock.now())
+            _fresh_second_factor(account, otp_channel, destination)
         account.save()
         audit_record(
             caller=caller,
@@ -309,12 +313,11 @@ def account_activate(*, code: str, identifier: str, password: str, client_addres
         locked.identifier = identifier
         locked.password = make_password(password)
         if locked.status == WebAccount.Status.ACTIVE:  # a re-issue: the new holder's channel
-            locked.otp_channel = locked.pending_otp_channel or locked.otp_channel
-            locked.otp_destination = locked.pending_otp_destination or locked.otp_destination
-            locked.totp_enabled, locked.totp_secret = False, ""
-            locked.failed_password_count = locked.failed_otp_count = 0
-            locked.locked_until = None
-            LoginChallenge.objects.filter(account=locked, used_at__isnull=True).update(used_at=now)
+            _fresh_second_factor(
+                locked,
+                locked.pending_otp_channel or locked.otp_channel,
+                locked.pending_otp_destination or locked.otp_destination,
+            )
         locked.pending_otp_channel = locked.pending_otp_destination = ""
         locked.status = WebAccount.Status.ACTIVE
         locked.activation_code_hash = ""

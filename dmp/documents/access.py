@@ -20,6 +20,7 @@ from dmp.access.policy import (
     Decision,
     DocumentFacts,
     DocumentStatus,
+    HabilitationMatrix,
     RecordFacts,
     decide,
 )
@@ -122,7 +123,15 @@ def document_facts(document: DocumentEntry) -> DocumentFacts:
     )
 
 
-def decide_document(caller: Caller, facts: RecordFacts, document: DocumentEntry, action: Action) -> Decision:
+def decide_facts(
+    caller: Caller,
+    facts: RecordFacts,
+    document: DocumentFacts,
+    action: Action,
+    matrix: HabilitationMatrix | None = None,
+) -> Decision:
+    """The policy's answer to `caller` doing `action` on a document as `document` describes it
+    (a stored one, one being submitted, one as its flags stood at some time)."""
     return decide(
         AccessRequest(
             actor=caller.actor,
@@ -130,10 +139,14 @@ def decide_document(caller: Caller, facts: RecordFacts, document: DocumentEntry,
             mode=caller.mode,
             reason=caller.reason,
             record=facts,
-            document=document_facts(document),
+            document=document,
         ),
-        current_matrix(),
+        matrix or current_matrix(),
     )
+
+
+def decide_document(caller: Caller, facts: RecordFacts, document: DocumentEntry, action: Action) -> Decision:
+    return decide_facts(caller, facts, document_facts(document), action)
 
 
 def visible_documents(
@@ -141,22 +154,11 @@ def visible_documents(
 ) -> list[tuple[DocumentEntry, Decision]]:
     """The documents among `documents` the caller may read, with each decision (alert flags)."""
     matrix = current_matrix()
-    visible = []
-    for document in documents:
-        decision = decide(
-            AccessRequest(
-                actor=caller.actor,
-                action=Action.DOCUMENT_READ,
-                mode=caller.mode,
-                reason=caller.reason,
-                record=facts,
-                document=document_facts(document),
-            ),
-            matrix,
-        )
-        if decision:
-            visible.append((document, decision))
-    return visible
+    decisions = (
+        (document, decide_facts(caller, facts, document_facts(document), Action.DOCUMENT_READ, matrix))
+        for document in documents
+    )
+    return [(document, decision) for document, decision in decisions if decision]
 
 
 def access_document(

@@ -20,13 +20,14 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from dmp.access.actors import Caller
 from dmp.access.config import current_matrix
-from dmp.access.policy import AccessRequest, Action, Decision, DocumentStatus, RecordFacts, decide
+from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.services import audit_record
 from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
     access_document,
+    decide_facts,
     document_facts,
     document_subject,
     of_one_record,
@@ -202,9 +203,8 @@ def _visible_matching(
     documents took slots, and moving the date bounds told how many there were and when."""
     # limit=None: every one (the patient's export), read by batches.
     wanted = max(1, min(query.limit, MAX_RESULTS)) if query.limit is not None else sys.maxsize
-    size = max(
-        min(wanted, MAX_RESULTS), 200
-    )  # a limit of 1 (the emergency page) must not read rows one by one
+    # A limit of 1 (the emergency page) must not read rows one query each.
+    size = max(min(wanted, MAX_RESULTS), 200)
     matching = _filtered(record, query)
     found: list[tuple[DocumentEntry, Decision]] = []
     offset = 0
@@ -395,15 +395,7 @@ def _hidden_periods(
             invisible_to_patient=bool(flags.get("invisible_to_patient")),
             invisible_to_legal_representatives=bool(flags.get("invisible_to_legal_representatives")),
         )
-        request = AccessRequest(
-            actor=caller.actor,
-            action=Action.DOCUMENT_READ,
-            mode=caller.mode,
-            reason=caller.reason,
-            record=facts,
-            document=shown,
-        )
-        return not decide(request, matrix)
+        return not decide_facts(caller, facts, shown, Action.DOCUMENT_READ, matrix)
 
     spans: list[tuple[dt.datetime | None, dt.datetime | None]] = []
     start: dt.datetime | None = None

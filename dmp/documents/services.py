@@ -20,13 +20,11 @@ from django.db import transaction
 from dmp.access.actors import Caller
 from dmp.access.config import current_matrix
 from dmp.access.policy import (
-    AccessRequest,
     Action,
     Decision,
     DocumentFacts,
     DocumentStatus,
     RecordFacts,
-    decide,
 )
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
@@ -35,6 +33,7 @@ from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, Validatio
 from dmp.documents.access import (
     access_document,
     decide_document,
+    decide_facts,
     document_subject,
     one_with_authors,
     with_authors,
@@ -162,6 +161,14 @@ def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> t
     return ins, record
 
 
+# The DMP flags and the indexed columns that carry them.
+_FLAG_FIELDS: Final = {
+    Confidentiality.MASKED_TO_PROFESSIONALS: "masked_to_professionals",
+    Confidentiality.INVISIBLE_TO_PATIENT: "invisible_to_patient",
+    Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES: "invisible_to_legal_representatives",
+}
+
+
 _DMP_DISPLAYS: Final = {
     Confidentiality.MASKED_TO_PROFESSIONALS: "Masqué aux professionnels de santé",
     Confidentiality.INVISIBLE_TO_PATIENT: "Non visible par le patient",
@@ -189,15 +196,7 @@ def _with_secret_connection(document: DocumentInput, caller: Caller) -> Document
 
 
 def _restrictions(document: DocumentEntry) -> set[str]:
-    return {
-        flag
-        for flag, present in (
-            (Confidentiality.MASKED_TO_PROFESSIONALS, document.masked_to_professionals),
-            (Confidentiality.INVISIBLE_TO_PATIENT, document.invisible_to_patient),
-            (Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES, document.invisible_to_legal_representatives),
-        )
-        if present
-    }
+    return {flag for flag, name in _FLAG_FIELDS.items() if getattr(document, name)}
 
 
 def _inheriting_restrictions(
@@ -230,16 +229,8 @@ def _publication_refusal(
     """The first document the caller may not publish in a record as `facts` describe it, if any."""
     matrix = current_matrix()
     for document in documents:
-        decision = decide(
-            AccessRequest(
-                actor=caller.actor,
-                action=Action.DOCUMENT_PUBLISH,
-                mode=caller.mode,
-                reason=caller.reason,
-                record=facts,
-                document=_input_facts(document, caller),
-            ),
-            matrix,
+        decision = decide_facts(
+            caller, facts, _input_facts(document, caller), Action.DOCUMENT_PUBLISH, matrix
         )
         if not decision:
             return document, decision
@@ -759,13 +750,6 @@ def _new_version(caller: Caller, document: DocumentEntry) -> str:
         target_uuid=document.entry_uuid
     )
     return previous
-
-
-_FLAG_FIELDS = {
-    Confidentiality.MASKED_TO_PROFESSIONALS: "masked_to_professionals",
-    Confidentiality.INVISIBLE_TO_PATIENT: "invisible_to_patient",
-    Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES: "invisible_to_legal_representatives",
-}
 
 
 def _load_current(entry_uuid: str) -> DocumentEntry | None:

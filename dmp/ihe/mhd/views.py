@@ -417,10 +417,15 @@ def _page(request: HttpRequest, items: list[Any]) -> tuple[list[Any], dict[str, 
     links: dict[str, Any] = {}
     # _count=0 asks for no entries (FHIR: a count only): a next link would repeat this very page.
     if count and offset + count < len(items):
-        query = request.GET.copy()
-        query["_getpagesoffset"] = str(offset + count)
-        links = {"relation": "next", "url": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}
+        links = _next_link(request, "_getpagesoffset", str(offset + count))
     return page, links
+
+
+def _next_link(request: HttpRequest, parameter: str, value: str) -> dict[str, Any]:
+    """The searchset's `next` link: this request with `parameter` set to `value`."""
+    query = request.GET.copy()
+    query[parameter] = value
+    return {"relation": "next", "url": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}
 
 
 @fhir_view(READ, ["GET", "PATCH", "POST"])
@@ -643,10 +648,8 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
     ]
     bundle = _searchset(resources, request)
     if more:
-        query = request.GET.copy()
-        query["_before"] = f"{events[-1].occurred_at.isoformat()}~{events[-1].pk}"
         bundle["link"].append(
-            {"relation": "next", "url": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}
+            _next_link(request, "_before", f"{events[-1].occurred_at.isoformat()}~{events[-1].pk}")
         )
     return _json(bundle)
 
