@@ -340,6 +340,17 @@ def generate_population(
             audit.append(
                 BulkEntry(creator_caller, AuditAction.RECORD_CREATE, subject, occurred_at=created_at)
             )
+            if closed:
+                # As record_close audits it: the closure statistics and the traces come from the trail.
+                audit.append(
+                    BulkEntry(
+                        creator_caller,
+                        AuditAction.RECORD_CLOSE,
+                        subject,
+                        details={"reason": record.closure_reason},
+                        occurred_at=now,
+                    )
+                )
             authorised = {creator.national_id: (creator, creator_structure, rng.random() < 0.6)}
             for _ in range(rng.randint(0, 3)):
                 profession = rng.choice(["10", "10", "60", "21", "70"])

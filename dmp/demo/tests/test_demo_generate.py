@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management import call_command
 
 from dmp.access.policy import DocumentStatus
+from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.verify import verify_audit_trail
 from dmp.documents.models import DocumentEntry
@@ -20,7 +21,13 @@ def test_a_small_population_has_every_state_and_a_valid_trail(transactional_db, 
     assert len(patients) >= 60
     for patient in patients:
         parse_ins(patient.ins, patient.ins_authority)  # every INS has a valid key
-    assert Record.objects.filter(status="FERME").exists()
+    closed = set(Record.objects.filter(status="FERME").values_list("pk", flat=True))
+    assert closed
+    # Each closure is in the trail, where the statistics and the patient's traces read it.
+    assert (
+        set(AuditEvent.objects.filter(action=AuditAction.RECORD_CLOSE).values_list("record_id", flat=True))
+        == closed
+    )
     documents = DocumentEntry.objects
     assert documents.count() > 100
     assert documents.filter(masked_to_professionals=True).exists()
