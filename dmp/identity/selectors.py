@@ -52,10 +52,16 @@ def active_professional_get(national_id: str) -> HealthProfessional | None:
     return HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
 
 
+def professional_get(national_id: str) -> HealthProfessional | None:
+    """The professional with this national identifier (PS_IdNat), active or not; None if unknown."""
+    return HealthProfessional.objects.filter(national_id=national_id).first()
+
+
 __all__ = [
     "active_professional_get",
     "is_affiliated",
     "legal_representative_get",
+    "professional_get",
     "registered_certificate",
     "structure_get",
 ]

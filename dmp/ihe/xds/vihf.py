@@ -28,8 +28,8 @@ from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.identity.models import Certificate, HealthProfessional
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import (
-    active_professional_get,
     is_affiliated,
+    professional_get,
     registered_certificate,
     structure_get,
 )
@@ -271,8 +271,15 @@ def caller_from_vihf(
             raise VihfRejected("the professional is not affiliated to the VIHF's structure")
         profession, specialty = professional.profession_code, professional.specialty_code
     else:
-        # The structure vouches for its staff: use the directory when it knows the person.
-        professional = active_professional_get(facts.subject_id)
+        # The structure vouches for its staff, and only for them: a person the directory knows
+        # acts with their own authorisations, authorship and médecin traitant status, so the
+        # structure may name them only while the directory says they work there (an unknown
+        # subject acts with the VIHF's profession and no rights of anyone else).
+        professional = professional_get(facts.subject_id)
+        if professional is not None and (
+            not professional.is_active or structure is None or not is_affiliated(professional, structure)
+        ):
+            raise VihfRejected("the professional is not an active member of the signing structure's staff")
         profession = professional.profession_code if professional else facts.profession
         specialty = professional.specialty_code if professional else facts.specialty
     _consume(facts)

@@ -841,6 +841,49 @@ def test_a_card_may_name_only_a_structure_its_holder_works_in(xds_kit):
     assert xds_kit.client(personas.dr_moreau).record_test().body.get("status") == "ACTIF"  # the CHU's own PS
 
 
+def test_a_structure_may_name_only_its_own_active_staff(xds_kit):
+    """Indirect mode: the structure's certificate vouches for its staff, not for anyone. The
+    pharmacy naming Dr Bernard (not affiliated to it) would act with his authorisations and his
+    authorship (read, delete his documents): refused before anything is read or changed, as is
+    the CHU naming its own Dr Moreau once the directory deactivates him."""
+    from dmp.identity.models import Certificate
+    from dmp.identity.pki import certificate_register
+    from opendmp_client.xds import XdsClient
+
+    personas = xds_kit.personas
+    lot = alice_submission(xds_kit, [DocumentDraft(title="CR Bernard")])
+    assert xds_kit.client(personas.dr_bernard).provide_and_register(lot).ok
+
+    def structure_client(structure, professional):
+        _, sign = xds_kit.pki.structure(id_nat=structure.id_nat, name=structure.name)
+        certificate_register(sign, usage=Certificate.Usage.ORG_SIGN, structure=structure)
+        return XdsClient(
+            endpoint=xds_kit.endpoint,
+            claims=xds_kit.claims(professional, structure, authentication_mode="INDIRECTE"),
+            key=sign.key,
+            certificate=sign.certificate,
+        )
+
+    events = AuditEvent.objects.count()
+    pharmacy_as_bernard = structure_client(personas.pharmacy, personas.dr_bernard)
+    with pytest.raises(SoapFault, match="staff"):
+        find_documents(pharmacy_as_bernard)
+    entry_uuid = DocumentEntry.objects.get(unique_id=lot.documents[0].unique_id).entry_uuid
+    with pytest.raises(SoapFault, match="staff"):
+        pharmacy_as_bernard.update_status(
+            f"urn:uuid:{entry_uuid}", APPROVED, "urn:asip:ci-sis:2010:StatusType:Deleted"
+        )
+    assert DocumentEntry.objects.get(unique_id=lot.documents[0].unique_id).availability_status == APPROVED
+    assert AuditEvent.objects.count() == events
+
+    chu_as_moreau = structure_client(personas.chu, personas.dr_moreau)
+    assert chu_as_moreau.record_test().body.get("status") == "ACTIF"
+    personas.dr_moreau.is_active = False
+    personas.dr_moreau.save(update_fields=["is_active"])
+    with pytest.raises(SoapFault, match="staff"):
+        chu_as_moreau.record_test()
+
+
 def test_an_update_of_a_hidden_document_answers_like_an_unknown_one(xds_kit):
     """Dr Moreau may not see a masked document. Whatever version or metadata he sends for it, the
     answer is the one an unknown logical id gets: he cannot probe its existence or its version."""
