@@ -807,7 +807,7 @@ def _confidentiality_audit(change: ConfidentialityChange) -> tuple[Action, Audit
     return Action.DOCUMENT_SET_VISIBILITY, AuditAction.DOCUMENT_VISIBILITY_CHANGE
 
 
-def _plan_change(caller: Caller, change: MetadataChange) -> _Planned:
+def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) -> _Planned:
     """Every decision and check of one change, before anything is written; refusals raise."""
     unknown = [c.code for c in change.confidentiality if c.code not in _FLAG_FIELDS]
     if unknown:
@@ -815,6 +815,8 @@ def _plan_change(caller: Caller, change: MetadataChange) -> _Planned:
             [Problem(ErrorCode.INVALID, f"{code} is not a DMP visibility code", "code") for code in unknown]
         )
     current = _load_current(change.entry_uuid)
+    if current is not None and patient is not None and current.patient_id != patient.hl7():
+        current = None  # another patient's document answers as an unknown one
     flag_audits = []
     for flag in change.confidentiality:
         action, audit_action = _confidentiality_audit(flag)
@@ -898,15 +900,19 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
     return document
 
 
-def documents_update(*, caller: Caller, changes: Sequence[MetadataChange]) -> list[DocumentEntry]:
+def documents_update(
+    *, caller: Caller, changes: Sequence[MetadataChange], patient: Ins | None = None
+) -> list[DocumentEntry]:
     """ITI-57 and FHIR PATCH: every change is applied or none is. Each document changed gets one
     new metadata version, whatever the number of its flags and status that change; the document
     as it now stands is returned for each change, in order. Every access decision and check is
     made before the first write; a change refused at write time (a concurrent update) undoes the
-    others."""
+    others. A call made for one `patient` (the VIHF's, the portal page's record) changes only
+    that patient's documents: another's is not found, as the caller's rights and access mode
+    were established for that patient alone."""
     if not changes:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "the update changes nothing", "")])
-    planned = [_plan_change(caller, change) for change in changes]
+    planned = [_plan_change(caller, change, patient) for change in changes]
     if len({p.document.pk for p in planned}) < len(planned):
         raise ValidationFailed([Problem(ErrorCode.INVALID, "a document is changed twice in one update", "")])
     with transaction.atomic(durable=True):
@@ -914,11 +920,13 @@ def documents_update(*, caller: Caller, changes: Sequence[MetadataChange]) -> li
 
 
 def document_change_confidentiality(
-    *, caller: Caller, entry_uuid: str, change: ConfidentialityChange
+    *, caller: Caller, entry_uuid: str, change: ConfidentialityChange, patient: Ins | None = None
 ) -> DocumentEntry:
     """TD3.3a (MASQUE_PS) and TD3.3b (INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX)."""
     return documents_update(
-        caller=caller, changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=(change,))]
+        caller=caller,
+        changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=(change,))],
+        patient=patient,
     )[0]
 
 
@@ -928,11 +936,13 @@ def document_change_status(
     entry_uuid: str,
     new_status: DocumentStatus,
     original_status: DocumentStatus | None = None,
+    patient: Ins | None = None,
 ) -> DocumentEntry:
     """TD3.3c (author's logical deletion) and TD3.3d (archive / unarchive). Never a physical delete."""
     return documents_update(
         caller=caller,
         changes=[MetadataChange(entry_uuid=entry_uuid, status=new_status, original_status=original_status)],
+        patient=patient,
     )[0]
 
 

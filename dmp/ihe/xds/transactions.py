@@ -319,7 +319,7 @@ def update(context: Context) -> Outcome:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "the update changes nothing the DMP supports", "")]
         )
-    documents_update(caller=context.caller, changes=changes)
+    documents_update(caller=context.caller, changes=changes, patient=context.require_patient())
     return Outcome(_success())
 
 

@@ -884,6 +884,37 @@ def test_a_structure_may_name_only_its_own_active_staff(xds_kit):
         chu_as_moreau.record_test()
 
 
+def test_an_update_changes_only_the_documents_of_the_vihf_patient(xds_kit):
+    """The VIHF names Alice: a status change aimed at Léo's document (Dr Bernard has rights on
+    it) answers as for an unknown document and changes nothing, the rest of the update neither."""
+    personas = xds_kit.personas
+    bernard_leo = xds_kit.client(personas.dr_bernard, patient_ins=personas.leo.identifier.hl7())
+    leo_lot = submission_for(
+        ins=personas.leo.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=[DocumentDraft(title="CR Léo")],
+    )
+    assert bernard_leo.provide_and_register(leo_lot).ok
+    leo_entry = find_documents(bernard_leo)[0]
+    bernard_alice = xds_kit.client(personas.dr_bernard)
+    assert bernard_alice.provide_and_register(alice_submission(xds_kit, [DocumentDraft(title="CR Alice")])).ok
+    alice_entry = find_documents(bernard_alice)[0]
+    archived = "urn:asip:ci-sis:2010:StatusType:Archived"
+    versions = DocumentEntryVersion.objects.count()
+
+    alone = bernard_alice.update_status(leo_entry.get("id"), APPROVED, archived)
+    assert not alone.ok
+    both = bernard_alice.update(
+        statuses=[(alice_entry.get("id"), APPROVED, archived), (leo_entry.get("id"), APPROVED, archived)]
+    )
+    assert not both.ok
+    assert set(DocumentEntry.objects.values_list("availability_status", flat=True)) == {APPROVED}
+    assert DocumentEntryVersion.objects.count() == versions
+    assert (
+        not AuditEvent.objects.filter(action=AuditAction.DOCUMENT_ARCHIVE).exclude(outcome="denied").exists()
+    )
+
+
 def test_an_update_of_a_hidden_document_answers_like_an_unknown_one(xds_kit):
     """Dr Moreau may not see a masked document. Whatever version or metadata he sends for it, the
     answer is the one an unknown logical id gets: he cannot probe its existence or its version."""
