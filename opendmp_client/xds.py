@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,7 +137,12 @@ class XdsClient:
                 )
         except urllib.error.HTTPError as error:
             status, reply_type, payload = error.code, error.headers.get("Content-Type", ""), error.read()
-        message = soap.parse_message(reply_type, payload)
+        try:
+            message = soap.parse_message(reply_type, payload)
+        except soap.SoapError:
+            if status >= 400:  # a proxy's or server's error page: say so, not "bad content type"
+                raise SoapFault(status, f"HTTP {status} without a SOAP answer ({reply_type})", "") from None
+            raise
         if message.body.tag == f"{{{soap.SOAP12}}}Fault":
             reason = message.body.findtext(f".//{{{soap.SOAP12}}}Text") or ""
             subcode = (
@@ -292,7 +298,10 @@ def read_retrieved(response: SoapResponse) -> list[RetrievedDocument]:
         holder = part.find(q(XDSB, "Document"))
         include = holder.find(q(XOP, "Include")) if holder is not None else None
         if include is not None:
-            content = response.attachments[include.get("href", "").removeprefix("cid:")]
+            found = ebrim.attachment_for(include.get("href", ""), response.attachments)
+            if found is None:
+                raise soap.SoapError(f"MTOM part {include.get('href', '')!r} is missing")
+            content = found
         else:
             content = base64.b64decode((holder.text if holder is not None else "") or "")
         documents.append(

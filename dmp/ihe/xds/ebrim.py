@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -388,6 +389,14 @@ def _problems_of(exc: ValidationError) -> list[Problem]:
     ]
 
 
+def attachment_for(href: str, attachments: Mapping[str, bytes]) -> bytes | None:
+    """The MIME part an `xop:Include` names. A `cid:` URL is the URL-encoded Content-ID (RFC
+    2392): WCF sends `Content-ID: <http://tempuri.org/1/…>` and `href="cid:http%3A%2F%2F…"`."""
+    cid = href.removeprefix("cid:")
+    data = attachments.get(cid)
+    return data if data is not None else attachments.get(urllib.parse.unquote(cid))
+
+
 def document_contents(request: etree._Element, attachments: Mapping[str, bytes]) -> dict[str, bytes]:
     """The `xdsb:Document` parts of a ProvideAndRegister request: inline base64 or XOP references."""
     contents: dict[str, bytes] = {}
@@ -397,8 +406,7 @@ def document_contents(request: etree._Element, attachments: Mapping[str, bytes])
         include = document.find(q(XOP, "Include"))
         if include is not None:
             href = include.get("href", "")
-            cid = href[4:] if href.startswith("cid:") else href
-            data = attachments.get(cid)
+            data = attachment_for(href, attachments)
             if data is None:
                 problems.append(
                     Problem(ErrorCode.INVALID, f"MTOM part {href!r} is missing", f"Document[{entry_id}]")

@@ -6,6 +6,7 @@ boundary byte for byte (no line-ending normalisation), so document bytes arrive 
 
 from __future__ import annotations
 
+import binascii
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,22 @@ def _params(content_type: str) -> Message:
     return message
 
 
+def _decoded(headers: dict[str, str], payload: bytes) -> bytes:
+    """A part's bytes as sent before its Content-Transfer-Encoding (MTOM sends binary, but some
+    MIME stacks encode attachments in base64 or quoted-printable)."""
+    encoding = headers.get("content-transfer-encoding", "binary").lower()
+    if encoding in {"binary", "8bit", "7bit", ""}:
+        return payload
+    try:
+        if encoding == "base64":
+            return binascii.a2b_base64(payload, strict_mode=False)
+        if encoding == "quoted-printable":
+            return binascii.a2b_qp(payload)
+    except binascii.Error as exc:
+        raise SoapError(f"a multipart part is not valid {encoding}") from exc
+    raise SoapError(f"unsupported Content-Transfer-Encoding {encoding!r}")
+
+
 def split_multipart(content_type: str, body: bytes) -> tuple[bytes, dict[str, bytes], str]:
     """MIME multipart/related -> (root part, other parts by Content-ID, root part type)."""
     params = _params(content_type)
@@ -79,7 +96,7 @@ def split_multipart(content_type: str, body: bytes) -> tuple[bytes, dict[str, by
         for line in head.decode("latin-1").split("\r\n"):
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        parts.append((headers, payload.removesuffix(b"\r\n")))
+        parts.append((headers, _decoded(headers, payload.removesuffix(b"\r\n"))))
     if not parts:
         raise SoapError("multipart message without parts")
     root_index = 0
@@ -120,12 +137,14 @@ def parse_message(content_type: str, body: bytes) -> SoapMessage:
         raise SoapError("not a SOAP 1.2 envelope")
     header = envelope.find(f"{{{SOAP12}}}Header")
     body_element = envelope.find(f"{{{SOAP12}}}Body")
-    if body_element is None or len(body_element) != 1:
+    # Comments and processing instructions beside the request are not a second element.
+    elements = [] if body_element is None else list(body_element.iterchildren(etree.Element))
+    if len(elements) != 1:
         raise SoapError("the SOAP body must hold exactly one element")
     message = SoapMessage(
         envelope=envelope,
         header=header,
-        body=body_element[0],
+        body=elements[0],
         action=action,
         message_id="",
         attachments=attachments,
