@@ -22,6 +22,12 @@ MAX_DEPTH: Final = 200
 MAX_MARKUP: Final = 250_000
 
 
+# Characters an XML 1.0 document cannot carry, even escaped (C0 controls but tab and line breaks,
+# lone surrogates, U+FFFE/U+FFFF). Text stored from a channel that is not XML (FHIR JSON, a web
+# form) must not hold them: every XDS answer and CDA built from it would fail.
+NOT_XML_CHARACTER: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 class UnsafeXml(ValidationFailed):
     def __init__(self, message: str) -> None:
         super().__init__([Problem(ErrorCode.INVALID, message, "xml")])

@@ -8,13 +8,15 @@ state (duplicates, replaced documents) live in the service.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
+from pydantic import BaseModel
 
 from dmp.cda.validation import CoherenceFacts, validate_cda
 from dmp.common import clock
 from dmp.common.errors import ErrorCode, Problem
+from dmp.common.xml import NOT_XML_CHARACTER
 from dmp.documents.metadata import Author, CodedValue, DocumentInput, SubmissionInput, is_unique_id
 from dmp.documents.models import AssociationType, Confidentiality
 from dmp.identity.ins import InvalidIns, parse_hl7_ins
@@ -184,6 +186,19 @@ def _author_size_problems(author: Author, where: str) -> list[Problem]:
     ]
 
 
+def _text_problems(metadata: BaseModel, where: str) -> Iterator[Problem]:
+    """Text XML cannot carry (control characters): it came through FHIR or a form, and every XDS
+    answer and CDA holding it would fail, for the whole record. The document bytes are not text."""
+    for name, value in metadata:
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, BaseModel):
+                yield from _text_problems(item, f"{where}.{name}")
+            elif isinstance(item, str) and NOT_XML_CHARACTER.search(item):
+                yield Problem(
+                    ErrorCode.INVALID, f"{name} holds a control character XML cannot carry", f"{where}.{name}"
+                )
+
+
 def submission_problems(submission: SubmissionInput) -> list[Problem]:
     """Every problem of the submission that can be found without the database."""
     problems: list[Problem] = []
@@ -213,9 +228,12 @@ def submission_problems(submission: SubmissionInput) -> list[Problem]:
     entry_ids += [a.entry_uuid for a in submission.associations]
     if len(set(entry_ids)) != len(entry_ids):
         problems.append(Problem(ErrorCode.INVALID, "an entryUUID / id is used twice in the submission", ""))
+    problems.extend(_text_problems(subset, "SubmissionSet"))
     for index, document in enumerate(submission.documents):
+        problems.extend(_text_problems(document, f"DocumentEntry[{index}]"))
         problems.extend(document_problems(document, index))
     for index, folder in enumerate(submission.folders):
+        problems.extend(_text_problems(folder, f"Folder[{index}]"))
         if not is_unique_id(folder.unique_id):
             problems.append(Problem(ErrorCode.INVALID, "Folder uniqueId must be an OID", f"Folder[{index}]"))
     for index, association in enumerate(submission.associations):

@@ -23,7 +23,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
-from dmp.common.xml import parse_xml
+from dmp.common.xml import NOT_XML_CHARACTER, parse_xml
 from dmp.documents.metadata import (
     AssociationInput,
     Author,
@@ -462,7 +462,6 @@ class RegistryExtras:
 # patient's FindDocuments): registry objects are written as text, 3.6 times faster than building
 # and serialising each element from Python. Every value from outside goes through `_esc`.
 _SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _CLASSIFICATION_TYPE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification"
 _EXTERNAL_TYPE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier"
 
@@ -472,7 +471,7 @@ def _esc(value: str) -> str:
     attribute values come back unchanged. Characters XML cannot carry raise ValueError, as lxml does."""
     if _SPECIAL.search(value) is None:
         return value
-    if _NOT_XML.search(value) is not None:
+    if NOT_XML_CHARACTER.search(value) is not None:
         raise ValueError(
             "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters"
         )

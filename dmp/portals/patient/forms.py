@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from dmp.common.xml import NOT_XML_CHARACTER
 from dmp.records.models import GranteeKind, HeirsAccess, OrganDonation, TrustedPerson
 from dmp.records.services import AuthorisationChange
 
@@ -87,11 +86,8 @@ class DocumentDeleteForm(forms.Form):
 def _xml_text(value: str) -> None:
     """A note becomes a CDA document: characters XML cannot hold are refused here (they were a
     server error when the document was built)."""
-    if _NOT_XML.search(value):
+    if NOT_XML_CHARACTER.search(value):
         raise forms.ValidationError(_("Le texte contient un caractère non autorisé."))
-
-
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class NoteForm(forms.Form):

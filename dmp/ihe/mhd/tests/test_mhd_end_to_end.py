@@ -20,6 +20,7 @@ from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
 from dmp.ihe.xds.queries import StoredQuery
+from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.fhir import bundle_for
 from opendmp_client.xds import registry_objects
 
@@ -423,6 +424,25 @@ def test_nul_characters_are_refused_not_stored(xds_kit, fhir, personas):
     posted = requests.post(f"{base}/", data=json.dumps(bundle), headers=headers, timeout=10)
     assert posted.status_code in {400, 422}
     assert DocumentEntry.objects.count() == before
+
+
+def test_text_xml_cannot_carry_is_refused_so_that_soap_answers_stay_possible(xds_kit, fhir, personas):
+    """A control character in a FHIR description was stored, then every SOAP query returning the
+    document failed with a server error, for the whole record (found by review). Refused on entry
+    with the field named, nothing stored; SOAP still answers."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    before = DocumentEntry.objects.count()
+    for text in ["Titre\x01caché", "Titre\x1f", "Titre \ud800"]:
+        bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+        bundle["entry"][1]["resource"]["description"] = text
+        posted = requests.post(
+            f"{xds_kit.base_url}/fhir/", data=json.dumps(bundle), headers=headers, timeout=10
+        )
+        assert posted.status_code == 422, posted.text
+        assert "control character" in posted.text or "unicode" in posted.text
+    assert DocumentEntry.objects.count() == before
+    assert find_documents(xds_kit.client(personas.dr_bernard)) == []
 
 
 def test_a_patch_applies_its_labels_and_status_together_or_not_at_all(xds_kit, fhir, personas):
