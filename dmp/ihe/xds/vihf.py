@@ -153,8 +153,13 @@ def verify_assertion(security: etree._Element | None, *, now: dt.datetime | None
         raise VihfRejected("VIHF expired")
     if not_after - not_before > MAX_LIFETIME:
         raise VihfRejected("VIHF validity window too long")
-    audiences = {(a.text or "").strip() for a in conditions.iter(f"{{{SAML}}}Audience")}
-    if settings.OPENDMP_VIHF_AUDIENCE not in audiences:
+    # SAML core 2.5.1.4: the assertion is for us only if every AudienceRestriction names us.
+    restrictions = conditions.findall(f"{{{SAML}}}AudienceRestriction")
+    if not restrictions or any(
+        settings.OPENDMP_VIHF_AUDIENCE
+        not in {(a.text or "").strip() for a in restriction.findall(f"{{{SAML}}}Audience")}
+        for restriction in restrictions
+    ):
         raise VihfRejected("VIHF audience does not name this DMP")
     name_id = signed.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
     subject_id = (name_id.text or "").strip() if name_id is not None else ""

@@ -365,6 +365,17 @@ def test_forbidden_and_hostile_calls_fail_and_change_nothing(xds_kit):
     with pytest.raises(SoapFault, match="expired"):
         bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=old)
 
+    # Meant for another relying party too: every AudienceRestriction must name this DMP (SAML
+    # core 2.5.1.4), one of them naming it is not enough.
+    elsewhere = build_assertion(bernard.claims, certificate=bernard.certificate)
+    conditions = elsewhere.find(f"{{{SAML}}}Conditions")
+    assert conditions is not None
+    other = etree.SubElement(conditions, f"{{{SAML}}}AudienceRestriction")
+    etree.SubElement(other, f"{{{SAML}}}Audience").text = "urn:another-service"
+    elsewhere = sign_assertion(elsewhere, key=bernard.key, certificate=bernard.certificate)
+    with pytest.raises(SoapFault, match="audience"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=elsewhere)
+
     # Unknown homologation number.
     with pytest.raises(SoapFault, match="homologation"):
         bernard.provide_and_register(submission, claims=replace(bernard.claims, homologation="OPENDMP-NOPE"))
