@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     DOCUMENT_TOO_LARGE = "document_too_large"
     FORBIDDEN = "forbidden"
     UNRESOLVED_REFERENCE = "unresolved_reference"
+    PARAM_NUMBER = "param_number"  # a required query parameter missing, a single-valued one repeated
 
 
 @dataclass(frozen=True)

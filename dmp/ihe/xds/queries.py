@@ -87,8 +87,14 @@ class QueryRequest:
     def groups(self, name: str) -> list[list[str]]:
         return [group for group in self.slots.get(name, []) if group]
 
-    def one(self, name: str) -> str:
+    def one(self, name: str, *, required: bool = False) -> str:
+        """A single-valued parameter (ITI-18 §3.18.4.1.2.3.7): repeated, or missing when
+        required, is XDSStoredQueryParamNumber rather than a silent choice."""
         listed = self.values(name)
+        if len(listed) > 1:
+            raise ValidationFailed([Problem(ErrorCode.PARAM_NUMBER, f"{name} takes a single value", name)])
+        if required and not listed:
+            raise ValidationFailed([Problem(ErrorCode.PARAM_NUMBER, f"{name} is required", name)])
         return listed[0] if listed else ""
 
 
@@ -216,7 +222,7 @@ def _short_status(status: str) -> str:
 
 def _statuses(values: list[str], where: str) -> frozenset[DocumentStatus]:
     if not values:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, f"{where} is required", where)])
+        raise ValidationFailed([Problem(ErrorCode.PARAM_NUMBER, f"{where} is required", where)])
     known = {s.value: s for s in DocumentStatus}
     known |= {_short_status(s.value): s for s in DocumentStatus}
     statuses = set()
@@ -231,6 +237,8 @@ def _statuses(values: list[str], where: str) -> frozenset[DocumentStatus]:
 def _time(values: list[str], where: str) -> dt.datetime | None:
     if not values:
         return None
+    if len(values) > 1:
+        raise ValidationFailed([Problem(ErrorCode.PARAM_NUMBER, f"{where} takes a single value", where)])
     try:
         return ebrim.parse_dtm(values[0])
     except ValueError as exc:
@@ -315,7 +323,7 @@ def _empty() -> QueryResult:
 
 
 def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult:
-    record = _record_for(context, request.one("$XDSDocumentEntryPatientId") or "?")
+    record = _record_for(context, request.one("$XDSDocumentEntryPatientId", required=True))
     query = DocumentQuery(
         statuses=_statuses(request.values("$XDSDocumentEntryStatus"), "$XDSDocumentEntryStatus"),
         class_codes=_code_values(request.values("$XDSDocumentEntryClassCode")),
@@ -351,7 +359,7 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
 
 
 def _find_submission_sets(context: QueryContext, request: QueryRequest) -> QueryResult:
-    record = _record_for(context, request.one("$XDSSubmissionSetPatientId") or "?")
+    record = _record_for(context, request.one("$XDSSubmissionSetPatientId", required=True))
     statuses = {
         s.value for s in _statuses(request.values("$XDSSubmissionSetStatus"), "$XDSSubmissionSetStatus")
     }
@@ -389,7 +397,7 @@ def _authored_by(subset: SubmissionSet, pattern: re.Pattern[str]) -> bool:
 
 
 def _find_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
-    record = _record_for(context, request.one("$XDSFolderPatientId") or "?")
+    record = _record_for(context, request.one("$XDSFolderPatientId", required=True))
     statuses = {
         _short_status(s.value) for s in _statuses(request.values("$XDSFolderStatus"), "$XDSFolderStatus")
     }
@@ -405,7 +413,7 @@ def _find_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
 
 
 def _get_all(context: QueryContext, request: QueryRequest) -> QueryResult:
-    record = _record_for(context, request.one("$patientId") or "?")
+    record = _record_for(context, request.one("$patientId", required=True))
     statuses = _statuses(request.values("$XDSDocumentEntryStatus"), "$XDSDocumentEntryStatus")
     contents = _contents(context, record, "GetAll", statuses)
     return QueryResult(
@@ -420,7 +428,11 @@ def _ids(request: QueryRequest, uuid_param: str, unique_param: str) -> tuple[set
     uuids, uniques = set(request.values(uuid_param)), set(request.values(unique_param))
     if bool(uuids) == bool(uniques):
         raise ValidationFailed(
-            [Problem(ErrorCode.INVALID, f"exactly one of {uuid_param} and {unique_param} is required", "")]
+            [
+                Problem(
+                    ErrorCode.PARAM_NUMBER, f"exactly one of {uuid_param} and {unique_param} is required", ""
+                )
+            ]
         )
     return uuids, uniques
 
@@ -459,7 +471,7 @@ def _get_folders(context: QueryContext, request: QueryRequest) -> QueryResult:
 def _get_associations(context: QueryContext, request: QueryRequest) -> QueryResult:
     uuids = set(request.values("$uuid"))
     if not uuids:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "$uuid is required", "$uuid")])
+        raise ValidationFailed([Problem(ErrorCode.PARAM_NUMBER, "$uuid is required", "$uuid")])
     contents = _record_contents(context, "GetAssociations")
     return QueryResult(
         [], [], [], [a for a in contents.associations if a.source_uuid in uuids or a.target_uuid in uuids]
@@ -478,7 +490,7 @@ def _members(contents: RecordContents, container: str) -> set[str]:
 def _get_submission_sets(context: QueryContext, request: QueryRequest) -> QueryResult:
     uuids = set(request.values("$uuid"))
     if not uuids:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "$uuid is required", "$uuid")])
+        raise ValidationFailed([Problem(ErrorCode.PARAM_NUMBER, "$uuid is required", "$uuid")])
     contents = _record_contents(context, "GetSubmissionSets")
     subsets = [s for s in contents.submission_sets if _members(contents, s.entry_uuid) & uuids]
     chosen = {s.entry_uuid for s in subsets}
@@ -537,7 +549,7 @@ def _get_related_documents(context: QueryContext, request: QueryRequest) -> Quer
     types = set(request.values("$AssociationTypes"))
     if not types:
         raise ValidationFailed(
-            [Problem(ErrorCode.INVALID, "$AssociationTypes is required", "$AssociationTypes")]
+            [Problem(ErrorCode.PARAM_NUMBER, "$AssociationTypes is required", "$AssociationTypes")]
         )
     contents = _record_contents(context, "GetRelatedDocuments")
     start = {

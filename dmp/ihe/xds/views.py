@@ -36,6 +36,7 @@ XDS_ERROR_CODES = {
     ErrorCode.PATIENT_ID_MISMATCH: "XDSPatientIdDoesNotMatch",
     ErrorCode.UNRESOLVED_REFERENCE: "XDSUnresolvedReferenceException",
     ErrorCode.UNSUPPORTED: "XDSUnknownStoredQuery",
+    ErrorCode.PARAM_NUMBER: "XDSStoredQueryParamNumber",
     ErrorCode.INVALID: "XDSRegistryMetadataError",
     ErrorCode.CONFLICT: "XDSMetadataVersionError",
     ErrorCode.INTEGRITY: "XDSRepositoryError",

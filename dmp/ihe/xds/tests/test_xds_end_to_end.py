@@ -426,6 +426,32 @@ def test_forbidden_and_hostile_calls_fail_and_change_nothing(xds_kit):
     assert _documents_now() == before
 
 
+def test_a_missing_or_repeated_single_valued_parameter_is_a_param_number_error(xds_kit):
+    """ITI-18: a required parameter missing, or one that takes a single value given several, is
+    XDSStoredQueryParamNumber; the registry does not pick one of the values."""
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    assert bernard.provide_and_register(alice_submission(xds_kit, [DocumentDraft()])).ok
+    patient = f"'{bernard.claims.patient_ins}'"
+    statuses = f"('{APPROVED}')"
+    cases: dict[str, dict[str, str | None]] = {
+        "patient twice": {"$XDSDocumentEntryPatientId": f"({patient},{patient})"},
+        "no patient": {},
+        "no status": {"$XDSDocumentEntryPatientId": patient, "$XDSDocumentEntryStatus": None},
+        "two creation times": {
+            "$XDSDocumentEntryPatientId": patient,
+            "$XDSDocumentEntryCreationTimeFrom": "('20200101','20250101')",
+        },
+    }
+    for case, params in cases.items():
+        sent: dict[str, str | None] = {"$XDSDocumentEntryStatus": statuses, **params}
+        response = bernard.stored_query(
+            StoredQuery.FIND_DOCUMENTS, {k: v for k, v in sent.items() if v is not None}
+        )
+        assert {e.code for e in response.errors} == {"XDSStoredQueryParamNumber"}, case
+        assert registry_objects(response, "ExtrinsicObject") == [], case
+    assert len(find_documents(bernard)) == 1
+
+
 def test_duplicate_unique_id_with_other_bytes_is_refused(xds_kit):
     bernard = xds_kit.client(xds_kit.personas.dr_bernard)
     first = alice_submission(xds_kit, [DocumentDraft(unique_id="1.2.250.1.999.1.424242")])
