@@ -265,6 +265,15 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
         return _page(
             request, "refused", {"detail": _("Structure inconnue pour ce professionnel.")}, status=403
         )
+    if authentication is not AuthenticationMode.DIRECT and structure is None:
+        # Indirect mode: a structure's certificate vouched for the PS; a link that does not say
+        # which one cannot say whose rights the PS acts with.
+        return _page(
+            request,
+            "refused",
+            {"detail": _("Ce lien ne nomme pas la structure qui a authentifié le professionnel.")},
+            status=403,
+        )
     session.log_in(
         request, professional, LoginMethod.CONTEXT_LINK, structure=structure, authentication=authentication
     )
@@ -291,6 +300,16 @@ def home(request: HttpRequest, ps: PsSession) -> HttpResponse:
 @require_POST
 @ps_required
 def choose_structure(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    if ps.structure_pinned:
+        messages.error(
+            request,
+            _(
+                "Cette session a été ouverte par le logiciel de votre structure, qui vous a "
+                "authentifié : elle reste attachée à cette structure. Pour exercer dans une autre "
+                "structure, connectez-vous avec votre carte CPS ou Pro Santé Connect."
+            ),
+        )
+        return redirect("professional_portal:home")
     form = StructureForm(request.POST)
     if form.is_valid():
         structure = ps.professional.structures.filter(id_nat=form.cleaned_data["structure"]).first()

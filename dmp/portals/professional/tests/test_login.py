@@ -303,3 +303,58 @@ def test_logging_in_renews_the_csrf_token(personas, demo):
     )
     assert "pro" in client.session
     assert client.cookies["csrftoken"].value != before
+
+
+def test_an_indirect_session_stays_with_the_structure_that_vouched(personas, client):
+    """The SAMU's software vouched for Dr Petit: the session may not switch to the CHU, whose
+    authorship an indirect actor would get (and so delete a CHU colleague's document)."""
+    from dmp.access.policy import DocumentStatus
+    from dmp.documents.builders import DocumentDraft
+    from dmp.documents.models import DocumentEntry
+    from dmp.identity.models import Affiliation
+    from dmp.portals.professional.tests.conftest import publish
+
+    Affiliation.objects.create(professional=personas.dr_petit, structure=personas.samu)
+    (document,) = publish(personas, personas.dr_moreau, [DocumentDraft(title="CR Moreau")])
+    link = contextual_link(
+        professional_id=personas.dr_petit.national_id,
+        ins=personas.alice.identifier,
+        structure_id=personas.samu.id_nat,
+        authentication=AuthenticationMode.INDIRECT,
+    )
+    assert client.get(link).status_code == 302
+    assert 'id="structure"' not in client.get("/pro/").content.decode()  # no switch offered
+    refused = client.post("/pro/structure", {"structure": personas.chu.id_nat}, follow=True)
+    assert "reste attachée à cette structure" in refused.content.decode()
+    assert client.session["pro"]["structure"] == personas.samu.id_nat
+    assert client.session["pro"]["authentication"] == "INDIRECTE"
+    record = personas.alice.record
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/document/{document.unique_id}/action",
+        {"action": "delete", "entry_uuid": document.entry_uuid},
+    )
+    assert response.status_code in {403, 404}
+    assert DocumentEntry.objects.get(pk=document.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_an_indirect_link_naming_no_structure_is_refused(personas, client):
+    link = contextual_link(
+        professional_id=personas.dr_petit.national_id,
+        ins=personas.alice.identifier,
+        authentication=AuthenticationMode.INDIRECT,
+    )
+    response = client.get(link)
+    assert response.status_code == 403
+    assert "ne nomme pas la structure" in response.content.decode()
+    assert "pro" not in client.session
+
+
+def test_a_direct_session_still_switches_structure(personas, client, demo):
+    from dmp.identity.models import Affiliation
+
+    Affiliation.objects.create(professional=personas.dr_petit, structure=personas.samu)
+    link = contextual_link(professional_id=personas.dr_petit.national_id, ins=personas.alice.identifier)
+    assert client.get(link).status_code == 302
+    assert client.session["pro"]["authentication"] == "DIRECTE"
+    client.post("/pro/structure", {"structure": personas.samu.id_nat})
+    assert client.session["pro"]["structure"] == personas.samu.id_nat
