@@ -62,6 +62,13 @@ class PsSession:
             )
         return Caller(actor=actor, channel=Channel.PROFESSIONAL_PORTAL)
 
+    def writer(self) -> Caller:
+        """The caller for a write (feeding, a document's status or flags): the normal mode.
+        Break-glass and Centre 15 open a record for reading only (the policy refuses every write
+        in those modes), while a PS may feed a record and act on its own documents without any
+        authorisation, in normal mode, emergency or not."""
+        return self.caller()
+
     @property
     def structure_pinned(self) -> bool:
         """A session not opened with the PS's own card is bound to the structure that vouched."""

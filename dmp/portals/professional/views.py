@@ -618,34 +618,38 @@ def document_raw(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_
 
 
 _ACTIONS: dict[str, Callable[..., object]] = {
-    "archive": lambda caller, uuid_: document_change_status(
-        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.ARCHIVED
+    "archive": lambda caller, uuid_, patient: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.ARCHIVED, patient=patient
     ),
-    "unarchive": lambda caller, uuid_: document_change_status(
-        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.APPROVED
+    "unarchive": lambda caller, uuid_, patient: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.APPROVED, patient=patient
     ),
-    "delete": lambda caller, uuid_: document_change_status(
-        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.DELETED
+    "delete": lambda caller, uuid_, patient: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.DELETED, patient=patient
     ),
-    "mask": lambda caller, uuid_: document_change_confidentiality(
+    "mask": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.MASKED_TO_PROFESSIONALS, enabled=True),
+        patient=patient,
     ),
-    "unmask": lambda caller, uuid_: document_change_confidentiality(
+    "unmask": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.MASKED_TO_PROFESSIONALS, enabled=False),
+        patient=patient,
     ),
-    "show_patient": lambda caller, uuid_: document_change_confidentiality(
+    "show_patient": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.INVISIBLE_TO_PATIENT, enabled=False),
+        patient=patient,
     ),
-    "hide_patient": lambda caller, uuid_: document_change_confidentiality(
+    "hide_patient": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.INVISIBLE_TO_PATIENT, enabled=True),
+        patient=patient,
     ),
 }
 
@@ -656,9 +660,12 @@ def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, uniq
     form = DocumentActionForm(request.POST)
     if not form.is_valid():
         return _page(request, "refused", {"detail": _("Requête invalide.")}, status=400)
+    loaded = _record(record)
     action = form.cleaned_data["action"]
     try:
-        _ACTIONS[action](ps.caller(str(record)), form.cleaned_data["entry_uuid"])
+        # Only this page's patient's documents: an entry UUID of another record's document,
+        # posted here, answers as an unknown document.
+        _ACTIONS[action](ps.writer(), form.cleaned_data["entry_uuid"], loaded.patient.identifier)
     except ValidationFailed as error:
         messages.error(request, "; ".join(p.message for p in error.problems))
     except DomainError as error:
@@ -704,7 +711,7 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
             patient=loaded.patient,
         )
         registered = submission_register(
-            caller=ps.caller(str(record)), submission=submission, expected_ins=loaded.patient.identifier
+            caller=ps.writer(), submission=submission, expected_ins=loaded.patient.identifier
         )
     except ValidationFailed as error:
         for problem in error.problems:

@@ -348,3 +348,42 @@ def test_a_level_1_body_declared_as_html_is_never_served_as_html(personas, login
     assert body["Content-Type"] == "application/octet-stream"
     assert body["Content-Disposition"] == "attachment"
     assert body["Content-Security-Policy"].startswith("sandbox")
+
+
+def test_in_break_glass_the_ps_still_feeds_the_record_and_acts_on_its_own_documents(personas, login):
+    """Break-glass opens the record for reading; feeding it and archiving one's own document need
+    no authorisation, and stay possible in normal mode during the emergency."""
+    client = login(personas.dr_petit)  # not authorised on Alice's record
+    assert upload(client, personas, simple_pdf("A", ["x"]), title="Avant urgence").status_code == 302
+    before = DocumentEntry.objects.get(title="Avant urgence")
+    opened = client.post(
+        docs_url(personas, "urgence"), {"mode": "bris_de_glace", "reason": "Patiente inconsciente"}
+    )
+    assert opened.status_code == 302
+    during = upload(client, personas, simple_pdf("B", ["y"]), title="Pendant urgence")
+    assert during.status_code == 302, during.content.decode()
+    assert DocumentEntry.objects.filter(title="Pendant urgence").exists()
+    archived = client.post(
+        doc_url(personas, before, "action"), {"action": "archive", "entry_uuid": before.entry_uuid}
+    )
+    assert archived.status_code == 302
+    assert DocumentEntry.objects.get(pk=before.pk).availability_status == DocumentStatus.ARCHIVED
+    assert client.session["pro"]["emergency"] is not None
+
+
+def test_a_document_action_reaches_only_the_documents_of_the_pages_record(personas, login):
+    (leo_document,) = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Léo")], patient=personas.leo
+    )
+    (alice_document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="Alice")])
+    client = login(personas.dr_bernard)
+    for action in ("archive", "mask", "delete"):
+        response = client.post(
+            doc_url(personas, alice_document, "action"),
+            {"action": action, "entry_uuid": leo_document.entry_uuid},
+        )
+        assert response.status_code == 404
+    leo_document.refresh_from_db()
+    assert leo_document.availability_status == DocumentStatus.APPROVED
+    assert not leo_document.masked_to_professionals
+    assert DocumentEntry.objects.filter(unique_id=leo_document.unique_id).count() == 1
