@@ -683,6 +683,10 @@ def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, uniq
 @ps_required
 def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
     loaded = _record(record)
+    # The page heads with the patient's identity: only what TD0.2 tells this PS, and a PS the
+    # patient blocked is told nothing (the same not-found answer as the other record pages).
+    if record_test(caller=ps.writer(), ins=loaded.patient.identifier).patient is None:
+        raise NotFound("no record for this INS")
     initial = {"replaces": request.GET.get("remplace", "")[:64]}
     form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
     context: dict[str, Any] = {

@@ -313,3 +313,29 @@ def test_web_account_refusals_change_nothing(personas, login):
     refused = client.post(f"/pro/dossier/{record.public_id}/acces-web", {"channel": "pigeon"})
     assert refused.status_code == 302
     assert not WebAccount.objects.filter(record=record).exists()
+
+
+def test_a_blocked_ps_gets_no_upload_page_and_deposits_nothing(personas, login):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from dmp.cda.builder import simple_pdf
+    from dmp.documents.models import DocumentEntry
+
+    client = login(personas.dr_durand)
+    record = personas.alice.record
+    before = DocumentEntry.objects.count()
+    page = client.get(f"/pro/dossier/{record.public_id}/ajouter")
+    assert page.status_code == 404
+    assert "MARTIN" not in page.content.decode()
+    refused = client.post(
+        f"/pro/dossier/{record.public_id}/ajouter",
+        {
+            "type_code": "11488-4",
+            "title": "CR",
+            "visibility": "normal",
+            "file": SimpleUploadedFile("a.pdf", simple_pdf("A", ["x"])),
+        },
+    )
+    assert refused.status_code == 404
+    assert "MARTIN" not in refused.content.decode()
+    assert DocumentEntry.objects.count() == before
