@@ -22,6 +22,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pydantic import ValidationError as PydanticValidationError
 
 from dmp.access.actors import AccessMode, AuthenticationMode
 from dmp.access.policy import DocumentStatus
@@ -361,6 +362,22 @@ def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Htt
     )
 
 
+# The traits' fields under the names of the creation form's fields.
+_TRAIT_FIELDS = {"ins": "ins", "ins_authority": "authority"}
+
+
+def _traits_errors(form: RecordCreateForm, error: PydanticValidationError) -> None:
+    """The rules of `PatientTraits` the form does not repeat, as errors on their fields."""
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        field = _TRAIT_FIELDS.get(name, name)
+        if field == "birth_date":
+            message = _("La date de naissance ne peut pas être dans le futur.")
+        else:
+            message = _("Valeur refusée.")
+        form.add_error(field if field in form.fields else None, message)
+
+
 @require_POST
 @ps_required
 def record_create_view(request: HttpRequest, ps: PsSession) -> HttpResponse:
@@ -369,17 +386,22 @@ def record_create_view(request: HttpRequest, ps: PsSession) -> HttpResponse:
         return _page(request, "record_create", {"form": form}, status=400)
     data = form.cleaned_data
     try:
+        traits = PatientTraits(
+            ins=form.identifier.value,
+            ins_authority=form.identifier.oid,
+            birth_family_name=data["birth_family_name"],
+            used_family_name=data["used_family_name"],
+            given_names=data["given_names"],
+            birth_date=data["birth_date"],
+            sex=data["sex"],
+        )
+    except PydanticValidationError as error:
+        _traits_errors(form, error)
+        return _page(request, "record_create", {"form": form}, status=400)
+    try:
         created = record_create(
             caller=ps.caller(),
-            traits=PatientTraits(
-                ins=form.identifier.value,
-                ins_authority=form.identifier.oid,
-                birth_family_name=data["birth_family_name"],
-                used_family_name=data["used_family_name"],
-                given_names=data["given_names"],
-                birth_date=data["birth_date"],
-                sex=data["sex"],
-            ),
+            traits=traits,
             consent=data["consent"],
             opposes_break_glass=data["opposes_break_glass"],
             opposes_centre_15=data["opposes_centre_15"],

@@ -339,3 +339,26 @@ def test_a_blocked_ps_gets_no_upload_page_and_deposits_nothing(personas, login):
     assert refused.status_code == 404
     assert "MARTIN" not in refused.content.decode()
     assert DocumentEntry.objects.count() == before
+
+
+def test_a_future_birth_date_is_a_form_error_on_its_field(personas, login):
+    client = login(personas.dr_moreau)
+    bob = personas.bob_traits
+    response = client.post(
+        "/pro/dossier/creer",
+        {
+            "ins": bob.ins,
+            "authority": bob.ins_authority,
+            "birth_family_name": "Dubois",
+            "given_names": "Bob",
+            "birth_date": "2999-06-21",
+            "sex": "M",
+            "consent": "on",
+        },
+    )
+    assert response.status_code == 400
+    assert 'id="id_birth_date-error">La date de naissance ne peut pas être dans le futur.' in (
+        response.content.decode()
+    )
+    assert not Patient.objects.filter(ins=bob.ins).exists()
+    assert not Record.objects.filter(patient__ins=bob.ins).exists()
