@@ -6,6 +6,9 @@ import datetime as dt
 from typing import Any, Final
 
 from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from dmp.access.actors import AccessMode
@@ -173,6 +176,19 @@ class UploadForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["type_code"].choices = type_choices()  # type: ignore[attr-defined]
+
+    def clean_file(self) -> UploadedFile[bytes]:
+        # Before the file is read: a PDF is held several times over while it is wrapped into a
+        # CDA (bytes, base64, the tree), so a file over the limit is refused on its size alone.
+        file: UploadedFile[bytes] = self.cleaned_data["file"]
+        limit = settings.OPENDMP_MAX_DOCUMENT_BYTES
+        size = file.size or 0
+        if size > limit:
+            raise forms.ValidationError(
+                _("Le fichier (%(size)s) dépasse la taille maximale d'un document du DMP (%(limit)s).")
+                % {"size": filesizeformat(size), "limit": filesizeformat(limit)}
+            )
+        return file
 
 
 class DocumentActionForm(forms.Form):

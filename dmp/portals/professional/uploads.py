@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
 from dmp.cda.header import extract_header
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
 from dmp.documents.builders import (
@@ -76,6 +80,23 @@ def _submission_from_upload(
     )
     replaces = {0: upload.replaces_entry_uuid} if upload.replaces_entry_uuid else None
     if upload.content.startswith(PDF_MAGIC):
+        limit = settings.OPENDMP_MAX_DOCUMENT_BYTES
+        if 4 * ((len(upload.content) + 2) // 3) > limit:
+            # Refused before the base64 copy and the tree are built: the CDA that wraps a PDF
+            # is a third larger than it, and the limit applies to the CDA.
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.DOCUMENT_TOO_LARGE,
+                        _(
+                            "Intégré au document CDA, ce PDF dépasserait la taille maximale d'un "
+                            "document du DMP (%(limit)s) : un PDF peut faire au plus %(pdf_limit)s."
+                        )
+                        % {"limit": filesizeformat(limit), "pdf_limit": filesizeformat(limit * 3 // 4)},
+                        "file",
+                    )
+                ]
+            )
         if not upload.title.strip():
             raise ValidationFailed([Problem(ErrorCode.INVALID, "a title is required for a PDF", "title")])
         draft = DocumentDraft(

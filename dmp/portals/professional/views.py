@@ -741,9 +741,12 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
         )
     except ValidationFailed as error:
         for problem in error.problems:
-            form.add_error(
-                None, f"{problem.location}: {problem.message}" if problem.location else problem.message
-            )
+            if problem.location in form.fields:
+                form.add_error(problem.location, problem.message)
+            else:
+                form.add_error(
+                    None, f"{problem.location}: {problem.message}" if problem.location else problem.message
+                )
         return _page(request, "upload", context, status=400)
     except Forbidden as error:
         form.add_error(None, _("Dépôt refusé : %(detail)s") % {"detail": error.message})

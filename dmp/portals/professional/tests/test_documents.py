@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -387,3 +389,34 @@ def test_a_document_action_reaches_only_the_documents_of_the_pages_record(person
     assert leo_document.availability_status == DocumentStatus.APPROVED
     assert not leo_document.masked_to_professionals
     assert DocumentEntry.objects.filter(unique_id=leo_document.unique_id).count() == 1
+
+
+def test_a_file_over_the_document_limit_is_refused_before_it_is_read(personas, login, settings):
+    settings.OPENDMP_MAX_DOCUMENT_BYTES = 64 * 1024
+    client = login(personas.dr_bernard)
+    before = DocumentEntry.objects.count()
+    pdf = simple_pdf("Gros", ["x"])
+    response = upload(client, personas, pdf + b"%" + b"A" * (80 * 1024) + b"\n%%EOF\n")
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert re.search(
+        r'id="id_file-error">Le fichier \(8\d,\d\sKio\) dépasse la taille maximale d\'un document du DMP '
+        r"\(64,0\sKio\)\.",
+        page,
+    )
+    # A PDF whose CDA (a third larger) would exceed the limit is refused before it is wrapped.
+    wrapped = upload(client, personas, pdf + b"%" + b"A" * (56 * 1024) + b"\n%%EOF\n")
+    assert wrapped.status_code == 400
+    assert 'id="id_file-error">Intégré au document CDA, ce PDF dépasserait' in wrapped.content.decode()
+    assert DocumentEntry.objects.count() == before
+
+
+def test_a_level_1_pdf_over_7_5_mb_within_the_limit_is_accepted(personas, login):
+    """Its base64 text node is over libxml2's default 10 MB limit on text."""
+    client = login(personas.dr_bernard)
+    pdf = simple_pdf("Scan", ["page"])
+    big = pdf + b"%" + b"A" * (8 * 1024 * 1024) + b"\n%%EOF\n"
+    response = upload(client, personas, big, title="Scan 8 Mo")
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    document = DocumentEntry.objects.get(title="Scan 8 Mo")
+    assert client.get(doc_url(personas, document, "corps")).content == big
