@@ -31,8 +31,14 @@ from dmp.audit.actions import AuditAction
 from dmp.cda.render import embedded_body, render_html
 from dmp.common.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
-from dmp.documents.models import Confidentiality
-from dmp.documents.selectors import CodeMatch, DocumentQuery, document_retrieve, document_search
+from dmp.documents.models import Confidentiality, DocumentEntry
+from dmp.documents.selectors import (
+    CodeMatch,
+    DocumentQuery,
+    document_retrieve,
+    document_search,
+    document_visible,
+)
 from dmp.documents.services import (
     document_change_confidentiality,
     document_change_status,
@@ -711,17 +717,25 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
         raise NotFound("no record for this INS")
     initial = {"replaces": request.GET.get("remplace", "")[:64]}
     form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
-    context: dict[str, Any] = {
-        "record": loaded,
-        "form": form,
-        "replaces_unique_id": request.GET.get("uid", ""),
-    }
+    context: dict[str, Any] = {"record": loaded, "form": form}
     if request.method != "POST":
         return _page(request, "upload", context)
     if not form.is_valid():
         return _page(request, "upload", context, status=400)
     data = form.cleaned_data
     replaces = data["replaces"]
+    replaces_unique_id = ""
+    if replaces:
+        # The CDA names the document it replaces: the one the server finds behind the entry
+        # UUID, visible to this PS and of this record, never an identifier the browser sent.
+        try:
+            replaced: DocumentEntry | None = document_visible(caller=ps.writer(), entry_uuid=replaces)
+        except NotFound:
+            replaced = None
+        if replaced is None or replaced.patient_id != loaded.patient.identifier.hl7():
+            form.add_error(None, _("Le document à remplacer est introuvable dans ce DMP."))
+            return _page(request, "upload", context, status=400)
+        replaces_unique_id = replaced.unique_id
     try:
         submission = submission_from_upload(
             Upload(
@@ -730,7 +744,7 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
                 title=data["title"],
                 visibility_codes=VISIBILITY_CODES[data["visibility"]],
                 replaces_entry_uuid=replaces,
-                replaces_unique_id=request.POST.get("replaces_unique_id", "")[:128],
+                replaces_unique_id=replaces_unique_id,
             ),
             professional=ps.professional,
             structure=ps.structure,

@@ -420,3 +420,44 @@ def test_a_level_1_pdf_over_7_5_mb_within_the_limit_is_accepted(personas, login)
     assert response.status_code == 302, response.content.decode()[-2000:]
     document = DocumentEntry.objects.get(title="Scan 8 Mo")
     assert client.get(doc_url(personas, document, "corps")).content == big
+
+
+def test_a_replacement_names_the_replaced_document_found_by_the_server(personas, login):
+    first, other = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Premier"), DocumentDraft(title="Autre")]
+    )
+    client = login(personas.dr_bernard)
+    form = client.get(docs_url(personas, f"ajouter?remplace={first.entry_uuid}")).content.decode()
+    assert other.unique_id not in form
+    response = client.post(
+        docs_url(personas, f"ajouter?remplace={first.entry_uuid}"),
+        {
+            "type_code": "11488-4",
+            "title": "Premier v2",
+            "visibility": "normal",
+            "replaces": first.entry_uuid,
+            "replaces_unique_id": other.unique_id,  # a forged field: ignored
+            "file": SimpleUploadedFile("v2.pdf", simple_pdf("V2", ["x"])),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()
+    replacement = DocumentEntry.objects.get(title="Premier v2")
+    content = client.get(doc_url(personas, replacement, "brut")).content.decode()
+    parent = content.split("<parentDocument>", 1)[1].split("</parentDocument>", 1)[0]
+    assert first.unique_id.split("^")[0] in parent
+    assert other.unique_id.split("^")[0] not in parent
+    assert DocumentEntry.objects.get(pk=first.pk).availability_status == DocumentStatus.DEPRECATED
+    assert DocumentEntry.objects.get(pk=other.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_a_replacement_of_a_document_of_another_record_registers_nothing(personas, login):
+    (leo_document,) = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Léo")], patient=personas.leo
+    )
+    client = login(personas.dr_bernard)
+    before = DocumentEntry.objects.count()
+    response = upload(client, personas, simple_pdf("V2", ["x"]), replaces=leo_document.entry_uuid)
+    assert response.status_code == 400
+    assert "Le document à remplacer est introuvable dans ce DMP." in response.content.decode()
+    assert DocumentEntry.objects.count() == before
+    assert DocumentEntry.objects.get(pk=leo_document.pk).availability_status == DocumentStatus.APPROVED
