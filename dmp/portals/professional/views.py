@@ -353,8 +353,18 @@ def search(request: HttpRequest, ps: PsSession) -> HttpResponse:
 @require_GET
 @ps_required
 def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
-    loaded = _record(record)
-    report = record_test(caller=ps.caller(str(record)), ins=loaded.patient.identifier)
+    return _record_status_page(request, ps, _record(record))
+
+
+def _record_status_page(
+    request: HttpRequest,
+    ps: PsSession,
+    loaded: Record,
+    *,
+    web_account_form: WebAccountForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    report = record_test(caller=ps.caller(str(loaded.public_id)), ins=loaded.patient.identifier)
     return _page(
         request,
         "record_status",
@@ -362,9 +372,10 @@ def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Htt
             "record": loaded,
             "report": report,
             "emergency_form": EmergencyForm(),
-            "web_account_form": WebAccountForm(),
+            "web_account_form": web_account_form or WebAccountForm(),
             "is_doctor": ps.professional.profession_code == "10",
         },
+        status=status,
     )
 
 
@@ -447,8 +458,7 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
     loaded = _record(record)
     form = WebAccountForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Choisissez comment le patient recevra ses codes de connexion."))
-        return redirect("professional_portal:record_status", record=record)
+        return _record_status_page(request, ps, loaded, web_account_form=form, status=400)
     try:
         code = account_initialise(
             caller=ps.caller(),
@@ -458,8 +468,10 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
             revoke_current=form.cleaned_data["revoke_current"],
         )
     except ValidationFailed as error:
-        messages.error(request, " ".join(problem.message for problem in error.problems))
-        return redirect("professional_portal:record_status", record=record)
+        for problem in error.problems:
+            field = {"otp_channel": "channel", "otp_destination": "destination"}.get(problem.location)
+            form.add_error(field, problem.message)
+        return _record_status_page(request, ps, loaded, web_account_form=form, status=400)
     response = _page(request, "web_account", {"record": loaded, "code": code})
     response["Cache-Control"] = "no-store"
     return response
