@@ -6,6 +6,7 @@ habilitation matrix and the visibility codes, all or nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -26,6 +27,9 @@ from dmp.documents.metadata import SubmissionInput
 from dmp.identity.models import HealthProfessional, Patient, Structure
 
 PDF_MAGIC = b"%PDF-"
+_PDF_HEADER = re.compile(rb"%PDF-[12]\.\d")
+# ISO 32000: the file ends with %%EOF; readers tolerate some trailing bytes after it.
+PDF_TRAILER_WINDOW = 1024
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ def _author(professional: HealthProfessional, structure: Structure | None) -> Au
             structure.facility_type_code if structure and structure.facility_type_code else "SA07"
         ),
     )
+
+
+def _looks_like_a_pdf(content: bytes) -> bool:
+    """A minimal structural check: a versioned header and the end-of-file marker (not a parse:
+    the body is served to readers as is, in a sandboxed frame)."""
+    return bool(_PDF_HEADER.match(content)) and b"%%EOF" in content[-PDF_TRAILER_WINDOW:]
 
 
 def submission_from_upload(
@@ -80,6 +90,16 @@ def _submission_from_upload(
     )
     replaces = {0: upload.replaces_entry_uuid} if upload.replaces_entry_uuid else None
     if upload.content.startswith(PDF_MAGIC):
+        if not _looks_like_a_pdf(upload.content):
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.INVALID,
+                        _("Ce fichier n'est pas un PDF complet (en-tête ou fin de fichier %%EOF manquant)."),
+                        "file",
+                    )
+                ]
+            )
         limit = settings.OPENDMP_MAX_DOCUMENT_BYTES
         if 4 * ((len(upload.content) + 2) // 3) > limit:
             # Refused before the base64 copy and the tree are built: the CDA that wraps a PDF

@@ -461,3 +461,14 @@ def test_a_replacement_of_a_document_of_another_record_registers_nothing(persona
     assert "Le document à remplacer est introuvable dans ce DMP." in response.content.decode()
     assert DocumentEntry.objects.count() == before
     assert DocumentEntry.objects.get(pk=leo_document.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_a_file_that_only_starts_like_a_pdf_is_a_form_error(personas, login):
+    client = login(personas.dr_bernard)
+    before = DocumentEntry.objects.count()
+    pdf = simple_pdf("CR", ["x"])
+    for content in (b"%PDF-", b"%PDF-1.4 x", b"%PDF-x.y\n" + pdf[9:], pdf[: len(pdf) // 2]):
+        response = upload(client, personas, content)
+        assert response.status_code == 400
+        assert 'id="id_file-error">Ce fichier n&#x27;est pas un PDF complet' in response.content.decode()
+    assert DocumentEntry.objects.count() == before
