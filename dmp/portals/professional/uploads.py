@@ -118,7 +118,9 @@ def _submission_from_upload(
                 ]
             )
         if not upload.title.strip():
-            raise ValidationFailed([Problem(ErrorCode.INVALID, "a title is required for a PDF", "title")])
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, _("Un titre est obligatoire pour un PDF."), "title")]
+            )
         draft = DocumentDraft(
             type_code=upload.type_code,
             title=upload.title.strip(),

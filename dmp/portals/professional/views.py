@@ -8,6 +8,7 @@ and missing alike); the views only turn domain errors into pages.
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
@@ -19,13 +20,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydantic import ValidationError as PydanticValidationError
 
 from dmp.access.actors import AccessMode, AuthenticationMode
-from dmp.access.policy import DocumentStatus
+from dmp.access.policy import DocumentStatus, Reason
 from dmp.accounts.services import account_initialise
 from dmp.audit.actions import AuditAction
 from dmp.cda.render import embedded_body, render_html
@@ -48,7 +51,7 @@ from dmp.identity.models import HealthProfessional
 from dmp.identity.selectors import active_professional_get
 from dmp.identity.services import PatientTraits
 from dmp.portals.professional import psc, session, throttle
-from dmp.portals.professional.cards import CardRejected, professional_from_request
+from dmp.portals.professional.cards import CardRejected, NoCard, professional_from_request
 from dmp.portals.professional.forms import (
     VISIBILITY_CODES,
     AuthorisationForm,
@@ -80,6 +83,7 @@ from dmp.records.services import (
 )
 
 P = ParamSpec("P")
+logger = logging.getLogger(__name__)
 TEMPLATES = "professional_portal"
 SESSION_ATTRIBUTE = "_professional_portal_session"
 DEMO_CARDS_SHOWN = 12
@@ -102,9 +106,36 @@ def _page(
     return render(request, f"{TEMPLATES}/{template}.html", values, status=status)
 
 
+# What a PS is told about a policy refusal (the domain's reasons are codes, in English).
+_REFUSALS: dict[str, Any] = {
+    Reason.MATRIX.value: gettext_lazy("votre profession ne permet pas cette action pour ce type de document"),
+    Reason.READ_ONLY_MODE.value: gettext_lazy("un accès d'urgence ne permet que la consultation"),
+    Reason.RECORD_CLOSED.value: gettext_lazy("ce DMP est fermé"),
+    Reason.BLOCKED.value: gettext_lazy("le patient vous a interdit l'accès à son DMP"),
+    Reason.NOT_AUTHORISED.value: gettext_lazy("vous n'êtes pas autorisé sur ce DMP"),
+    Reason.AUTHORISATION_EXPIRED.value: gettext_lazy("votre autorisation sur ce DMP a expiré"),
+    Reason.NOT_AUTHOR.value: gettext_lazy("seul l'auteur du document peut le faire"),
+    Reason.NOT_CURRENT.value: gettext_lazy("ce document n'est plus la version en vigueur"),
+    Reason.NOT_MEDECIN.value: gettext_lazy("cette action est réservée aux médecins"),
+    Reason.NOT_MEDECIN_TRAITANT.value: gettext_lazy(
+        "cette action est réservée au médecin traitant DMP du patient"
+    ),
+    Reason.PATIENT_AUTHORED_ONLY.value: gettext_lazy(
+        "ce document relève de l'espace d'expression du patient"
+    ),
+}
+
+
+def _refusal_text(error: DomainError) -> str:
+    """The refusal in the page's language; the technical reason goes to the log."""
+    logger.info("professional portal refusal: %s", error.message)
+    reason = error.message.rsplit(": ", 1)[-1]
+    return str(_REFUSALS.get(reason, gettext_lazy("action non autorisée")))
+
+
 def _refused(request: HttpRequest, error: DomainError) -> HttpResponse:
     if isinstance(error, Forbidden):
-        return _page(request, "refused", {"detail": error.message}, status=403)
+        return _page(request, "refused", {"detail": capfirst(_refusal_text(error))}, status=403)
     return _page(request, "not_found", status=404)
 
 
@@ -143,8 +174,8 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 # --- login ------------------------------------------------------------------------------
 
 
-@require_GET
-def login(request: HttpRequest) -> HttpResponse:
+def _login_page(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The login page, the same after a failure: every way in offered, `next` kept."""
     cards: list[HealthProfessional] = []
     if demo_enabled():
         cards = list(
@@ -152,17 +183,23 @@ def login(request: HttpRequest) -> HttpResponse:
             .distinct()
             .order_by("pk")[:DEMO_CARDS_SHOWN]
         )
-    return _page(
-        request, "login", {"cards": cards, "next": _safe_next(request, ""), "psc_enabled": psc.enabled()}
-    )
+    context = {
+        "cards": cards,
+        "next": _safe_next(request, ""),
+        "psc_enabled": psc.enabled(),
+        "card_error": error,
+    }
+    return _page(request, "login", context, status=status)
+
+
+@require_GET
+def login(request: HttpRequest) -> HttpResponse:
+    return _login_page(request)
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
-    response = _page(
-        request,
-        "login",
-        {"card_error": _("Trop de tentatives : réessayez dans quelques minutes.")},
-        status=429,
+    response = _login_page(
+        request, error=_("Trop de tentatives : réessayez dans quelques minutes."), status=429
     )
     response["Retry-After"] = str(throttle.WINDOW_SECONDS)
     return response
@@ -184,7 +221,15 @@ def login_psc(request: HttpRequest) -> HttpResponse:
             next_url=_safe_next(request, reverse("professional_portal:home")),
         )
     except psc.PscRejected as error:
-        return _page(request, "login", {"card_error": error.message}, status=502)
+        logger.warning("Pro Santé Connect unavailable: %s", error.message)
+        return _login_page(
+            request,
+            error=_(
+                "Pro Santé Connect ne répond pas pour le moment : réessayez plus tard ou "
+                "connectez-vous avec votre carte CPS."
+            ),
+            status=502,
+        )
     return redirect(target)
 
 
@@ -198,13 +243,14 @@ def login_psc_return(request: HttpRequest) -> HttpResponse:
         national_id, next_url = psc.finish(request, redirect_uri=_psc_redirect_uri(request))
     except psc.PscRejected as error:
         throttle.spend(request)
-        return _page(request, "login", {"card_error": error.message, "psc_enabled": True}, status=403)
+        logger.warning("Pro Santé Connect login refused: %s", error.message)
+        return _login_page(
+            request, error=_("La connexion par Pro Santé Connect a échoué : recommencez."), status=403
+        )
     professional = active_professional_get(national_id)
     if professional is None:
         throttle.spend(request)
-        return _page(
-            request, "login", {"card_error": _("Professionnel inconnu."), "psc_enabled": True}, status=403
-        )
+        return _login_page(request, error=_("Professionnel inconnu."), status=403)
     session.log_in(request, professional, LoginMethod.PSC)
     home = reverse("professional_portal:home")
     safe = next_url if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}) else home
@@ -219,7 +265,13 @@ def login_cps(request: HttpRequest) -> HttpResponse:
         professional = professional_from_request(request)
     except CardRejected as error:
         throttle.spend(request)
-        return _page(request, "login", {"card_error": error.message}, status=403)
+        logger.warning("CPS card refused: %s", error.message)
+        message = (
+            _("Aucune carte CPS n'a été lue : insérez votre carte dans le lecteur, puis réessayez.")
+            if isinstance(error, NoCard)
+            else _("Votre carte CPS n'a pas été acceptée par le DMP.")
+        )
+        return _login_page(request, error=message, status=403)
     session.log_in(request, professional, LoginMethod.CPS)
     return redirect(_safe_next(request, reverse("professional_portal:home")))
 
@@ -238,7 +290,7 @@ def login_demo(request: HttpRequest) -> HttpResponse:
         ).first()
     if professional is None:
         throttle.spend(request)
-        return _page(request, "login", {"card_error": _("Carte de démonstration inconnue.")}, status=400)
+        return _login_page(request, error=_("Carte de démonstration inconnue."), status=400)
     session.log_in(request, professional, LoginMethod.DEMO_CARD)
     return redirect(_safe_next(request, reverse("professional_portal:home")))
 
@@ -255,7 +307,12 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = consume_link(token)
     except LinkRejected as error:
-        return _page(request, "refused", {"detail": error.message}, status=403)
+        logger.info("TD0.9 link refused: %s", error.message)
+        detail = _(
+            "Ce lien d'ouverture n'est plus valable (déjà utilisé, expiré ou altéré) : ouvrez de "
+            "nouveau le DMP depuis votre logiciel."
+        )
+        return _page(request, "refused", {"detail": detail}, status=403)
     professional = active_professional_get(link.professional_id)
     record = record_by_ins(link.ins)
     if professional is None:
@@ -775,7 +832,7 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
                 )
         return _page(request, "upload", context, status=400)
     except Forbidden as error:
-        form.add_error(None, _("Dépôt refusé : %(detail)s") % {"detail": error.message})
+        form.add_error(None, _("Dépôt refusé : %(detail)s") % {"detail": _refusal_text(error)})
         return _page(request, "upload", context, status=403)
     messages.success(request, _("Document déposé dans le DMP."))
     return redirect(

@@ -472,3 +472,17 @@ def test_a_file_that_only_starts_like_a_pdf_is_a_form_error(personas, login):
         assert response.status_code == 400
         assert 'id="id_file-error">Ce fichier n&#x27;est pas un PDF complet' in response.content.decode()
     assert DocumentEntry.objects.count() == before
+
+
+def test_upload_refusals_are_told_in_french(personas, login):
+    before = DocumentEntry.objects.count()
+    podiatrist = login(personas.podiatrist_garnier)
+    refused = upload(podiatrist, personas, simple_pdf("R", ["x"]), type_code="18748-4")
+    assert refused.status_code == 403
+    page = html.unescape(refused.content.decode())
+    assert "Dépôt refusé : votre profession ne permet pas cette action pour ce type de document" in page
+    assert "not allowed" not in page
+    untitled = upload(login(personas.dr_bernard), personas, simple_pdf("R", ["x"]), title=" ")
+    assert untitled.status_code == 400
+    assert 'id="id_title-error">Un titre est obligatoire pour un PDF.' in untitled.content.decode()
+    assert DocumentEntry.objects.count() == before

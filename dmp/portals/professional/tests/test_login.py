@@ -358,3 +358,32 @@ def test_a_direct_session_still_switches_structure(personas, client, demo):
     assert client.session["pro"]["authentication"] == "DIRECTE"
     client.post("/pro/structure", {"structure": personas.samu.id_nat})
     assert client.session["pro"]["structure"] == personas.samu.id_nat
+
+
+def test_a_failed_card_login_is_told_in_french_and_keeps_every_way_in(personas, pki, settings):
+    settings.OPENDMP_PSC_ISSUER = "https://psc.example"
+    settings.OPENDMP_PSC_CLIENT_ID = "opendmp"
+    client = Client()
+    missing = client.post("/pro/connexion/cps", {"next": "/pro/recherche"})
+    assert missing.status_code == 403
+    page = missing.content.decode()
+    assert "Aucune carte CPS n&#x27;a été lue" in page
+    assert "insert your CPS card" not in page
+    assert 'id="login-psc"' in page
+    assert 'name="next" value="/pro/recherche"' in page
+    assert "?next=/pro/recherche" in page
+    unregistered = card_of(pki, personas.dr_bernard, register=False)
+    refused = client.post("/pro/connexion/cps", {"next": "/pro/recherche"}, **pem_header(unregistered))
+    assert refused.status_code == 403
+    assert "Votre carte CPS n&#x27;a pas été acceptée par le DMP." in refused.content.decode()
+    assert "registered" not in refused.content.decode()
+    assert "pro" not in client.session
+
+
+def test_a_used_contextual_link_is_refused_in_french(personas, client):
+    link = contextual_link(professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier)
+    assert client.get(link).status_code == 302
+    replay = Client().get(link)
+    assert replay.status_code == 403
+    assert "Ce lien d&#x27;ouverture n&#x27;est plus valable" in replay.content.decode()
+    assert "already used" not in replay.content.decode()
