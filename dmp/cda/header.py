@@ -207,11 +207,23 @@ def format_of(root: etree._Element) -> Code | None:
 
 
 AUTO_PRESENTABLE_CONTENT: Final = "{urn:asip-sante:ci-sis}Contenu"
+# Text that people read (the narrative, names, titles) is bounded as libxml2 bounds any text node
+# by default; inline base64 (an element with representation="B64": a level 1 body, a media
+# value) may fill the document size limit, which is why the hardened parser accepts huge text.
+MAX_TEXT_CHARS: Final = 10_000_000
+_OVERSIZED_TEXT: Final = etree.XPath(
+    f"boolean(//text()[not(parent::*[@representation='B64'])][string-length(.) > {MAX_TEXT_CHARS}])"
+)
 
 
 def clinical_document(data: bytes) -> etree._Element:
     """The ClinicalDocument element, also inside a CI-SIS "auto-présentable" XSL wrapper."""
     root = parse_xml(data)
+    # No text node can be longer than the document; most documents skip the probe.
+    if len(data) > MAX_TEXT_CHARS and _OVERSIZED_TEXT(root):
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"a text node over {MAX_TEXT_CHARS} characters is refused", "/")]
+        )
     if root.tag == "{http://www.w3.org/1999/XSL/Transform}stylesheet":
         wrapped = root.find(f".//{AUTO_PRESENTABLE_CONTENT}/{{{HL7}}}ClinicalDocument")
         if wrapped is not None:

@@ -1,9 +1,10 @@
 """Hardened XML parsing: the only way untrusted XML enters OpenDMP.
 
-lxml is configured to never resolve entities, load a DTD, reach the network or build a huge
-tree; documents carrying a DOCTYPE are refused outright (no legitimate SOAP, SAML or CDA
-message needs one), which closes XXE, billion laughs and quadratic blow-up. The standard
-library parsers are banned by the linter configuration.
+lxml is configured to never resolve entities, load a DTD or reach the network; documents
+carrying a DOCTYPE are refused outright (no legitimate SOAP, SAML or CDA message needs one),
+which closes XXE, billion laughs and quadratic blow-up. The tree is bounded by our own limits
+(bytes, tags, depth) rather than libxml2's defaults. The standard library parsers are banned by
+the linter configuration.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ def _parser() -> etree.XMLParser:
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        huge_tree=False,
+        # libxml2's default limits refuse any text node over 10 MB: an inline base64 body (a
+        # level 1 CDA's PDF over ~7.5 MB, a document inline in a SOAP message) well within the
+        # document size limit. Memory stays bounded by `max_bytes`, the tag count and the depth
+        # checks below (libxml2 itself still stops at 2048 levels); a reader that wants shorter
+        # text (the CDA narrative, `dmp.cda.header`) bounds it itself.
+        huge_tree=True,
         remove_comments=False,
     )
     parser.resolvers.add(_NoExternalResource())
@@ -102,7 +108,7 @@ _DEPTH_PROBES: dict[int, etree.XPath] = {}
 
 def _depth_exceeds(root: etree._Element, limit: int) -> bool:
     # An absolute path `limit + 1` elements deep, evaluated in C: ~1 ms on a 3 MB document,
-    # where a Python walk took ~180 ms. (libxml2 also stops at 256 levels without huge_tree.)
+    # where a Python walk took ~180 ms. (libxml2 also stops at 2048 levels with huge_tree.)
     probe = _DEPTH_PROBES.get(limit)
     if probe is None:
         probe = _DEPTH_PROBES.setdefault(limit, etree.XPath("boolean(" + "/*" * (limit + 1) + ")"))

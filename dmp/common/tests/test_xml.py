@@ -64,3 +64,11 @@ def test_a_document_of_countless_tiny_elements_is_refused_before_it_is_built():
     with pytest.raises(UnsafeXml, match="tags exceeds"):
         parse_xml(b"<x>" + b"<y/>" * 500_000 + b"</x>")
     assert len(parse_xml(b"<x>" + b"<y/>" * 100_000 + b"</x>")) == 100_000
+
+
+def test_a_text_node_over_libxml2s_default_10_mb_is_parsed_within_the_byte_limit():
+    # An inline base64 body: a level 1 CDA's 8 MB PDF is 11 MB of base64.
+    text = b"QUFB" * (3 * 1024 * 1024)
+    assert parse_xml(b"<x>" + text + b"</x>").text == text.decode()
+    with pytest.raises(UnsafeXml, match="exceeds the limit"):
+        parse_xml(b"<x>" + text + b"</x>", max_bytes=len(text))

@@ -23,6 +23,10 @@ class CardRejected(DomainError):
     code = ErrorCode.FORBIDDEN
 
 
+class NoCard(CardRejected):
+    """No certificate reached the server: the card is not in the reader (or not unlocked)."""
+
+
 def client_certificate(request: HttpRequest) -> x509.Certificate:
     header = settings.OPENDMP_TLS_CLIENT_CERT_HEADER
     if not header:
@@ -31,7 +35,7 @@ def client_certificate(request: HttpRequest) -> x509.Certificate:
         raise CardRejected("client certificate header from an untrusted peer")
     pem = unquote(request.META.get(header, ""))
     if not pem.strip():
-        raise CardRejected("no client certificate: insert your CPS card")
+        raise NoCard("no client certificate: insert your CPS card")
     try:
         return x509.load_pem_x509_certificate(pem.encode())
     except ValueError as exc:

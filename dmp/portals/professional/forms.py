@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Final
 
 from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import validate_email
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from dmp.access.actors import AccessMode
@@ -45,6 +50,11 @@ VISIBILITY_CODES: Final = {
     "invisible_patient": ("INVISIBLE_PATIENT",),
     "invisible_representatives": ("INVISIBLE_REPRESENTANTS_LEGAUX",),
 }
+
+
+# Where one-time codes go by SMS: a French mobile number, or an international one (E.164).
+_MOBILE_RE: Final = re.compile(r"0[67]\d{8}|\+[1-9]\d{7,14}")
+_PHONE_SEPARATORS: Final = re.compile(r"[\s.\-()]")
 
 
 def type_choices() -> list[tuple[str, str]]:
@@ -174,6 +184,19 @@ class UploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["type_code"].choices = type_choices()  # type: ignore[attr-defined]
 
+    def clean_file(self) -> UploadedFile[bytes]:
+        # Before the file is read: a PDF is held several times over while it is wrapped into a
+        # CDA (bytes, base64, the tree), so a file over the limit is refused on its size alone.
+        file: UploadedFile[bytes] = self.cleaned_data["file"]
+        limit = settings.OPENDMP_MAX_DOCUMENT_BYTES
+        size = file.size or 0
+        if size > limit:
+            raise forms.ValidationError(
+                _("Le fichier (%(size)s) dépasse la taille maximale d'un document du DMP (%(limit)s).")
+                % {"size": filesizeformat(size), "limit": filesizeformat(limit)}
+            )
+        return file
+
 
 class DocumentActionForm(forms.Form):
     action = forms.ChoiceField(
@@ -247,3 +270,23 @@ class WebAccountForm(forms.Form):
         ),
         required=False,
     )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        destination = str(data.get("destination") or "").strip()
+        channel = data.get("channel")
+        if destination and channel == "email":
+            try:
+                validate_email(destination)
+            except forms.ValidationError:
+                self.add_error("destination", _("Saisissez une adresse électronique valide."))
+        elif destination and channel == "sms":
+            number = _PHONE_SEPARATORS.sub("", destination)
+            if not _MOBILE_RE.fullmatch(number):
+                self.add_error(
+                    "destination",
+                    _("Saisissez un numéro de téléphone mobile (06 ou 07, ou international en +…)."),
+                )
+            else:
+                data["destination"] = number
+        return data

@@ -62,6 +62,18 @@ class PsSession:
             )
         return Caller(actor=actor, channel=Channel.PROFESSIONAL_PORTAL)
 
+    def writer(self) -> Caller:
+        """The caller for a write (feeding, a document's status or flags): the normal mode.
+        Break-glass and Centre 15 open a record for reading only (the policy refuses every write
+        in those modes), while a PS may feed a record and act on its own documents without any
+        authorisation, in normal mode, emergency or not."""
+        return self.caller()
+
+    @property
+    def structure_pinned(self) -> bool:
+        """A session not opened with the PS's own card is bound to the structure that vouched."""
+        return self.authentication is not AuthenticationMode.DIRECT
+
     @property
     def structures(self) -> list[Structure]:
         return list(self.professional.structures.order_by("name"))
@@ -76,6 +88,10 @@ def log_in(
     authentication: AuthenticationMode = AuthenticationMode.DIRECT,
 ) -> None:
     """Start a fresh session for `professional` (new session key: no fixation)."""
+    if authentication is not AuthenticationMode.DIRECT and structure is None:
+        # In indirect mode a structure's certificate vouched for the PS: its rights and
+        # authorship are that structure's, so none may be picked in its place.
+        raise ValueError("an indirect session needs the structure that vouched for the professional")
     request.session.clear()
     request.session.cycle_key()
     rotate_token(request)  # a CSRF token known before the login is no good after it
@@ -117,6 +133,11 @@ def current(request: HttpRequest) -> PsSession | None:
     structure = None
     if data.get("structure"):
         structure = professional.structures.filter(id_nat=data["structure"]).first()
+    if authentication is not AuthenticationMode.DIRECT and structure is None:
+        # The structure that vouched for the PS is gone (or was never named): nothing else
+        # may answer for them.
+        log_out(request)
+        return None
     emergency = None
     raw = data.get("emergency")
     if isinstance(raw, dict):
@@ -139,8 +160,16 @@ def _update(request: HttpRequest, **values: object) -> None:
     request.session[KEY] = data
 
 
-def choose_structure(request: HttpRequest, structure: Structure) -> None:
+def choose_structure(request: HttpRequest, structure: Structure) -> bool:
+    """Switch the session to another of the PS's structures; False (nothing changed) when the
+    session is pinned to the structure that vouched for the PS (indirect authentication): its
+    certificate answered for the PS in that structure only, and in indirect mode the policy gives
+    the PS the structure's authorship and authorisations."""
+    data = request.session.get(KEY)
+    if not isinstance(data, dict) or data.get("authentication") != AuthenticationMode.DIRECT.value:
+        return False
     _update(request, structure=structure.id_nat, emergency=None)
+    return True
 
 
 def start_emergency(request: HttpRequest, emergency: Emergency) -> None:

@@ -6,7 +6,12 @@ habilitation matrix and the visibility codes, all or nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
 
 from dmp.cda.header import extract_header
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
@@ -22,6 +27,9 @@ from dmp.documents.metadata import SubmissionInput
 from dmp.identity.models import HealthProfessional, Patient, Structure
 
 PDF_MAGIC = b"%PDF-"
+_PDF_HEADER = re.compile(rb"%PDF-[12]\.\d")
+# ISO 32000: the file ends with %%EOF; readers tolerate some trailing bytes after it.
+PDF_TRAILER_WINDOW = 1024
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,12 @@ def _author(professional: HealthProfessional, structure: Structure | None) -> Au
             structure.facility_type_code if structure and structure.facility_type_code else "SA07"
         ),
     )
+
+
+def _looks_like_a_pdf(content: bytes) -> bool:
+    """A minimal structural check: a versioned header and the end-of-file marker (not a parse:
+    the body is served to readers as is, in a sandboxed frame)."""
+    return bool(_PDF_HEADER.match(content)) and b"%%EOF" in content[-PDF_TRAILER_WINDOW:]
 
 
 def submission_from_upload(
@@ -76,8 +90,37 @@ def _submission_from_upload(
     )
     replaces = {0: upload.replaces_entry_uuid} if upload.replaces_entry_uuid else None
     if upload.content.startswith(PDF_MAGIC):
+        if not _looks_like_a_pdf(upload.content):
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.INVALID,
+                        _("Ce fichier n'est pas un PDF complet (en-tête ou fin de fichier %%EOF manquant)."),
+                        "file",
+                    )
+                ]
+            )
+        limit = settings.OPENDMP_MAX_DOCUMENT_BYTES
+        if 4 * ((len(upload.content) + 2) // 3) > limit:
+            # Refused before the base64 copy and the tree are built: the CDA that wraps a PDF
+            # is a third larger than it, and the limit applies to the CDA.
+            raise ValidationFailed(
+                [
+                    Problem(
+                        ErrorCode.DOCUMENT_TOO_LARGE,
+                        _(
+                            "Intégré au document CDA, ce PDF dépasserait la taille maximale d'un "
+                            "document du DMP (%(limit)s) : un PDF peut faire au plus %(pdf_limit)s."
+                        )
+                        % {"limit": filesizeformat(limit), "pdf_limit": filesizeformat(limit * 3 // 4)},
+                        "file",
+                    )
+                ]
+            )
         if not upload.title.strip():
-            raise ValidationFailed([Problem(ErrorCode.INVALID, "a title is required for a PDF", "title")])
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, _("Un titre est obligatoire pour un PDF."), "title")]
+            )
         draft = DocumentDraft(
             type_code=upload.type_code,
             title=upload.title.strip(),

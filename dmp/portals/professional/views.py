@@ -8,6 +8,7 @@ and missing alike); the views only turn domain errors into pages.
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
@@ -19,19 +20,28 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pydantic import ValidationError as PydanticValidationError
 
 from dmp.access.actors import AccessMode, AuthenticationMode
-from dmp.access.policy import DocumentStatus
+from dmp.access.policy import DocumentStatus, Reason
 from dmp.accounts.services import account_initialise
 from dmp.audit.actions import AuditAction
 from dmp.cda.render import embedded_body, render_html
 from dmp.common.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
-from dmp.documents.models import Confidentiality
-from dmp.documents.selectors import CodeMatch, DocumentQuery, document_retrieve, document_search
+from dmp.documents.models import Confidentiality, DocumentEntry
+from dmp.documents.selectors import (
+    CodeMatch,
+    DocumentQuery,
+    document_retrieve,
+    document_search,
+    document_visible,
+)
 from dmp.documents.services import (
     document_change_confidentiality,
     document_change_status,
@@ -41,7 +51,7 @@ from dmp.identity.models import HealthProfessional
 from dmp.identity.selectors import active_professional_get
 from dmp.identity.services import PatientTraits
 from dmp.portals.professional import psc, session, throttle
-from dmp.portals.professional.cards import CardRejected, professional_from_request
+from dmp.portals.professional.cards import CardRejected, NoCard, professional_from_request
 from dmp.portals.professional.forms import (
     VISIBILITY_CODES,
     AuthorisationForm,
@@ -73,6 +83,7 @@ from dmp.records.services import (
 )
 
 P = ParamSpec("P")
+logger = logging.getLogger(__name__)
 TEMPLATES = "professional_portal"
 SESSION_ATTRIBUTE = "_professional_portal_session"
 DEMO_CARDS_SHOWN = 12
@@ -95,9 +106,36 @@ def _page(
     return render(request, f"{TEMPLATES}/{template}.html", values, status=status)
 
 
+# What a PS is told about a policy refusal (the domain's reasons are codes, in English).
+_REFUSALS: dict[str, Any] = {
+    Reason.MATRIX.value: gettext_lazy("votre profession ne permet pas cette action pour ce type de document"),
+    Reason.READ_ONLY_MODE.value: gettext_lazy("un accès d'urgence ne permet que la consultation"),
+    Reason.RECORD_CLOSED.value: gettext_lazy("ce DMP est fermé"),
+    Reason.BLOCKED.value: gettext_lazy("le patient vous a interdit l'accès à son DMP"),
+    Reason.NOT_AUTHORISED.value: gettext_lazy("vous n'êtes pas autorisé sur ce DMP"),
+    Reason.AUTHORISATION_EXPIRED.value: gettext_lazy("votre autorisation sur ce DMP a expiré"),
+    Reason.NOT_AUTHOR.value: gettext_lazy("seul l'auteur du document peut le faire"),
+    Reason.NOT_CURRENT.value: gettext_lazy("ce document n'est plus la version en vigueur"),
+    Reason.NOT_MEDECIN.value: gettext_lazy("cette action est réservée aux médecins"),
+    Reason.NOT_MEDECIN_TRAITANT.value: gettext_lazy(
+        "cette action est réservée au médecin traitant DMP du patient"
+    ),
+    Reason.PATIENT_AUTHORED_ONLY.value: gettext_lazy(
+        "ce document relève de l'espace d'expression du patient"
+    ),
+}
+
+
+def _refusal_text(error: DomainError) -> str:
+    """The refusal in the page's language; the technical reason goes to the log."""
+    logger.info("professional portal refusal: %s", error.message)
+    reason = error.message.rsplit(": ", 1)[-1]
+    return str(_REFUSALS.get(reason, gettext_lazy("action non autorisée")))
+
+
 def _refused(request: HttpRequest, error: DomainError) -> HttpResponse:
     if isinstance(error, Forbidden):
-        return _page(request, "refused", {"detail": error.message}, status=403)
+        return _page(request, "refused", {"detail": capfirst(_refusal_text(error))}, status=403)
     return _page(request, "not_found", status=404)
 
 
@@ -136,8 +174,8 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 # --- login ------------------------------------------------------------------------------
 
 
-@require_GET
-def login(request: HttpRequest) -> HttpResponse:
+def _login_page(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The login page, the same after a failure: every way in offered, `next` kept."""
     cards: list[HealthProfessional] = []
     if demo_enabled():
         cards = list(
@@ -145,17 +183,23 @@ def login(request: HttpRequest) -> HttpResponse:
             .distinct()
             .order_by("pk")[:DEMO_CARDS_SHOWN]
         )
-    return _page(
-        request, "login", {"cards": cards, "next": _safe_next(request, ""), "psc_enabled": psc.enabled()}
-    )
+    context = {
+        "cards": cards,
+        "next": _safe_next(request, ""),
+        "psc_enabled": psc.enabled(),
+        "card_error": error,
+    }
+    return _page(request, "login", context, status=status)
+
+
+@require_GET
+def login(request: HttpRequest) -> HttpResponse:
+    return _login_page(request)
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
-    response = _page(
-        request,
-        "login",
-        {"card_error": _("Trop de tentatives : réessayez dans quelques minutes.")},
-        status=429,
+    response = _login_page(
+        request, error=_("Trop de tentatives : réessayez dans quelques minutes."), status=429
     )
     response["Retry-After"] = str(throttle.WINDOW_SECONDS)
     return response
@@ -177,7 +221,15 @@ def login_psc(request: HttpRequest) -> HttpResponse:
             next_url=_safe_next(request, reverse("professional_portal:home")),
         )
     except psc.PscRejected as error:
-        return _page(request, "login", {"card_error": error.message}, status=502)
+        logger.warning("Pro Santé Connect unavailable: %s", error.message)
+        return _login_page(
+            request,
+            error=_(
+                "Pro Santé Connect ne répond pas pour le moment : réessayez plus tard ou "
+                "connectez-vous avec votre carte CPS."
+            ),
+            status=502,
+        )
     return redirect(target)
 
 
@@ -191,13 +243,14 @@ def login_psc_return(request: HttpRequest) -> HttpResponse:
         national_id, next_url = psc.finish(request, redirect_uri=_psc_redirect_uri(request))
     except psc.PscRejected as error:
         throttle.spend(request)
-        return _page(request, "login", {"card_error": error.message, "psc_enabled": True}, status=403)
+        logger.warning("Pro Santé Connect login refused: %s", error.message)
+        return _login_page(
+            request, error=_("La connexion par Pro Santé Connect a échoué : recommencez."), status=403
+        )
     professional = active_professional_get(national_id)
     if professional is None:
         throttle.spend(request)
-        return _page(
-            request, "login", {"card_error": _("Professionnel inconnu."), "psc_enabled": True}, status=403
-        )
+        return _login_page(request, error=_("Professionnel inconnu."), status=403)
     session.log_in(request, professional, LoginMethod.PSC)
     home = reverse("professional_portal:home")
     safe = next_url if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}) else home
@@ -212,7 +265,13 @@ def login_cps(request: HttpRequest) -> HttpResponse:
         professional = professional_from_request(request)
     except CardRejected as error:
         throttle.spend(request)
-        return _page(request, "login", {"card_error": error.message}, status=403)
+        logger.warning("CPS card refused: %s", error.message)
+        message = (
+            _("Aucune carte CPS n'a été lue : insérez votre carte dans le lecteur, puis réessayez.")
+            if isinstance(error, NoCard)
+            else _("Votre carte CPS n'a pas été acceptée par le DMP.")
+        )
+        return _login_page(request, error=message, status=403)
     session.log_in(request, professional, LoginMethod.CPS)
     return redirect(_safe_next(request, reverse("professional_portal:home")))
 
@@ -231,7 +290,7 @@ def login_demo(request: HttpRequest) -> HttpResponse:
         ).first()
     if professional is None:
         throttle.spend(request)
-        return _page(request, "login", {"card_error": _("Carte de démonstration inconnue.")}, status=400)
+        return _login_page(request, error=_("Carte de démonstration inconnue."), status=400)
     session.log_in(request, professional, LoginMethod.DEMO_CARD)
     return redirect(_safe_next(request, reverse("professional_portal:home")))
 
@@ -248,7 +307,12 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = consume_link(token)
     except LinkRejected as error:
-        return _page(request, "refused", {"detail": error.message}, status=403)
+        logger.info("TD0.9 link refused: %s", error.message)
+        detail = _(
+            "Ce lien d'ouverture n'est plus valable (déjà utilisé, expiré ou altéré) : ouvrez de "
+            "nouveau le DMP depuis votre logiciel."
+        )
+        return _page(request, "refused", {"detail": detail}, status=403)
     professional = active_professional_get(link.professional_id)
     record = record_by_ins(link.ins)
     if professional is None:
@@ -264,6 +328,15 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
         # The structure that vouched for the PS (or the one named) is not one the PS works in.
         return _page(
             request, "refused", {"detail": _("Structure inconnue pour ce professionnel.")}, status=403
+        )
+    if authentication is not AuthenticationMode.DIRECT and structure is None:
+        # Indirect mode: a structure's certificate vouched for the PS; a link that does not say
+        # which one cannot say whose rights the PS acts with.
+        return _page(
+            request,
+            "refused",
+            {"detail": _("Ce lien ne nomme pas la structure qui a authentifié le professionnel.")},
+            status=403,
         )
     session.log_in(
         request, professional, LoginMethod.CONTEXT_LINK, structure=structure, authentication=authentication
@@ -291,6 +364,16 @@ def home(request: HttpRequest, ps: PsSession) -> HttpResponse:
 @require_POST
 @ps_required
 def choose_structure(request: HttpRequest, ps: PsSession) -> HttpResponse:
+    if ps.structure_pinned:
+        messages.error(
+            request,
+            _(
+                "Cette session a été ouverte par le logiciel de votre structure, qui vous a "
+                "authentifié : elle reste attachée à cette structure. Pour exercer dans une autre "
+                "structure, connectez-vous avec votre carte CPS ou Pro Santé Connect."
+            ),
+        )
+        return redirect("professional_portal:home")
     form = StructureForm(request.POST)
     if form.is_valid():
         structure = ps.professional.structures.filter(id_nat=form.cleaned_data["structure"]).first()
@@ -327,8 +410,18 @@ def search(request: HttpRequest, ps: PsSession) -> HttpResponse:
 @require_GET
 @ps_required
 def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
-    loaded = _record(record)
-    report = record_test(caller=ps.caller(str(record)), ins=loaded.patient.identifier)
+    return _record_status_page(request, ps, _record(record))
+
+
+def _record_status_page(
+    request: HttpRequest,
+    ps: PsSession,
+    loaded: Record,
+    *,
+    web_account_form: WebAccountForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    report = record_test(caller=ps.caller(str(loaded.public_id)), ins=loaded.patient.identifier)
     return _page(
         request,
         "record_status",
@@ -336,10 +429,27 @@ def record_status(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Htt
             "record": loaded,
             "report": report,
             "emergency_form": EmergencyForm(),
-            "web_account_form": WebAccountForm(),
+            "web_account_form": web_account_form or WebAccountForm(),
             "is_doctor": ps.professional.profession_code == "10",
         },
+        status=status,
     )
+
+
+# The traits' fields under the names of the creation form's fields.
+_TRAIT_FIELDS = {"ins": "ins", "ins_authority": "authority"}
+
+
+def _traits_errors(form: RecordCreateForm, error: PydanticValidationError) -> None:
+    """The rules of `PatientTraits` the form does not repeat, as errors on their fields."""
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        field = _TRAIT_FIELDS.get(name, name)
+        if field == "birth_date":
+            message = _("La date de naissance ne peut pas être dans le futur.")
+        else:
+            message = _("Valeur refusée.")
+        form.add_error(field if field in form.fields else None, message)
 
 
 @require_POST
@@ -350,17 +460,22 @@ def record_create_view(request: HttpRequest, ps: PsSession) -> HttpResponse:
         return _page(request, "record_create", {"form": form}, status=400)
     data = form.cleaned_data
     try:
+        traits = PatientTraits(
+            ins=form.identifier.value,
+            ins_authority=form.identifier.oid,
+            birth_family_name=data["birth_family_name"],
+            used_family_name=data["used_family_name"],
+            given_names=data["given_names"],
+            birth_date=data["birth_date"],
+            sex=data["sex"],
+        )
+    except PydanticValidationError as error:
+        _traits_errors(form, error)
+        return _page(request, "record_create", {"form": form}, status=400)
+    try:
         created = record_create(
             caller=ps.caller(),
-            traits=PatientTraits(
-                ins=form.identifier.value,
-                ins_authority=form.identifier.oid,
-                birth_family_name=data["birth_family_name"],
-                used_family_name=data["used_family_name"],
-                given_names=data["given_names"],
-                birth_date=data["birth_date"],
-                sex=data["sex"],
-            ),
+            traits=traits,
             consent=data["consent"],
             opposes_break_glass=data["opposes_break_glass"],
             opposes_centre_15=data["opposes_centre_15"],
@@ -400,8 +515,7 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
     loaded = _record(record)
     form = WebAccountForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Choisissez comment le patient recevra ses codes de connexion."))
-        return redirect("professional_portal:record_status", record=record)
+        return _record_status_page(request, ps, loaded, web_account_form=form, status=400)
     try:
         code = account_initialise(
             caller=ps.caller(),
@@ -411,8 +525,10 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
             revoke_current=form.cleaned_data["revoke_current"],
         )
     except ValidationFailed as error:
-        messages.error(request, " ".join(problem.message for problem in error.problems))
-        return redirect("professional_portal:record_status", record=record)
+        for problem in error.problems:
+            field = {"otp_channel": "channel", "otp_destination": "destination"}.get(problem.location)
+            form.add_error(field, problem.message)
+        return _record_status_page(request, ps, loaded, web_account_form=form, status=400)
     response = _page(request, "web_account", {"record": loaded, "code": code})
     response["Cache-Control"] = "no-store"
     return response
@@ -599,34 +715,38 @@ def document_raw(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_
 
 
 _ACTIONS: dict[str, Callable[..., object]] = {
-    "archive": lambda caller, uuid_: document_change_status(
-        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.ARCHIVED
+    "archive": lambda caller, uuid_, patient: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.ARCHIVED, patient=patient
     ),
-    "unarchive": lambda caller, uuid_: document_change_status(
-        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.APPROVED
+    "unarchive": lambda caller, uuid_, patient: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.APPROVED, patient=patient
     ),
-    "delete": lambda caller, uuid_: document_change_status(
-        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.DELETED
+    "delete": lambda caller, uuid_, patient: document_change_status(
+        caller=caller, entry_uuid=uuid_, new_status=DocumentStatus.DELETED, patient=patient
     ),
-    "mask": lambda caller, uuid_: document_change_confidentiality(
+    "mask": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.MASKED_TO_PROFESSIONALS, enabled=True),
+        patient=patient,
     ),
-    "unmask": lambda caller, uuid_: document_change_confidentiality(
+    "unmask": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.MASKED_TO_PROFESSIONALS, enabled=False),
+        patient=patient,
     ),
-    "show_patient": lambda caller, uuid_: document_change_confidentiality(
+    "show_patient": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.INVISIBLE_TO_PATIENT, enabled=False),
+        patient=patient,
     ),
-    "hide_patient": lambda caller, uuid_: document_change_confidentiality(
+    "hide_patient": lambda caller, uuid_, patient: document_change_confidentiality(
         caller=caller,
         entry_uuid=uuid_,
         change=ConfidentialityChange(code=Confidentiality.INVISIBLE_TO_PATIENT, enabled=True),
+        patient=patient,
     ),
 }
 
@@ -637,9 +757,12 @@ def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, uniq
     form = DocumentActionForm(request.POST)
     if not form.is_valid():
         return _page(request, "refused", {"detail": _("Requête invalide.")}, status=400)
+    loaded = _record(record)
     action = form.cleaned_data["action"]
     try:
-        _ACTIONS[action](ps.caller(str(record)), form.cleaned_data["entry_uuid"])
+        # Only this page's patient's documents: an entry UUID of another record's document,
+        # posted here, answers as an unknown document.
+        _ACTIONS[action](ps.writer(), form.cleaned_data["entry_uuid"], loaded.patient.identifier)
     except ValidationFailed as error:
         messages.error(request, "; ".join(p.message for p in error.problems))
     except DomainError as error:
@@ -657,19 +780,31 @@ def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, uniq
 @ps_required
 def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
     loaded = _record(record)
+    # The page heads with the patient's identity: only what TD0.2 tells this PS, and a PS the
+    # patient blocked is told nothing (the same not-found answer as the other record pages).
+    if record_test(caller=ps.writer(), ins=loaded.patient.identifier).patient is None:
+        raise NotFound("no record for this INS")
     initial = {"replaces": request.GET.get("remplace", "")[:64]}
     form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
-    context: dict[str, Any] = {
-        "record": loaded,
-        "form": form,
-        "replaces_unique_id": request.GET.get("uid", ""),
-    }
+    context: dict[str, Any] = {"record": loaded, "form": form}
     if request.method != "POST":
         return _page(request, "upload", context)
     if not form.is_valid():
         return _page(request, "upload", context, status=400)
     data = form.cleaned_data
     replaces = data["replaces"]
+    replaces_unique_id = ""
+    if replaces:
+        # The CDA names the document it replaces: the one the server finds behind the entry
+        # UUID, visible to this PS and of this record, never an identifier the browser sent.
+        try:
+            replaced: DocumentEntry | None = document_visible(caller=ps.writer(), entry_uuid=replaces)
+        except NotFound:
+            replaced = None
+        if replaced is None or replaced.patient_id != loaded.patient.identifier.hl7():
+            form.add_error(None, _("Le document à remplacer est introuvable dans ce DMP."))
+            return _page(request, "upload", context, status=400)
+        replaces_unique_id = replaced.unique_id
     try:
         submission = submission_from_upload(
             Upload(
@@ -678,23 +813,26 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
                 title=data["title"],
                 visibility_codes=VISIBILITY_CODES[data["visibility"]],
                 replaces_entry_uuid=replaces,
-                replaces_unique_id=request.POST.get("replaces_unique_id", "")[:128],
+                replaces_unique_id=replaces_unique_id,
             ),
             professional=ps.professional,
             structure=ps.structure,
             patient=loaded.patient,
         )
         registered = submission_register(
-            caller=ps.caller(str(record)), submission=submission, expected_ins=loaded.patient.identifier
+            caller=ps.writer(), submission=submission, expected_ins=loaded.patient.identifier
         )
     except ValidationFailed as error:
         for problem in error.problems:
-            form.add_error(
-                None, f"{problem.location}: {problem.message}" if problem.location else problem.message
-            )
+            if problem.location in form.fields:
+                form.add_error(problem.location, problem.message)
+            else:
+                form.add_error(
+                    None, f"{problem.location}: {problem.message}" if problem.location else problem.message
+                )
         return _page(request, "upload", context, status=400)
     except Forbidden as error:
-        form.add_error(None, _("Dépôt refusé : %(detail)s") % {"detail": error.message})
+        form.add_error(None, _("Dépôt refusé : %(detail)s") % {"detail": _refusal_text(error)})
         return _page(request, "upload", context, status=403)
     messages.success(request, _("Document déposé dans le DMP."))
     return redirect(

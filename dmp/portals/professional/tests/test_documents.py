@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -348,3 +350,139 @@ def test_a_level_1_body_declared_as_html_is_never_served_as_html(personas, login
     assert body["Content-Type"] == "application/octet-stream"
     assert body["Content-Disposition"] == "attachment"
     assert body["Content-Security-Policy"].startswith("sandbox")
+
+
+def test_in_break_glass_the_ps_still_feeds_the_record_and_acts_on_its_own_documents(personas, login):
+    """Break-glass opens the record for reading; feeding it and archiving one's own document need
+    no authorisation, and stay possible in normal mode during the emergency."""
+    client = login(personas.dr_petit)  # not authorised on Alice's record
+    assert upload(client, personas, simple_pdf("A", ["x"]), title="Avant urgence").status_code == 302
+    before = DocumentEntry.objects.get(title="Avant urgence")
+    opened = client.post(
+        docs_url(personas, "urgence"), {"mode": "bris_de_glace", "reason": "Patiente inconsciente"}
+    )
+    assert opened.status_code == 302
+    during = upload(client, personas, simple_pdf("B", ["y"]), title="Pendant urgence")
+    assert during.status_code == 302, during.content.decode()
+    assert DocumentEntry.objects.filter(title="Pendant urgence").exists()
+    archived = client.post(
+        doc_url(personas, before, "action"), {"action": "archive", "entry_uuid": before.entry_uuid}
+    )
+    assert archived.status_code == 302
+    assert DocumentEntry.objects.get(pk=before.pk).availability_status == DocumentStatus.ARCHIVED
+    assert client.session["pro"]["emergency"] is not None
+
+
+def test_a_document_action_reaches_only_the_documents_of_the_pages_record(personas, login):
+    (leo_document,) = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Léo")], patient=personas.leo
+    )
+    (alice_document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="Alice")])
+    client = login(personas.dr_bernard)
+    for action in ("archive", "mask", "delete"):
+        response = client.post(
+            doc_url(personas, alice_document, "action"),
+            {"action": action, "entry_uuid": leo_document.entry_uuid},
+        )
+        assert response.status_code == 404
+    leo_document.refresh_from_db()
+    assert leo_document.availability_status == DocumentStatus.APPROVED
+    assert not leo_document.masked_to_professionals
+    assert DocumentEntry.objects.filter(unique_id=leo_document.unique_id).count() == 1
+
+
+def test_a_file_over_the_document_limit_is_refused_before_it_is_read(personas, login, settings):
+    settings.OPENDMP_MAX_DOCUMENT_BYTES = 64 * 1024
+    client = login(personas.dr_bernard)
+    before = DocumentEntry.objects.count()
+    pdf = simple_pdf("Gros", ["x"])
+    response = upload(client, personas, pdf + b"%" + b"A" * (80 * 1024) + b"\n%%EOF\n")
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert re.search(
+        r'id="id_file-error">Le fichier \(8\d,\d\sKio\) dépasse la taille maximale d\'un document du DMP '
+        r"\(64,0\sKio\)\.",
+        page,
+    )
+    # A PDF whose CDA (a third larger) would exceed the limit is refused before it is wrapped.
+    wrapped = upload(client, personas, pdf + b"%" + b"A" * (56 * 1024) + b"\n%%EOF\n")
+    assert wrapped.status_code == 400
+    assert 'id="id_file-error">Intégré au document CDA, ce PDF dépasserait' in wrapped.content.decode()
+    assert DocumentEntry.objects.count() == before
+
+
+def test_a_level_1_pdf_over_7_5_mb_within_the_limit_is_accepted(personas, login):
+    """Its base64 text node is over libxml2's default 10 MB limit on text."""
+    client = login(personas.dr_bernard)
+    pdf = simple_pdf("Scan", ["page"])
+    big = pdf + b"%" + b"A" * (8 * 1024 * 1024) + b"\n%%EOF\n"
+    response = upload(client, personas, big, title="Scan 8 Mo")
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    document = DocumentEntry.objects.get(title="Scan 8 Mo")
+    assert client.get(doc_url(personas, document, "corps")).content == big
+
+
+def test_a_replacement_names_the_replaced_document_found_by_the_server(personas, login):
+    first, other = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Premier"), DocumentDraft(title="Autre")]
+    )
+    client = login(personas.dr_bernard)
+    form = client.get(docs_url(personas, f"ajouter?remplace={first.entry_uuid}")).content.decode()
+    assert other.unique_id not in form
+    response = client.post(
+        docs_url(personas, f"ajouter?remplace={first.entry_uuid}"),
+        {
+            "type_code": "11488-4",
+            "title": "Premier v2",
+            "visibility": "normal",
+            "replaces": first.entry_uuid,
+            "replaces_unique_id": other.unique_id,  # a forged field: ignored
+            "file": SimpleUploadedFile("v2.pdf", simple_pdf("V2", ["x"])),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()
+    replacement = DocumentEntry.objects.get(title="Premier v2")
+    content = client.get(doc_url(personas, replacement, "brut")).content.decode()
+    parent = content.split("<parentDocument>", 1)[1].split("</parentDocument>", 1)[0]
+    assert first.unique_id.split("^")[0] in parent
+    assert other.unique_id.split("^")[0] not in parent
+    assert DocumentEntry.objects.get(pk=first.pk).availability_status == DocumentStatus.DEPRECATED
+    assert DocumentEntry.objects.get(pk=other.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_a_replacement_of_a_document_of_another_record_registers_nothing(personas, login):
+    (leo_document,) = publish(
+        personas, personas.dr_bernard, [DocumentDraft(title="Léo")], patient=personas.leo
+    )
+    client = login(personas.dr_bernard)
+    before = DocumentEntry.objects.count()
+    response = upload(client, personas, simple_pdf("V2", ["x"]), replaces=leo_document.entry_uuid)
+    assert response.status_code == 400
+    assert "Le document à remplacer est introuvable dans ce DMP." in response.content.decode()
+    assert DocumentEntry.objects.count() == before
+    assert DocumentEntry.objects.get(pk=leo_document.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_a_file_that_only_starts_like_a_pdf_is_a_form_error(personas, login):
+    client = login(personas.dr_bernard)
+    before = DocumentEntry.objects.count()
+    pdf = simple_pdf("CR", ["x"])
+    for content in (b"%PDF-", b"%PDF-1.4 x", b"%PDF-x.y\n" + pdf[9:], pdf[: len(pdf) // 2]):
+        response = upload(client, personas, content)
+        assert response.status_code == 400
+        assert 'id="id_file-error">Ce fichier n&#x27;est pas un PDF complet' in response.content.decode()
+    assert DocumentEntry.objects.count() == before
+
+
+def test_upload_refusals_are_told_in_french(personas, login):
+    before = DocumentEntry.objects.count()
+    podiatrist = login(personas.podiatrist_garnier)
+    refused = upload(podiatrist, personas, simple_pdf("R", ["x"]), type_code="18748-4")
+    assert refused.status_code == 403
+    page = html.unescape(refused.content.decode())
+    assert "Dépôt refusé : votre profession ne permet pas cette action pour ce type de document" in page
+    assert "not allowed" not in page
+    untitled = upload(login(personas.dr_bernard), personas, simple_pdf("R", ["x"]), title=" ")
+    assert untitled.status_code == 400
+    assert 'id="id_title-error">Un titre est obligatoire pour un PDF.' in untitled.content.decode()
+    assert DocumentEntry.objects.count() == before

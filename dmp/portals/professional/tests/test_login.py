@@ -303,3 +303,87 @@ def test_logging_in_renews_the_csrf_token(personas, demo):
     )
     assert "pro" in client.session
     assert client.cookies["csrftoken"].value != before
+
+
+def test_an_indirect_session_stays_with_the_structure_that_vouched(personas, client):
+    """The SAMU's software vouched for Dr Petit: the session may not switch to the CHU, whose
+    authorship an indirect actor would get (and so delete a CHU colleague's document)."""
+    from dmp.access.policy import DocumentStatus
+    from dmp.documents.builders import DocumentDraft
+    from dmp.documents.models import DocumentEntry
+    from dmp.identity.models import Affiliation
+    from dmp.portals.professional.tests.conftest import publish
+
+    Affiliation.objects.create(professional=personas.dr_petit, structure=personas.samu)
+    (document,) = publish(personas, personas.dr_moreau, [DocumentDraft(title="CR Moreau")])
+    link = contextual_link(
+        professional_id=personas.dr_petit.national_id,
+        ins=personas.alice.identifier,
+        structure_id=personas.samu.id_nat,
+        authentication=AuthenticationMode.INDIRECT,
+    )
+    assert client.get(link).status_code == 302
+    assert 'id="structure"' not in client.get("/pro/").content.decode()  # no switch offered
+    refused = client.post("/pro/structure", {"structure": personas.chu.id_nat}, follow=True)
+    assert "reste attachée à cette structure" in refused.content.decode()
+    assert client.session["pro"]["structure"] == personas.samu.id_nat
+    assert client.session["pro"]["authentication"] == "INDIRECTE"
+    record = personas.alice.record
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/document/{document.unique_id}/action",
+        {"action": "delete", "entry_uuid": document.entry_uuid},
+    )
+    assert response.status_code in {403, 404}
+    assert DocumentEntry.objects.get(pk=document.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_an_indirect_link_naming_no_structure_is_refused(personas, client):
+    link = contextual_link(
+        professional_id=personas.dr_petit.national_id,
+        ins=personas.alice.identifier,
+        authentication=AuthenticationMode.INDIRECT,
+    )
+    response = client.get(link)
+    assert response.status_code == 403
+    assert "ne nomme pas la structure" in response.content.decode()
+    assert "pro" not in client.session
+
+
+def test_a_direct_session_still_switches_structure(personas, client, demo):
+    from dmp.identity.models import Affiliation
+
+    Affiliation.objects.create(professional=personas.dr_petit, structure=personas.samu)
+    link = contextual_link(professional_id=personas.dr_petit.national_id, ins=personas.alice.identifier)
+    assert client.get(link).status_code == 302
+    assert client.session["pro"]["authentication"] == "DIRECTE"
+    client.post("/pro/structure", {"structure": personas.samu.id_nat})
+    assert client.session["pro"]["structure"] == personas.samu.id_nat
+
+
+def test_a_failed_card_login_is_told_in_french_and_keeps_every_way_in(personas, pki, settings):
+    settings.OPENDMP_PSC_ISSUER = "https://psc.example"
+    settings.OPENDMP_PSC_CLIENT_ID = "opendmp"
+    client = Client()
+    missing = client.post("/pro/connexion/cps", {"next": "/pro/recherche"})
+    assert missing.status_code == 403
+    page = missing.content.decode()
+    assert "Aucune carte CPS n&#x27;a été lue" in page
+    assert "insert your CPS card" not in page
+    assert 'id="login-psc"' in page
+    assert 'name="next" value="/pro/recherche"' in page
+    assert "?next=/pro/recherche" in page
+    unregistered = card_of(pki, personas.dr_bernard, register=False)
+    refused = client.post("/pro/connexion/cps", {"next": "/pro/recherche"}, **pem_header(unregistered))
+    assert refused.status_code == 403
+    assert "Votre carte CPS n&#x27;a pas été acceptée par le DMP." in refused.content.decode()
+    assert "registered" not in refused.content.decode()
+    assert "pro" not in client.session
+
+
+def test_a_used_contextual_link_is_refused_in_french(personas, client):
+    link = contextual_link(professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier)
+    assert client.get(link).status_code == 302
+    replay = Client().get(link)
+    assert replay.status_code == 403
+    assert "Ce lien d&#x27;ouverture n&#x27;est plus valable" in replay.content.decode()
+    assert "already used" not in replay.content.decode()

@@ -139,7 +139,11 @@ def test_a_professional_logs_in_with_pro_sante_connect(personas, provider):
     assert response["Location"] == "/pro/traces"
     assert client.session[KEY]["method"] == "psc"
     assert client.session.session_key != before
-    assert client.get("/pro/").status_code == 200
+    home = client.get("/pro/")
+    assert home.status_code == 200
+    badge = home.content.decode().split('class="badge"', 1)[1].split("</span>", 1)[0]
+    assert "Pro Santé Connect" in badge
+    assert "logiciel" not in badge
 
 
 @pytest.mark.django_db

@@ -311,5 +311,91 @@ def test_web_account_refusals_change_nothing(personas, login):
     # A bad channel is a form error.
     client = login(personas.dr_bernard)
     refused = client.post(f"/pro/dossier/{record.public_id}/acces-web", {"channel": "pigeon"})
-    assert refused.status_code == 302
+    assert refused.status_code == 400
+    assert 'id="id_channel-error"' in refused.content.decode()
     assert not WebAccount.objects.filter(record=record).exists()
+
+
+@pytest.mark.parametrize(
+    ("channel", "destination", "message"),
+    [
+        ("email", "pas une adresse", "Saisissez une adresse électronique valide."),
+        ("email", "alice@", "Saisissez une adresse électronique valide."),
+        ("sms", "alice@example.org", "Saisissez un numéro de téléphone mobile"),
+        ("sms", "01 23 45 67 89", "Saisissez un numéro de téléphone mobile"),
+    ],
+)
+def test_a_web_account_destination_must_fit_its_channel(personas, login, channel, destination, message):
+    from dmp.accounts.models import WebAccount
+
+    record = personas.alice.record
+    client = login(personas.dr_bernard)
+    refused = client.post(
+        f"/pro/dossier/{record.public_id}/acces-web", {"channel": channel, "destination": destination}
+    )
+    assert refused.status_code == 400
+    assert f'id="id_destination-error">{message}' in refused.content.decode()
+    assert not WebAccount.objects.filter(record=record).exists()
+    record.refresh_from_db()
+    assert not record.web_account_opened
+
+
+def test_a_web_account_by_sms_keeps_a_mobile_number(personas, login):
+    from dmp.accounts.models import WebAccount
+
+    record = personas.alice.record
+    client = login(personas.dr_bernard)
+    response = client.post(
+        f"/pro/dossier/{record.public_id}/acces-web", {"channel": "sms", "destination": "06 12 34 56 78"}
+    )
+    assert response.status_code == 200
+    assert WebAccount.objects.get(record=record, representative=None).otp_destination == "0612345678"
+
+
+def test_a_blocked_ps_gets_no_upload_page_and_deposits_nothing(personas, login):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from dmp.cda.builder import simple_pdf
+    from dmp.documents.models import DocumentEntry
+
+    client = login(personas.dr_durand)
+    record = personas.alice.record
+    before = DocumentEntry.objects.count()
+    page = client.get(f"/pro/dossier/{record.public_id}/ajouter")
+    assert page.status_code == 404
+    assert "MARTIN" not in page.content.decode()
+    refused = client.post(
+        f"/pro/dossier/{record.public_id}/ajouter",
+        {
+            "type_code": "11488-4",
+            "title": "CR",
+            "visibility": "normal",
+            "file": SimpleUploadedFile("a.pdf", simple_pdf("A", ["x"])),
+        },
+    )
+    assert refused.status_code == 404
+    assert "MARTIN" not in refused.content.decode()
+    assert DocumentEntry.objects.count() == before
+
+
+def test_a_future_birth_date_is_a_form_error_on_its_field(personas, login):
+    client = login(personas.dr_moreau)
+    bob = personas.bob_traits
+    response = client.post(
+        "/pro/dossier/creer",
+        {
+            "ins": bob.ins,
+            "authority": bob.ins_authority,
+            "birth_family_name": "Dubois",
+            "given_names": "Bob",
+            "birth_date": "2999-06-21",
+            "sex": "M",
+            "consent": "on",
+        },
+    )
+    assert response.status_code == 400
+    assert 'id="id_birth_date-error">La date de naissance ne peut pas être dans le futur.' in (
+        response.content.decode()
+    )
+    assert not Patient.objects.filter(ins=bob.ins).exists()
+    assert not Record.objects.filter(patient__ins=bob.ins).exists()
