@@ -292,6 +292,7 @@ def document_mask(request: HttpRequest, patient: PatientSession, unique_id: str)
             caller=patient.caller,
             entry_uuid=form.cleaned_data["entry_uuid"],
             change=ConfidentialityChange(code="MASQUE_PS", enabled=form.cleaned_data["masked"]),
+            patient=patient.record.patient.identifier,
         )
     except Conflict:
         messages.error(request, _("Le document a changé entre-temps ; recommencez."))
@@ -321,6 +322,7 @@ def document_delete(request: HttpRequest, patient: PatientSession, unique_id: st
             caller=patient.caller,
             entry_uuid=form.cleaned_data["entry_uuid"],
             new_status=DocumentStatus.DELETED,
+            patient=patient.record.patient.identifier,
         )
     except Conflict:
         messages.error(request, _("Le document a changé entre-temps ; recommencez."))
