@@ -400,14 +400,17 @@ def test_a_file_over_the_document_limit_is_refused_before_it_is_read(personas, l
     assert response.status_code == 400
     page = html.unescape(response.content.decode())
     assert re.search(
-        r'id="id_file-error">Le fichier \(8\d,\d\sKio\) dépasse la taille maximale d\'un document du DMP '
+        r'id="id_file_error"><p class="error">Le fichier \(8\d,\d\sKio\) dépasse la taille maximale d\'un document du DMP '
         r"\(64,0\sKio\)\.",
         page,
     )
     # A PDF whose CDA (a third larger) would exceed the limit is refused before it is wrapped.
     wrapped = upload(client, personas, pdf + b"%" + b"A" * (56 * 1024) + b"\n%%EOF\n")
     assert wrapped.status_code == 400
-    assert 'id="id_file-error">Intégré au document CDA, ce PDF dépasserait' in wrapped.content.decode()
+    assert (
+        'id="id_file_error"><p class="error">Intégré au document CDA, ce PDF dépasserait'
+        in wrapped.content.decode()
+    )
     assert DocumentEntry.objects.count() == before
 
 
@@ -470,7 +473,10 @@ def test_a_file_that_only_starts_like_a_pdf_is_a_form_error(personas, login):
     for content in (b"%PDF-", b"%PDF-1.4 x", b"%PDF-x.y\n" + pdf[9:], pdf[: len(pdf) // 2]):
         response = upload(client, personas, content)
         assert response.status_code == 400
-        assert 'id="id_file-error">Ce fichier n&#x27;est pas un PDF complet' in response.content.decode()
+        assert (
+            'id="id_file_error"><p class="error">Ce fichier n&#x27;est pas un PDF complet'
+            in response.content.decode()
+        )
     assert DocumentEntry.objects.count() == before
 
 
@@ -484,5 +490,8 @@ def test_upload_refusals_are_told_in_french(personas, login):
     assert "not allowed" not in page
     untitled = upload(login(personas.dr_bernard), personas, simple_pdf("R", ["x"]), title=" ")
     assert untitled.status_code == 400
-    assert 'id="id_title-error">Un titre est obligatoire pour un PDF.' in untitled.content.decode()
+    assert (
+        'id="id_title_error"><p class="error">Un titre est obligatoire pour un PDF.'
+        in untitled.content.decode()
+    )
     assert DocumentEntry.objects.count() == before

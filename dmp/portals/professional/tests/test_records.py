@@ -312,7 +312,7 @@ def test_web_account_refusals_change_nothing(personas, login):
     client = login(personas.dr_bernard)
     refused = client.post(f"/pro/dossier/{record.public_id}/acces-web", {"channel": "pigeon"})
     assert refused.status_code == 400
-    assert 'id="id_channel-error"' in refused.content.decode()
+    assert 'id="id_channel_error"' in refused.content.decode()
     assert not WebAccount.objects.filter(record=record).exists()
 
 
@@ -334,7 +334,7 @@ def test_a_web_account_destination_must_fit_its_channel(personas, login, channel
         f"/pro/dossier/{record.public_id}/acces-web", {"channel": channel, "destination": destination}
     )
     assert refused.status_code == 400
-    assert f'id="id_destination-error">{message}' in refused.content.decode()
+    assert f'id="id_destination_error"><p class="error">{message}' in refused.content.decode()
     assert not WebAccount.objects.filter(record=record).exists()
     record.refresh_from_db()
     assert not record.web_account_opened
@@ -394,8 +394,11 @@ def test_a_future_birth_date_is_a_form_error_on_its_field(personas, login):
         },
     )
     assert response.status_code == 400
-    assert 'id="id_birth_date-error">La date de naissance ne peut pas être dans le futur.' in (
-        response.content.decode()
+    assert (
+        'id="id_birth_date_error"><p class="error">La date de naissance ne peut pas être dans le futur.'
+        in (response.content.decode())
     )
+    # The field names its error for screen readers (RGAA 11.10): the id Django points to exists.
+    assert 'aria-describedby="id_birth_date_error"' in response.content.decode()
     assert not Patient.objects.filter(ins=bob.ins).exists()
     assert not Record.objects.filter(patient__ins=bob.ins).exists()
