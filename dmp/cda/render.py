@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as dt
 import html
+import io
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -22,7 +23,7 @@ from django.conf import settings
 from lxml import etree
 
 from dmp.cda.builder import simple_pdf
-from dmp.cda.header import HL7, NS, CdaHeader, clinical_document, header_of
+from dmp.cda.header import HL7, NS, CdaHeader, clinical_document, header_of, level1_content
 
 ALLOWED_TAGS: Final = frozenset(
     {
@@ -311,16 +312,15 @@ class EmbeddedBody:
 
 
 def embedded_body(data: bytes) -> EmbeddedBody | None:
-    root = clinical_document(data)
+    return _embedded(clinical_document(data))
+
+
+def _embedded(root: etree._Element) -> EmbeddedBody | None:
     text = root.find("h:component/h:nonXMLBody/h:text", NS)
     if text is None:
         return None
-    raw = "".join((text.text or "").split())
-    try:
-        content = (
-            base64.b64decode(raw, validate=True) if text.get("representation") == "B64" else raw.encode()
-        )
-    except (binascii.Error, ValueError):
+    content = level1_content(text)
+    if content is None:
         return None
     return EmbeddedBody(media_type=text.get("mediaType", "application/octet-stream"), content=content)
 
@@ -387,19 +387,67 @@ def _plain_lines(root: etree._Element) -> list[str]:
     return lines
 
 
-def render_pdf(data: bytes) -> bytes:
-    """A printable PDF: the embedded PDF of a level 1 document, else the header and narrative."""
-    embedded = embedded_body(data)
-    if embedded is not None and embedded.media_type == "application/pdf":
-        return embedded.content
+def _printable_jpeg(content: bytes) -> bool:
+    """A JPEG the PDF can carry as is (its bytes are copied, never decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(content), formats=["JPEG"]) as image:
+            return image.mode in {"L", "RGB", "CMYK"}
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
+def _embedded_lines(embedded: EmbeddedBody | None) -> tuple[list[str], bytes | None]:
+    """Lines (and an image) that stand for a level 1 body other than a PDF in the printout."""
+    if embedded is None:
+        return ["Le document joint ne peut pas être lu."], None
+    if embedded.media_type == "text/plain":
+        return [embedded.content.decode("utf-8", "replace")], None
+    if embedded.media_type == "image/jpeg" and _printable_jpeg(embedded.content):
+        return [], embedded.content
+    # Never its bytes read as text: an image or RTF file would print as garbage.
+    return [f"Le document joint ({embedded.media_type}) ne peut pas être repris dans ce PDF."], None
+
+
+@dataclass(frozen=True)
+class Printout:
+    """What the PDF of a document prints: a title, lines of text, and maybe one JPEG image."""
+
+    title: str
+    lines: tuple[str, ...]
+    image: bytes | None = None
+
+
+def printout(data: bytes) -> Printout:
     root = clinical_document(data)
+    return _printout(root, _embedded(root))
+
+
+def _printout(root: etree._Element, embedded: EmbeddedBody | None) -> Printout:
     header = header_of(root)
     author = header.authors[0] if header.authors else None
+    image = None
+    if root.find("h:component/h:nonXMLBody", NS) is None:
+        body = _plain_lines(root)
+    else:
+        body, image = _embedded_lines(embedded)
     lines = [
         f"Patient : {header.patient_family_name} {header.patient_given_names}",
         f"Date : {_in_local_time(header.effective_time):%d/%m/%Y %H:%M}" if header.effective_time else "",
         f"Auteur : {author.family_name} {author.given_name} ({author.structure_name})" if author else "",
         "",
-        *(_plain_lines(root) if embedded is None else [embedded.content.decode("utf-8", "replace")]),
+        *body,
     ]
-    return simple_pdf(header.title or "Document", [line.replace("\t", " ") for line in lines])
+    return Printout(header.title or "Document", tuple(line.replace("\t", " ") for line in lines), image)
+
+
+def render_pdf(data: bytes) -> bytes:
+    """A printable PDF: the embedded PDF of a level 1 document, else the header and narrative
+    (or the level 1 text or JPEG image)."""
+    root = clinical_document(data)
+    embedded = _embedded(root)
+    if embedded is not None and embedded.media_type == "application/pdf":
+        return embedded.content
+    content = _printout(root, embedded)
+    return simple_pdf(content.title, content.lines, image=content.image)

@@ -16,7 +16,16 @@ from pathlib import Path
 from django.conf import settings
 from lxml import etree
 
-from dmp.cda.header import HL7, INS_OIDS, NS, CdaHeader, clinical_document, header_of
+from dmp.cda.header import (
+    FORMAT_BY_MEDIA_TYPE,
+    HL7,
+    INS_OIDS,
+    NS,
+    CdaHeader,
+    clinical_document,
+    header_of,
+    level1_content,
+)
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
 from dmp.terminology import value_set
 
@@ -129,6 +138,39 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
     return problems
 
 
+def level1_problems(root: etree._Element) -> list[Problem]:
+    """A level 1 body must be readable (base64) and of an XDS-SD format: a body stored otherwise
+    could never be shown, nor its formatCode be checked against the metadata."""
+    body = root.find("h:component/h:nonXMLBody", NS)
+    if body is None:
+        return []
+    where = "component/nonXMLBody/text"
+    text = body.find("h:text", NS)
+    if text is None:
+        return [Problem(ErrorCode.INVALID, "nonXMLBody/text is required", where)]
+    problems: list[Problem] = []
+    media_type = text.get("mediaType", "")
+    if media_type not in FORMAT_BY_MEDIA_TYPE:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                f"nonXMLBody/text mediaType {media_type!r} is not a level 1 format "
+                f"({', '.join(FORMAT_BY_MEDIA_TYPE)})",
+                where,
+            )
+        )
+    content = level1_content(text)
+    if text.get("representation") != "B64":
+        problems.append(
+            Problem(ErrorCode.INVALID, 'nonXMLBody/text must be in base64 (representation="B64")', where)
+        )
+    elif content is None:
+        problems.append(Problem(ErrorCode.INVALID, "nonXMLBody/text is not valid base64", where))
+    elif not content:
+        problems.append(Problem(ErrorCode.INVALID, "nonXMLBody/text is empty", where))
+    return problems
+
+
 @dataclass(frozen=True)
 class CoherenceFacts:
     """The XDS metadata of a DocumentEntry, as plain values (filled by dmp.documents)."""
@@ -171,6 +213,9 @@ def check_coherence(header: CdaHeader, expected: CoherenceFacts) -> list[Problem
         differs("classCode", expected.class_code, header.class_code)
     if header.format_code and header.format_code.code != expected.format_code:
         differs("formatCode", expected.format_code, header.format_code.code)
+    elif header.format_code is None and header.non_xml_media_type:
+        # A level 1 body of no known format agrees with no formatCode.
+        differs("formatCode", expected.format_code, f"mediaType {header.non_xml_media_type}")
     if expected.patient_ins is not None and expected.patient_ins not in set(header.patient_ids):
         differs(
             "patientId", "^".join(expected.patient_ins), ", ".join("^".join(i) for i in header.patient_ids)
@@ -210,7 +255,7 @@ def validate_cda(data: bytes, *, expected: CoherenceFacts | None = None, where: 
     except ValidationFailed as exc:
         return _prefixed(exc.problems, where)
     header = header_of(root)
-    problems = xsd_problems(root) + header_problems(root, header)
+    problems = xsd_problems(root) + header_problems(root, header) + level1_problems(root)
     if expected is not None:
         problems += check_coherence(header, expected)
     problems += schematron_problems(root)
