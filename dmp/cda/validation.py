@@ -106,6 +106,10 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, "confidentialityCode must be N, R or V", "confidentialityCode")
         )
+    if len(root.findall("h:recordTarget", NS)) > 1:
+        # A document is about one patient (CI-SIS: recordTarget [1..1]); a second one would be
+        # filed in the first one's record while naming someone else.
+        problems.append(Problem(ErrorCode.INVALID, "only one recordTarget is allowed", "recordTarget"))
     if header.patient_ins is None:
         problems.append(
             Problem(ErrorCode.INVALID, "recordTarget must carry the patient's INS", "recordTarget")
