@@ -14,6 +14,7 @@ import datetime as dt
 import html
 import io
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -368,23 +369,22 @@ def render_html(data: bytes) -> str:
     return sanitise("".join(walker.out))
 
 
-def _plain_lines(root: etree._Element) -> list[str]:
-    lines: list[str] = []
+def _plain_lines(root: etree._Element) -> Iterator[str]:
+    """The narrative as lines of text, lazily: the printout stops reading at its budget."""
     body = root.find("h:component/h:structuredBody", NS)
     if body is None:
-        return lines
+        return
     for section in body.iter(f"{{{HL7}}}section"):
         title = section.findtext("h:title", namespaces=NS)
         if title:
-            lines.append(title.strip().upper())
+            yield title.strip().upper()
         text = section.find("h:text", NS)
         if text is None:
             continue
         for block in text.iter(f"{{{HL7}}}paragraph", f"{{{HL7}}}item", f"{{{HL7}}}tr"):
             value = " ".join(" ".join(str(t) for t in block.itertext()).split())
             if value:
-                lines.append(value)
-    return lines
+                yield value
 
 
 def _printable_jpeg(content: bytes) -> bool:
@@ -403,11 +403,36 @@ def _embedded_lines(embedded: EmbeddedBody | None) -> tuple[list[str], bytes | N
     if embedded is None:
         return ["Le document joint ne peut pas être lu."], None
     if embedded.media_type == "text/plain":
-        return [embedded.content.decode("utf-8", "replace")], None
+        return embedded.content.decode("utf-8", "replace").splitlines(), None
     if embedded.media_type == "image/jpeg" and _printable_jpeg(embedded.content):
         return [], embedded.content
     # Never its bytes read as text: an image or RTF file would print as garbage.
     return [f"Le document joint ({embedded.media_type}) ne peut pas être repris dans ce PDF."], None
+
+
+# fpdf lays text out at some 30 µs a character: a printout holds what takes a second or two,
+# a longer document is cut with a notice (the portal shows it in full).
+MAX_PRINTED_CHARS: Final = 60_000
+MAX_PRINTED_LINES: Final = 1_500
+PRINTOUT_CUT: Final = (
+    "Document abrégé : il est trop long pour ce PDF, la suite n’y figure pas. "
+    "Consultez-le en entier dans votre espace."
+)
+
+
+def _capped(body: Iterable[str]) -> tuple[list[str], bool]:
+    """The lines of `body` within the printout's budget, and whether some were left out."""
+    kept: list[str] = []
+    room = MAX_PRINTED_CHARS
+    for line in body:
+        if len(kept) == MAX_PRINTED_LINES:
+            return kept, True
+        if len(line) > room:
+            kept.append(line[:room])
+            return kept, True
+        kept.append(line)
+        room -= len(line)
+    return kept, False
 
 
 @dataclass(frozen=True)
@@ -428,16 +453,20 @@ def _printout(root: etree._Element, embedded: EmbeddedBody | None) -> Printout:
     header = header_of(root)
     author = header.authors[0] if header.authors else None
     image = None
+    body: Iterable[str]
     if root.find("h:component/h:nonXMLBody", NS) is None:
         body = _plain_lines(root)
     else:
         body, image = _embedded_lines(embedded)
+    body, cut = _capped(body)
     lines = [
         f"Patient : {header.patient_family_name} {header.patient_given_names}",
         f"Date : {_in_local_time(header.effective_time):%d/%m/%Y %H:%M}" if header.effective_time else "",
         f"Auteur : {author.family_name} {author.given_name} ({author.structure_name})" if author else "",
+        *([PRINTOUT_CUT] if cut else []),
         "",
         *body,
+        *([PRINTOUT_CUT] if cut else []),
     ]
     return Printout(header.title or "Document", tuple(line.replace("\t", " ") for line in lines), image)
 

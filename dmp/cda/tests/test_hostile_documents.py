@@ -20,7 +20,15 @@ import lxml.html
 import pytest
 
 from dmp.cda.builder import CdaAuthor, CdaDocumentSpec, CdaOrganization, CdaPatient, CdaSection, build_cda
-from dmp.cda.render import ALLOWED_TAGS, render_html
+from dmp.cda.render import (
+    ALLOWED_TAGS,
+    MAX_PRINTED_CHARS,
+    MAX_PRINTED_LINES,
+    PRINTOUT_CUT,
+    printout,
+    render_html,
+    render_pdf,
+)
 from dmp.common.errors import ValidationFailed
 
 PNG_1PX = base64.b64encode(
@@ -318,6 +326,30 @@ def test_an_oversized_narrative_is_cut_with_a_notice():
     assert len(markup) < 9 * 1024 * 1024
     assert "La suite du document n’est pas affichée" in markup
     assert_inert(markup)
+
+
+def test_a_long_document_prints_its_beginning_in_a_bounded_time():
+    # 0.8 MB of narrative took 24 s to lay out (fpdf, some 30 µs a character), 9.8 MB 248 s.
+    data = with_body("<paragraph>" + "mot " * 200_000 + "</paragraph>" + "<paragraph>fin</paragraph>" * 5_000)
+    printed = printout(data)
+    assert sum(len(line) for line in printed.lines) < MAX_PRINTED_CHARS + 1_000
+    assert printed.lines[3] == printed.lines[-1] == PRINTOUT_CUT
+    started = time.monotonic()
+    assert render_pdf(data).startswith(b"%PDF")
+    assert time.monotonic() - started < 8
+
+
+def test_many_short_lines_are_capped_too():
+    data = with_body("<paragraph>x</paragraph>" * 100_000)
+    printed = printout(data)
+    assert len(printed.lines) < MAX_PRINTED_LINES + 10
+    assert printed.lines[-1] == PRINTOUT_CUT
+
+
+def test_a_short_document_prints_whole():
+    printed = printout(with_body("<paragraph>Contrôle annuel.</paragraph>"))
+    assert printed.lines[-2:] == ("Section".upper(), "Contrôle annuel.")
+    assert PRINTOUT_CUT not in printed.lines
 
 
 def _chromium() -> str | None:
