@@ -22,6 +22,7 @@ from dmp.cda.header import (
     INS_OIDS,
     NS,
     CdaHeader,
+    Code,
     clinical_document,
     header_of,
     level1_content,
@@ -67,6 +68,16 @@ def _required(root: etree._Element, path: str, what: str) -> list[Problem]:
     )
 
 
+def _in_value_set(code: Code, name: str) -> bool:
+    """The code AND its code system, as the XDS metadata are checked: a code is only meaningful
+    in its system (the same string may name something else in another one)."""
+    return bool(code.system) and value_set(name).get(code.code, code.system) is not None
+
+
+def _shown(code: Code) -> str:
+    return f"{code.code!r} (codeSystem {code.system or '-'})"
+
+
 def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
     """CI-SIS header rules (the subset that decides the XDS metadata and the DMP's access)."""
     problems: list[Problem] = []
@@ -92,9 +103,13 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, f"templateId {CI_SIS_TEMPLATE} (CI-SIS) is required", "templateId")
         )
-    if header.type_code.code and value_set("type_code").get(header.type_code.code) is None:
+    if header.type_code.code and not _in_value_set(header.type_code, "type_code"):
         problems.append(
-            Problem(ErrorCode.INVALID, f"code {header.type_code.code!r} is not a DMP document type", "code")
+            Problem(
+                ErrorCode.INVALID,
+                f"code {_shown(header.type_code)} is not a DMP document type",
+                "code",
+            )
         )
     if not header.title:
         problems.append(Problem(ErrorCode.INVALID, "title must not be empty", "title"))
@@ -119,18 +134,15 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, "healthCareFacility/code is required", "healthCareFacility")
         )
-    elif value_set("healthcare_facility_type").get(facility.code) is None:
+    elif not _in_value_set(facility, "healthcare_facility_type"):
         problems.append(
-            Problem(ErrorCode.INVALID, f"healthCareFacility {facility.code!r} unknown", "healthCareFacility")
+            Problem(ErrorCode.INVALID, f"healthCareFacility {_shown(facility)} unknown", "healthCareFacility")
         )
-    if (
-        header.practice_setting is not None
-        and value_set("practice_setting").get(header.practice_setting.code) is None
-    ):
+    if header.practice_setting is not None and not _in_value_set(header.practice_setting, "practice_setting"):
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                f"practice setting {header.practice_setting.code!r} unknown",
+                f"practice setting {_shown(header.practice_setting)} unknown",
                 "standardIndustryClassCode",
             )
         )

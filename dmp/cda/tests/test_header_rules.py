@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
+
 from dmp.cda.builder import CdaAuthor, CdaDocumentSpec, CdaOrganization, CdaPatient, CdaSection, build_cda
 from dmp.cda.validation import validate_cda
 
@@ -41,4 +43,35 @@ def test_a_second_patient_is_refused():
     data = DOCUMENT.replace(block.group(0), block.group(0) + other, 1)
     assert [(p.message, p.location) for p in validate_cda(data)] == [
         ("only one recordTarget is allowed", "recordTarget")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("element", "message", "location"),
+    [
+        ("code", "code '11488-4' (codeSystem {system}) is not a DMP document type", "code"),
+        (
+            "healthCareFacility",
+            "healthCareFacility 'SA07' (codeSystem {system}) unknown",
+            "healthCareFacility",
+        ),
+        (
+            "standardIndustryClassCode",
+            "practice setting 'AMBULATOIRE' (codeSystem {system}) unknown",
+            "standardIndustryClassCode",
+        ),
+    ],
+)
+@pytest.mark.parametrize("system", ["9.9.9", None])
+def test_a_code_is_checked_with_its_code_system(element, message, location, system):
+    pattern = (
+        rb"(<healthCareFacility>\s*<code [^>]*?)( codeSystem=\"[^\"]*\")"
+        if element == "healthCareFacility"
+        else rf"(<{element} [^>]*?)( codeSystem=\"[^\"]*\")".encode()
+    )
+    replacement = rb"\1" + (f' codeSystem="{system}"'.encode() if system else b"")
+    data, count = re.subn(pattern, replacement, DOCUMENT, count=1)
+    assert count == 1
+    assert [(p.message, p.location) for p in validate_cda(data)] == [
+        (message.format(system=system or "-"), location)
     ]
