@@ -85,11 +85,15 @@ def _event(
     occurred_at: dt.datetime,
 ) -> AuditEvent:
     """An unsaved, unchained event (chain, sequence and hashes are set when appended)."""
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        raise ValueError("an audit event's time must be timezone-aware")
     actor = caller.actor
     software = actor.software
     return AuditEvent(
         chain=_chain_for(subject, caller),
-        occurred_at=occurred_at,
+        # In UTC, as the database gives it back: the hash covers its ISO form (+01:00 would
+        # make an intact event fail verification once reloaded).
+        occurred_at=occurred_at.astimezone(dt.UTC),
         action=int(action),
         outcome=outcome.value,
         reason=reason[:64],

@@ -348,8 +348,11 @@ def build_cda(spec: CdaDocumentSpec) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def simple_pdf(title: str, lines: Sequence[str]) -> bytes:
-    """A small PDF with a title and lines of text (level 1 bodies, tests, demo)."""
+def simple_pdf(title: str, lines: Sequence[str], *, image: bytes | None = None) -> bytes:
+    """A small PDF with a title and lines of text (level 1 bodies, tests, demo), and optionally
+    an image (JPEG, copied as is: the caller checks it) on a page of its own."""
+    import io
+
     from fpdf import FPDF  # imported here: only PDF producers need it loaded
 
     pdf = FPDF()
@@ -361,6 +364,11 @@ def simple_pdf(title: str, lines: Sequence[str]) -> bytes:
     pdf.set_font(font, size=11)
     for line in lines:
         pdf.multi_cell(0, 6, _pdf_text(line, font), new_x="LMARGIN", new_y="NEXT")
+    if image is not None:
+        pdf.add_page()
+        pdf.image(
+            io.BytesIO(image), x=pdf.l_margin, y=pdf.t_margin, w=pdf.epw, h=pdf.eph, keep_aspect_ratio=True
+        )
     return bytes(pdf.output())
 
 

@@ -9,6 +9,8 @@ times from documentationOf/serviceEvent, patient from recordTarget.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -52,9 +54,13 @@ _PROFILE_FORMATS: Final = {
     "1.2.250.1.213.1.1.1.3.1": ("urn:asip:ci-sis:crh:2009", FORMAT_SYSTEM_ASIP),
     "1.3.6.1.4.1.19376.1.8.1.1.1": ("urn:ihe:pat:apsr:all:2010", FORMAT_SYSTEM_IHE),
 }
+# The level 1 (XDS-SD) bodies of JDV_J10, by the media type of nonXMLBody/text.
 FORMAT_BY_MEDIA_TYPE: Final = {
     "application/pdf": ("urn:ihe:iti:xds-sd:pdf:2008", FORMAT_SYSTEM_IHE),
     "text/plain": ("urn:ihe:iti:xds-sd:text:2008", FORMAT_SYSTEM_IHE),
+    "image/jpeg": ("urn:ihe:iti-fr:xds-sd:jpeg:2010", FORMAT_SYSTEM_IHE),
+    "image/tiff": ("urn:ihe:iti-fr:xds-sd:tiff:2010", FORMAT_SYSTEM_IHE),
+    "text/rtf": ("urn:ihe:iti-fr:xds-sd:rtf:2010", FORMAT_SYSTEM_IHE),
 }
 # Organ-specific anatomic pathology templates 1.3.6.1.4.1.19376.1.8.1.1.2.N.
 _APSR_ORGANS: Final = {
@@ -204,6 +210,20 @@ def format_of(root: etree._Element) -> Code | None:
         if found:
             return Code(*found)
     return None
+
+
+def level1_content(text: etree._Element) -> bytes | None:
+    """The bytes of a level 1 body (nonXMLBody/text), None when they cannot be read.
+
+    A B64 body may be wrapped over lines (whitespace is dropped before a strict decoding);
+    any other representation is text kept exactly as written.
+    """
+    if text.get("representation") != "B64":
+        return (text.text or "").encode()
+    try:
+        return base64.b64decode("".join((text.text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 AUTO_PRESENTABLE_CONTENT: Final = "{urn:asip-sante:ci-sis}Contenu"

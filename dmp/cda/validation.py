@@ -16,7 +16,17 @@ from pathlib import Path
 from django.conf import settings
 from lxml import etree
 
-from dmp.cda.header import HL7, INS_OIDS, NS, CdaHeader, clinical_document, header_of
+from dmp.cda.header import (
+    FORMAT_BY_MEDIA_TYPE,
+    HL7,
+    INS_OIDS,
+    NS,
+    CdaHeader,
+    Code,
+    clinical_document,
+    header_of,
+    level1_content,
+)
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
 from dmp.terminology import value_set
 
@@ -58,6 +68,16 @@ def _required(root: etree._Element, path: str, what: str) -> list[Problem]:
     )
 
 
+def _in_value_set(code: Code, name: str) -> bool:
+    """The code AND its code system, as the XDS metadata are checked: a code is only meaningful
+    in its system (the same string may name something else in another one)."""
+    return bool(code.system) and value_set(name).get(code.code, code.system) is not None
+
+
+def _shown(code: Code) -> str:
+    return f"{code.code!r} (codeSystem {code.system or '-'})"
+
+
 def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
     """CI-SIS header rules (the subset that decides the XDS metadata and the DMP's access)."""
     problems: list[Problem] = []
@@ -83,9 +103,13 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, f"templateId {CI_SIS_TEMPLATE} (CI-SIS) is required", "templateId")
         )
-    if header.type_code.code and value_set("type_code").get(header.type_code.code) is None:
+    if header.type_code.code and not _in_value_set(header.type_code, "type_code"):
         problems.append(
-            Problem(ErrorCode.INVALID, f"code {header.type_code.code!r} is not a DMP document type", "code")
+            Problem(
+                ErrorCode.INVALID,
+                f"code {_shown(header.type_code)} is not a DMP document type",
+                "code",
+            )
         )
     if not header.title:
         problems.append(Problem(ErrorCode.INVALID, "title must not be empty", "title"))
@@ -97,6 +121,10 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, "confidentialityCode must be N, R or V", "confidentialityCode")
         )
+    if len(root.findall("h:recordTarget", NS)) > 1:
+        # A document is about one patient (CI-SIS: recordTarget [1..1]); a second one would be
+        # filed in the first one's record while naming someone else.
+        problems.append(Problem(ErrorCode.INVALID, "only one recordTarget is allowed", "recordTarget"))
     if header.patient_ins is None:
         problems.append(
             Problem(ErrorCode.INVALID, "recordTarget must carry the patient's INS", "recordTarget")
@@ -106,18 +134,15 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, "healthCareFacility/code is required", "healthCareFacility")
         )
-    elif value_set("healthcare_facility_type").get(facility.code) is None:
+    elif not _in_value_set(facility, "healthcare_facility_type"):
         problems.append(
-            Problem(ErrorCode.INVALID, f"healthCareFacility {facility.code!r} unknown", "healthCareFacility")
+            Problem(ErrorCode.INVALID, f"healthCareFacility {_shown(facility)} unknown", "healthCareFacility")
         )
-    if (
-        header.practice_setting is not None
-        and value_set("practice_setting").get(header.practice_setting.code) is None
-    ):
+    if header.practice_setting is not None and not _in_value_set(header.practice_setting, "practice_setting"):
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                f"practice setting {header.practice_setting.code!r} unknown",
+                f"practice setting {_shown(header.practice_setting)} unknown",
                 "standardIndustryClassCode",
             )
         )
@@ -126,6 +151,39 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems.append(
             Problem(ErrorCode.INVALID, "a structuredBody or a nonXMLBody is required", "component")
         )
+    return problems
+
+
+def level1_problems(root: etree._Element) -> list[Problem]:
+    """A level 1 body must be readable (base64) and of an XDS-SD format: a body stored otherwise
+    could never be shown, nor its formatCode be checked against the metadata."""
+    body = root.find("h:component/h:nonXMLBody", NS)
+    if body is None:
+        return []
+    where = "component/nonXMLBody/text"
+    text = body.find("h:text", NS)
+    if text is None:
+        return [Problem(ErrorCode.INVALID, "nonXMLBody/text is required", where)]
+    problems: list[Problem] = []
+    media_type = text.get("mediaType", "")
+    if media_type not in FORMAT_BY_MEDIA_TYPE:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID,
+                f"nonXMLBody/text mediaType {media_type!r} is not a level 1 format "
+                f"({', '.join(FORMAT_BY_MEDIA_TYPE)})",
+                where,
+            )
+        )
+    content = level1_content(text)
+    if text.get("representation") != "B64":
+        problems.append(
+            Problem(ErrorCode.INVALID, 'nonXMLBody/text must be in base64 (representation="B64")', where)
+        )
+    elif content is None:
+        problems.append(Problem(ErrorCode.INVALID, "nonXMLBody/text is not valid base64", where))
+    elif not content:
+        problems.append(Problem(ErrorCode.INVALID, "nonXMLBody/text is empty", where))
     return problems
 
 
@@ -171,6 +229,9 @@ def check_coherence(header: CdaHeader, expected: CoherenceFacts) -> list[Problem
         differs("classCode", expected.class_code, header.class_code)
     if header.format_code and header.format_code.code != expected.format_code:
         differs("formatCode", expected.format_code, header.format_code.code)
+    elif header.format_code is None and header.non_xml_media_type:
+        # A level 1 body of no known format agrees with no formatCode.
+        differs("formatCode", expected.format_code, f"mediaType {header.non_xml_media_type}")
     if expected.patient_ins is not None and expected.patient_ins not in set(header.patient_ids):
         differs(
             "patientId", "^".join(expected.patient_ins), ", ".join("^".join(i) for i in header.patient_ids)
@@ -210,7 +271,7 @@ def validate_cda(data: bytes, *, expected: CoherenceFacts | None = None, where: 
     except ValidationFailed as exc:
         return _prefixed(exc.problems, where)
     header = header_of(root)
-    problems = xsd_problems(root) + header_problems(root, header)
+    problems = xsd_problems(root) + header_problems(root, header) + level1_problems(root)
     if expected is not None:
         problems += check_coherence(header, expected)
     problems += schematron_problems(root)

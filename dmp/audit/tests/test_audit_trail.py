@@ -4,6 +4,9 @@ actions, and any tampering (changed row, removed row, forged checkpoint) is dete
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -11,7 +14,7 @@ from django.db import DatabaseError, connection, transaction
 from dmp.access.actors import AccessMode
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditCheckpoint, AuditEvent
-from dmp.audit.services import audit_checkpoint_create
+from dmp.audit.services import BulkEntry, Subject, audit_bulk_record, audit_checkpoint_create
 from dmp.audit.verify import verify_audit_trail
 from dmp.common.errors import NotFound
 from dmp.records.access import record_by_ins
@@ -131,3 +134,27 @@ def test_exceptional_access_notices_are_queued_once_per_transaction(transactiona
     with transaction.atomic():
         audit_record(caller=durand, action=AuditAction.RECORD_TEST, subject=subject)
     assert calls == ["notice", "notice"]
+
+
+def test_a_bulk_event_in_local_time_is_stored_in_utc_and_verifies(personas):
+    moreau = personas.ps(personas.dr_moreau)
+    when = dt.datetime(2026, 3, 1, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    with transaction.atomic():
+        audit_bulk_record(
+            [BulkEntry(moreau, AuditAction.RECORD_TEST, Subject(record_id=1), occurred_at=when)]
+        )
+    event = AuditEvent.objects.order_by("-id").first()
+    assert event.occurred_at == when
+    assert verify_audit_trail().ok, verify_audit_trail().problems
+
+
+def test_a_bulk_event_without_a_time_zone_is_refused_and_nothing_is_written(personas):
+    moreau = personas.ps(personas.dr_moreau)
+    before = AuditEvent.objects.count()
+    entries = [
+        BulkEntry(moreau, AuditAction.RECORD_TEST, Subject(record_id=1)),
+        BulkEntry(moreau, AuditAction.RECORD_TEST, Subject(record_id=1), occurred_at=dt.datetime(2026, 3, 1)),  # noqa: DTZ001 - the naive time under test
+    ]
+    with pytest.raises(ValueError, match="timezone-aware"), transaction.atomic():
+        audit_bulk_record(entries)
+    assert AuditEvent.objects.count() == before

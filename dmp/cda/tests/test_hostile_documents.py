@@ -12,6 +12,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,15 @@ import lxml.html
 import pytest
 
 from dmp.cda.builder import CdaAuthor, CdaDocumentSpec, CdaOrganization, CdaPatient, CdaSection, build_cda
-from dmp.cda.render import ALLOWED_TAGS, render_html
+from dmp.cda.render import (
+    ALLOWED_TAGS,
+    MAX_PRINTED_CHARS,
+    MAX_PRINTED_LINES,
+    PRINTOUT_CUT,
+    printout,
+    render_html,
+    render_pdf,
+)
 from dmp.common.errors import ValidationFailed
 
 PNG_1PX = base64.b64encode(
@@ -252,6 +261,95 @@ def test_render_level_attacks_are_neutralised(case, listener):
 def test_a_legitimate_inline_image_is_kept():
     case = next(c for c in CASES if c.name == f"media-{len(MEDIA_PAYLOADS) - 1}-image/png")
     assert f'src="data:image/png;base64,{PNG_1PX}"' in render_html(case.data)
+
+
+def _with_media(fragment: str, media: dict[str, str]) -> bytes:
+    """`fragment` as the narrative, with one observationMedia entry per (ID, PNG base64)."""
+    entries = "".join(
+        f'<entry><observationMedia classCode="OBS" moodCode="EVN" ID="{identifier}">'
+        f'<value mediaType="image/png" representation="B64">{payload}</value></observationMedia></entry>'
+        for identifier, payload in media.items()
+    )
+    return with_body(fragment).decode().replace("</text>", "</text>" + entries, 1).encode()
+
+
+def _png(size: int) -> str:
+    return base64.b64encode(base64.b64decode(PNG_1PX) + b"\0" * size).decode()
+
+
+def test_an_image_referenced_again_and_again_is_rendered_once():
+    # One 200 kB image, referenced 300 times by one element and once by each of 300 others:
+    # this rendered as 120 MB of HTML (each reference wrote the whole image again).
+    image = _png(200_000)
+    references = " ".join(["m"] * 300)
+    fragment = f'<paragraph><renderMultiMedia referencedObject="{references}"/></paragraph>'
+    fragment += '<paragraph><renderMultiMedia referencedObject="m"/></paragraph>' * 300
+    data = _with_media(fragment, {"m": image})
+    started = time.monotonic()
+    markup = render_html(data)
+    assert time.monotonic() - started < 5
+    assert markup.count(image) == 1
+    assert len(markup) < 2 * len(data)
+    assert "image m : affichée plus haut" in markup
+    assert_inert(markup)
+
+
+def test_a_long_caption_is_not_repeated_on_every_image():
+    caption = "légende " * 2_500
+    media = {f"m{index}": PNG_1PX for index in range(400)}
+    fragment = (
+        f'<paragraph><renderMultiMedia referencedObject="{" ".join(media)}">'
+        f"<caption>{caption}</caption></renderMultiMedia></paragraph>"
+    )
+    data = _with_media(fragment, media)
+    markup = render_html(data)
+    assert markup.count("<img") == 400
+    assert markup.count(caption.strip()) == 1
+    assert len(markup) < 2 * len(data)
+
+
+def test_the_images_of_a_page_are_capped_in_all():
+    # Five distinct images of 4.5 MB: the first four fit the page's budget, the fifth is a notice.
+    images = {f"m{index}": _png(4_500_000 + index) for index in range(5)}
+    fragment = "".join(
+        f'<paragraph><renderMultiMedia referencedObject="{identifier}"/></paragraph>' for identifier in images
+    )
+    markup = render_html(_with_media(fragment, images))
+    assert [identifier for identifier, image in images.items() if image in markup] == ["m0", "m1", "m2", "m3"]
+    assert "image m4 non affichée : le document contient trop d’images" in markup
+
+
+def test_an_oversized_narrative_is_cut_with_a_notice():
+    paragraph = "<paragraph>" + "texte &amp; " * 10 + "</paragraph>"
+    data = with_body(paragraph * 120_000)
+    markup = render_html(data)
+    assert len(markup) < 9 * 1024 * 1024
+    assert "La suite du document n’est pas affichée" in markup
+    assert_inert(markup)
+
+
+def test_a_long_document_prints_its_beginning_in_a_bounded_time():
+    # 0.8 MB of narrative took 24 s to lay out (fpdf, some 30 µs a character), 9.8 MB 248 s.
+    data = with_body("<paragraph>" + "mot " * 200_000 + "</paragraph>" + "<paragraph>fin</paragraph>" * 5_000)
+    printed = printout(data)
+    assert sum(len(line) for line in printed.lines) < MAX_PRINTED_CHARS + 1_000
+    assert printed.lines[3] == printed.lines[-1] == PRINTOUT_CUT
+    started = time.monotonic()
+    assert render_pdf(data).startswith(b"%PDF")
+    assert time.monotonic() - started < 8
+
+
+def test_many_short_lines_are_capped_too():
+    data = with_body("<paragraph>x</paragraph>" * 100_000)
+    printed = printout(data)
+    assert len(printed.lines) < MAX_PRINTED_LINES + 10
+    assert printed.lines[-1] == PRINTOUT_CUT
+
+
+def test_a_short_document_prints_whole():
+    printed = printout(with_body("<paragraph>Contrôle annuel.</paragraph>"))
+    assert printed.lines[-2:] == ("Section".upper(), "Contrôle annuel.")
+    assert PRINTOUT_CUT not in printed.lines
 
 
 def _chromium() -> str | None:

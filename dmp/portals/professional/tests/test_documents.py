@@ -311,7 +311,7 @@ def test_document_actions_enforce_csrf(personas, demo):
     assert upload_refused.status_code == 403
 
 
-def test_a_level_1_body_declared_as_html_is_never_served_as_html(personas, login):
+def test_a_level_1_body_the_browser_should_not_render_is_served_as_an_attachment(personas, login):
     import base64
 
     when = clock.now().replace(microsecond=0)
@@ -327,10 +327,10 @@ def test_a_level_1_body_declared_as_html_is_never_served_as_html(personas, login
     )
     content = document_input(draft, ins=personas.alice.identifier, author=author, symbolic_id="D").content
     html = base64.b64encode(b"<script>alert(1)</script>").decode()
-    evil = content.replace(b'mediaType="application/pdf"', b'mediaType="text/html"').replace(
+    evil = content.replace(b'mediaType="application/pdf"', b'mediaType="text/rtf"').replace(
         base64.b64encode(pdf), html.encode()
     )
-    assert b"text/html" in evil
+    assert b"text/rtf" in evil  # text/html is refused at submission (dmp.cda.validation)
     (document,) = publish(
         personas,
         professional,
@@ -340,7 +340,7 @@ def test_a_level_1_body_declared_as_html_is_never_served_as_html(personas, login
                 title="Corps HTML",
                 unique_id=draft.unique_id,
                 creation_time=when,
-                format_code="urn:ihe:iti:xds-sd:text:2008",
+                format_code="urn:ihe:iti-fr:xds-sd:rtf:2010",
             )
         ],
     )
