@@ -400,7 +400,8 @@ def test_a_file_over_the_document_limit_is_refused_before_it_is_read(personas, l
     assert response.status_code == 400
     page = html.unescape(response.content.decode())
     assert re.search(
-        r'id="id_file_error"><p class="error">Le fichier \(8\d,\d\sKio\) dépasse la taille maximale d\'un document du DMP '
+        r'id="id_file_error"><p class="error">Le fichier \(8\d,\d\sKio\) '
+        r"dépasse la taille maximale d'un document du DMP "
         r"\(64,0\sKio\)\.",
         page,
     )
