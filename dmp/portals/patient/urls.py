@@ -15,6 +15,7 @@ urlpatterns = [
     path("documents/ajouter/", views.document_add, name="document_add"),
     path("documents/<str:unique_id>/", views.document_detail, name="document"),
     path("documents/<str:unique_id>/pdf/", views.document_pdf, name="document_pdf"),
+    path("documents/<str:unique_id>/corps/", views.document_body, name="document_body"),
     path("documents/<str:unique_id>/masquage/", views.document_mask, name="document_mask"),
     path("documents/<str:unique_id>/suppression/", views.document_delete, name="document_delete"),
     path("acces/", views.access, name="access"),

@@ -22,6 +22,7 @@ from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dmp.access.actors import Caller
@@ -45,12 +46,13 @@ from dmp.accounts.services import (
 )
 from dmp.accounts.totp import provisioning_uri
 from dmp.audit.actions import AuditAction
-from dmp.cda.render import render_html, render_pdf
+from dmp.cda.render import embedded_body, render_html, render_pdf
 from dmp.common.addresses import client_address
 from dmp.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, record_traces_shown
 from dmp.documents.services import document_change_confidentiality, document_change_status
+from dmp.portals.embedded import embedded_body_response
 from dmp.records.models import ClosureReason, GranteeKind, Record
 from dmp.records.selectors import authorisations_of_record
 from dmp.records.services import (
@@ -256,6 +258,7 @@ def document_detail(request: HttpRequest, patient: PatientSession, unique_id: st
     if document.record_id != patient.record.pk:
         raise NotFound("document not found")
     body = render_html(retrieved.content) if document.mime_type == "text/xml" else ""
+    embedded = embedded_body(retrieved.content) if document.mime_type == "text/xml" else None
     mask_form = forms.MaskForm(
         initial={"entry_uuid": document.entry_uuid, "masked": not document.masked_to_professionals}
     )
@@ -264,6 +267,7 @@ def document_detail(request: HttpRequest, patient: PatientSession, unique_id: st
         "patient": patient,
         "document": document,
         "body": body,
+        "embedded": embedded,
         "mask_form": mask_form,
         "delete_form": delete_form,
     }
@@ -279,6 +283,17 @@ def document_pdf(request: HttpRequest, patient: PatientSession, unique_id: str) 
     response = HttpResponse(render_pdf(retrieved.content), content_type="application/pdf")
     response["Content-Disposition"] = 'attachment; filename="document.pdf"'
     return response
+
+
+@require_GET
+@xframe_options_sameorigin
+@patient_required
+def document_body(request: HttpRequest, patient: PatientSession, unique_id: str) -> HttpResponse:
+    """A level 1 body (PDF, text, image) for the document page's sandboxed frame."""
+    retrieved = document_retrieve(caller=patient.caller, unique_id=unique_id)
+    if retrieved.document.record_id != patient.record.pk:
+        raise NotFound("document not found")
+    return embedded_body_response(retrieved.content, retrieved.document.mime_type)
 
 
 @require_POST

@@ -50,6 +50,7 @@ from dmp.documents.services import (
 from dmp.identity.models import HealthProfessional
 from dmp.identity.selectors import active_professional_get
 from dmp.identity.services import PatientTraits
+from dmp.portals.embedded import embedded_body_response, sandboxed
 from dmp.portals.professional import psc, session, throttle
 from dmp.portals.professional.cards import CardRejected, NoCard, professional_from_request
 from dmp.portals.professional.forms import (
@@ -88,8 +89,6 @@ TEMPLATES = "professional_portal"
 SESSION_ATTRIBUTE = "_professional_portal_session"
 DEMO_CARDS_SHOWN = 12
 TRACES_SHOWN = 200
-EMBEDDED_TYPES = {"application/pdf", "text/plain", "image/png", "image/jpeg"}
-SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
 def demo_enabled() -> bool:
@@ -680,28 +679,13 @@ def document_view(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique
     )
 
 
-def _sandboxed(response: HttpResponse) -> HttpResponse:
-    response["Content-Security-Policy"] = SANDBOX_CSP
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 @require_GET
 @xframe_options_sameorigin
 @ps_required
 def document_body(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_id: str) -> HttpResponse:
     """The level 1 body (PDF...) for a sandboxed frame: served with `CSP: sandbox`, never as HTML."""
     _, retrieved = _retrieve(ps, record, unique_id)
-    body = embedded_body(retrieved.content) if retrieved.document.mime_type == "text/xml" else None
-    if body is None:
-        raise Http404
-    media_type = body.media_type if body.media_type in EMBEDDED_TYPES else "application/octet-stream"
-    if media_type == "text/plain":
-        media_type = "text/plain; charset=utf-8"
-    response = HttpResponse(body.content, content_type=media_type)
-    response["Content-Disposition"] = "inline" if media_type != "application/octet-stream" else "attachment"
-    return _sandboxed(response)
+    return embedded_body_response(retrieved.content, retrieved.document.mime_type)
 
 
 @require_GET
@@ -711,7 +695,7 @@ def document_raw(request: HttpRequest, ps: PsSession, record: uuid.UUID, unique_
     response = HttpResponse(retrieved.content, content_type="application/octet-stream")
     safe_name = "".join(c for c in unique_id if c.isalnum() or c in ".-")[:80] or "document"
     response["Content-Disposition"] = f'attachment; filename="{safe_name}.xml"'
-    return _sandboxed(response)
+    return sandboxed(response)
 
 
 _ACTIONS: dict[str, Callable[..., object]] = {

@@ -21,6 +21,7 @@ from dmp.accounts.services import MAX_FAILURES, account_activate, exceptional_ac
 from dmp.accounts.tests.helpers import IDENTIFIER, PASSWORD, active_account, handed_over_code, last_code
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
+from dmp.cda.builder import simple_pdf
 from dmp.common.errors import NotFound
 from dmp.common.xml import parse_xml
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
@@ -36,7 +37,14 @@ def url(name: str, *args: object) -> str:
     return reverse(URL + name, args=args)
 
 
-def publish_for(personas, patient, *, confidentiality=("N",), title="Compte rendu de consultation"):
+def publish_for(
+    personas,
+    patient,
+    *,
+    confidentiality=("N",),
+    title="Compte rendu de consultation",
+    pdf: bytes | None = None,
+):
     caller = personas.ps(personas.dr_bernard)
     author = author_for(
         person_id=caller.actor.person_id,
@@ -48,7 +56,7 @@ def publish_for(personas, patient, *, confidentiality=("N",), title="Compte rend
     submission = submission_for(
         ins=patient.identifier,
         author=author,
-        drafts=[DocumentDraft(title=title, confidentiality=confidentiality)],
+        drafts=[DocumentDraft(title=title, confidentiality=confidentiality, pdf=pdf)],
     )
     return submission_register(caller=caller, submission=submission).documents[0]
 
@@ -222,6 +230,25 @@ def test_another_patients_document_is_404_and_nothing_is_revealed(personas, alic
     )
     assert response.status_code == 404
     assert DocumentEntry.objects.get(pk=bobs.pk).masked_to_professionals == before
+
+
+def test_a_level_1_document_shows_its_body_in_a_sandboxed_frame(personas, alice_client):
+    """The page said the attached PDF was shown below and showed nothing: the patient can now
+    read it, in a frame that runs nothing, and only their own."""
+    pdf = simple_pdf("Compte rendu", ["Compte rendu numérisé"])
+    document = publish_for(personas, personas.alice, title="Compte rendu scanné", pdf=pdf)
+    page = alice_client.get(url("document", document.unique_id)).content.decode()
+    body_url = url("document_body", document.unique_id)
+    assert f'<iframe class="embedded-body" sandbox title="Document joint" src="{body_url}">' in page
+    body = alice_client.get(body_url)
+    assert body.status_code == 200
+    assert body["Content-Type"] == "application/pdf"
+    assert body["Content-Security-Policy"].startswith("sandbox")
+    assert body.content == pdf
+    leos = publish_for(personas, personas.leo, title="PDF de Léo", pdf=pdf)
+    assert alice_client.get(url("document_body", leos.unique_id)).status_code == 404
+    structured = publish_for(personas, personas.alice)
+    assert alice_client.get(url("document_body", structured.unique_id)).status_code == 404
 
 
 def test_the_document_is_rendered_safely(personas, alice_client):
