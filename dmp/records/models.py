@@ -67,7 +67,8 @@ class Authorisation(models.Model):
 
     record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="authorisations")
     grantee_kind = models.CharField(max_length=2, choices=GranteeKind.choices)
-    grantee_id = models.CharField(max_length=40)  # PS_IdNat or Struct_IdNat
+    # PS_IdNat, Struct_IdNat, or `<Struct_IdNat>/<id>` for staff only a structure vouches for
+    grantee_id = models.CharField(max_length=64)
     grantee_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices)
     is_medecin_traitant = models.BooleanField(default=False)

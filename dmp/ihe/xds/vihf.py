@@ -232,6 +232,10 @@ def _bound_certificate(facts: VihfFacts) -> Certificate:
     return known
 
 
+# The longest identifier an actor's rights are stored under (Authorisation.grantee_id).
+MAX_PERSON_ID: Final = 64
+
+
 def _consume(facts: VihfFacts) -> None:
     skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
     now = clock.now()
@@ -278,8 +282,7 @@ def caller_from_vihf(
     else:
         # The structure vouches for its staff, and only for them: a person the directory knows
         # acts with their own authorisations, authorship and médecin traitant status, so the
-        # structure may name them only while the directory says they work there (an unknown
-        # subject acts with the VIHF's profession and no rights of anyone else).
+        # structure may name them only while the directory says they work there.
         professional = professional_get(facts.subject_id)
         if professional is not None and (
             not professional.is_active or structure is None or not is_affiliated(professional, structure)
@@ -287,10 +290,19 @@ def caller_from_vihf(
             raise VihfRejected("the professional is not an active member of the signing structure's staff")
         profession = professional.profession_code if professional else facts.profession
         specialty = professional.specialty_code if professional else facts.specialty
+    person_id = facts.subject_id
+    if professional is None:
+        # Only the structure vouches for a person the directory does not know, so their identity
+        # is that structure's: the rights they gain (authorisation, médecin traitant, traces) are
+        # not another structure's to claim by naming the same identifier.
+        assert structure is not None  # noqa: S101 - indirect mode: the certificate's structure
+        person_id = f"{structure.id_nat}/{facts.subject_id}"
+        if len(person_id) > MAX_PERSON_ID:
+            raise VihfRejected("the VIHF subject identifier is too long")
     _consume(facts)
     actor = Actor(
         kind=ActorKind.PROFESSIONAL,
-        person_id=facts.subject_id,
+        person_id=person_id,
         display_name=professional.display_name if professional else facts.subject_name,
         authentication=facts.authentication,
         profession_code=profession,

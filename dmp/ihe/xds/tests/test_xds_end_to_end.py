@@ -921,6 +921,68 @@ def test_a_structure_may_name_only_its_own_active_staff(xds_kit):
         chu_as_moreau.record_test()
 
 
+def test_staff_the_directory_does_not_know_belong_to_the_structure_that_vouches(xds_kit):
+    """A hospital names staff the directory does not know; their identity is the hospital's. The
+    pharmacy naming the same identifier gets none of their rights: not their authorship (delete
+    their document), not the médecin traitant status the hospital declared for them (see a
+    document masked to professionals), not their own traces (found by review)."""
+    from dmp.identity.models import Certificate, HealthProfessional
+    from dmp.identity.pki import certificate_register
+    from opendmp_client.vihf import VihfClaims
+    from opendmp_client.xds import XdsClient
+
+    personas = xds_kit.personas
+    unknown = "899900000001"
+    assert not HealthProfessional.objects.filter(national_id=unknown).exists()
+
+    def vouched_by(structure):
+        _, sign = xds_kit.pki.structure(id_nat=structure.id_nat, name=structure.name)
+        certificate_register(sign, usage=Certificate.Usage.ORG_SIGN, structure=structure)
+        claims = replace(
+            xds_kit.claims(personas.dr_moreau, structure, authentication_mode="INDIRECTE"),
+            subject_id=unknown,
+            subject_name="Dr Inconnu",
+        )
+        assert isinstance(claims, VihfClaims)
+        return XdsClient(endpoint=xds_kit.endpoint, claims=claims, key=sign.key, certificate=sign.certificate)
+
+    masked = alice_submission(xds_kit, [DocumentDraft(title="Masqué", confidentiality=("N", "MASQUE_PS"))])
+    assert xds_kit.client(personas.dr_bernard).provide_and_register(masked).ok
+    chu = vouched_by(personas.chu)
+    lot = submission_for(
+        ins=personas.alice.identifier,
+        author=author_for(
+            person_id=unknown,
+            family_name="Inconnu",
+            given_name="Jean",
+            profession_code="10",
+            specialty_code="SM26",
+            structure_id=personas.chu.id_nat,
+            structure_name=personas.chu.name,
+        ),
+        drafts=[DocumentDraft(title="CR CHU")],
+    )
+    assert chu.provide_and_register(lot).ok
+    ok = "OK"
+    assert chu.dmp("TD0.3", "AuthorisationRequest", action="AJOUT").body.get("status") == ok
+    assert (
+        chu.dmp("TD0.3", "AuthorisationRequest", action="AJOUT", role="MEDECIN_TRAITANT").body.get("status")
+        == ok
+    )
+    assert len(find_documents(chu)) == 2  # the médecin traitant sees the masked document
+
+    pharmacy = vouched_by(personas.pharmacy)
+    assert pharmacy.record_test().body.get("medecinTraitant") != "true"
+    assert pharmacy.dmp("TD0.3", "AuthorisationRequest", action="AJOUT").body.get("status") == ok
+    assert [unique_id_of(e) for e in find_documents(pharmacy)] == [lot.documents[0].unique_id]
+    entry = DocumentEntry.objects.get(unique_id=lot.documents[0].unique_id)
+    deleted = pharmacy.update_status(
+        f"urn:uuid:{entry.entry_uuid}", APPROVED, "urn:asip:ci-sis:2010:StatusType:Deleted"
+    )
+    assert not deleted.ok
+    assert DocumentEntry.objects.get(unique_id=lot.documents[0].unique_id).availability_status == APPROVED
+
+
 def test_an_update_changes_only_the_documents_of_the_vihf_patient(xds_kit):
     """The VIHF names Alice: a status change aimed at Léo's document (Dr Bernard has rights on
     it) answers as for an unknown document and changes nothing, the rest of the update neither."""
