@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
+from dmp.common.xml import NOT_XML_CHARACTER
 from dmp.identity.ins import Ins, InvalidIns, parse_ins
 from dmp.identity.models import HealthProfessional, LegalRepresentative, Patient, Structure
 
@@ -61,6 +62,15 @@ class PatientTraits(BaseModel):
     city: str = Field(default="", max_length=100)
     email: str = Field(default="", max_length=254)
     mobile_phone: str = Field(default="", max_length=20)
+
+    @field_validator("*")
+    @classmethod
+    def _xml_text(cls, value: object) -> object:
+        # Traits are written into every CDA header and HL7v3 answer about the patient: a control
+        # character stored here would make each of them fail, for the life of the record.
+        if isinstance(value, str) and NOT_XML_CHARACTER.search(value):
+            raise ValueError("holds a control character")
+        return value
 
     @field_validator("birth_date")
     @classmethod
@@ -140,6 +150,11 @@ def patient_update_contact(
         for name, value in given.items()
         if len(value) > _CONTACT_LIMITS[name]
     ]
+    problems += [
+        Problem(ErrorCode.INVALID, f"{name} holds a control character", name)
+        for name, value in given.items()
+        if NOT_XML_CHARACTER.search(value)
+    ]
     if given.get("email") and not _EMAIL_RE.match(given["email"]):
         problems.append(Problem(ErrorCode.INVALID, "invalid e-mail address", "email"))
     if problems:
@@ -163,6 +178,14 @@ def legal_representative_add(
 ) -> LegalRepresentative:
     if relationship not in LegalRepresentative.Relationship.values:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown relationship", "relationship")])
+    texts = {"family_name": family_name, "given_name": given_name, "email": email, "phone": phone}
+    problems = [
+        Problem(ErrorCode.INVALID, f"{name} holds a control character", name)
+        for name, value in texts.items()
+        if NOT_XML_CHARACTER.search(value)
+    ]
+    if problems:
+        raise ValidationFailed(problems)
     return LegalRepresentative.objects.create(
         patient=patient,
         family_name=family_name,

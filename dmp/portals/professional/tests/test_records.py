@@ -402,3 +402,26 @@ def test_a_future_birth_date_is_a_form_error_on_its_field(personas, login):
     assert 'aria-describedby="id_birth_date_error"' in response.content.decode()
     assert not Patient.objects.filter(ins=bob.ins).exists()
     assert not Record.objects.filter(patient__ins=bob.ins).exists()
+
+
+def test_a_name_with_a_control_character_is_a_form_error_on_its_field(personas, login):
+    """A stored U+0001 in a patient's name made every HL7v3 TD0.2 answer a server error and every
+    CDA built for the record fail (found by review): refused on the field, nothing created."""
+    client = login(personas.dr_moreau)
+    bob = personas.bob_traits
+    response = client.post(
+        "/pro/dossier/creer",
+        {
+            "ins": bob.ins,
+            "authority": bob.ins_authority,
+            "birth_family_name": "Du\x01bois",
+            "given_names": "Bob",
+            "birth_date": "1990-06-21",
+            "sex": "M",
+            "consent": "on",
+        },
+    )
+    assert response.status_code == 400
+    assert 'id="id_birth_family_name_error"><p class="error">' in response.content.decode()
+    assert not Patient.objects.filter(ins=bob.ins).exists()
+    assert not Record.objects.filter(patient__ins=bob.ins).exists()
