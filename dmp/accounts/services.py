@@ -21,11 +21,14 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Final
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
@@ -139,6 +142,24 @@ def _tell_holder(account: WebAccount, gateway: MessageGateway | None, subject: s
     )
 
 
+# Where one-time codes go by SMS: a French mobile number, or an international one (E.164).
+_MOBILE_RE: Final = re.compile(r"0[67]\d{8}|\+[1-9]\d{7,14}")
+_PHONE_SEPARATORS: Final = re.compile(r"[\s.\-()]")
+
+
+def otp_destination_checked(channel: str, destination: str) -> str | None:
+    """The destination of one-time codes as stored (a mobile number without separators), or None
+    when it cannot receive them on `channel`: codes sent nowhere lock the holder out."""
+    if channel == OtpChannel.EMAIL:
+        try:
+            validate_email(destination)
+        except DjangoValidationError:
+            return None
+        return destination
+    number = _PHONE_SEPARATORS.sub("", destination)
+    return number if _MOBILE_RE.fullmatch(number) else None
+
+
 def account_initialise(
     *,
     caller: Caller,
@@ -172,8 +193,9 @@ def account_initialise(
                 Problem(ErrorCode.INVALID, "legal representatives act only for minors", "representative")
             )
     person = representative if representative is not None else record.patient
-    if not otp_channel:
-        otp_channel = OtpChannel.EMAIL if person.email else OtpChannel.SMS
+    if not otp_channel:  # the destination given tells its channel, else the holder's contact
+        given = otp_destination.strip()
+        otp_channel = OtpChannel.EMAIL if ("@" in given if given else person.email) else OtpChannel.SMS
     if otp_channel not in OtpChannel.values:
         problems.append(Problem(ErrorCode.INVALID, "unknown one-time code channel", "otp_channel"))
     destination = otp_destination.strip() or (
@@ -183,6 +205,17 @@ def account_initialise(
         problems.append(
             Problem(ErrorCode.INVALID, "an e-mail address or a mobile number is required", "otp_destination")
         )
+    elif otp_channel in OtpChannel.values:
+        checked = otp_destination_checked(otp_channel, destination)
+        if checked is None:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID,
+                    "not an e-mail address" if otp_channel == OtpChannel.EMAIL else "not a mobile number",
+                    "otp_destination",
+                )
+            )
+        destination = checked or destination
     if problems:
         raise ValidationFailed(problems)
     code = _new_activation_code()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any, Final
 
 from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from dmp.access.actors import AccessMode
 from dmp.access.policy import DocumentStatus
+from dmp.accounts.services import otp_destination_checked
 from dmp.identity.ins import Ins, InsAuthority, InvalidIns, parse_ins
 from dmp.records.models import GranteeKind
 from dmp.records.services import AuthorisationChange
@@ -50,11 +49,6 @@ VISIBILITY_CODES: Final = {
     "invisible_patient": ("INVISIBLE_PATIENT",),
     "invisible_representatives": ("INVISIBLE_REPRESENTANTS_LEGAUX",),
 }
-
-
-# Where one-time codes go by SMS: a French mobile number, or an international one (E.164).
-_MOBILE_RE: Final = re.compile(r"0[67]\d{8}|\+[1-9]\d{7,14}")
-_PHONE_SEPARATORS: Final = re.compile(r"[\s.\-()]")
 
 
 def type_choices() -> list[tuple[str, str]]:
@@ -275,18 +269,15 @@ class WebAccountForm(forms.Form):
         data = super().clean() or {}
         destination = str(data.get("destination") or "").strip()
         channel = data.get("channel")
-        if destination and channel == "email":
-            try:
-                validate_email(destination)
-            except forms.ValidationError:
-                self.add_error("destination", _("Saisissez une adresse électronique valide."))
-        elif destination and channel == "sms":
-            number = _PHONE_SEPARATORS.sub("", destination)
-            if not _MOBILE_RE.fullmatch(number):
+        if destination and channel in {"email", "sms"}:
+            checked = otp_destination_checked(str(channel), destination)
+            if checked is None:
                 self.add_error(
                     "destination",
-                    _("Saisissez un numéro de téléphone mobile (06 ou 07, ou international en +…)."),
+                    _("Saisissez une adresse électronique valide.")
+                    if channel == "email"
+                    else _("Saisissez un numéro de téléphone mobile (06 ou 07, ou international en +…)."),
                 )
             else:
-                data["destination"] = number
+                data["destination"] = checked
         return data

@@ -683,7 +683,24 @@ def test_td15_opens_the_patients_web_account_and_the_code_activates_it(xds_kit):
     with pytest.raises(SoapFault) as refused:
         bernard.dmp("TD1.5", "WebAccountRequest", otpChannel="PIGEON")
     assert "channel" in refused.value.reason
+    # A destination that cannot receive the codes is refused as on the PS portal (found by review).
+    for channel, destination in (("EMAIL", "pas une adresse"), ("SMS", "bonjour"), ("SMS", "01 23 45 67 89")):
+        with pytest.raises(SoapFault) as refused:
+            bernard.dmp(
+                "TD1.5",
+                "WebAccountRequest",
+                otpChannel=channel,
+                otpDestination=destination,
+                revokeCurrent="true",
+            )
+        assert "otp_destination" in refused.value.reason or "not a" in refused.value.reason
     assert list(WebAccount.objects.values_list("pk", "status", "activation_code_hash")) == before
+    # A mobile number is kept without its separators.
+    bernard.dmp(
+        "TD1.5", "WebAccountRequest", otpChannel="SMS", otpDestination="06 12-34.56 78", revokeCurrent="true"
+    )
+    account = WebAccount.objects.get(record__patient=personas.alice)
+    assert (account.otp_channel, account.otp_destination) == ("sms", "0612345678")
 
 
 def test_td15_opens_a_legal_representatives_account_on_the_minors_record_only(xds_kit):
