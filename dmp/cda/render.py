@@ -379,12 +379,41 @@ def _plain_lines(root: etree._Element) -> Iterator[str]:
         if title:
             yield title.strip().upper()
         text = section.find("h:text", NS)
-        if text is None:
+        if text is not None:
+            yield from _block_lines(text)
+
+
+_BLOCKS: Final = frozenset({f"{{{HL7}}}paragraph", f"{{{HL7}}}item", f"{{{HL7}}}tr"})
+
+
+def _block_lines(text: etree._Element) -> Iterator[str]:
+    """One line per paragraph, list item or table row, holding its own text only (a nested
+    block is its own line): one pass over the narrative, however deep the nesting (reading each
+    block's whole text made nested lists cost depth × size, and printed their text twice)."""
+    parts: list[str] = []
+
+    def line() -> str:
+        joined = " ".join(" ".join(parts).split())
+        parts.clear()
+        return joined
+
+    for event, element in etree.iterwalk(text, events=("start", "end", "comment", "pi")):
+        if event in {"comment", "pi"}:  # not text, but the text after it is
+            if element.tail:
+                parts.append(element.tail)
             continue
-        for block in text.iter(f"{{{HL7}}}paragraph", f"{{{HL7}}}item", f"{{{HL7}}}tr"):
-            value = " ".join(" ".join(str(t) for t in block.itertext()).split())
-            if value:
-                yield value
+        if event == "start":
+            if element is not text and element.tag in _BLOCKS and (flushed := line()):
+                yield flushed
+            if element.text:
+                parts.append(element.text)
+            continue
+        if element.tag in _BLOCKS and (flushed := line()):
+            yield flushed
+        if element is not text and element.tail:
+            parts.append(element.tail)
+    if flushed := line():
+        yield flushed
 
 
 def _printable_jpeg(content: bytes) -> bool:
