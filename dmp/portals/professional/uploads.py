@@ -27,6 +27,8 @@ from dmp.documents.metadata import SubmissionInput
 from dmp.identity.models import HealthProfessional, Patient, Structure
 
 PDF_MAGIC = b"%PDF-"
+# What the CDA header around a PDF adds (about 3.5 kB with long names and addresses; kept wide).
+CDA_WRAPPER_ALLOWANCE = 16 * 1024
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.\d")
 # ISO 32000: the file ends with %%EOF; readers tolerate some trailing bytes after it.
 PDF_TRAILER_WINDOW = 1024
@@ -101,9 +103,9 @@ def _submission_from_upload(
                 ]
             )
         limit = settings.OPENDMP_MAX_DOCUMENT_BYTES
-        if 4 * ((len(upload.content) + 2) // 3) > limit:
+        if 4 * ((len(upload.content) + 2) // 3) + CDA_WRAPPER_ALLOWANCE > limit:
             # Refused before the base64 copy and the tree are built: the CDA that wraps a PDF
-            # is a third larger than it, and the limit applies to the CDA.
+            # is a third larger than it, plus its header, and the limit applies to the CDA.
             raise ValidationFailed(
                 [
                     Problem(
@@ -112,7 +114,10 @@ def _submission_from_upload(
                             "Intégré au document CDA, ce PDF dépasserait la taille maximale d'un "
                             "document du DMP (%(limit)s) : un PDF peut faire au plus %(pdf_limit)s."
                         )
-                        % {"limit": filesizeformat(limit), "pdf_limit": filesizeformat(limit * 3 // 4)},
+                        % {
+                            "limit": filesizeformat(limit),
+                            "pdf_limit": filesizeformat((limit - CDA_WRAPPER_ALLOWANCE) * 3 // 4),
+                        },
                         "file",
                     )
                 ]

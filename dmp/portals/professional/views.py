@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
@@ -32,7 +33,7 @@ from dmp.access.policy import DocumentStatus, Reason
 from dmp.accounts.services import account_initialise
 from dmp.audit.actions import AuditAction
 from dmp.cda.render import embedded_body, render_html
-from dmp.common.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import Confidentiality, DocumentEntry
 from dmp.documents.selectors import (
@@ -810,6 +811,12 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
         for problem in error.problems:
             if problem.location in form.fields:
                 form.add_error(problem.location, problem.message)
+            elif problem.code is ErrorCode.DOCUMENT_TOO_LARGE:  # the CDA built from the file
+                form.add_error(
+                    "file",
+                    _("Le document CDA produit dépasse la taille maximale d'un document du DMP (%(limit)s).")
+                    % {"limit": filesizeformat(settings.OPENDMP_MAX_DOCUMENT_BYTES)},
+                )
             else:
                 form.add_error(
                     None, f"{problem.location}: {problem.message}" if problem.location else problem.message

@@ -413,6 +413,16 @@ def test_a_file_over_the_document_limit_is_refused_before_it_is_read(personas, l
         in wrapped.content.decode()
     )
     assert DocumentEntry.objects.count() == before
+    # The size the message promises holds: a PDF just under it is registered (one just under the
+    # old figure, which left out the CDA header, was refused in English, found by review).
+    promised = re.search(
+        r"un PDF peut faire au plus (\d+),(\d)\sKio", html.unescape(wrapped.content.decode())
+    )
+    assert promised
+    size = int(promised[1]) * 1024 + int(promised[2]) * 1024 // 10 - 200
+    fits = upload(client, personas, pdf + b"%" + b"A" * (size - len(pdf) - 8) + b"\n%%EOF\n", title="Au plus")
+    assert fits.status_code == 302, html.unescape(fits.content.decode())[-1500:]
+    assert DocumentEntry.objects.count() == before + 1
 
 
 def test_a_level_1_pdf_over_7_5_mb_within_the_limit_is_accepted(personas, login):
