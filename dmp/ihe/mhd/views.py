@@ -138,10 +138,6 @@ def _json_body(request: HttpRequest) -> Any:
     return payload
 
 
-# The OperationOutcome issue type of each HTTP status the views answer with (FHIR IssueType).
-_ISSUE_TYPES: Final = {403: "forbidden", 404: "not-found", 409: "conflict", 413: "too-long"}
-
-
 def fhir_view(
     scope: str, methods: list[str], *, every_profile: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -174,10 +170,10 @@ def fhir_view(
                 return view(request, caller, patient, *args, **kwargs)
             except ValidationFailed as exc:
                 status = HTTP_STATUS.get(exc.problems[0].code if exc.problems else exc.code, 422)
-                return _outcome(status, _ISSUE_TYPES.get(status, "invalid"), exc.message, exc.problems)
+                return _outcome(status, "invalid" if status == 422 else "conflict", exc.message, exc.problems)
             except DomainError as exc:
                 status = HTTP_STATUS.get(exc.code, 422)
-                return _outcome(status, _ISSUE_TYPES.get(status, "processing"), exc.message)
+                return _outcome(status, "not-found" if status == 404 else "processing", exc.message)
 
         return wrapper
 
@@ -583,12 +579,6 @@ def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse
         ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
     except InvalidIns as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, exc.message, "identifier")]) from exc
-    # As TD0.2 over SOAP, which reads the patient from the VIHF: a token bound to a patient tests
-    # that patient's record only (another's identity and DMP status are not this call's to learn).
-    if patient and parse_hl7_ins(patient) != ins:
-        raise ValidationFailed(
-            [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "identifier")]
-        )
     report = record_test(caller=caller, ins=ins)
     if report.patient is None:
         return _json(_searchset([], request, total=0))
