@@ -170,10 +170,12 @@ def fhir_view(
                 return view(request, caller, patient, *args, **kwargs)
             except ValidationFailed as exc:
                 status = HTTP_STATUS.get(exc.problems[0].code if exc.problems else exc.code, 422)
-                return _outcome(status, "invalid" if status == 422 else "conflict", exc.message, exc.problems)
+                issue = {422: "invalid", 403: "forbidden"}.get(status, "conflict")
+                return _outcome(status, issue, exc.message, exc.problems)
             except DomainError as exc:
                 status = HTTP_STATUS.get(exc.code, 422)
-                return _outcome(status, "not-found" if status == 404 else "processing", exc.message)
+                issue = {404: "not-found", 403: "forbidden"}.get(status, "processing")
+                return _outcome(status, issue, exc.message)
 
         return wrapper
 
@@ -579,6 +581,12 @@ def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse
         ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
     except InvalidIns as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, exc.message, "identifier")]) from exc
+    # As the VIHF's patient on SOAP, the token's patient is the only one this call may test:
+    # any other INS, registered or not, gets the same refusal (nothing tells them apart).
+    if patient and parse_hl7_ins(patient) != ins:
+        raise ValidationFailed(
+            [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "identifier")]
+        )
     report = record_test(caller=caller, ins=ins)
     if report.patient is None:
         return _json(_searchset([], request, total=0))

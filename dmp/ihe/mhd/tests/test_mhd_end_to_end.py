@@ -15,6 +15,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhirpy import SyncFHIRClient
 
 from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.models import DocumentEntry
@@ -624,3 +625,31 @@ def test_a_feeding_only_software_reads_its_own_traces(xds_kit, personas):
         timeout=10,
     )
     assert refused.status_code == 403
+
+
+def test_a_patient_search_answers_only_for_the_patient_of_the_token(xds_kit, fhir, personas):
+    """TD0.2 over FHIR with a token bound to Alice returned Léo's identity and DMP status (found
+    by review). Another patient, registered or not, gets one refusal that tells nothing, and no
+    trace is written on their record; Alice's own search still answers."""
+    client, token = fhir(personas.dr_bernard)
+    bob = personas.bob_traits
+    traces = AuditEvent.objects.filter(patient_ins__in=[personas.leo.ins, bob.ins]).count()
+    answers = set()
+    for system, value in (
+        (f"urn:oid:{personas.leo.identifier.oid}", personas.leo.ins),
+        (INS_SYSTEM, bob.ins),
+    ):
+        answer = requests.get(
+            f"{xds_kit.base_url}/fhir/Patient",
+            params={"identifier": f"{system}|{value}"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        OperationOutcome.model_validate(answer.json())
+        assert "Léo" not in answer.text
+        assert personas.leo.birth_family_name not in answer.text
+        answers.add((answer.status_code, answer.json()["issue"][0]["code"]))
+    assert answers == {(403, "forbidden")}
+    assert AuditEvent.objects.filter(patient_ins__in=[personas.leo.ins, bob.ins]).count() == traces
+    own = client.execute("Patient", method="get", params={"identifier": f"{INS_SYSTEM}|{personas.alice.ins}"})
+    assert own["entry"][0]["resource"]["name"][0]["family"] == "Martin"
