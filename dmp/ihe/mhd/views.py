@@ -22,7 +22,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 
 from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
-from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
+from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
 from dmp.common.middleware import carries_nul
 from dmp.compat.models import SoftwareProduct
 from dmp.compat.services import SoftwareProfileMissing, software_profile_check
@@ -435,6 +435,7 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
     if request.method == "POST":
         return _simplified_publish(request, caller, patient)
     if request.method == "PATCH":
+        _token_patient(patient)  # before the lookup: without it, nothing is said about the document
         identifier = request.GET.get("identifier", "")
         system, _, value = identifier.rpartition("|")
         target = DocumentEntry.objects.filter(
@@ -511,6 +512,7 @@ def document_reference_read(
 ) -> HttpResponse:
     if request.method == "PATCH":
         return _patch(request, caller, patient, resource_id)
+    _token_patient(patient)
     visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}")
     _same_patient(visible.document, patient)
     return _json(document_reference(visible.document))
@@ -521,16 +523,26 @@ def _same_patient(document: DocumentEntry, patient: str) -> None:
         raise NotFound("document not found")
 
 
+def _token_patient(patient: str) -> Ins:
+    """The patient the token is bound to, which every interaction but a search needs: SOAP takes
+    it from the VIHF for ITI-41, 43, 57 and TD0.2, and only the Find queries, which name their
+    patient, do without (mirrored by the DocumentReference and List searches)."""
+    if not patient:
+        raise Forbidden("the token must name the patient (patient_ins claim) for this interaction")
+    return parse_hl7_ins(patient)
+
+
 @fhir_view(READ, ["GET"])
 def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
     """ITI-68: the document's bytes, exactly as submitted (or as a Binary resource)."""
+    ins = _token_patient(patient)
     document = DocumentEntry.objects.filter(entry_uuid=f"urn:uuid:{resource_id}").only("unique_id").first()
     if document is None:
         raise NotFound("document not found")
     retrieved = document_retrieve(
         caller=caller,
         unique_id=document.unique_id,
-        patient_id=parse_hl7_ins(patient).hl7() if patient else None,
+        patient_id=ins.hl7(),
     )
     if FHIR_JSON in request.META.get("HTTP_ACCEPT", ""):
         return _json(
@@ -575,6 +587,7 @@ def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
 @fhir_view(PATIENT_READ, ["GET"])
 def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """TD0.2: the patient's record status and the caller's rights, as a Patient search."""
+    bound = _token_patient(patient)
     raw = request.GET.get("identifier", "")
     system, _, value = raw.rpartition("|")
     try:
@@ -583,7 +596,7 @@ def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse
         raise ValidationFailed([Problem(ErrorCode.INVALID, exc.message, "identifier")]) from exc
     # As the VIHF's patient on SOAP, the token's patient is the only one this call may test:
     # any other INS, registered or not, gets the same refusal (nothing tells them apart).
-    if patient and parse_hl7_ins(patient) != ins:
+    if bound != ins:
         raise ValidationFailed(
             [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "identifier")]
         )
@@ -674,6 +687,7 @@ def _server_patient(patient: str) -> Callable[[str], str | None]:
 
 def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """ITI-105: one DocumentReference with its bytes; answers 201 with the registered resource."""
+    ins = _token_patient(patient)
     try:
         payload = _json_body(request)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -684,9 +698,7 @@ def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> H
     submission = parse_simplified_publish(
         payload, _server_patient(patient), source_id=software.identifier if software else ""
     )
-    registered = submission_register(
-        caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
-    )
+    registered = submission_register(caller=caller, submission=submission, expected_ins=ins)
     document = document_get(caller=caller, entry_uuid=registered.documents[0].entry_uuid).document
     response = _json(document_reference(document), status=201)
     response["Location"] = f"DocumentReference/{fhir_id(document.entry_uuid)}"
@@ -696,6 +708,7 @@ def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> H
 @fhir_view(WRITE, ["POST"])
 def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """ITI-65 at the base URL (POST of a transaction Bundle)."""
+    ins = _token_patient(patient)
     try:
         payload = _json_body(request)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -703,9 +716,7 @@ def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpRespo
     if not isinstance(payload, dict) or payload.get("resourceType") != "Bundle":
         raise ValidationFailed([Problem(ErrorCode.INVALID, "a transaction Bundle is expected", "Bundle")])
     submission = parse_bundle(payload, _server_patient(patient))
-    registered = submission_register(
-        caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
-    )
+    registered = submission_register(caller=caller, submission=submission, expected_ins=ins)
     entries = transaction_response(
         payload,
         fhir_id(registered.submission_set.entry_uuid),
@@ -793,6 +804,7 @@ def _archived(resource: dict[str, Any]) -> bool:
 
 
 def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
+    _token_patient(patient)
     if request.content_type not in {"application/json-patch+json", "application/json"}:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "PATCH needs application/json-patch+json", "Content-Type")]

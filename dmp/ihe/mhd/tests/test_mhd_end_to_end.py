@@ -653,3 +653,74 @@ def test_a_patient_search_answers_only_for_the_patient_of_the_token(xds_kit, fhi
     assert AuditEvent.objects.filter(patient_ins__in=[personas.leo.ins, bob.ins]).count() == traces
     own = client.execute("Patient", method="get", params={"identifier": f"{INS_SYSTEM}|{personas.alice.ins}"})
     assert own["entry"][0]["resource"]["name"][0]["family"] == "Martin"
+
+
+def test_a_token_naming_no_patient_searches_but_reads_or_changes_no_document(xds_kit, fhir, personas):
+    """SOAP needs the VIHF's patient for ITI-41, 43, 57 and TD0.2; a token naming none retrieved,
+    submitted and patched (found by review). Refused with 403, nothing changed; the searches,
+    which name their patient as ITI-18's Find queries do, and the PS's own traces still answer."""
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    document = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id)
+    resource_id = document.entry_uuid.removeprefix("urn:uuid:")
+    unbound = xds_kit.token(personas.dr_bernard, patient_ins="")
+    base = f"{xds_kit.base_url}/fhir"
+    auth = {"Authorization": f"Bearer {unbound}"}
+    patch_headers = {**auth, "Content-Type": "application/json-patch+json"}
+    post_headers = {**auth, "Content-Type": "application/fhir+json"}
+    delete = json.dumps([{"op": "replace", "path": "/status", "value": "entered-in-error"}])
+    bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    simplified = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference"
+    )
+    before = DocumentEntry.objects.count()
+    refused = {
+        "ITI-68": requests.get(f"{base}/Binary/{resource_id}", headers=auth, timeout=10),
+        "read": requests.get(f"{base}/DocumentReference/{resource_id}", headers=auth, timeout=10),
+        "ITI-65": requests.post(f"{base}/", data=json.dumps(bundle), headers=post_headers, timeout=10),
+        "ITI-105": requests.post(
+            f"{base}/DocumentReference", data=json.dumps(simplified), headers=post_headers, timeout=10
+        ),
+        "PATCH": requests.patch(
+            f"{base}/DocumentReference/{resource_id}", data=delete, headers=patch_headers, timeout=10
+        ),
+        "PATCH ?identifier": requests.patch(
+            f"{base}/DocumentReference",
+            params={"identifier": f"urn:ietf:rfc:3986|urn:oid:{document.unique_id}"},
+            data=delete,
+            headers=patch_headers,
+            timeout=10,
+        ),
+        "TD0.2": requests.get(
+            f"{base}/Patient",
+            params={"identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+            headers=auth,
+            timeout=10,
+        ),
+    }
+    for name, answer in refused.items():
+        assert answer.status_code == 403, (name, answer.text)
+        assert answer.json()["issue"][0]["code"] == "forbidden", name
+        assert "patient" in answer.text, name
+    assert submission.documents[0].content not in refused["ITI-68"].content
+    assert DocumentEntry.objects.count() == before
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.availability_status) == (
+        document.version,
+        document.availability_status,
+    )
+    found = requests.get(
+        f"{base}/DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+        headers=auth,
+        timeout=10,
+    )
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [resource_id]
+    listed = requests.get(
+        f"{base}/List",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+        headers=auth,
+        timeout=10,
+    )
+    assert len(listed.json()["entry"]) == 1
+    assert requests.get(f"{base}/AuditEvent", headers=auth, timeout=10).status_code == 200
