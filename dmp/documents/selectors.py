@@ -350,9 +350,16 @@ def documents_by_ids(
     return results
 
 
-def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -> VisibleDocument:
-    """One document's metadata, or NotFound (missing and forbidden alike)."""
+def document_get(
+    *, caller: Caller, entry_uuid: str = "", unique_id: str = "", patient_id: str | None = None
+) -> VisibleDocument:
+    """One document's metadata, or NotFound (missing and forbidden alike).
+
+    `patient_id` (CX) confines the read to the patient the security token names: another
+    patient's document is not found, and nothing is traced on their record."""
     candidates = DocumentEntry.objects.all()
+    if patient_id is not None:
+        candidates = candidates.filter(patient_id=patient_id)
     if entry_uuid:
         candidates = candidates.filter(entry_uuid=entry_uuid)
     elif unique_id:

@@ -512,15 +512,9 @@ def document_reference_read(
 ) -> HttpResponse:
     if request.method == "PATCH":
         return _patch(request, caller, patient, resource_id)
-    _token_patient(patient)
-    visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}")
-    _same_patient(visible.document, patient)
+    ins = _token_patient(patient)
+    visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}", patient_id=ins.hl7())
     return _json(document_reference(visible.document))
-
-
-def _same_patient(document: DocumentEntry, patient: str) -> None:
-    if patient and document.patient_id != parse_hl7_ins(patient).hl7():
-        raise NotFound("document not found")
 
 
 def _token_patient(patient: str) -> Ins:
@@ -804,7 +798,7 @@ def _archived(resource: dict[str, Any]) -> bool:
 
 
 def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
-    _token_patient(patient)
+    ins = _token_patient(patient)
     if request.content_type not in {"application/json-patch+json", "application/json"}:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "PATCH needs application/json-patch+json", "Content-Type")]
@@ -814,8 +808,7 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
     except ValueError as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "")]) from exc
     entry_uuid = f"urn:uuid:{resource_id}"
-    current = document_get(caller=caller, entry_uuid=entry_uuid).document
-    _same_patient(current, patient)
+    current = document_get(caller=caller, entry_uuid=entry_uuid, patient_id=ins.hl7()).document
     before = document_reference(current)
     after = apply_json_patch(before, operations)
     # What the patch made must still be a DocumentReference before its labels and extensions
@@ -855,6 +848,8 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
         return _json(before)
     # Labels and status change together, as one new metadata version, or not at all.
     (updated,) = documents_update(
-        caller=caller, changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=flags, status=status)]
+        caller=caller,
+        changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=flags, status=status)],
+        patient=ins,
     )
     return _json(document_reference(updated))

@@ -724,3 +724,35 @@ def test_a_token_naming_no_patient_searches_but_reads_or_changes_no_document(xds
     )
     assert len(listed.json()["entry"]) == 1
     assert requests.get(f"{base}/AuditEvent", headers=auth, timeout=10).status_code == 200
+
+
+def test_reading_another_patients_document_is_not_found_and_leaves_no_read_trace(xds_kit, fhir, personas):
+    """A read (or PATCH) of Léo's document with a token bound to Alice was answered 404 after a
+    successful metadata read had been traced on Léo's record (found by review): the token's
+    patient now confines the lookup, so no trace says Léo's document was read."""
+    leo = submission_for(
+        ins=personas.leo.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=[DocumentDraft()],
+    )
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=leo)
+    document = DocumentEntry.objects.get(unique_id=leo.documents[0].unique_id)
+    _, token = fhir(personas.dr_bernard)  # bound to Alice
+    url = f"{xds_kit.base_url}/fhir/DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}"
+    traces = AuditEvent.objects.filter(document_unique_id=document.unique_id).count()
+    read = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    patched = requests.patch(
+        url,
+        data=json.dumps([{"op": "replace", "path": "/status", "value": "entered-in-error"}]),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    for answer in (read, patched):
+        assert answer.status_code == 404, answer.text
+        OperationOutcome.model_validate(answer.json())
+    assert AuditEvent.objects.filter(document_unique_id=document.unique_id).count() == traces
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.availability_status) == (
+        document.version,
+        document.availability_status,
+    )
