@@ -120,21 +120,40 @@ def _outcome(status: int, code: str, message: str, problems: list[Problem] | Non
     return _json(operation_outcome(issues), status)
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# Far deeper than any FHIR resource or JSON Patch nests; what the resource models, deepcopy and
+# the JSON encoder then walk recursively stays well inside Python's recursion limit.
+MAX_JSON_DEPTH: Final = 64
+
+
+def _refuse_nul_and_depth(payload: Any) -> None:
+    """NUL characters (no text column can store them) and too deep a nesting are refused. The
+    walk is iterative: a recursive one would itself fail on the nesting it is there to refuse."""
+    pending: list[tuple[Any, int]] = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValidationFailed([Problem(ErrorCode.INVALID, "NUL characters are not allowed", "")])
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, f"the JSON nests more than {MAX_JSON_DEPTH} levels", "")]
+            )
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _json_body(request: HttpRequest) -> Any:
-    """The JSON body; NUL characters are refused (no text column can store them)."""
-    payload = json.loads(request.body)
-    if _has_nul(payload):
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "NUL characters are not allowed", "")])
+    """The JSON body, checked by `_refuse_nul_and_depth`; ValueError if it is not JSON."""
+    try:
+        payload = json.loads(request.body)
+    except RecursionError as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"the JSON nests more than {MAX_JSON_DEPTH} levels", "")]
+        ) from exc
+    _refuse_nul_and_depth(payload)
     return payload
 
 
@@ -305,7 +324,10 @@ def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
         upper = dt.datetime(next_year, next_month, 1, tzinfo=dt.UTC) if next_year <= dt.MAXYEAR else None
         return lower, upper
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    try:
+        moment = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
+        raise ValueError(f"{value} is outside the years 1 to 9999 in UTC") from exc
     step = dt.timedelta(days=1) if len(value) == 10 else dt.timedelta(seconds=1)
     try:
         return moment, moment + step
@@ -339,7 +361,9 @@ def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt
         try:
             lower, upper = _fhir_period(value)
         except ValueError as exc:
-            raise ValidationFailed([Problem(ErrorCode.INVALID, f"{raw!r} is not a date", name)]) from exc
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, f"{raw!r} is not a date in the years 1 to 9999 (UTC)", name)]
+            ) from exc
         if prefix in {"ge", "eq"}:
             start = lower
         elif prefix == "gt":
@@ -639,8 +663,13 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
         count = min(MAX_COUNT, max(1, int(request.GET.get("_count", "50"))))
         cursor = request.GET.get("_before", "")
         at, _, event_id = cursor.rpartition("~")
-        before = (dt.datetime.fromisoformat(at), int(event_id)) if cursor else None
-    except ValueError as exc:
+        before = None
+        if cursor:
+            moment = dt.datetime.fromisoformat(at)
+            if moment.tzinfo is None or not 0 < int(event_id) < 2**63:
+                raise ValueError(cursor)  # the links this server gives are never so
+            before = (moment.astimezone(dt.UTC), int(event_id))
+    except (ValueError, OverflowError) as exc:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "_count is an integer, _before a link this server gave", "_count")]
         ) from exc
