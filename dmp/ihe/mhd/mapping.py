@@ -144,9 +144,13 @@ def document_reference(document: DocumentEntry) -> dict[str, Any]:
         "date": fhir_time(document.registered_at),
         "author": shown.authors,
         "authenticator": shown.authenticator,
+        # The DMP visibility codes first: PDSm's TD3.3a/b PATCHes replace `/securityLabel/0`
+        # as the document's visibility (an unmasking replaced N and left MASQUE_PS in place).
         "securityLabel": [
             concept(c.get("code", ""), c.get("scheme", ""), c.get("display", ""))
-            for c in document.confidentiality_codes
+            for c in sorted(
+                document.confidentiality_codes, key=lambda c: c.get("code") not in Confidentiality.DMP_CODES
+            )
         ],
         "content": [
             {

@@ -807,12 +807,26 @@ def _labels(resource: dict[str, Any]) -> set[str]:
     }
 
 
+def _coded_labels(resource: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (system_oid(str(c.get("system", ""))), str(c.get("code", "")))
+        for label in resource.get("securityLabel") or []
+        for c in label.get("coding") or []
+    }
+
+
 def _other_labels(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """The labels a PATCH may not change: neither the DMP codes nor N, which PDSm's TD3.3a/b
+    patches replace with a DMP code (masking) or put back in its place (unmasking)."""
     return sorted(
         (str(c.get("system", "")), str(c.get("code", "")))
         for label in resource.get("securityLabel") or []
         for c in label.get("coding") or []
         if c.get("code") not in Confidentiality.DMP_CODES
+        and not (
+            c.get("code") == Confidentiality.NORMAL
+            and system_oid(str(c.get("system", ""))) == Confidentiality.HL7_SYSTEM
+        )
     )
 
 
@@ -874,7 +888,13 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
         status = DocumentStatus.ARCHIVED if _archived(after) else DocumentStatus.APPROVED
     flags = confidentiality_changes(present, wanted)
     if not flags and status is None:
-        return _json(before)
+        if _coded_labels(after) != _coded_labels(before):
+            # The labels asked for are not the document's (N removed with no DMP code in its
+            # place): answering 200 with the document unchanged would say the change was made.
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, "the patch changes nothing the DMP stores", "securityLabel")]
+            )
+        return _json(before)  # already as asked (a display or the order aside)
     # Labels and status change together, as one new metadata version, or not at all.
     (updated,) = documents_update(
         caller=caller,

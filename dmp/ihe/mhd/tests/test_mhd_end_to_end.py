@@ -756,3 +756,76 @@ def test_reading_another_patients_document_is_not_found_and_leaves_no_read_trace
         document.version,
         document.availability_status,
     )
+
+
+A07 = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument"
+# PDSm4DMP TD3.3a and TD3.3b, verbatim: a DMP code (or N) replaces the first security label.
+PDSM_MASK = {
+    "MASQUE_PS": "Masqué aux professionnels de santé",
+    "INVISIBLE_PATIENT": "Non visible par le patient",
+}
+PDSM_NORMAL = [
+    {
+        "op": "replace",
+        "path": "/securityLabel/0",
+        "value": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                    "code": "N",
+                    "display": "normal",
+                }
+            ]
+        },
+    }
+]
+
+
+def test_the_pdsm4dmp_td33a_and_td33b_patches_mask_and_unmask(xds_kit, fhir, personas):
+    """PDSm's masking patch was refused 422 (N, which it replaces, counted as another label's
+    change), and its unmasking patch answered 200 with the document still masked (it replaced N
+    and left MASQUE_PS in place) (found by review). A patch that asks for labels the DMP does not
+    store is refused, not answered 200."""
+    _, token = fhir(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    unique = submission.documents[0].unique_id
+    url = f"{xds_kit.base_url}/fhir/DocumentReference"
+    params = {"identifier": f"urn:ietf:rfc:3986|urn:oid:{unique}"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json-patch+json",
+        "Accept": "application/fhir+json",
+    }
+
+    def patch(body):
+        return requests.patch(url, params=params, data=json.dumps(body), headers=headers, timeout=10)
+
+    flags = {"MASQUE_PS": "masked_to_professionals", "INVISIBLE_PATIENT": "invisible_to_patient"}
+    for code, display in PDSM_MASK.items():
+        mask = [
+            {
+                "op": "replace",
+                "path": "/securityLabel/0",
+                "value": {"coding": [{"system": A07, "code": code, "display": display}]},
+            }
+        ]
+        masked = patch(mask)
+        assert masked.status_code == 200, (code, masked.text)
+        assert masked.json()["securityLabel"][0]["coding"][0]["code"] == code
+        assert getattr(DocumentEntry.objects.get(unique_id=unique), flags[code]) is True
+        assert patch(mask).status_code == 200  # already as asked
+        unmasked = patch(PDSM_NORMAL)
+        assert unmasked.status_code == 200, (code, unmasked.text)
+        assert [c["code"] for label in unmasked.json()["securityLabel"] for c in label["coding"]] == ["N"]
+        assert getattr(DocumentEntry.objects.get(unique_id=unique), flags[code]) is False
+    document = DocumentEntry.objects.get(unique_id=unique)
+    assert patch(PDSM_NORMAL).status_code == 200  # already normal: nothing to do, nothing done
+    dropped = patch([{"op": "remove", "path": "/securityLabel/0"}])
+    assert dropped.status_code == 422, dropped.text
+    OperationOutcome.model_validate(dropped.json())
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.confidentiality_codes) == (
+        document.version,
+        document.confidentiality_codes,
+    )
