@@ -251,6 +251,17 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 f"a {resource.get('resourceType')} is not part of an ITI-65 submission ({url})",
                 "Bundle.entry",
             )
+    for url, entry in zip(urls, entries, strict=True):
+        # A transaction entry does what its request says (FHIR bdl-3): an ITI-65 one creates its
+        # resource. Another method (a DELETE, a PUT on some id) would be answered as a creation.
+        request = entry.get("request") or {}
+        kind = str((entry.get("resource") or {}).get("resourceType"))
+        if request.get("method") != "POST" or request.get("url") != kind:
+            raise _fail(
+                f"every entry of an ITI-65 transaction is a POST to its resource type ({url}: "
+                f"{request.get('method')} {request.get('url')}, expected POST {kind})",
+                "Bundle.entry.request",
+            )
     references = _References(entries)
     lists = [r for r in by_url.values() if r.get("resourceType") == "List"]
     document_references = [
@@ -287,7 +298,11 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
     for index, (url, resource) in enumerate(document_references):
         where = f"DocumentReference[{index}]"
         resolve = functools.partial(references.get, within=resource)
-        content = (resource.get("content") or [{}])[0]
+        contents = resource.get("content") or [{}]
+        if len(contents) > 1:
+            # An XDS DocumentEntry has one document: a second content would be dropped.
+            raise _fail("a DocumentReference of the DMP carries exactly one content", f"{where}.content")
+        content = contents[0]
         attachment = content.get("attachment") or {}
         binary = references.get({"reference": str(attachment.get("url", ""))}, "Binary")
         encoded = attachment.get("data") or (binary or {}).get("data")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import urllib.error
@@ -829,3 +830,53 @@ def test_the_pdsm4dmp_td33a_and_td33b_patches_mask_and_unmask(xds_kit, fhir, per
         document.version,
         document.confidentiality_codes,
     )
+
+
+def test_a_second_content_or_an_entry_that_is_not_a_creation_is_refused(xds_kit, fhir, personas):
+    """Only content[0] was read and entry.request never: a second document content, or entries
+    asking for DELETE or a PUT elsewhere, were dropped or ignored while the answer said 201
+    (found by review). Refused, naming the element, nothing stored."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    before = DocumentEntry.objects.count()
+
+    def fresh():
+        bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+        document = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference")
+        return bundle, document
+
+    two_contents, document = fresh()
+    second = json.loads(json.dumps(document["resource"]["content"][0]))
+    second["attachment"] = {
+        "contentType": "application/pdf",
+        "data": base64.b64encode(b"%PDF-1.4 another document").decode(),
+        "creation": "2024-01-01T00:00:00Z",
+    }
+    document["resource"]["content"].append(second)
+    answer = requests.post(base, data=json.dumps(two_contents), headers=headers, timeout=10)
+    assert answer.status_code == 422, answer.text
+    assert "content" in answer.text
+    simplified = json.loads(json.dumps(document["resource"]))
+    simplified["content"][0]["attachment"]["data"] = base64.b64encode(b"<ClinicalDocument/>").decode()
+    del simplified["content"][0]["attachment"]["url"]
+    answer = requests.post(
+        base + "DocumentReference", data=json.dumps(simplified), headers=headers, timeout=10
+    )
+    assert answer.status_code == 422, answer.text
+    assert "content" in answer.text
+    for request in (
+        {"method": "DELETE", "url": "DocumentReference/x"},
+        {"method": "PUT", "url": "DocumentReference/x"},
+        {"method": "POST", "url": "Binary"},
+        None,
+    ):
+        bundle, document = fresh()
+        if request is None:
+            del document["request"]
+        else:
+            document["request"] = request
+        answer = requests.post(base, data=json.dumps(bundle), headers=headers, timeout=10)
+        assert answer.status_code == 422, (request, answer.text)
+        assert "request" in answer.text
+    assert DocumentEntry.objects.count() == before
