@@ -50,6 +50,7 @@ def _required_time(value: Any, where: str) -> dt.datetime:
     return moment
 
 
+SHA1_BYTES: Final = 20
 HL7_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 MHD_EXTENSIONS: Final = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/"
 INS_ROOT: Final = "1.2.250.1.213.1.4."
@@ -147,6 +148,20 @@ def _source_oid(identifier: dict[str, Any]) -> str:
     if is_oid(value) or not system.startswith("urn:oid:"):
         return value
     return system.removeprefix("urn:oid:")
+
+
+def _sha1(value: Any, where: str) -> str | None:
+    """The hex SHA-1 an attachment.hash declares (None: none declared). Decoded strictly: a
+    lenient decoding read "@@@@" as no bytes at all, and the integrity check was skipped."""
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _fail("attachment.hash is not base64", where) from exc
+    if len(digest) != SHA1_BYTES:
+        raise _fail(f"attachment.hash is a SHA-1: {SHA1_BYTES} bytes, not {len(digest)}", where)
+    return digest.hex()
 
 
 def _no_server_patient(_: str) -> str | None:
@@ -315,7 +330,7 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
             data = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise _fail("the content is not base64", where) from exc
-        declared_hash = attachment.get("hash")
+        declared_hash = _sha1(attachment.get("hash"), f"{where}.content.attachment.hash")
         context = resource.get("context") or {}
         period = context.get("period") or {}
         # Only a urn:uuid fullUrl is kept as entryUUID; anything else is a symbolic id the
@@ -327,7 +342,7 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 unique_id=unique_id_of(resource.get("masterIdentifier") or {}),
                 mime_type=str(attachment.get("contentType", "")),
                 content=data,
-                declared_hash=base64.b64decode(declared_hash).hex() if declared_hash else None,
+                declared_hash=declared_hash,
                 declared_size=attachment.get("size"),
                 class_code=coded_value((resource.get("category") or [{}])[0]),
                 type_code=coded_value(resource.get("type") or {}),

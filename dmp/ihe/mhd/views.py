@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -187,6 +188,9 @@ def fhir_view(
                 return _outcome(400, "invalid", "NUL characters are not allowed in the request")
             try:
                 return view(request, caller, patient, *args, **kwargs)
+            except RequestDataTooBig:
+                # Django would answer its own HTML 400; nothing was read, nothing changed.
+                return _outcome(413, "too-long", "the request body is larger than this server accepts")
             except ValidationFailed as exc:
                 status = HTTP_STATUS.get(exc.problems[0].code if exc.problems else exc.code, 422)
                 issue = {422: "invalid", 403: "forbidden"}.get(status, "conflict")
