@@ -98,6 +98,7 @@ class DocumentQuery:
     service_stop_from: dt.datetime | None = None
     service_stop_to: dt.datetime | None = None
     registered_from: dt.datetime | None = None
+    registered_to: dt.datetime | None = None
     author_persons: tuple[str, ...] = ()  # any of them (OR); SQL LIKE wildcards % and _
     unique_ids: tuple[str, ...] = ()
     entry_uuids: tuple[str, ...] = ()
@@ -179,6 +180,7 @@ def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
         "service_stop_time__gte": query.service_stop_from,
         "service_stop_time__lt": query.service_stop_to,
         "registered_at__gte": query.registered_from,
+        "registered_at__lt": query.registered_to,
     }
     documents = documents.filter(**{key: value for key, value in ranges.items() if value is not None})
     if query.author_persons:

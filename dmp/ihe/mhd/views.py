@@ -488,9 +488,10 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         statuses = {DocumentStatus.ARCHIVED}
     elif archived is None and "current" in (_token_values(request, "status") or ("current",)):
         statuses |= {DocumentStatus.ARCHIVED}
-    created_from, created_to = (
-        _date_range(request, "date") if "date" in request.GET else _date_range(request, "creation")
-    )
+    # `date` is DocumentReference.date, the registration time (FHIR's DocumentReference-date);
+    # `creation` is MHD's attachment.creation, the document's creationTime.
+    registered_from, registered_to = _date_range(request, "date")
+    created_from, created_to = _date_range(request, "creation")
     period_from, period_to = _date_range(request, "period")
     sort = request.GET.get("_sort", "-date")
     if sort not in {"date", "-date"}:
@@ -515,6 +516,8 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         confidentiality_codes=_token_groups(request, "security-label"),
         creation_from=created_from,
         creation_to=created_to,
+        registered_from=registered_from,
+        registered_to=registered_to,
         service_start_from=period_from,
         service_stop_to=period_to,
         unique_ids=() if logical else tuple(unique_ids),
@@ -525,8 +528,8 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
     related = set(_token_values(request, "related"))
     if related:
         found = [d for d in found if related & set(d.reference_ids)]
-    if sort == "date":
-        found.reverse()
+    # The order of `date`, DocumentReference.date: the registration time.
+    found.sort(key=lambda d: (d.registered_at, d.pk), reverse=sort == "-date")
     page, next_link = _page(request, found)
     bundle = _searchset([document_reference(d) for d in page], request)
     if next_link:

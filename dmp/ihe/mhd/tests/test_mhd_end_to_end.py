@@ -492,8 +492,8 @@ def test_date_prefixes_follow_the_precision_of_the_value(xds_kit, fhir, personas
     client, token = fhir(personas.dr_bernard)
     submission = alice_submission(xds_kit, [DocumentDraft()])
     submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
-    created = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).creation_time
-    day, month, year = created.date().isoformat(), created.strftime("%Y-%m"), created.strftime("%Y")
+    registered = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).registered_at
+    day, month, year = registered.date().isoformat(), registered.strftime("%Y-%m"), registered.strftime("%Y")
     expected = {
         f"le{day}": 1,
         f"ge{day}": 1,
@@ -880,3 +880,31 @@ def test_a_second_content_or_an_entry_that_is_not_a_creation_is_refused(xds_kit,
         assert answer.status_code == 422, (request, answer.text)
         assert "request" in answer.text
     assert DocumentEntry.objects.count() == before
+
+
+def test_date_searches_the_date_shown_and_creation_the_creation_time(xds_kit, fhir, personas):
+    """`date` filtered on creationTime while DocumentReference.date shows the registration time
+    (found by review): a document written in 2020 and registered today was not found by
+    date=ge<the date it shows>. `date` is FHIR's DocumentReference.date, `creation` MHD's
+    attachment.creation."""
+    client, _ = fhir(personas.dr_bernard)
+    written = dt.datetime(2020, 1, 15, 10, 0, tzinfo=dt.UTC)
+    submission = alice_submission(xds_kit, [DocumentDraft(creation_time=written)])
+    client.execute("", method="post", data=bundle_for(submission))
+    (shown,) = search(client)
+    assert shown["content"][0]["attachment"]["creation"].startswith("2020-01-15")
+    day = shown["date"][:10]
+    assert day != "2020-01-15"
+    assert len(search(client, date=f"ge{day}")) == 1
+    assert len(search(client, date=day)) == 1
+    assert search(client, date="2020-01-15") == []
+    assert len(search(client, creation="2020-01-15")) == 1
+    assert search(client, creation=f"ge{day}") == []
+    assert len(search(client, date=f"ge{day}", creation="lt2021")) == 1
+    assert search(client, date="lt2021", creation="lt2021") == []
+    # _sort=date orders by the same date: registered later, written earlier, shown first.
+    older = alice_submission(xds_kit, [DocumentDraft(creation_time=dt.datetime(2019, 5, 1, tzinfo=dt.UTC))])
+    client.execute("", method="post", data=bundle_for(older))
+    newest_first = [r["masterIdentifier"]["value"] for r in search(client)]
+    assert newest_first == [f"urn:oid:{d.unique_id}" for d in (*older.documents, *submission.documents)]
+    assert [r["masterIdentifier"]["value"] for r in search(client, _sort="date")] == newest_first[::-1]
