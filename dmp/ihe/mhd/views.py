@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,10 +28,11 @@ from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, Probl
 from dmp.common.middleware import carries_nul
 from dmp.compat.models import SoftwareProduct
 from dmp.compat.services import SoftwareProfileMissing, software_profile_check
-from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
+from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry, Folder, SubmissionSet
 from dmp.documents.selectors import (
     CodeMatch,
     DocumentQuery,
+    any_code_matches,
     document_get,
     document_retrieve,
     document_search,
@@ -49,6 +51,7 @@ from dmp.ihe.mhd.mapping import (
     IS_ARCHIVED_URL,
     document_reference,
     fhir_id,
+    folder_list,
     operation_outcome,
     submission_set_list,
     system_oid,
@@ -583,9 +586,98 @@ def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
     return response
 
 
+LIST_SEARCH_PARAMS: Final = frozenset(
+    {
+        "patient",
+        "patient.identifier",
+        "identifier",
+        "code",
+        "date",
+        "status",
+        "designationType",
+        "_count",
+        "_getpagesoffset",
+    }
+)
+LIST_KINDS: Final = frozenset({"submissionset", "folder"})
+LIST_STATUS_PARAMS: Final = {
+    "current": {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED},
+    "retired": {DocumentStatus.DEPRECATED},
+    "entered-in-error": set(),  # deleted: never shown
+}
+
+
+@dataclass(frozen=True)
+class _ListFilter:
+    """ITI-66's parameters (each one narrows; values of one parameter are alternatives)."""
+
+    kinds: frozenset[str]
+    statuses: frozenset[str]
+    identifiers: tuple[tuple[str, str], ...]
+    date_from: dt.datetime | None
+    date_to: dt.datetime | None
+    designation: tuple[CodeMatch, ...]
+
+    def keeps(self, kind: str, item: SubmissionSet | Folder, date: dt.datetime, codes: list[Any]) -> bool:
+        return (
+            kind in self.kinds
+            and item.availability_status in self.statuses
+            and (
+                not self.identifiers
+                or any(
+                    v == item.entry_uuid or unique_id_of({"system": s, "value": v}) == item.unique_id
+                    for s, v in self.identifiers
+                )
+            )
+            and (self.date_from is None or date >= self.date_from)
+            and (self.date_to is None or date < self.date_to)
+            and (not self.designation or any_code_matches(self.designation, codes))
+        )
+
+
+def _list_filter(request: HttpRequest) -> _ListFilter:
+    """The List search's parameters, refused with 422 when unknown or unreadable (they were all
+    ignored, and echoed in the self link as if applied)."""
+    unknown = set(request.GET) - LIST_SEARCH_PARAMS
+    if unknown:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"unsupported search parameter {', '.join(sorted(unknown))}", "")]
+        )
+    kinds = set(_token_values(request, "code")) or set(LIST_KINDS)
+    if kinds - LIST_KINDS:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    f"code is submissionset or folder, not {min(kinds - LIST_KINDS)}",
+                    "code",
+                )
+            ]
+        )
+    statuses: set[str] = set()
+    for status in _token_values(request, "status") or ("current", "retired"):
+        if status not in LIST_STATUS_PARAMS:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, f"unknown status {status}", "status")])
+        statuses |= {s.value for s in LIST_STATUS_PARAMS[status]}
+    date_from, date_to = _date_range(request, "date")
+    return _ListFilter(
+        kinds=frozenset(kinds),
+        statuses=frozenset(statuses),
+        identifiers=tuple(
+            (s, v)
+            for raw in request.GET.getlist("identifier")
+            for s, _, v in (i.rpartition("|") for i in raw.split(",") if i)
+        ),
+        date_from=date_from,
+        date_to=date_to,
+        designation=_tokens(request, "designationType"),
+    )
+
+
 @fhir_view(READ, ["GET"])
 def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
-    """ITI-66: the patient's submission sets the caller may see."""
+    """ITI-66: the patient's submission sets and folders the caller may see."""
+    wanted = _list_filter(request)
     record = _patient_record(request, patient)
     contents = record_contents(
         caller=caller,
@@ -598,9 +690,18 @@ def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
         if association.association_type == AssociationType.HAS_MEMBER:
             members.setdefault(association.source_uuid, []).append(association.target_uuid)
     visible = {v.document.entry_uuid for v in contents.documents}
+
+    def shown(container: str) -> list[str]:
+        return [m for m in members.get(container, []) if m in visible]
+
     resources = [
-        submission_set_list(s, [m for m in members.get(s.entry_uuid, []) if m in visible])
+        submission_set_list(s, shown(s.entry_uuid))
         for s in contents.submission_sets
+        if wanted.keeps("submissionset", s, s.submission_time, [s.content_type_code or {}])
+    ] + [
+        folder_list(f, shown(f.entry_uuid))
+        for f in contents.folders
+        if wanted.keeps("folder", f, f.last_update_time, list(f.codes))
     ]
     page, next_link = _page(request, resources)
     bundle = _searchset(page, request)

@@ -19,7 +19,8 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
-from dmp.documents.models import DocumentEntry
+from dmp.documents.metadata import AssociationInput, CodedValue, FolderInput
+from dmp.documents.models import AssociationType, DocumentEntry
 from dmp.documents.services import submission_register
 from dmp.ihe.xds.queries import StoredQuery
 from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
@@ -908,3 +909,91 @@ def test_date_searches_the_date_shown_and_creation_the_creation_time(xds_kit, fh
     newest_first = [r["masterIdentifier"]["value"] for r in search(client)]
     assert newest_first == [f"urn:oid:{d.unique_id}" for d in (*older.documents, *submission.documents)]
     assert [r["masterIdentifier"]["value"] for r in search(client, _sort="date")] == newest_first[::-1]
+
+
+def test_the_list_search_applies_its_parameters_and_refuses_unknown_ones(xds_kit, fhir, personas):
+    """ITI-66 ignored identifier, code, date, status and designationType (and any unknown
+    parameter), answering every List while its self link echoed them (found by review)."""
+    client, token = fhir(personas.dr_bernard)
+    filed = alice_submission(xds_kit, [DocumentDraft()])
+    folder = FolderInput(
+        entry_uuid="Folder01",
+        unique_id="1.2.250.1.999.7.1",
+        patient_id=filed.submission_set.patient_id,
+        title="Suivi",
+        codes=(CodedValue(code="SUIVI", scheme="1.2.250.1.999.7", display="Suivi"),),
+    )
+    filed = filed.model_copy(
+        update={
+            "folders": (folder,),
+            "associations": (
+                *filed.associations,
+                AssociationInput(
+                    entry_uuid="F1",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source="SubmissionSet01",
+                    target="Folder01",
+                    submission_set_status="Original",
+                ),
+                AssociationInput(
+                    entry_uuid="F2",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source="Folder01",
+                    target=filed.documents[0].entry_uuid,
+                ),
+            ),
+        }
+    )
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=filed)
+    later = alice_submission(xds_kit, [DocumentDraft()])
+    client.execute("", method="post", data=bundle_for(later))
+
+    def lists(**params):
+        bundle = client.execute(
+            "List",
+            method="get",
+            params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", **params},
+        )
+        return [e["resource"] for e in bundle.get("entry", [])]
+
+    def codes(found):
+        return sorted(r["code"]["coding"][0]["code"] for r in found)
+
+    assert codes(lists()) == ["folder", "submissionset", "submissionset"]
+    (shown_folder,) = lists(code="folder")
+    assert shown_folder["title"] == "Suivi"
+    document = DocumentEntry.objects.get(unique_id=filed.documents[0].unique_id)
+    assert shown_folder["entry"] == [
+        {"item": {"reference": f"DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}"}}
+    ]
+    assert codes(lists(code="submissionset")) == ["submissionset", "submissionset"]
+    (by_unique,) = lists(identifier=f"urn:ietf:rfc:3986|urn:oid:{later.submission_set.unique_id}")
+    official = next(i for i in by_unique["identifier"] if i["use"] == "official")
+    assert [r["id"] for r in lists(identifier=f"urn:ietf:rfc:3986|{official['value']}")] == [by_unique["id"]]
+    assert lists(identifier="urn:ietf:rfc:3986|urn:oid:1.2.3.4") == []
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert len(lists(date=f"ge{today}")) == 3
+    assert lists(date="ge2999-01-01") == []
+    assert len(lists(status="current")) == 3
+    assert lists(status="retired") == []
+    content_type = later.submission_set.content_type_code
+    assert (
+        codes(lists(designationType=f"urn:oid:{content_type.scheme}|{content_type.code}"))
+        == ["submissionset"] * 2
+    )
+    assert codes(lists(designationType="SUIVI")) == ["folder"]
+    dated = client.execute(
+        "List",
+        method="get",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", "date": "ge2999-01-01"},
+    )
+    assert "date=ge2999-01-01" in dated["link"][0]["url"]
+    for params in ({"nonsense": "x"}, {"code": "other"}, {"status": "draft"}, {"date": "2024-13"}):
+        answer = requests.get(
+            f"{xds_kit.base_url}/fhir/List",
+            params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", **params},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 422, (params, answer.text)
+        OperationOutcome.model_validate(answer.json())
