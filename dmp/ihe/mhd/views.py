@@ -220,10 +220,22 @@ def openapi(request: HttpRequest) -> HttpResponse:
     return HttpResponse(OPENAPI_PATH.read_bytes(), content_type="application/json")
 
 
+# FHIR search parameter types (the rest are tokens): a client builds its query from them.
+PARAM_TYPES: Final = {"date": "date", "period": "date", "creation": "date", "patient": "reference"}
+
+
+def _search_params(names: frozenset[str]) -> list[dict[str, str]]:
+    return [
+        {"name": name, "type": PARAM_TYPES.get(name, "token")}
+        for name in sorted(names)
+        if not name.startswith("_")
+    ]
+
+
 @csrf_exempt
 @require_http_methods(["GET"])
 def capability_statement(request: HttpRequest) -> HttpResponse:
-    search = [{"name": name, "type": "token"} for name in sorted(SEARCH_PARAMS) if not name.startswith("_")]
+    search = _search_params(SEARCH_PARAMS)
     return _json(
         {
             "resourceType": "CapabilityStatement",
@@ -270,7 +282,11 @@ def capability_statement(request: HttpRequest) -> HttpResponse:
                             ],
                             "searchParam": search,
                         },
-                        {"type": "List", "interaction": [{"code": "search-type"}]},
+                        {
+                            "type": "List",
+                            "interaction": [{"code": "search-type"}],
+                            "searchParam": _search_params(LIST_SEARCH_PARAMS),
+                        },
                         {"type": "Binary", "interaction": [{"code": "read"}]},
                         {"type": "Patient", "interaction": [{"code": "search-type"}]},
                         {"type": "AuditEvent", "interaction": [{"code": "search-type"}]},

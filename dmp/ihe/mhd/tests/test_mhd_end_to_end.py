@@ -997,3 +997,19 @@ def test_the_list_search_applies_its_parameters_and_refuses_unknown_ones(xds_kit
         )
         assert answer.status_code == 422, (params, answer.text)
         OperationOutcome.model_validate(answer.json())
+
+
+def test_the_capability_statement_gives_each_search_parameter_its_type(xds_kit):
+    """Every search parameter was declared a token, the dates included, and List declared none."""
+    metadata = requests.get(f"{xds_kit.base_url}/fhir/metadata", timeout=10).json()
+    resources = {r["type"]: r for r in metadata["rest"][0]["resource"]}
+    types = {p["name"]: p["type"] for p in resources["DocumentReference"]["searchParam"]}
+    assert (types["date"], types["period"], types["creation"], types["patient"]) == (
+        "date",
+        "date",
+        "date",
+        "reference",
+    )
+    assert (types["type"], types["identifier"]) == ("token", "token")
+    listed = {p["name"]: p["type"] for p in resources["List"]["searchParam"]}
+    assert (listed["date"], listed["code"], listed["identifier"]) == ("date", "token", "token")
