@@ -169,10 +169,7 @@ def _document_entries(
         "content": [
             {
                 "attachment": attachment,
-                "format": {
-                    "system": f"urn:oid:{document.format_code.scheme}",
-                    "code": document.format_code.code,
-                },
+                "format": _coding(document.format_code),
             }
         ],
         "context": context,
@@ -207,9 +204,18 @@ def _document_entries(
     ]
 
 
-def _concept(value: CodedValue) -> dict[str, Any]:
+def _coding(value: CodedValue) -> dict[str, Any]:
+    """The coding of `value`, with its display name: XDS carries it, and the registry stores
+    what the bundle gives it (without one, every display was stored empty)."""
     system = "http://loinc.org" if value.scheme == LOINC_OID else f"urn:oid:{value.scheme}"
-    return {"coding": [{"system": system, "code": value.code}]}
+    coding = {"system": system, "code": value.code}
+    if value.display:
+        coding["display"] = value.display
+    return coding
+
+
+def _concept(value: CodedValue) -> dict[str, Any]:
+    return {"coding": [_coding(value)]}
 
 
 def _fresh_url() -> str:

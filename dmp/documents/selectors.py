@@ -98,6 +98,7 @@ class DocumentQuery:
     service_stop_from: dt.datetime | None = None
     service_stop_to: dt.datetime | None = None
     registered_from: dt.datetime | None = None
+    registered_to: dt.datetime | None = None
     author_persons: tuple[str, ...] = ()  # any of them (OR); SQL LIKE wildcards % and _
     unique_ids: tuple[str, ...] = ()
     entry_uuids: tuple[str, ...] = ()
@@ -179,6 +180,7 @@ def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
         "service_stop_time__gte": query.service_stop_from,
         "service_stop_time__lt": query.service_stop_to,
         "registered_at__gte": query.registered_from,
+        "registered_at__lt": query.registered_to,
     }
     documents = documents.filter(**{key: value for key, value in ranges.items() if value is not None})
     if query.author_persons:
@@ -350,9 +352,16 @@ def documents_by_ids(
     return results
 
 
-def document_get(*, caller: Caller, entry_uuid: str = "", unique_id: str = "") -> VisibleDocument:
-    """One document's metadata, or NotFound (missing and forbidden alike)."""
+def document_get(
+    *, caller: Caller, entry_uuid: str = "", unique_id: str = "", patient_id: str | None = None
+) -> VisibleDocument:
+    """One document's metadata, or NotFound (missing and forbidden alike).
+
+    `patient_id` (CX) confines the read to the patient the security token names: another
+    patient's document is not found, and nothing is traced on their record."""
     candidates = DocumentEntry.objects.all()
+    if patient_id is not None:
+        candidates = candidates.filter(patient_id=patient_id)
     if entry_uuid:
         candidates = candidates.filter(entry_uuid=entry_uuid)
     elif unique_id:

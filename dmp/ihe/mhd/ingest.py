@@ -50,6 +50,7 @@ def _required_time(value: Any, where: str) -> dt.datetime:
     return moment
 
 
+SHA1_BYTES: Final = 20
 HL7_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 MHD_EXTENSIONS: Final = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/"
 INS_ROOT: Final = "1.2.250.1.213.1.4."
@@ -147,6 +148,20 @@ def _source_oid(identifier: dict[str, Any]) -> str:
     if is_oid(value) or not system.startswith("urn:oid:"):
         return value
     return system.removeprefix("urn:oid:")
+
+
+def _sha1(value: Any, where: str) -> str | None:
+    """The hex SHA-1 an attachment.hash declares (None: none declared). Decoded strictly: a
+    lenient decoding read "@@@@" as no bytes at all, and the integrity check was skipped."""
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _fail("attachment.hash is not base64", where) from exc
+    if len(digest) != SHA1_BYTES:
+        raise _fail(f"attachment.hash is a SHA-1: {SHA1_BYTES} bytes, not {len(digest)}", where)
+    return digest.hex()
 
 
 def _no_server_patient(_: str) -> str | None:
@@ -251,6 +266,17 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 f"a {resource.get('resourceType')} is not part of an ITI-65 submission ({url})",
                 "Bundle.entry",
             )
+    for url, entry in zip(urls, entries, strict=True):
+        # A transaction entry does what its request says (FHIR bdl-3): an ITI-65 one creates its
+        # resource. Another method (a DELETE, a PUT on some id) would be answered as a creation.
+        request = entry.get("request") or {}
+        kind = str((entry.get("resource") or {}).get("resourceType"))
+        if request.get("method") != "POST" or request.get("url") != kind:
+            raise _fail(
+                f"every entry of an ITI-65 transaction is a POST to its resource type ({url}: "
+                f"{request.get('method')} {request.get('url')}, expected POST {kind})",
+                "Bundle.entry.request",
+            )
     references = _References(entries)
     lists = [r for r in by_url.values() if r.get("resourceType") == "List"]
     document_references = [
@@ -287,7 +313,11 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
     for index, (url, resource) in enumerate(document_references):
         where = f"DocumentReference[{index}]"
         resolve = functools.partial(references.get, within=resource)
-        content = (resource.get("content") or [{}])[0]
+        contents = resource.get("content") or [{}]
+        if len(contents) > 1:
+            # An XDS DocumentEntry has one document: a second content would be dropped.
+            raise _fail("a DocumentReference of the DMP carries exactly one content", f"{where}.content")
+        content = contents[0]
         attachment = content.get("attachment") or {}
         binary = references.get({"reference": str(attachment.get("url", ""))}, "Binary")
         encoded = attachment.get("data") or (binary or {}).get("data")
@@ -300,7 +330,7 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
             data = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise _fail("the content is not base64", where) from exc
-        declared_hash = attachment.get("hash")
+        declared_hash = _sha1(attachment.get("hash"), f"{where}.content.attachment.hash")
         context = resource.get("context") or {}
         period = context.get("period") or {}
         # Only a urn:uuid fullUrl is kept as entryUUID; anything else is a symbolic id the
@@ -312,7 +342,7 @@ def _bundle_submission(payload: dict[str, Any], server_patient: ServerPatient) -
                 unique_id=unique_id_of(resource.get("masterIdentifier") or {}),
                 mime_type=str(attachment.get("contentType", "")),
                 content=data,
-                declared_hash=base64.b64decode(declared_hash).hex() if declared_hash else None,
+                declared_hash=declared_hash,
                 declared_size=attachment.get("size"),
                 class_code=coded_value((resource.get("category") or [{}])[0]),
                 type_code=coded_value(resource.get("type") or {}),

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from dmp.access.policy import DocumentStatus
 from dmp.documents.metadata import Author, CodedValue
-from dmp.documents.models import Confidentiality, DocumentEntry, SubmissionSet
+from dmp.documents.models import Confidentiality, DocumentEntry, Folder, SubmissionSet
 from dmp.ihe.mhd.contained import people
 
 LOINC_OID: Final = "2.16.840.1.113883.6.1"
@@ -144,9 +144,13 @@ def document_reference(document: DocumentEntry) -> dict[str, Any]:
         "date": fhir_time(document.registered_at),
         "author": shown.authors,
         "authenticator": shown.authenticator,
+        # The DMP visibility codes first: PDSm's TD3.3a/b PATCHes replace `/securityLabel/0`
+        # as the document's visibility (an unmasking replaced N and left MASQUE_PS in place).
         "securityLabel": [
             concept(c.get("code", ""), c.get("scheme", ""), c.get("display", ""))
-            for c in document.confidentiality_codes
+            for c in sorted(
+                document.confidentiality_codes, key=lambda c: c.get("code") not in Confidentiality.DMP_CODES
+            )
         ],
         "content": [
             {
@@ -198,6 +202,54 @@ def document_reference(document: DocumentEntry) -> dict[str, Any]:
     return pruned
 
 
+LIST_TYPES: Final = "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes"
+# XDS availability of a submission set or folder as List.status.
+LIST_STATUS: Final = {
+    DocumentStatus.APPROVED: "current",
+    DocumentStatus.ARCHIVED: "current",
+    DocumentStatus.DEPRECATED: "retired",
+    DocumentStatus.DELETED: "entered-in-error",
+}
+
+
+def list_status(availability_status: str) -> str:
+    return LIST_STATUS.get(DocumentStatus(availability_status), "current")
+
+
+def folder_list(folder: Folder, members: list[str]) -> dict[str, Any]:
+    """An XDS Folder as an MHD List of code `folder` (codeList as designationType)."""
+    ins_value, ins_oid = _ins_parts(folder.patient_id)
+    pruned: dict[str, Any] = _pruned(
+        {
+            "resourceType": "List",
+            "id": fhir_id(folder.entry_uuid),
+            "identifier": [
+                {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{folder.unique_id}"},
+                {"use": "official", "system": "urn:ietf:rfc:3986", "value": folder.entry_uuid},
+            ],
+            "status": list_status(folder.availability_status),
+            "mode": "working",
+            "title": folder.title or None,
+            "code": {"coding": [{"system": LIST_TYPES, "code": "folder"}]},
+            "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
+            "date": fhir_time(folder.last_update_time),
+            "note": [{"text": folder.comments}] if folder.comments else None,
+            "extension": [
+                {
+                    "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
+                    "valueCodeableConcept": concept(
+                        c.get("code", "?"), c.get("scheme", ""), c.get("display", "")
+                    ),
+                }
+                for c in folder.codes
+            ]
+            or None,
+            "entry": [{"item": {"reference": f"DocumentReference/{fhir_id(m)}"}} for m in members] or None,
+        }
+    )
+    return pruned
+
+
 def submission_set_list(subset: SubmissionSet, members: list[str]) -> dict[str, Any]:
     ins_value, ins_oid = _ins_parts(subset.patient_id)
     content = subset.content_type_code or {}
@@ -209,17 +261,10 @@ def submission_set_list(subset: SubmissionSet, members: list[str]) -> dict[str, 
                 {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{subset.unique_id}"},
                 {"use": "official", "system": "urn:ietf:rfc:3986", "value": subset.entry_uuid},
             ],
-            "status": "current",
+            "status": list_status(subset.availability_status),
             "mode": "working",
             "title": subset.title or None,
-            "code": {
-                "coding": [
-                    {
-                        "system": "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes",
-                        "code": "submissionset",
-                    }
-                ]
-            },
+            "code": {"coding": [{"system": LIST_TYPES, "code": "submissionset"}]},
             "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
             "date": fhir_time(subset.submission_time),
             "extension": [

@@ -12,9 +12,11 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -22,14 +24,15 @@ from fhir.resources.R4B.documentreference import DocumentReference
 
 from dmp.access.actors import Caller
 from dmp.access.policy import DocumentStatus
-from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
+from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
 from dmp.common.middleware import carries_nul
 from dmp.compat.models import SoftwareProduct
 from dmp.compat.services import SoftwareProfileMissing, software_profile_check
-from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry
+from dmp.documents.models import AssociationType, Confidentiality, DocumentEntry, Folder, SubmissionSet
 from dmp.documents.selectors import (
     CodeMatch,
     DocumentQuery,
+    any_code_matches,
     document_get,
     document_retrieve,
     document_search,
@@ -48,6 +51,7 @@ from dmp.ihe.mhd.mapping import (
     IS_ARCHIVED_URL,
     document_reference,
     fhir_id,
+    folder_list,
     operation_outcome,
     submission_set_list,
     system_oid,
@@ -120,21 +124,40 @@ def _outcome(status: int, code: str, message: str, problems: list[Problem] | Non
     return _json(operation_outcome(issues), status)
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# Far deeper than any FHIR resource or JSON Patch nests; what the resource models, deepcopy and
+# the JSON encoder then walk recursively stays well inside Python's recursion limit.
+MAX_JSON_DEPTH: Final = 64
+
+
+def _refuse_nul_and_depth(payload: Any) -> None:
+    """NUL characters (no text column can store them) and too deep a nesting are refused. The
+    walk is iterative: a recursive one would itself fail on the nesting it is there to refuse."""
+    pending: list[tuple[Any, int]] = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValidationFailed([Problem(ErrorCode.INVALID, "NUL characters are not allowed", "")])
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, f"the JSON nests more than {MAX_JSON_DEPTH} levels", "")]
+            )
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _json_body(request: HttpRequest) -> Any:
-    """The JSON body; NUL characters are refused (no text column can store them)."""
-    payload = json.loads(request.body)
-    if _has_nul(payload):
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "NUL characters are not allowed", "")])
+    """The JSON body, checked by `_refuse_nul_and_depth`; ValueError if it is not JSON."""
+    try:
+        payload = json.loads(request.body)
+    except RecursionError as exc:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"the JSON nests more than {MAX_JSON_DEPTH} levels", "")]
+        ) from exc
+    _refuse_nul_and_depth(payload)
     return payload
 
 
@@ -168,12 +191,17 @@ def fhir_view(
                 return _outcome(400, "invalid", "NUL characters are not allowed in the request")
             try:
                 return view(request, caller, patient, *args, **kwargs)
+            except RequestDataTooBig:
+                # Django would answer its own HTML 400; nothing was read, nothing changed.
+                return _outcome(413, "too-long", "the request body is larger than this server accepts")
             except ValidationFailed as exc:
                 status = HTTP_STATUS.get(exc.problems[0].code if exc.problems else exc.code, 422)
-                return _outcome(status, "invalid" if status == 422 else "conflict", exc.message, exc.problems)
+                issue = {422: "invalid", 403: "forbidden"}.get(status, "conflict")
+                return _outcome(status, issue, exc.message, exc.problems)
             except DomainError as exc:
                 status = HTTP_STATUS.get(exc.code, 422)
-                return _outcome(status, "not-found" if status == 404 else "processing", exc.message)
+                issue = {404: "not-found", 403: "forbidden"}.get(status, "processing")
+                return _outcome(status, issue, exc.message)
 
         return wrapper
 
@@ -192,10 +220,22 @@ def openapi(request: HttpRequest) -> HttpResponse:
     return HttpResponse(OPENAPI_PATH.read_bytes(), content_type="application/json")
 
 
+# FHIR search parameter types (the rest are tokens): a client builds its query from them.
+PARAM_TYPES: Final = {"date": "date", "period": "date", "creation": "date", "patient": "reference"}
+
+
+def _search_params(names: frozenset[str]) -> list[dict[str, str]]:
+    return [
+        {"name": name, "type": PARAM_TYPES.get(name, "token")}
+        for name in sorted(names)
+        if not name.startswith("_")
+    ]
+
+
 @csrf_exempt
 @require_http_methods(["GET"])
 def capability_statement(request: HttpRequest) -> HttpResponse:
-    search = [{"name": name, "type": "token"} for name in sorted(SEARCH_PARAMS) if not name.startswith("_")]
+    search = _search_params(SEARCH_PARAMS)
     return _json(
         {
             "resourceType": "CapabilityStatement",
@@ -242,7 +282,11 @@ def capability_statement(request: HttpRequest) -> HttpResponse:
                             ],
                             "searchParam": search,
                         },
-                        {"type": "List", "interaction": [{"code": "search-type"}]},
+                        {
+                            "type": "List",
+                            "interaction": [{"code": "search-type"}],
+                            "searchParam": _search_params(LIST_SEARCH_PARAMS),
+                        },
                         {"type": "Binary", "interaction": [{"code": "read"}]},
                         {"type": "Patient", "interaction": [{"code": "search-type"}]},
                         {"type": "AuditEvent", "interaction": [{"code": "search-type"}]},
@@ -303,7 +347,10 @@ def _fhir_period(value: str) -> tuple[dt.datetime, dt.datetime | None]:
         upper = dt.datetime(next_year, next_month, 1, tzinfo=dt.UTC) if next_year <= dt.MAXYEAR else None
         return lower, upper
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    try:
+        moment = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
+        raise ValueError(f"{value} is outside the years 1 to 9999 in UTC") from exc
     step = dt.timedelta(days=1) if len(value) == 10 else dt.timedelta(seconds=1)
     try:
         return moment, moment + step
@@ -337,7 +384,9 @@ def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt
         try:
             lower, upper = _fhir_period(value)
         except ValueError as exc:
-            raise ValidationFailed([Problem(ErrorCode.INVALID, f"{raw!r} is not a date", name)]) from exc
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, f"{raw!r} is not a date in the years 1 to 9999 (UTC)", name)]
+            ) from exc
         if prefix in {"ge", "eq"}:
             start = lower
         elif prefix == "gt":
@@ -433,6 +482,7 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
     if request.method == "POST":
         return _simplified_publish(request, caller, patient)
     if request.method == "PATCH":
+        _token_patient(patient)  # before the lookup: without it, nothing is said about the document
         identifier = request.GET.get("identifier", "")
         system, _, value = identifier.rpartition("|")
         target = DocumentEntry.objects.filter(
@@ -457,9 +507,10 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         statuses = {DocumentStatus.ARCHIVED}
     elif archived is None and "current" in (_token_values(request, "status") or ("current",)):
         statuses |= {DocumentStatus.ARCHIVED}
-    created_from, created_to = (
-        _date_range(request, "date") if "date" in request.GET else _date_range(request, "creation")
-    )
+    # `date` is DocumentReference.date, the registration time (FHIR's DocumentReference-date);
+    # `creation` is MHD's attachment.creation, the document's creationTime.
+    registered_from, registered_to = _date_range(request, "date")
+    created_from, created_to = _date_range(request, "creation")
     period_from, period_to = _date_range(request, "period")
     sort = request.GET.get("_sort", "-date")
     if sort not in {"date", "-date"}:
@@ -484,6 +535,8 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         confidentiality_codes=_token_groups(request, "security-label"),
         creation_from=created_from,
         creation_to=created_to,
+        registered_from=registered_from,
+        registered_to=registered_to,
         service_start_from=period_from,
         service_stop_to=period_to,
         unique_ids=() if logical else tuple(unique_ids),
@@ -494,8 +547,8 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
     related = set(_token_values(request, "related"))
     if related:
         found = [d for d in found if related & set(d.reference_ids)]
-    if sort == "date":
-        found.reverse()
+    # The order of `date`, DocumentReference.date: the registration time.
+    found.sort(key=lambda d: (d.registered_at, d.pk), reverse=sort == "-date")
     page, next_link = _page(request, found)
     bundle = _searchset([document_reference(d) for d in page], request)
     if next_link:
@@ -509,26 +562,31 @@ def document_reference_read(
 ) -> HttpResponse:
     if request.method == "PATCH":
         return _patch(request, caller, patient, resource_id)
-    visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}")
-    _same_patient(visible.document, patient)
+    ins = _token_patient(patient)
+    visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}", patient_id=ins.hl7())
     return _json(document_reference(visible.document))
 
 
-def _same_patient(document: DocumentEntry, patient: str) -> None:
-    if patient and document.patient_id != parse_hl7_ins(patient).hl7():
-        raise NotFound("document not found")
+def _token_patient(patient: str) -> Ins:
+    """The patient the token is bound to, which every interaction but a search needs: SOAP takes
+    it from the VIHF for ITI-41, 43, 57 and TD0.2, and only the Find queries, which name their
+    patient, do without (mirrored by the DocumentReference and List searches)."""
+    if not patient:
+        raise Forbidden("the token must name the patient (patient_ins claim) for this interaction")
+    return parse_hl7_ins(patient)
 
 
 @fhir_view(READ, ["GET"])
 def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
     """ITI-68: the document's bytes, exactly as submitted (or as a Binary resource)."""
+    ins = _token_patient(patient)
     document = DocumentEntry.objects.filter(entry_uuid=f"urn:uuid:{resource_id}").only("unique_id").first()
     if document is None:
         raise NotFound("document not found")
     retrieved = document_retrieve(
         caller=caller,
         unique_id=document.unique_id,
-        patient_id=parse_hl7_ins(patient).hl7() if patient else None,
+        patient_id=ins.hl7(),
     )
     if FHIR_JSON in request.META.get("HTTP_ACCEPT", ""):
         return _json(
@@ -544,9 +602,98 @@ def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
     return response
 
 
+LIST_SEARCH_PARAMS: Final = frozenset(
+    {
+        "patient",
+        "patient.identifier",
+        "identifier",
+        "code",
+        "date",
+        "status",
+        "designationType",
+        "_count",
+        "_getpagesoffset",
+    }
+)
+LIST_KINDS: Final = frozenset({"submissionset", "folder"})
+LIST_STATUS_PARAMS: Final = {
+    "current": {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED},
+    "retired": {DocumentStatus.DEPRECATED},
+    "entered-in-error": set(),  # deleted: never shown
+}
+
+
+@dataclass(frozen=True)
+class _ListFilter:
+    """ITI-66's parameters (each one narrows; values of one parameter are alternatives)."""
+
+    kinds: frozenset[str]
+    statuses: frozenset[str]
+    identifiers: tuple[tuple[str, str], ...]
+    date_from: dt.datetime | None
+    date_to: dt.datetime | None
+    designation: tuple[CodeMatch, ...]
+
+    def keeps(self, kind: str, item: SubmissionSet | Folder, date: dt.datetime, codes: list[Any]) -> bool:
+        return (
+            kind in self.kinds
+            and item.availability_status in self.statuses
+            and (
+                not self.identifiers
+                or any(
+                    v == item.entry_uuid or unique_id_of({"system": s, "value": v}) == item.unique_id
+                    for s, v in self.identifiers
+                )
+            )
+            and (self.date_from is None or date >= self.date_from)
+            and (self.date_to is None or date < self.date_to)
+            and (not self.designation or any_code_matches(self.designation, codes))
+        )
+
+
+def _list_filter(request: HttpRequest) -> _ListFilter:
+    """The List search's parameters, refused with 422 when unknown or unreadable (they were all
+    ignored, and echoed in the self link as if applied)."""
+    unknown = set(request.GET) - LIST_SEARCH_PARAMS
+    if unknown:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"unsupported search parameter {', '.join(sorted(unknown))}", "")]
+        )
+    kinds = set(_token_values(request, "code")) or set(LIST_KINDS)
+    if kinds - LIST_KINDS:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    f"code is submissionset or folder, not {min(kinds - LIST_KINDS)}",
+                    "code",
+                )
+            ]
+        )
+    statuses: set[str] = set()
+    for status in _token_values(request, "status") or ("current", "retired"):
+        if status not in LIST_STATUS_PARAMS:
+            raise ValidationFailed([Problem(ErrorCode.INVALID, f"unknown status {status}", "status")])
+        statuses |= {s.value for s in LIST_STATUS_PARAMS[status]}
+    date_from, date_to = _date_range(request, "date")
+    return _ListFilter(
+        kinds=frozenset(kinds),
+        statuses=frozenset(statuses),
+        identifiers=tuple(
+            (s, v)
+            for raw in request.GET.getlist("identifier")
+            for s, _, v in (i.rpartition("|") for i in raw.split(",") if i)
+        ),
+        date_from=date_from,
+        date_to=date_to,
+        designation=_tokens(request, "designationType"),
+    )
+
+
 @fhir_view(READ, ["GET"])
 def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
-    """ITI-66: the patient's submission sets the caller may see."""
+    """ITI-66: the patient's submission sets and folders the caller may see."""
+    wanted = _list_filter(request)
     record = _patient_record(request, patient)
     contents = record_contents(
         caller=caller,
@@ -559,9 +706,18 @@ def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
         if association.association_type == AssociationType.HAS_MEMBER:
             members.setdefault(association.source_uuid, []).append(association.target_uuid)
     visible = {v.document.entry_uuid for v in contents.documents}
+
+    def shown(container: str) -> list[str]:
+        return [m for m in members.get(container, []) if m in visible]
+
     resources = [
-        submission_set_list(s, [m for m in members.get(s.entry_uuid, []) if m in visible])
+        submission_set_list(s, shown(s.entry_uuid))
         for s in contents.submission_sets
+        if wanted.keeps("submissionset", s, s.submission_time, [s.content_type_code or {}])
+    ] + [
+        folder_list(f, shown(f.entry_uuid))
+        for f in contents.folders
+        if wanted.keeps("folder", f, f.last_update_time, list(f.codes))
     ]
     page, next_link = _page(request, resources)
     bundle = _searchset(page, request)
@@ -573,12 +729,19 @@ def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
 @fhir_view(PATIENT_READ, ["GET"])
 def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """TD0.2: the patient's record status and the caller's rights, as a Patient search."""
+    bound = _token_patient(patient)
     raw = request.GET.get("identifier", "")
     system, _, value = raw.rpartition("|")
     try:
         ins = parse_hl7_ins(f"{value}^^^&{system_oid(system)}&ISO^NH")
     except InvalidIns as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, exc.message, "identifier")]) from exc
+    # As the VIHF's patient on SOAP, the token's patient is the only one this call may test:
+    # any other INS, registered or not, gets the same refusal (nothing tells them apart).
+    if bound != ins:
+        raise ValidationFailed(
+            [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "identifier")]
+        )
     report = record_test(caller=caller, ins=ins)
     if report.patient is None:
         return _json(_searchset([], request, total=0))
@@ -624,8 +787,13 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
         count = min(MAX_COUNT, max(1, int(request.GET.get("_count", "50"))))
         cursor = request.GET.get("_before", "")
         at, _, event_id = cursor.rpartition("~")
-        before = (dt.datetime.fromisoformat(at), int(event_id)) if cursor else None
-    except ValueError as exc:
+        before = None
+        if cursor:
+            moment = dt.datetime.fromisoformat(at)
+            if moment.tzinfo is None or not 0 < int(event_id) < 2**63:
+                raise ValueError(cursor)  # the links this server gives are never so
+            before = (moment.astimezone(dt.UTC), int(event_id))
+    except (ValueError, OverflowError) as exc:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "_count is an integer, _before a link this server gave", "_count")]
         ) from exc
@@ -666,6 +834,7 @@ def _server_patient(patient: str) -> Callable[[str], str | None]:
 
 def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """ITI-105: one DocumentReference with its bytes; answers 201 with the registered resource."""
+    ins = _token_patient(patient)
     try:
         payload = _json_body(request)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -676,9 +845,7 @@ def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> H
     submission = parse_simplified_publish(
         payload, _server_patient(patient), source_id=software.identifier if software else ""
     )
-    registered = submission_register(
-        caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
-    )
+    registered = submission_register(caller=caller, submission=submission, expected_ins=ins)
     document = document_get(caller=caller, entry_uuid=registered.documents[0].entry_uuid).document
     response = _json(document_reference(document), status=201)
     response["Location"] = f"DocumentReference/{fhir_id(document.entry_uuid)}"
@@ -688,6 +855,7 @@ def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> H
 @fhir_view(WRITE, ["POST"])
 def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """ITI-65 at the base URL (POST of a transaction Bundle)."""
+    ins = _token_patient(patient)
     try:
         payload = _json_body(request)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -695,9 +863,7 @@ def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpRespo
     if not isinstance(payload, dict) or payload.get("resourceType") != "Bundle":
         raise ValidationFailed([Problem(ErrorCode.INVALID, "a transaction Bundle is expected", "Bundle")])
     submission = parse_bundle(payload, _server_patient(patient))
-    registered = submission_register(
-        caller=caller, submission=submission, expected_ins=parse_hl7_ins(patient) if patient else None
-    )
+    registered = submission_register(caller=caller, submission=submission, expected_ins=ins)
     entries = transaction_response(
         payload,
         fhir_id(registered.submission_set.entry_uuid),
@@ -765,12 +931,26 @@ def _labels(resource: dict[str, Any]) -> set[str]:
     }
 
 
+def _coded_labels(resource: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (system_oid(str(c.get("system", ""))), str(c.get("code", "")))
+        for label in resource.get("securityLabel") or []
+        for c in label.get("coding") or []
+    }
+
+
 def _other_labels(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """The labels a PATCH may not change: neither the DMP codes nor N, which PDSm's TD3.3a/b
+    patches replace with a DMP code (masking) or put back in its place (unmasking)."""
     return sorted(
         (str(c.get("system", "")), str(c.get("code", "")))
         for label in resource.get("securityLabel") or []
         for c in label.get("coding") or []
         if c.get("code") not in Confidentiality.DMP_CODES
+        and not (
+            c.get("code") == Confidentiality.NORMAL
+            and system_oid(str(c.get("system", ""))) == Confidentiality.HL7_SYSTEM
+        )
     )
 
 
@@ -785,6 +965,7 @@ def _archived(resource: dict[str, Any]) -> bool:
 
 
 def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
+    ins = _token_patient(patient)
     if request.content_type not in {"application/json-patch+json", "application/json"}:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "PATCH needs application/json-patch+json", "Content-Type")]
@@ -794,8 +975,7 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
     except ValueError as exc:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "the body is not JSON", "")]) from exc
     entry_uuid = f"urn:uuid:{resource_id}"
-    current = document_get(caller=caller, entry_uuid=entry_uuid).document
-    _same_patient(current, patient)
+    current = document_get(caller=caller, entry_uuid=entry_uuid, patient_id=ins.hl7()).document
     before = document_reference(current)
     after = apply_json_patch(before, operations)
     # What the patch made must still be a DocumentReference before its labels and extensions
@@ -832,9 +1012,17 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
         status = DocumentStatus.ARCHIVED if _archived(after) else DocumentStatus.APPROVED
     flags = confidentiality_changes(present, wanted)
     if not flags and status is None:
-        return _json(before)
+        if _coded_labels(after) != _coded_labels(before):
+            # The labels asked for are not the document's (N removed with no DMP code in its
+            # place): answering 200 with the document unchanged would say the change was made.
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, "the patch changes nothing the DMP stores", "securityLabel")]
+            )
+        return _json(before)  # already as asked (a display or the order aside)
     # Labels and status change together, as one new metadata version, or not at all.
     (updated,) = documents_update(
-        caller=caller, changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=flags, status=status)]
+        caller=caller,
+        changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=flags, status=status)],
+        patient=ins,
     )
     return _json(document_reference(updated))

@@ -76,7 +76,8 @@ def test_the_clients_bundle_reads_back_as_the_submission_it_was_written_from(per
         )
     )
     (written,) = submission.documents
-    (read,) = parse_bundle(json.loads(json.dumps(bundle_for(submission)))).documents
+    read_back = parse_bundle(json.loads(json.dumps(bundle_for(submission))))
+    (read,), read_set = read_back.documents, read_back.submission_set
     assert written.authors[0].roles
     assert written.authors[0].specialties
     assert written.authors[0].institutions
@@ -85,8 +86,20 @@ def test_the_clients_bundle_reads_back_as_the_submission_it_was_written_from(per
     assert read.legal_authenticator == LEGAL_AUTHENTICATOR
     assert read.source_patient_info == SOURCE_PATIENT
     assert read.reference_ids == REFERENCE_IDS
-    assert [(e.code, e.scheme) for e in read.event_codes] == [(EVENT.code, EVENT.scheme)]
     assert read.comments == "Consultation de suivi"
+    # Codes keep their display names (the client wrote none, so the registry stored them empty).
+    coded = (
+        "type_code",
+        "class_code",
+        "format_code",
+        "healthcare_facility_type_code",
+        "practice_setting_code",
+        "confidentiality_codes",
+        "event_codes",
+    )
+    assert all((written.type_code.display, written.class_code.display, written.event_codes[0].display))
+    assert {name: getattr(read, name) for name in coded} == {name: getattr(written, name) for name in coded}
+    assert read_set.content_type_code == submission.submission_set.content_type_code
 
 
 def test_what_the_api_shows_of_a_stored_document_reads_back_as_the_registry_row(xds_kit, personas):
@@ -108,6 +121,12 @@ def test_what_the_api_shows_of_a_stored_document_reads_back_as_the_registry_row(
     assert tuple(row.source_patient_info) == SOURCE_PATIENT
     assert tuple(row.reference_ids) == REFERENCE_IDS
     assert row.comments == "Consultation de suivi"
+    written = submission.documents[0]
+    assert (row.type_code_display, row.class_code_display) == (
+        written.type_code.display,
+        written.class_code.display,
+    )
+    assert row.event_codes[0]["display"] == EVENT.display
     stored_author = Author.model_validate(row.authors[0])
     same_author(stored_author, submission.documents[0].authors[0])
     # Out by FHIR: the DocumentReference carries the row's metadata.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import urllib.error
@@ -15,9 +16,11 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhirpy import SyncFHIRClient
 
 from dmp.audit.actions import AuditAction
+from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
-from dmp.documents.models import DocumentEntry
+from dmp.documents.metadata import AssociationInput, CodedValue, FolderInput
+from dmp.documents.models import AssociationType, DocumentEntry
 from dmp.documents.services import submission_register
 from dmp.ihe.xds.queries import StoredQuery
 from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
@@ -490,8 +493,8 @@ def test_date_prefixes_follow_the_precision_of_the_value(xds_kit, fhir, personas
     client, token = fhir(personas.dr_bernard)
     submission = alice_submission(xds_kit, [DocumentDraft()])
     submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
-    created = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).creation_time
-    day, month, year = created.date().isoformat(), created.strftime("%Y-%m"), created.strftime("%Y")
+    registered = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).registered_at
+    day, month, year = registered.date().isoformat(), registered.strftime("%Y-%m"), registered.strftime("%Y")
     expected = {
         f"le{day}": 1,
         f"ge{day}": 1,
@@ -624,3 +627,389 @@ def test_a_feeding_only_software_reads_its_own_traces(xds_kit, personas):
         timeout=10,
     )
     assert refused.status_code == 403
+
+
+def test_a_patient_search_answers_only_for_the_patient_of_the_token(xds_kit, fhir, personas):
+    """TD0.2 over FHIR with a token bound to Alice returned Léo's identity and DMP status (found
+    by review). Another patient, registered or not, gets one refusal that tells nothing, and no
+    trace is written on their record; Alice's own search still answers."""
+    client, token = fhir(personas.dr_bernard)
+    bob = personas.bob_traits
+    traces = AuditEvent.objects.filter(patient_ins__in=[personas.leo.ins, bob.ins]).count()
+    answers = set()
+    for system, value in (
+        (f"urn:oid:{personas.leo.identifier.oid}", personas.leo.ins),
+        (INS_SYSTEM, bob.ins),
+    ):
+        answer = requests.get(
+            f"{xds_kit.base_url}/fhir/Patient",
+            params={"identifier": f"{system}|{value}"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        OperationOutcome.model_validate(answer.json())
+        assert "Léo" not in answer.text
+        assert personas.leo.birth_family_name not in answer.text
+        answers.add((answer.status_code, answer.json()["issue"][0]["code"]))
+    assert answers == {(403, "forbidden")}
+    assert AuditEvent.objects.filter(patient_ins__in=[personas.leo.ins, bob.ins]).count() == traces
+    own = client.execute("Patient", method="get", params={"identifier": f"{INS_SYSTEM}|{personas.alice.ins}"})
+    assert own["entry"][0]["resource"]["name"][0]["family"] == "Martin"
+
+
+def test_a_token_naming_no_patient_searches_but_reads_or_changes_no_document(xds_kit, fhir, personas):
+    """SOAP needs the VIHF's patient for ITI-41, 43, 57 and TD0.2; a token naming none retrieved,
+    submitted and patched (found by review). Refused with 403, nothing changed; the searches,
+    which name their patient as ITI-18's Find queries do, and the PS's own traces still answer."""
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    document = DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id)
+    resource_id = document.entry_uuid.removeprefix("urn:uuid:")
+    unbound = xds_kit.token(personas.dr_bernard, patient_ins="")
+    base = f"{xds_kit.base_url}/fhir"
+    auth = {"Authorization": f"Bearer {unbound}"}
+    patch_headers = {**auth, "Content-Type": "application/json-patch+json"}
+    post_headers = {**auth, "Content-Type": "application/fhir+json"}
+    delete = json.dumps([{"op": "replace", "path": "/status", "value": "entered-in-error"}])
+    bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+    simplified = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference"
+    )
+    before = DocumentEntry.objects.count()
+    refused = {
+        "ITI-68": requests.get(f"{base}/Binary/{resource_id}", headers=auth, timeout=10),
+        "read": requests.get(f"{base}/DocumentReference/{resource_id}", headers=auth, timeout=10),
+        "ITI-65": requests.post(f"{base}/", data=json.dumps(bundle), headers=post_headers, timeout=10),
+        "ITI-105": requests.post(
+            f"{base}/DocumentReference", data=json.dumps(simplified), headers=post_headers, timeout=10
+        ),
+        "PATCH": requests.patch(
+            f"{base}/DocumentReference/{resource_id}", data=delete, headers=patch_headers, timeout=10
+        ),
+        "PATCH ?identifier": requests.patch(
+            f"{base}/DocumentReference",
+            params={"identifier": f"urn:ietf:rfc:3986|urn:oid:{document.unique_id}"},
+            data=delete,
+            headers=patch_headers,
+            timeout=10,
+        ),
+        "TD0.2": requests.get(
+            f"{base}/Patient",
+            params={"identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+            headers=auth,
+            timeout=10,
+        ),
+    }
+    for name, answer in refused.items():
+        assert answer.status_code == 403, (name, answer.text)
+        assert answer.json()["issue"][0]["code"] == "forbidden", name
+        assert "patient" in answer.text, name
+    assert submission.documents[0].content not in refused["ITI-68"].content
+    assert DocumentEntry.objects.count() == before
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.availability_status) == (
+        document.version,
+        document.availability_status,
+    )
+    found = requests.get(
+        f"{base}/DocumentReference",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+        headers=auth,
+        timeout=10,
+    )
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [resource_id]
+    listed = requests.get(
+        f"{base}/List",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"},
+        headers=auth,
+        timeout=10,
+    )
+    assert len(listed.json()["entry"]) == 1
+    assert requests.get(f"{base}/AuditEvent", headers=auth, timeout=10).status_code == 200
+
+
+def test_reading_another_patients_document_is_not_found_and_leaves_no_read_trace(xds_kit, fhir, personas):
+    """A read (or PATCH) of Léo's document with a token bound to Alice was answered 404 after a
+    successful metadata read had been traced on Léo's record (found by review): the token's
+    patient now confines the lookup, so no trace says Léo's document was read."""
+    leo = submission_for(
+        ins=personas.leo.identifier,
+        author=author_of(personas.dr_bernard, personas.cabinet),
+        drafts=[DocumentDraft()],
+    )
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=leo)
+    document = DocumentEntry.objects.get(unique_id=leo.documents[0].unique_id)
+    _, token = fhir(personas.dr_bernard)  # bound to Alice
+    url = f"{xds_kit.base_url}/fhir/DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}"
+    traces = AuditEvent.objects.filter(document_unique_id=document.unique_id).count()
+    read = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    patched = requests.patch(
+        url,
+        data=json.dumps([{"op": "replace", "path": "/status", "value": "entered-in-error"}]),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json-patch+json"},
+        timeout=10,
+    )
+    for answer in (read, patched):
+        assert answer.status_code == 404, answer.text
+        OperationOutcome.model_validate(answer.json())
+    assert AuditEvent.objects.filter(document_unique_id=document.unique_id).count() == traces
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.availability_status) == (
+        document.version,
+        document.availability_status,
+    )
+
+
+A07 = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument"
+# PDSm4DMP TD3.3a and TD3.3b, verbatim: a DMP code (or N) replaces the first security label.
+PDSM_MASK = {
+    "MASQUE_PS": "Masqué aux professionnels de santé",
+    "INVISIBLE_PATIENT": "Non visible par le patient",
+}
+PDSM_NORMAL = [
+    {
+        "op": "replace",
+        "path": "/securityLabel/0",
+        "value": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                    "code": "N",
+                    "display": "normal",
+                }
+            ]
+        },
+    }
+]
+
+
+def test_the_pdsm4dmp_td33a_and_td33b_patches_mask_and_unmask(xds_kit, fhir, personas):
+    """PDSm's masking patch was refused 422 (N, which it replaces, counted as another label's
+    change), and its unmasking patch answered 200 with the document still masked (it replaced N
+    and left MASQUE_PS in place) (found by review). A patch that asks for labels the DMP does not
+    store is refused, not answered 200."""
+    _, token = fhir(personas.dr_bernard)
+    submission = alice_submission(xds_kit, [DocumentDraft()])
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)
+    unique = submission.documents[0].unique_id
+    url = f"{xds_kit.base_url}/fhir/DocumentReference"
+    params = {"identifier": f"urn:ietf:rfc:3986|urn:oid:{unique}"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json-patch+json",
+        "Accept": "application/fhir+json",
+    }
+
+    def patch(body):
+        return requests.patch(url, params=params, data=json.dumps(body), headers=headers, timeout=10)
+
+    flags = {"MASQUE_PS": "masked_to_professionals", "INVISIBLE_PATIENT": "invisible_to_patient"}
+    for code, display in PDSM_MASK.items():
+        mask = [
+            {
+                "op": "replace",
+                "path": "/securityLabel/0",
+                "value": {"coding": [{"system": A07, "code": code, "display": display}]},
+            }
+        ]
+        masked = patch(mask)
+        assert masked.status_code == 200, (code, masked.text)
+        assert masked.json()["securityLabel"][0]["coding"][0]["code"] == code
+        assert getattr(DocumentEntry.objects.get(unique_id=unique), flags[code]) is True
+        assert patch(mask).status_code == 200  # already as asked
+        unmasked = patch(PDSM_NORMAL)
+        assert unmasked.status_code == 200, (code, unmasked.text)
+        assert [c["code"] for label in unmasked.json()["securityLabel"] for c in label["coding"]] == ["N"]
+        assert getattr(DocumentEntry.objects.get(unique_id=unique), flags[code]) is False
+    document = DocumentEntry.objects.get(unique_id=unique)
+    assert patch(PDSM_NORMAL).status_code == 200  # already normal: nothing to do, nothing done
+    dropped = patch([{"op": "remove", "path": "/securityLabel/0"}])
+    assert dropped.status_code == 422, dropped.text
+    OperationOutcome.model_validate(dropped.json())
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.version, unchanged.confidentiality_codes) == (
+        document.version,
+        document.confidentiality_codes,
+    )
+
+
+def test_a_second_content_or_an_entry_that_is_not_a_creation_is_refused(xds_kit, fhir, personas):
+    """Only content[0] was read and entry.request never: a second document content, or entries
+    asking for DELETE or a PUT elsewhere, were dropped or ignored while the answer said 201
+    (found by review). Refused, naming the element, nothing stored."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = f"{xds_kit.base_url}/fhir/"
+    before = DocumentEntry.objects.count()
+
+    def fresh():
+        bundle = bundle_for(alice_submission(xds_kit, [DocumentDraft()]))
+        document = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference")
+        return bundle, document
+
+    two_contents, document = fresh()
+    second = json.loads(json.dumps(document["resource"]["content"][0]))
+    second["attachment"] = {
+        "contentType": "application/pdf",
+        "data": base64.b64encode(b"%PDF-1.4 another document").decode(),
+        "creation": "2024-01-01T00:00:00Z",
+    }
+    document["resource"]["content"].append(second)
+    answer = requests.post(base, data=json.dumps(two_contents), headers=headers, timeout=10)
+    assert answer.status_code == 422, answer.text
+    assert "content" in answer.text
+    simplified = json.loads(json.dumps(document["resource"]))
+    simplified["content"][0]["attachment"]["data"] = base64.b64encode(b"<ClinicalDocument/>").decode()
+    del simplified["content"][0]["attachment"]["url"]
+    answer = requests.post(
+        base + "DocumentReference", data=json.dumps(simplified), headers=headers, timeout=10
+    )
+    assert answer.status_code == 422, answer.text
+    assert "content" in answer.text
+    for request in (
+        {"method": "DELETE", "url": "DocumentReference/x"},
+        {"method": "PUT", "url": "DocumentReference/x"},
+        {"method": "POST", "url": "Binary"},
+        None,
+    ):
+        bundle, document = fresh()
+        if request is None:
+            del document["request"]
+        else:
+            document["request"] = request
+        answer = requests.post(base, data=json.dumps(bundle), headers=headers, timeout=10)
+        assert answer.status_code == 422, (request, answer.text)
+        assert "request" in answer.text
+    assert DocumentEntry.objects.count() == before
+
+
+def test_date_searches_the_date_shown_and_creation_the_creation_time(xds_kit, fhir, personas):
+    """`date` filtered on creationTime while DocumentReference.date shows the registration time
+    (found by review): a document written in 2020 and registered today was not found by
+    date=ge<the date it shows>. `date` is FHIR's DocumentReference.date, `creation` MHD's
+    attachment.creation."""
+    client, _ = fhir(personas.dr_bernard)
+    written = dt.datetime(2020, 1, 15, 10, 0, tzinfo=dt.UTC)
+    submission = alice_submission(xds_kit, [DocumentDraft(creation_time=written)])
+    client.execute("", method="post", data=bundle_for(submission))
+    (shown,) = search(client)
+    assert shown["content"][0]["attachment"]["creation"].startswith("2020-01-15")
+    day = shown["date"][:10]
+    assert day != "2020-01-15"
+    assert len(search(client, date=f"ge{day}")) == 1
+    assert len(search(client, date=day)) == 1
+    assert search(client, date="2020-01-15") == []
+    assert len(search(client, creation="2020-01-15")) == 1
+    assert search(client, creation=f"ge{day}") == []
+    assert len(search(client, date=f"ge{day}", creation="lt2021")) == 1
+    assert search(client, date="lt2021", creation="lt2021") == []
+    # _sort=date orders by the same date: registered later, written earlier, shown first.
+    older = alice_submission(xds_kit, [DocumentDraft(creation_time=dt.datetime(2019, 5, 1, tzinfo=dt.UTC))])
+    client.execute("", method="post", data=bundle_for(older))
+    newest_first = [r["masterIdentifier"]["value"] for r in search(client)]
+    assert newest_first == [f"urn:oid:{d.unique_id}" for d in (*older.documents, *submission.documents)]
+    assert [r["masterIdentifier"]["value"] for r in search(client, _sort="date")] == newest_first[::-1]
+
+
+def test_the_list_search_applies_its_parameters_and_refuses_unknown_ones(xds_kit, fhir, personas):
+    """ITI-66 ignored identifier, code, date, status and designationType (and any unknown
+    parameter), answering every List while its self link echoed them (found by review)."""
+    client, token = fhir(personas.dr_bernard)
+    filed = alice_submission(xds_kit, [DocumentDraft()])
+    folder = FolderInput(
+        entry_uuid="Folder01",
+        unique_id="1.2.250.1.999.7.1",
+        patient_id=filed.submission_set.patient_id,
+        title="Suivi",
+        codes=(CodedValue(code="SUIVI", scheme="1.2.250.1.999.7", display="Suivi"),),
+    )
+    filed = filed.model_copy(
+        update={
+            "folders": (folder,),
+            "associations": (
+                *filed.associations,
+                AssociationInput(
+                    entry_uuid="F1",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source="SubmissionSet01",
+                    target="Folder01",
+                    submission_set_status="Original",
+                ),
+                AssociationInput(
+                    entry_uuid="F2",
+                    association_type=AssociationType.HAS_MEMBER,
+                    source="Folder01",
+                    target=filed.documents[0].entry_uuid,
+                ),
+            ),
+        }
+    )
+    submission_register(caller=personas.ps(personas.dr_bernard), submission=filed)
+    later = alice_submission(xds_kit, [DocumentDraft()])
+    client.execute("", method="post", data=bundle_for(later))
+
+    def lists(**params):
+        bundle = client.execute(
+            "List",
+            method="get",
+            params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", **params},
+        )
+        return [e["resource"] for e in bundle.get("entry", [])]
+
+    def codes(found):
+        return sorted(r["code"]["coding"][0]["code"] for r in found)
+
+    assert codes(lists()) == ["folder", "submissionset", "submissionset"]
+    (shown_folder,) = lists(code="folder")
+    assert shown_folder["title"] == "Suivi"
+    document = DocumentEntry.objects.get(unique_id=filed.documents[0].unique_id)
+    assert shown_folder["entry"] == [
+        {"item": {"reference": f"DocumentReference/{document.entry_uuid.removeprefix('urn:uuid:')}"}}
+    ]
+    assert codes(lists(code="submissionset")) == ["submissionset", "submissionset"]
+    (by_unique,) = lists(identifier=f"urn:ietf:rfc:3986|urn:oid:{later.submission_set.unique_id}")
+    official = next(i for i in by_unique["identifier"] if i["use"] == "official")
+    assert [r["id"] for r in lists(identifier=f"urn:ietf:rfc:3986|{official['value']}")] == [by_unique["id"]]
+    assert lists(identifier="urn:ietf:rfc:3986|urn:oid:1.2.3.4") == []
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert len(lists(date=f"ge{today}")) == 3
+    assert lists(date="ge2999-01-01") == []
+    assert len(lists(status="current")) == 3
+    assert lists(status="retired") == []
+    content_type = later.submission_set.content_type_code
+    assert (
+        codes(lists(designationType=f"urn:oid:{content_type.scheme}|{content_type.code}"))
+        == ["submissionset"] * 2
+    )
+    assert codes(lists(designationType="SUIVI")) == ["folder"]
+    dated = client.execute(
+        "List",
+        method="get",
+        params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", "date": "ge2999-01-01"},
+    )
+    assert "date=ge2999-01-01" in dated["link"][0]["url"]
+    for params in ({"nonsense": "x"}, {"code": "other"}, {"status": "draft"}, {"date": "2024-13"}):
+        answer = requests.get(
+            f"{xds_kit.base_url}/fhir/List",
+            params={"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}", **params},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 422, (params, answer.text)
+        OperationOutcome.model_validate(answer.json())
+
+
+def test_the_capability_statement_gives_each_search_parameter_its_type(xds_kit):
+    """Every search parameter was declared a token, the dates included, and List declared none."""
+    metadata = requests.get(f"{xds_kit.base_url}/fhir/metadata", timeout=10).json()
+    resources = {r["type"]: r for r in metadata["rest"][0]["resource"]}
+    types = {p["name"]: p["type"] for p in resources["DocumentReference"]["searchParam"]}
+    assert (types["date"], types["period"], types["creation"], types["patient"]) == (
+        "date",
+        "date",
+        "date",
+        "reference",
+    )
+    assert (types["type"], types["identifier"]) == ("token", "token")
+    listed = {p["name"]: p["type"] for p in resources["List"]["searchParam"]}
+    assert (listed["date"], listed["code"], listed["identifier"]) == ("date", "token", "token")

@@ -60,6 +60,8 @@ def bearer(personas, tmp_path, settings):
         lps_name="Schemathesis",
         lps_version="1",
         homologation=number,
+        # Bound to a patient, as a VIHF is: without one, only the searches would get past the 403.
+        patient_ins=personas.alice.identifier.hl7(),
     )
     assertion = client_assertion(claims, key=sign.key, certificate=sign.certificate, token_url=TOKEN_URL)
     return issue_token(assertion=assertion, token_url=TOKEN_URL, scope="")["access_token"]
