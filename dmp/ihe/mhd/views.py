@@ -96,6 +96,7 @@ SEARCH_PARAMS: Final = frozenset(
         "_count",
         "_sort",
         "_getpagesoffset",
+        "_format",
         "creation",
     }
 )
@@ -161,6 +162,21 @@ def _json_body(request: HttpRequest) -> Any:
     return payload
 
 
+# What FHIR's `_format` may ask for here: JSON under any of its names.
+JSON_FORMATS: Final = frozenset({"json", "application/json", "application/fhir+json"})
+
+
+def _format_refused(request: HttpRequest) -> HttpResponse | None:
+    """406 for a `_format` this server cannot answer in (XML, Turtle), rather than JSON anyway
+    or a 422 'unsupported search parameter' for the JSON it does answer in."""
+    wanted = request.GET.get("_format")
+    if wanted is None or wanted.split(";")[0].strip() in JSON_FORMATS:
+        return None
+    return _outcome(
+        406, "not-supported", f"_format {wanted!r}: this server answers in JSON only (_format=json)"
+    )
+
+
 def fhir_view(
     scope: str, methods: list[str], *, every_profile: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -189,6 +205,8 @@ def fhir_view(
                 return _outcome(403, "forbidden", exc.message)
             if carries_nul(request):
                 return _outcome(400, "invalid", "NUL characters are not allowed in the request")
+            if (refused := _format_refused(request)) is not None:
+                return refused
             try:
                 return view(request, caller, patient, *args, **kwargs)
             except RequestDataTooBig:
@@ -235,6 +253,8 @@ def _search_params(names: frozenset[str]) -> list[dict[str, str]]:
 @csrf_exempt
 @require_http_methods(["GET"])
 def capability_statement(request: HttpRequest) -> HttpResponse:
+    if (refused := _format_refused(request)) is not None:
+        return refused
     search = _search_params(SEARCH_PARAMS)
     return _json(
         {
@@ -613,6 +633,7 @@ LIST_SEARCH_PARAMS: Final = frozenset(
         "designationType",
         "_count",
         "_getpagesoffset",
+        "_format",
     }
 )
 LIST_KINDS: Final = frozenset({"submissionset", "folder"})

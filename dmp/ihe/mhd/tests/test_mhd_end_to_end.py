@@ -1013,3 +1013,26 @@ def test_the_capability_statement_gives_each_search_parameter_its_type(xds_kit):
     assert (types["type"], types["identifier"]) == ("token", "token")
     listed = {p["name"]: p["type"] for p in resources["List"]["searchParam"]}
     assert (listed["date"], listed["code"], listed["identifier"]) == ("date", "token", "token")
+
+
+def test_format_json_is_answered_and_another_format_refused(xds_kit, fhir, personas):
+    """`_format=json` was refused as an unsupported search parameter (422), and `_format=xml`
+    got the same 422 on a search but JSON on a read (found by review): JSON is answered under any
+    of its names, another format is a 406."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{xds_kit.base_url}/fhir"
+    alice = {"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"}
+    for value in ("json", "application/fhir+json", "application/json"):
+        for path in ("DocumentReference", "List"):
+            answer = requests.get(
+                f"{base}/{path}", params={**alice, "_format": value}, headers=headers, timeout=10
+            )
+            assert answer.status_code == 200, (value, path, answer.text)
+            assert answer.json()["resourceType"] == "Bundle"
+    for path, params in (("DocumentReference", alice), ("List", alice), ("AuditEvent", {}), ("metadata", {})):
+        answer = requests.get(
+            f"{base}/{path}", params={**params, "_format": "xml"}, headers=headers, timeout=10
+        )
+        assert answer.status_code == 406, (path, answer.text)
+        assert "JSON" in answer.json()["issue"][0]["diagnostics"]
