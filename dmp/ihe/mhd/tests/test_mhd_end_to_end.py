@@ -1036,3 +1036,23 @@ def test_format_json_is_answered_and_another_format_refused(xds_kit, fhir, perso
         )
         assert answer.status_code == 406, (path, answer.text)
         assert "JSON" in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_an_unknown_path_or_method_under_fhir_gets_an_operation_outcome(xds_kit, fhir, personas):
+    """Django's HTML 404 page and empty 405 answered there (found by review)."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{xds_kit.base_url}/fhir"
+    for method, path, status in (
+        ("GET", "/Observation", 404),
+        ("GET", "/DocumentReference/x/_history/1", 404),
+        ("DELETE", "/DocumentReference/x", 405),
+        ("PUT", "/metadata", 405),
+        ("DELETE", "/", 405),
+    ):
+        answer = requests.request(method, base + path, headers=headers, timeout=10)
+        assert answer.status_code == status, (method, path, answer.text)
+        assert answer.headers["Content-Type"] == "application/fhir+json"
+        OperationOutcome.model_validate(answer.json())
+        if status == 405:
+            assert answer.headers["Allow"]
