@@ -1,6 +1,6 @@
 """FHIR R4 base: /fhir/ (IHE MHD / PDSm)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from dmp.ihe.mhd import views
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("List", views.lists, name="lists"),
     path("Patient", views.patients, name="patients"),
     path("AuditEvent", views.audit_events, name="audit-events"),
+    # Last: any other path gets an OperationOutcome rather than Django's HTML page.
+    re_path(r"^(?P<path>.*)$", views.unknown, name="unknown"),
 ]

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
 from typing import Any, Final
 
@@ -96,6 +97,7 @@ SEARCH_PARAMS: Final = frozenset(
         "_count",
         "_sort",
         "_getpagesoffset",
+        "_format",
         "creation",
     }
 )
@@ -161,6 +163,44 @@ def _json_body(request: HttpRequest) -> Any:
     return payload
 
 
+# What FHIR's `_format` may ask for here: JSON under any of its names.
+JSON_FORMATS: Final = frozenset({"json", "application/json", "application/fhir+json"})
+
+
+def _format_refused(request: HttpRequest) -> HttpResponse | None:
+    """406 for a `_format` this server cannot answer in (XML, Turtle), rather than JSON anyway
+    or a 422 'unsupported search parameter' for the JSON it does answer in."""
+    wanted = request.GET.get("_format")
+    if wanted is None or wanted.split(";")[0].strip() in JSON_FORMATS:
+        return None
+    return _outcome(
+        406, "not-supported", f"_format {wanted!r}: this server answers in JSON only (_format=json)"
+    )
+
+
+def _fhir_methods(methods: list[str]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Django's require_http_methods, answering a 405 OperationOutcome (its own has no body)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = _outcome(405, "not-supported", f"{request.method} is not allowed here")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+@csrf_exempt
+def unknown(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under /fhir/: an OperationOutcome, as every FHIR answer (Django's page was HTML)."""
+    return _outcome(404, "not-found", f"no FHIR interaction at /fhir/{path}")
+
+
 def fhir_view(
     scope: str, methods: list[str], *, every_profile: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -172,7 +212,7 @@ def fhir_view(
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
-        @require_http_methods(methods)
+        @_fhir_methods(methods)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 needed = WRITE if request.method in {"PATCH", "POST"} else scope
@@ -189,6 +229,8 @@ def fhir_view(
                 return _outcome(403, "forbidden", exc.message)
             if carries_nul(request):
                 return _outcome(400, "invalid", "NUL characters are not allowed in the request")
+            if (refused := _format_refused(request)) is not None:
+                return refused
             try:
                 return view(request, caller, patient, *args, **kwargs)
             except RequestDataTooBig:
@@ -214,7 +256,7 @@ OPENAPI_PATH: Final = Path(__file__).resolve().parents[3] / "docs" / "api" / "mh
 
 
 @csrf_exempt
-@require_http_methods(["GET"])
+@_fhir_methods(["GET"])
 def openapi(request: HttpRequest) -> HttpResponse:
     """The committed OpenAPI description of this API (what Schemathesis tests against)."""
     return HttpResponse(OPENAPI_PATH.read_bytes(), content_type="application/json")
@@ -233,8 +275,10 @@ def _search_params(names: frozenset[str]) -> list[dict[str, str]]:
 
 
 @csrf_exempt
-@require_http_methods(["GET"])
+@_fhir_methods(["GET"])
 def capability_statement(request: HttpRequest) -> HttpResponse:
+    if (refused := _format_refused(request)) is not None:
+        return refused
     search = _search_params(SEARCH_PARAMS)
     return _json(
         {
@@ -613,6 +657,7 @@ LIST_SEARCH_PARAMS: Final = frozenset(
         "designationType",
         "_count",
         "_getpagesoffset",
+        "_format",
     }
 )
 LIST_KINDS: Final = frozenset({"submissionset", "folder"})

@@ -1013,3 +1013,46 @@ def test_the_capability_statement_gives_each_search_parameter_its_type(xds_kit):
     assert (types["type"], types["identifier"]) == ("token", "token")
     listed = {p["name"]: p["type"] for p in resources["List"]["searchParam"]}
     assert (listed["date"], listed["code"], listed["identifier"]) == ("date", "token", "token")
+
+
+def test_format_json_is_answered_and_another_format_refused(xds_kit, fhir, personas):
+    """`_format=json` was refused as an unsupported search parameter (422), and `_format=xml`
+    got the same 422 on a search but JSON on a read (found by review): JSON is answered under any
+    of its names, another format is a 406."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{xds_kit.base_url}/fhir"
+    alice = {"patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}"}
+    for value in ("json", "application/fhir+json", "application/json"):
+        for path in ("DocumentReference", "List"):
+            answer = requests.get(
+                f"{base}/{path}", params={**alice, "_format": value}, headers=headers, timeout=10
+            )
+            assert answer.status_code == 200, (value, path, answer.text)
+            assert answer.json()["resourceType"] == "Bundle"
+    for path, params in (("DocumentReference", alice), ("List", alice), ("AuditEvent", {}), ("metadata", {})):
+        answer = requests.get(
+            f"{base}/{path}", params={**params, "_format": "xml"}, headers=headers, timeout=10
+        )
+        assert answer.status_code == 406, (path, answer.text)
+        assert "JSON" in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_an_unknown_path_or_method_under_fhir_gets_an_operation_outcome(xds_kit, fhir, personas):
+    """Django's HTML 404 page and empty 405 answered there (found by review)."""
+    _, token = fhir(personas.dr_bernard)
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{xds_kit.base_url}/fhir"
+    for method, path, status in (
+        ("GET", "/Observation", 404),
+        ("GET", "/DocumentReference/x/_history/1", 404),
+        ("DELETE", "/DocumentReference/x", 405),
+        ("PUT", "/metadata", 405),
+        ("DELETE", "/", 405),
+    ):
+        answer = requests.request(method, base + path, headers=headers, timeout=10)
+        assert answer.status_code == status, (method, path, answer.text)
+        assert answer.headers["Content-Type"] == "application/fhir+json"
+        OperationOutcome.model_validate(answer.json())
+        if status == 405:
+            assert answer.headers["Allow"]
