@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -121,6 +122,15 @@ def patient_register(traits: PatientTraits) -> Patient:
 _CONTACT_LIMITS = {"address_line": 200, "postal_code": 10, "city": 100, "email": 254, "mobile_phone": 20}
 
 
+def _control_character_problems(texts: Mapping[str, str]) -> list[Problem]:
+    """Text XML cannot carry: identities and contacts are written into CDA headers and HL7v3."""
+    return [
+        Problem(ErrorCode.INVALID, f"{name} holds a control character", name)
+        for name, value in texts.items()
+        if NOT_XML_CHARACTER.search(value)
+    ]
+
+
 def patient_update_contact(
     patient: Patient,
     *,
@@ -150,11 +160,7 @@ def patient_update_contact(
         for name, value in given.items()
         if len(value) > _CONTACT_LIMITS[name]
     ]
-    problems += [
-        Problem(ErrorCode.INVALID, f"{name} holds a control character", name)
-        for name, value in given.items()
-        if NOT_XML_CHARACTER.search(value)
-    ]
+    problems += _control_character_problems(given)
     if given.get("email") and not _EMAIL_RE.match(given["email"]):
         problems.append(Problem(ErrorCode.INVALID, "invalid e-mail address", "email"))
     if problems:
@@ -179,12 +185,7 @@ def legal_representative_add(
     if relationship not in LegalRepresentative.Relationship.values:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown relationship", "relationship")])
     texts = {"family_name": family_name, "given_name": given_name, "email": email, "phone": phone}
-    problems = [
-        Problem(ErrorCode.INVALID, f"{name} holds a control character", name)
-        for name, value in texts.items()
-        if NOT_XML_CHARACTER.search(value)
-    ]
-    if problems:
+    if problems := _control_character_problems(texts):
         raise ValidationFailed(problems)
     return LegalRepresentative.objects.create(
         patient=patient,

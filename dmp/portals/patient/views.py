@@ -312,8 +312,6 @@ def document_mask(request: HttpRequest, patient: PatientSession, unique_id: str)
     except Conflict:
         messages.error(request, _("Le document a changé entre-temps ; recommencez."))
         return redirect("patient_portal:document", unique_id=unique_id)
-    if document.record_id != patient.record.pk:  # pragma: no cover - the policy already refused
-        raise NotFound("document not found")
     if document.masked_to_professionals:
         messages.success(
             request,
@@ -333,7 +331,7 @@ def document_delete(request: HttpRequest, patient: PatientSession, unique_id: st
     if not form.is_valid():
         raise NotFound("invalid request")
     try:
-        document = document_change_status(
+        document_change_status(
             caller=patient.caller,
             entry_uuid=form.cleaned_data["entry_uuid"],
             new_status=DocumentStatus.DELETED,
@@ -342,8 +340,6 @@ def document_delete(request: HttpRequest, patient: PatientSession, unique_id: st
     except Conflict:
         messages.error(request, _("Le document a changé entre-temps ; recommencez."))
         return redirect("patient_portal:document", unique_id=unique_id)
-    if document.record_id != patient.record.pk:  # pragma: no cover - the policy already refused
-        raise NotFound("document not found")
     messages.success(request, _("Votre document est supprimé de votre dossier."))
     return redirect("patient_portal:documents")
 
