@@ -216,73 +216,86 @@ def list_status(availability_status: str) -> str:
     return LIST_STATUS.get(DocumentStatus(availability_status), "current")
 
 
-def folder_list(folder: Folder, members: list[str]) -> dict[str, Any]:
-    """An XDS Folder as an MHD List of code `folder` (codeList as designationType)."""
-    ins_value, ins_oid = _ins_parts(folder.patient_id)
+def _list(
+    *,
+    entry_uuid: str,
+    unique_id: str,
+    patient_id: str,
+    availability_status: str,
+    title: str,
+    code: str,
+    date: dt.datetime | None,
+    extension: list[dict[str, Any]],
+    members: list[str],
+    comments: str = "",
+) -> dict[str, Any]:
+    """An MHD List: what a submission set and a folder share."""
+    ins_value, ins_oid = _ins_parts(patient_id)
     pruned: dict[str, Any] = _pruned(
         {
             "resourceType": "List",
-            "id": fhir_id(folder.entry_uuid),
+            "id": fhir_id(entry_uuid),
             "identifier": [
-                {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{folder.unique_id}"},
-                {"use": "official", "system": "urn:ietf:rfc:3986", "value": folder.entry_uuid},
+                {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{unique_id}"},
+                {"use": "official", "system": "urn:ietf:rfc:3986", "value": entry_uuid},
             ],
-            "status": list_status(folder.availability_status),
+            "status": list_status(availability_status),
             "mode": "working",
-            "title": folder.title or None,
-            "code": {"coding": [{"system": LIST_TYPES, "code": "folder"}]},
+            "title": title or None,
+            "code": {"coding": [{"system": LIST_TYPES, "code": code}]},
             "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
-            "date": fhir_time(folder.last_update_time),
-            "note": [{"text": folder.comments}] if folder.comments else None,
-            "extension": [
-                {
-                    "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
-                    "valueCodeableConcept": concept(
-                        c.get("code", "?"), c.get("scheme", ""), c.get("display", "")
-                    ),
-                }
-                for c in folder.codes
-            ]
-            or None,
+            "date": fhir_time(date),
+            "note": [{"text": comments}] if comments else None,
+            "extension": extension or None,
             "entry": [{"item": {"reference": f"DocumentReference/{fhir_id(m)}"}} for m in members] or None,
         }
     )
     return pruned
+
+
+def _designation_type(code: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
+        "valueCodeableConcept": concept(
+            code.get("code", "?"), code.get("scheme", ""), code.get("display", "")
+        ),
+    }
+
+
+def folder_list(folder: Folder, members: list[str]) -> dict[str, Any]:
+    """An XDS Folder as an MHD List of code `folder` (codeList as designationType)."""
+    return _list(
+        entry_uuid=folder.entry_uuid,
+        unique_id=folder.unique_id,
+        patient_id=folder.patient_id,
+        availability_status=folder.availability_status,
+        title=folder.title,
+        code="folder",
+        date=folder.last_update_time,
+        extension=[_designation_type(c) for c in folder.codes],
+        members=members,
+        comments=folder.comments,
+    )
 
 
 def submission_set_list(subset: SubmissionSet, members: list[str]) -> dict[str, Any]:
-    ins_value, ins_oid = _ins_parts(subset.patient_id)
-    content = subset.content_type_code or {}
-    pruned: dict[str, Any] = _pruned(
-        {
-            "resourceType": "List",
-            "id": fhir_id(subset.entry_uuid),
-            "identifier": [
-                {"use": "usual", "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{subset.unique_id}"},
-                {"use": "official", "system": "urn:ietf:rfc:3986", "value": subset.entry_uuid},
-            ],
-            "status": list_status(subset.availability_status),
-            "mode": "working",
-            "title": subset.title or None,
-            "code": {"coding": [{"system": LIST_TYPES, "code": "submissionset"}]},
-            "subject": {"identifier": {"system": f"urn:oid:{ins_oid}", "value": ins_value}},
-            "date": fhir_time(subset.submission_time),
-            "extension": [
-                {
-                    "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId",
-                    "valueIdentifier": {"value": f"urn:oid:{subset.source_id}"},
-                },
-                {
-                    "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType",
-                    "valueCodeableConcept": concept(
-                        content.get("code", "?"), content.get("scheme", ""), content.get("display", "")
-                    ),
-                },
-            ],
-            "entry": [{"item": {"reference": f"DocumentReference/{fhir_id(m)}"}} for m in members] or None,
-        }
+    return _list(
+        entry_uuid=subset.entry_uuid,
+        unique_id=subset.unique_id,
+        patient_id=subset.patient_id,
+        availability_status=subset.availability_status,
+        title=subset.title,
+        code="submissionset",
+        date=subset.submission_time,
+        extension=[
+            {
+                "url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId",
+                "valueIdentifier": {"value": f"urn:oid:{subset.source_id}"},
+            },
+            _designation_type(subset.content_type_code or {}),
+        ],
+        members=members,
     )
-    return pruned
 
 
 def _ins_parts(cx: str) -> tuple[str, str]:
