@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
 from dmp.common.xml import NOT_XML_CHARACTER
 from dmp.identity.ins import Ins, InvalidIns, parse_ins
-from dmp.identity.models import HealthProfessional, LegalRepresentative, Patient, Structure
+from dmp.identity.models import LegalRepresentative, Patient
 
 _RPPS_RE = re.compile(r"^\d{11}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -195,14 +195,6 @@ def legal_representative_add(
         email=email,
         mobile_phone=phone,
     )
-
-
-def professional_get(national_id: str) -> HealthProfessional | None:
-    return HealthProfessional.objects.filter(national_id=national_id, is_active=True).first()
-
-
-def structure_get(id_nat: str) -> Structure | None:
-    return Structure.objects.filter(id_nat=id_nat).first()
 
 
 def make_rpps(seed: int) -> str:
