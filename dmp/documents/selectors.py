@@ -307,49 +307,17 @@ def _contents_for(
     )
 
 
-def documents_by_ids(
-    *, caller: Caller, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = ()
-) -> list[VisibleDocument]:
-    """GetDocuments: the listed documents the caller may see, across records, unknown ids skipped."""
-    condition = Q(entry_uuid__in=list(entry_uuids)) | Q(unique_id__in=list(unique_ids))
-    found = list(
-        with_authors(
-            DocumentEntry.objects.filter(condition).exclude(availability_status=DocumentStatus.DELETED)
-        )
+def current_entry_uuids(*, record: Record, entry_uuids: Iterable[str]) -> set[str]:
+    """The current entryUUIDs of the record's documents that older entryUUIDs name.
+
+    An ITI-57 update gives a document a new entryUUID and keeps the old one in its version
+    history (ADR 0001), so a software that kept the old id still finds the document as it is now.
+    Only ids: the caller filters what it answers through the access decision point."""
+    return set(
+        DocumentEntryVersion.objects.filter(
+            entry_uuid__in=list(entry_uuids), document__record=record
+        ).values_list("document__entry_uuid", flat=True)
     )
-    # Older entryUUIDs (before an ITI-57 update) resolve to their current document.
-    known = {d.entry_uuid for d in found}
-    missing = [u for u in entry_uuids if u not in known]
-    if missing:
-        older = DocumentEntryVersion.objects.filter(entry_uuid__in=missing).values_list(
-            "document_id", flat=True
-        )
-        found += list(
-            with_authors(
-                DocumentEntry.objects.filter(pk__in=list(older)).exclude(pk__in=[d.pk for d in found])
-            )
-        )
-    results: list[VisibleDocument] = []
-    by_record: dict[int, list[DocumentEntry]] = {}
-    for document in found:
-        by_record.setdefault(document.record_id, []).append(document)
-    for documents in by_record.values():
-        record = documents[0].record
-        try:
-            access = access_loaded_record(
-                caller,
-                record=record,
-                action=Action.RECORD_LIST_DOCUMENTS,
-                audit_action=AuditAction.DOCUMENT_QUERY,
-            )
-        except NotFound:
-            continue
-        visible = [
-            VisibleDocument(d, decision) for d, decision in visible_documents(caller, access.facts, documents)
-        ]
-        results.extend(visible)
-        _audit_query(caller, access, AuditAction.DOCUMENT_READ_METADATA, len(visible), "GetDocuments")
-    return results
 
 
 def document_get(
@@ -628,11 +596,11 @@ __all__ = [
     "RecordContents",
     "RetrievedDocument",
     "VisibleDocument",
+    "current_entry_uuids",
     "document_get",
     "document_retrieve",
     "document_search",
     "document_visible",
-    "documents_by_ids",
     "kept_signatures",
     "like_regex",
     "record_contents",

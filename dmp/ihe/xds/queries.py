@@ -34,6 +34,7 @@ from dmp.documents.selectors import (
     DocumentQuery,
     RecordContents,
     any_code_matches,
+    current_entry_uuids,
     document_search,
     like_regex,
     record_contents,
@@ -441,16 +442,29 @@ def _record_contents(context: QueryContext, name: str) -> RecordContents:
     return _contents(context, _record_for(context), name)
 
 
-def _get_documents(
-    context: QueryContext, request: QueryRequest, *, associations: bool = False
-) -> QueryResult:
+def _named_documents(
+    context: QueryContext, request: QueryRequest, name: str
+) -> tuple[RecordContents, list[DocumentEntry]]:
+    """The record's contents and, among its documents the caller may see, those that
+    $XDSDocumentEntryEntryUUID or $XDSDocumentEntryUniqueId name. An entryUUID an ITI-57 update
+    replaced still names its document (ADR 0001): the old id is looked up only when missing."""
     uuids, uniques = _ids(request, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId")
-    contents = _record_contents(context, "GetDocuments")
+    record = _record_for(context)
+    contents = _contents(context, record, name)
+    if uuids - {v.document.entry_uuid for v in contents.documents}:
+        uuids |= current_entry_uuids(record=record, entry_uuids=uuids)
     documents = [
         v.document
         for v in contents.documents
         if v.document.entry_uuid in uuids or v.document.unique_id in uniques
     ]
+    return contents, documents
+
+
+def _get_documents(
+    context: QueryContext, request: QueryRequest, *, associations: bool = False
+) -> QueryResult:
+    contents, documents = _named_documents(context, request, "GetDocuments")
     found = {d.entry_uuid for d in documents}
     linked = (
         [a for a in contents.associations if a.source_uuid in found or a.target_uuid in found]
@@ -533,30 +547,20 @@ def _format_of(document: DocumentEntry) -> dict[str, str]:
 
 
 def _get_folders_for_document(context: QueryContext, request: QueryRequest) -> QueryResult:
-    uuids, uniques = _ids(request, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId")
-    contents = _record_contents(context, "GetFoldersForDocument")
-    documents = {
-        v.document.entry_uuid
-        for v in contents.documents
-        if v.document.entry_uuid in uuids or v.document.unique_id in uniques
-    }
+    contents, named = _named_documents(context, request, "GetFoldersForDocument")
+    documents = {d.entry_uuid for d in named}
     folders = [f for f in contents.folders if _members(contents, f.entry_uuid) & documents]
     return QueryResult([], [], folders, [])
 
 
 def _get_related_documents(context: QueryContext, request: QueryRequest) -> QueryResult:
-    uuids, uniques = _ids(request, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId")
     types = set(request.values("$AssociationTypes"))
     if not types:
         raise ValidationFailed(
             [Problem(ErrorCode.PARAM_NUMBER, "$AssociationTypes is required", "$AssociationTypes")]
         )
-    contents = _record_contents(context, "GetRelatedDocuments")
-    start = {
-        v.document.entry_uuid
-        for v in contents.documents
-        if v.document.entry_uuid in uuids or v.document.unique_id in uniques
-    }
+    contents, named = _named_documents(context, request, "GetRelatedDocuments")
+    start = {d.entry_uuid for d in named}
     if not start:
         return _empty()
     links = [

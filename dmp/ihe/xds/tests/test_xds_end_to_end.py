@@ -1059,6 +1059,40 @@ def test_an_update_of_a_hidden_document_answers_like_an_unknown_one(xds_kit):
     assert metadata_state() == before
 
 
+def test_an_entry_uuid_an_update_replaced_still_names_its_document(xds_kit):
+    """A software that kept a document's entryUUID from before an ITI-57 update finds the document
+    as it is now with GetDocuments, GetDocumentsAndAssociations and GetRelatedDocuments, but only
+    while the caller may see it."""
+    personas = xds_kit.personas
+    bernard = xds_kit.client(personas.dr_bernard)
+    first = alice_submission(xds_kit, [DocumentDraft(title="CR v1")])
+    assert bernard.provide_and_register(first).ok
+    (replaced,) = find_documents(bernard)
+    replacement = alice_submission(xds_kit, [DocumentDraft(title="CR v2")], replaces={0: replaced.get("id")})
+    assert bernard.provide_and_register(replacement).ok
+    (entry,) = find_documents(bernard)
+    old_uuid = entry.get("id")
+    assert bernard.update_document(entry, confidentiality=[NORMAL, MASQUE_PS]).ok
+    (masked,) = find_documents(bernard)
+    assert masked.get("id") != old_uuid
+
+    def ids(client, query, **params):
+        response = client.stored_query(query, {"$XDSDocumentEntryEntryUUID": f"('{old_uuid}')", **params})
+        assert response.ok, response.errors
+        return [e.get("id") for e in registry_objects(response, "ExtrinsicObject")]
+
+    assert ids(bernard, StoredQuery.GET_DOCUMENTS) == [masked.get("id")]
+    assert ids(bernard, StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS) == [masked.get("id")]
+    related = ids(
+        bernard,
+        StoredQuery.GET_RELATED_DOCUMENTS,
+        **{"$AssociationTypes": "('urn:ihe:iti:2007:AssociationType:RPLC')"},
+    )
+    assert sorted(related) == sorted([masked.get("id"), replaced.get("id")])
+    moreau = xds_kit.client(personas.dr_moreau)
+    assert ids(moreau, StoredQuery.GET_DOCUMENTS) == []
+
+
 def test_a_software_does_only_what_its_homologation_covers(xds_kit):
     """The product's profiles and versions were stored and never read: a consultation-only
     product fed records and created them, an unhomologated version was accepted."""
