@@ -10,6 +10,7 @@ the old one. Document bytes live in the blob store, encrypted with the record's 
 from __future__ import annotations
 
 import uuid
+from typing import Final
 
 from django.db import models
 
@@ -29,6 +30,12 @@ class Confidentiality:
     HL7_SYSTEM = "2.16.840.1.113883.5.25"
     DMP_SYSTEM = "1.2.250.1.213.1.1.4.13"
     DMP_CODES = frozenset({MASKED_TO_PROFESSIONALS, INVISIBLE_TO_PATIENT, INVISIBLE_TO_LEGAL_REPRESENTATIVES})
+    # The DocumentEntry columns that carry the DMP codes, indexed for the visibility filters.
+    FLAG_FIELDS: Final = {
+        MASKED_TO_PROFESSIONALS: "masked_to_professionals",
+        INVISIBLE_TO_PATIENT: "invisible_to_patient",
+        INVISIBLE_TO_LEGAL_REPRESENTATIVES: "invisible_to_legal_representatives",
+    }
 
 
 class SubmissionSet(models.Model):

@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -40,6 +40,7 @@ from dmp.documents.keys import data_key_for
 from dmp.documents.models import (
     Association,
     AssociationType,
+    Confidentiality,
     DocumentAuthor,
     DocumentEntry,
     DocumentEntryVersion,
@@ -347,13 +348,6 @@ def document_get(
     return VisibleDocument(access.document, access.decision)
 
 
-_VISIBILITY_FLAGS: Final = (
-    "masked_to_professionals",
-    "invisible_to_patient",
-    "invisible_to_legal_representatives",
-)
-
-
 def _hidden_periods(
     caller: Caller, facts: RecordFacts, document: DocumentEntry, versions: list[DocumentEntryVersion]
 ) -> list[tuple[dt.datetime | None, dt.datetime | None]]:
@@ -380,7 +374,7 @@ def _hidden_periods(
         if hidden(version.snapshot):
             spans.append((start, version.superseded_at))
         start = version.superseded_at
-    if hidden({f: getattr(document, f) for f in _VISIBILITY_FLAGS}):
+    if hidden({f: getattr(document, f) for f in Confidentiality.FLAG_FIELDS.values()}):
         spans.append((start, None))
     return spans
 

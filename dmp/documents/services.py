@@ -161,14 +161,6 @@ def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> t
     return ins, record
 
 
-# The DMP flags and the indexed columns that carry them.
-_FLAG_FIELDS: Final = {
-    Confidentiality.MASKED_TO_PROFESSIONALS: "masked_to_professionals",
-    Confidentiality.INVISIBLE_TO_PATIENT: "invisible_to_patient",
-    Confidentiality.INVISIBLE_TO_LEGAL_REPRESENTATIVES: "invisible_to_legal_representatives",
-}
-
-
 _DMP_DISPLAYS: Final = {
     Confidentiality.MASKED_TO_PROFESSIONALS: "Masqué aux professionnels de santé",
     Confidentiality.INVISIBLE_TO_PATIENT: "Non visible par le patient",
@@ -196,7 +188,7 @@ def _with_secret_connection(document: DocumentInput, caller: Caller) -> Document
 
 
 def _restrictions(document: DocumentEntry) -> set[str]:
-    return {flag for flag, name in _FLAG_FIELDS.items() if getattr(document, name)}
+    return {flag for flag, name in Confidentiality.FLAG_FIELDS.items() if getattr(document, name)}
 
 
 def _inheriting_restrictions(
@@ -809,7 +801,7 @@ def _confidentiality_audit(change: ConfidentialityChange) -> tuple[Action, Audit
 
 def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) -> _Planned:
     """Every decision and check of one change, before anything is written; refusals raise."""
-    unknown = [c.code for c in change.confidentiality if c.code not in _FLAG_FIELDS]
+    unknown = [c.code for c in change.confidentiality if c.code not in Confidentiality.FLAG_FIELDS]
     if unknown:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, f"{code} is not a DMP visibility code", "code") for code in unknown]
@@ -858,7 +850,7 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
     flips = [
         (flag, audit)
         for flag, audit in planned.flag_audits
-        if getattr(document, _FLAG_FIELDS[flag.code]) != flag.enabled
+        if getattr(document, Confidentiality.FLAG_FIELDS[flag.code]) != flag.enabled
     ]
     if not flips and change.status is None:
         return document
@@ -876,7 +868,7 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
     status_before = document.availability_status
     previous = _new_version(caller, document)
     for flag, _ in flips:
-        setattr(document, _FLAG_FIELDS[flag.code], flag.enabled)
+        setattr(document, Confidentiality.FLAG_FIELDS[flag.code], flag.enabled)
     document.confidentiality_codes = codes
     if change.status is not None:
         document.availability_status = change.status
