@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
+from dmp.common.rows import text_problems
 from dmp.common.xml import NOT_XML_CHARACTER
 from dmp.identity.ins import Ins, InvalidIns, parse_ins
 from dmp.identity.models import LegalRepresentative, Patient
@@ -119,18 +119,6 @@ def patient_register(traits: PatientTraits) -> Patient:
     return Patient.objects.create(ins=ins.value, ins_authority=ins.authority.value, **data)
 
 
-_CONTACT_LIMITS = {"address_line": 200, "postal_code": 10, "city": 100, "email": 254, "mobile_phone": 20}
-
-
-def _control_character_problems(texts: Mapping[str, str]) -> list[Problem]:
-    """Text XML cannot carry: identities and contacts are written into CDA headers and HL7v3."""
-    return [
-        Problem(ErrorCode.INVALID, f"{name} holds a control character", name)
-        for name, value in texts.items()
-        if NOT_XML_CHARACTER.search(value)
-    ]
-
-
 def patient_update_contact(
     patient: Patient,
     *,
@@ -155,12 +143,7 @@ def patient_update_contact(
     }
     if not given:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "no contact field to update", "contact")])
-    problems = [
-        Problem(ErrorCode.INVALID, f"{name} is too long", name)
-        for name, value in given.items()
-        if len(value) > _CONTACT_LIMITS[name]
-    ]
-    problems += _control_character_problems(given)
+    problems = text_problems(Patient, given)
     if given.get("email") and not _EMAIL_RE.match(given["email"]):
         problems.append(Problem(ErrorCode.INVALID, "invalid e-mail address", "email"))
     if problems:
@@ -184,8 +167,8 @@ def legal_representative_add(
 ) -> LegalRepresentative:
     if relationship not in LegalRepresentative.Relationship.values:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown relationship", "relationship")])
-    texts = {"family_name": family_name, "given_name": given_name, "email": email, "phone": phone}
-    if problems := _control_character_problems(texts):
+    texts = {"family_name": family_name, "given_name": given_name, "email": email, "mobile_phone": phone}
+    if problems := text_problems(LegalRepresentative, texts):
         raise ValidationFailed(problems)
     return LegalRepresentative.objects.create(
         patient=patient,

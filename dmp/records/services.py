@@ -20,7 +20,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
-from dmp.common.rows import unique_row
+from dmp.common.rows import text_problems, unique_row
 from dmp.identity.ins import Ins
 from dmp.identity.models import Patient
 from dmp.identity.services import PatientTraits, patient_register, patient_update_contact
@@ -246,8 +246,11 @@ def record_reactivate(*, caller: Caller, ins: Ins, consent: bool) -> Record:
 
 def record_close(*, caller: Caller, record: Record, reason: str, comment: str = "") -> Record:
     """Close a record (at the patient's request, or on death). Its content is kept, not erased."""
+    problems = text_problems(Record, {"closure_comment": comment})
     if reason not in ClosureReason.values:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown closure reason", "reason")])
+        problems.append(Problem(ErrorCode.INVALID, "unknown closure reason", "reason"))
+    if problems:
+        raise ValidationFailed(problems)
     access_loaded_record(
         caller,
         record=record,
@@ -262,7 +265,7 @@ def record_close(*, caller: Caller, record: Record, reason: str, comment: str = 
         locked.status = RecordStatus.CLOSED
         locked.closed_at = clock.now()
         locked.closure_reason = reason
-        locked.closure_comment = comment[:500]
+        locked.closure_comment = comment
         locked.save(update_fields=["status", "closed_at", "closure_reason", "closure_comment", "updated_at"])
         audit_record(
             caller=caller,
@@ -539,15 +542,18 @@ def expression_space_update(
     heirs_access: str = HeirsAccess.NOT_STATED,
     personal_note: str = "",
 ) -> ExpressionSpace:
-    problems = []
+    problems = text_problems(
+        ExpressionSpace,
+        {
+            "organ_donation_note": organ_donation_note,
+            "advance_directives_location": advance_directives_location,
+            "personal_note": personal_note,
+        },
+    )
     if organ_donation not in OrganDonation.values:
         problems.append(Problem(ErrorCode.INVALID, "unknown organ donation position", "organ_donation"))
     if heirs_access not in HeirsAccess.values:
         problems.append(Problem(ErrorCode.INVALID, "unknown heirs access choice", "heirs_access"))
-    if len(personal_note) > 5000:
-        problems.append(
-            Problem(ErrorCode.INVALID, "personal note is limited to 5000 characters", "personal_note")
-        )
     if problems:
         raise ValidationFailed(problems)
     access_loaded_record(
@@ -560,9 +566,9 @@ def expression_space_update(
     with transaction.atomic(durable=True):
         space, _ = ExpressionSpace.objects.select_for_update().get_or_create(record=record)
         space.organ_donation = organ_donation
-        space.organ_donation_note = organ_donation_note[:500]
+        space.organ_donation_note = organ_donation_note
         space.has_advance_directives = has_advance_directives
-        space.advance_directives_location = advance_directives_location[:500]
+        space.advance_directives_location = advance_directives_location
         space.heirs_access = heirs_access
         space.personal_note = personal_note
         space.save()
@@ -581,10 +587,23 @@ def trusted_person_add(
     phone: str = "",
     email: str = "",
 ) -> TrustedPerson:
+    family_name, given_name = family_name.strip(), given_name.strip()
+    problems = text_problems(
+        TrustedPerson,
+        {
+            "family_name": family_name,
+            "given_name": given_name,
+            "relationship": relationship,
+            "phone": phone,
+            "email": email,
+        },
+    )
     if role not in TrustedPerson.Role.values:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown role", "role")])
-    if not family_name.strip() or not given_name.strip():
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "name is required", "family_name")])
+        problems.append(Problem(ErrorCode.INVALID, "unknown role", "role"))
+    if not family_name or not given_name:
+        problems.append(Problem(ErrorCode.INVALID, "name is required", "family_name"))
+    if problems:
+        raise ValidationFailed(problems)
     access_loaded_record(
         caller,
         record=record,
@@ -596,11 +615,11 @@ def trusted_person_add(
         person = TrustedPerson.objects.create(
             record=record,
             role=role,
-            family_name=family_name.strip()[:100],
-            given_name=given_name.strip()[:100],
-            relationship=relationship[:100],
-            phone=phone[:20],
-            email=email[:254],
+            family_name=family_name,
+            given_name=given_name,
+            relationship=relationship,
+            phone=phone,
+            email=email,
         )
         audit_record(
             caller=caller,

@@ -15,12 +15,21 @@ from dmp.common.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
 from dmp.identity.actors import patient_actor
 from dmp.identity.ins import Ins, InsAuthority
 from dmp.records.access import own_record, record_by_ins, record_facts
-from dmp.records.models import Authorisation, ClosureReason, GranteeKind, Record, TrustedPerson
+from dmp.records.models import (
+    Authorisation,
+    ClosureReason,
+    ExpressionSpace,
+    GranteeKind,
+    OrganDonation,
+    Record,
+    TrustedPerson,
+)
 from dmp.records.selectors import records_authorised_for
 from dmp.records.services import (
     AuthorisationChange,
     RecordState,
     authorisation_change,
+    expression_space_update,
     medecin_traitant_set,
     record_close,
     record_create,
@@ -299,3 +308,38 @@ def test_a_patient_is_the_holder_of_their_own_ins_only_not_of_its_value_under_an
     assert record_facts(holder.actor, alice.record).actor_is_holder
     assert not record_facts(holder.actor, twin).actor_is_holder
     assert own_record(holder) == alice.record
+
+
+def test_text_a_column_cannot_hold_is_refused_not_cut(personas):
+    """A closure comment, an expression-space note or a trusted person's details longer than
+    their column (or holding a control character) used to be cut silently and reported saved."""
+    alice = personas.alice
+    caller = personas.patient(alice)
+    record = alice.record
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationFailed) as closing:
+        record_close(caller=caller, record=record, reason=ClosureReason.PATIENT_REQUEST, comment="x" * 501)
+    assert [p.location for p in closing.value.problems] == ["closure_comment"]
+    with pytest.raises(ValidationFailed) as expressing:
+        expression_space_update(
+            caller=caller,
+            record=record,
+            organ_donation=OrganDonation.values[0],
+            organ_donation_note="n" * 501,
+            advance_directives_location="bureau\x07",
+        )
+    assert [p.location for p in expressing.value.problems] == [
+        "organ_donation_note",
+        "advance_directives_location",
+    ]
+    with pytest.raises(ValidationFailed) as adding:
+        trusted_person_add(
+            caller=caller, record=record, role="CONFIANCE", family_name="A", given_name="B", phone="0" * 21
+        )
+    assert [p.location for p in adding.value.problems] == ["phone"]
+    assert record_by_ins(alice.identifier).status == "ACTIF"
+    assert not ExpressionSpace.objects.filter(record=record).exclude(organ_donation_note="").exists()
+    assert not TrustedPerson.objects.filter(record=record, family_name="A").exists()
+    assert AuditEvent.objects.count() == events
+    record_close(caller=caller, record=record, reason=ClosureReason.PATIENT_REQUEST, comment="x" * 500)
+    assert record_by_ins(alice.identifier).closure_comment == "x" * 500
