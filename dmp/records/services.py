@@ -464,10 +464,13 @@ def authorisation_change(
     expires_at: dt.datetime | None = None,
 ) -> Authorisation:
     """The patient, a legal representative or the médecin traitant grants, blocks or removes access."""
+    problems = text_problems(Authorisation, {"grantee_id": grantee_id.strip(), "grantee_name": grantee_name})
     if not grantee_id.strip():
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "grantee id is required", "grantee_id")])
+        problems.append(Problem(ErrorCode.INVALID, "grantee id is required", "grantee_id"))
     if expires_at is not None and expires_at <= clock.now():
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "expiry must be in the future", "expires_at")])
+        problems.append(Problem(ErrorCode.INVALID, "expiry must be in the future", "expires_at"))
+    if problems:
+        raise ValidationFailed(problems)
     access_loaded_record(
         caller,
         record=record,

@@ -337,6 +337,17 @@ def test_text_a_column_cannot_hold_is_refused_not_cut(personas):
             caller=caller, record=record, role="CONFIANCE", family_name="A", given_name="B", phone="0" * 21
         )
     assert [p.location for p in adding.value.problems] == ["phone"]
+    with pytest.raises(ValidationFailed) as granting:
+        authorisation_change(
+            caller=caller,
+            record=record,
+            grantee_kind=GranteeKind.PROFESSIONAL,
+            grantee_id="8" * 65,
+            grantee_name="N" * 201,
+            change=AuthorisationChange.BLOCK,
+        )
+    assert [p.location for p in granting.value.problems] == ["grantee_id", "grantee_name"]
+    assert not Authorisation.objects.filter(record=record, grantee_id="8" * 65).exists()
     assert record_by_ins(alice.identifier).status == "ACTIF"
     assert not ExpressionSpace.objects.filter(record=record).exclude(organ_donation_note="").exists()
     assert not TrustedPerson.objects.filter(record=record, family_name="A").exists()
