@@ -34,6 +34,11 @@ def test_pages_are_available_in_english(db, client):
     response = client.get("/", HTTP_ACCEPT_LANGUAGE="en")
     assert b'lang="en"' in response.content
     assert b"The Shared Medical Record (DMP)" in response.content
+    # The frame every page shares (templates/base.html) and the agents' login page, too.
+    assert b"Skip to content" in response.content
+    assert b"Aller au contenu" not in response.content
+    agents = client.get("/staff/login/", HTTP_ACCEPT_LANGUAGE="en")
+    assert b"Staff sign-in" in agents.content
 
 
 def test_the_compatible_software_list_shows_only_active_public_products(db, client):
