@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils import translation
 
 DEFAULT_CSP = "; ".join(
     [
@@ -29,6 +30,12 @@ DEFAULT_CSP = "; ".join(
 
 # The FHIR API answers these itself, with an OperationOutcome.
 SELF_GUARDED_PREFIXES = ("/fhir/",)
+
+# The web services (SOAP XDS.b and DMP transactions, FHIR) answer in English whatever the
+# request's Accept-Language: their codes are what software acts on, the texts are diagnostics
+# for its developers and the API documentation shows them in English. The portals show the
+# same domain messages to people in their own language.
+MACHINE_CHANNEL_PREFIXES = ("/ihe/", "/fhir/")
 
 
 def carries_nul(request: HttpRequest) -> bool:
@@ -51,3 +58,16 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
+
+
+class MachineChannelLanguageMiddleware:
+    """After LocaleMiddleware: English for the web services (MACHINE_CHANNEL_PREFIXES)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(MACHINE_CHANNEL_PREFIXES):
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
+        return self.get_response(request)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext
 
 from dmp.common.errors import ErrorCode, Problem
 from dmp.common.xml import NOT_XML_CHARACTER
@@ -39,7 +40,19 @@ def text_problems(model: type[Model], texts: Mapping[str, str]) -> list[Problem]
     for name, value in texts.items():
         limit = getattr(model._meta.get_field(name), "max_length", None)
         if limit is not None and len(value) > limit:
-            problems.append(Problem(ErrorCode.INVALID, f"{name} is limited to {limit} characters", name))
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID,
+                    gettext("%(field)s : %(limit)s caractères au plus.") % {"field": name, "limit": limit},
+                    name,
+                )
+            )
         elif NOT_XML_CHARACTER.search(value):
-            problems.append(Problem(ErrorCode.INVALID, f"{name} holds a control character", name))
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID,
+                    gettext("%(field)s contient un caractère de contrôle.") % {"field": name},
+                    name,
+                )
+            )
     return problems

@@ -16,6 +16,7 @@ from typing import Any, Final, NoReturn
 from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from dmp.access.actors import Caller
 from dmp.access.config import current_matrix
@@ -140,7 +141,9 @@ def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> t
         raise ValidationFailed(
             [
                 Problem(
-                    ErrorCode.PATIENT_ID_MISMATCH, "all objects of a submission must share one patientId", ""
+                    ErrorCode.PATIENT_ID_MISMATCH,
+                    gettext("Tous les objets d'une soumission doivent avoir le même patientId."),
+                    "",
                 )
             ]
         )
@@ -150,14 +153,16 @@ def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> t
             [
                 Problem(
                     ErrorCode.PATIENT_ID_MISMATCH,
-                    "the submission's patientId differs from the patient of the security token",
+                    gettext("Le patientId de la soumission n'est pas le patient du jeton de sécurité."),
                     "patientId",
                 )
             ]
         )
     record = record_by_ins(ins)
     if record is None:
-        raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patientId", "patientId")])
+        raise ValidationFailed(
+            [Problem(ErrorCode.UNKNOWN_PATIENT, gettext("Aucun DMP pour ce patientId."), "patientId")]
+        )
     return ins, record
 
 
@@ -207,7 +212,13 @@ def _inheriting_restrictions(
             if problems:
                 raise ValidationFailed(
                     [
-                        replace(p, message=f"{p.message} (the replaced document's restrictions carry over)")
+                        replace(
+                            p,
+                            message=gettext(
+                                "%(problem)s (les restrictions du document remplacé s'appliquent)"
+                            )
+                            % {"problem": p.message},
+                        )
                         for p in problems
                     ]
                 )
@@ -239,7 +250,9 @@ def _refuse_publication(
         reason=decision.reason,
     )
     if caller.actor.is_patient_side and not (facts.actor_is_holder or facts.actor_is_legal_representative):
-        raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patientId", "patientId")])
+        raise ValidationFailed(
+            [Problem(ErrorCode.UNKNOWN_PATIENT, gettext("Aucun DMP pour ce patientId."), "patientId")]
+        )
     raise Forbidden(
         f"not allowed to publish this document: {decision.reason.value}", location=document.unique_id
     )
@@ -300,11 +313,17 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
                 if target is not None and decide_document(caller, facts, target, Action.DOCUMENT_READ):
                     continue
             raise ValidationFailed(
-                [Problem(ErrorCode.UNRESOLVED_REFERENCE, "HasMember does not link known objects", where)]
+                [
+                    Problem(
+                        ErrorCode.UNRESOLVED_REFERENCE,
+                        gettext("HasMember ne relie pas des objets connus."),
+                        where,
+                    )
+                ]
             )
         if source_kind != "DocumentEntry":
             raise ValidationFailed(
-                [Problem(ErrorCode.INVALID, "a relationship must start from a submitted document", where)]
+                [Problem(ErrorCode.INVALID, gettext("Une relation doit partir d'un document soumis."), where)]
             )
         target = existing_documents.get(_normalise_uuid(association.target) or "")
         action = (
@@ -325,25 +344,39 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
             raise ValidationFailed(
                 [
                     Problem(
-                        ErrorCode.UNRESOLVED_REFERENCE, f"unknown target document {association.target}", where
+                        ErrorCode.UNRESOLVED_REFERENCE,
+                        gettext("Document cible inconnu : %(target)s") % {"target": association.target},
+                        where,
                     )
                 ]
             )
         if association.association_type in AssociationType.REPLACING:
             if target.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}:
                 raise ValidationFailed(
-                    [Problem(ErrorCode.CONFLICT, "the replaced document is no longer current", where)]
+                    [
+                        Problem(
+                            ErrorCode.CONFLICT,
+                            gettext("Le document remplacé n'est plus la version courante."),
+                            where,
+                        )
+                    ]
                 )
             if association.source in replaced:
                 # Only one would be deprecated, the other left current beside its replacement.
                 raise ValidationFailed(
-                    [Problem(ErrorCode.CONFLICT, "a document replaces one document only", where)]
+                    [
+                        Problem(
+                            ErrorCode.CONFLICT, gettext("Un document ne remplace qu'un seul document."), where
+                        )
+                    ]
                 )
             if target.entry_uuid in replaced.values():
                 raise ValidationFailed(
                     [
                         Problem(
-                            ErrorCode.CONFLICT, "a document can be replaced only once per submission", where
+                            ErrorCode.CONFLICT,
+                            gettext("Un document ne peut être remplacé qu'une fois par soumission."),
+                            where,
                         )
                     ]
                 )
@@ -396,20 +429,28 @@ def _check_duplicates(submission: SubmissionInput, plan: _Plan) -> None:
         problems.append(
             Problem(
                 ErrorCode.DUPLICATE_UNIQUE_ID if same_bytes else ErrorCode.NON_IDENTICAL_HASH,
-                f"uniqueId {existing.unique_id} is already registered"
-                + ("" if same_bytes else " with different content"),
+                (
+                    gettext("Le uniqueId %(unique_id)s est déjà enregistré.")
+                    if same_bytes
+                    else gettext("Le uniqueId %(unique_id)s est déjà enregistré avec un autre contenu.")
+                )
+                % {"unique_id": existing.unique_id},
                 existing.unique_id,
             )
         )
     if SubmissionSet.objects.filter(unique_id=submission.submission_set.unique_id).exists():
         problems.append(
             Problem(
-                ErrorCode.DUPLICATE_UNIQUE_ID, "SubmissionSet uniqueId is already registered", "SubmissionSet"
+                ErrorCode.DUPLICATE_UNIQUE_ID,
+                gettext("Le uniqueId du SubmissionSet est déjà enregistré."),
+                "SubmissionSet",
             )
         )
     if Folder.objects.filter(unique_id__in=[f.unique_id for f in submission.folders]).exists():
         problems.append(
-            Problem(ErrorCode.DUPLICATE_UNIQUE_ID, "Folder uniqueId is already registered", "Folder")
+            Problem(
+                ErrorCode.DUPLICATE_UNIQUE_ID, gettext("Le uniqueId du Folder est déjà enregistré."), "Folder"
+            )
         )
     if problems:
         raise ValidationFailed(problems)
@@ -608,7 +649,9 @@ def submission_register(
         raise ValidationFailed(
             [
                 Problem(
-                    ErrorCode.DUPLICATE_UNIQUE_ID, "a uniqueId of this submission is already registered", ""
+                    ErrorCode.DUPLICATE_UNIQUE_ID,
+                    gettext("Un uniqueId de cette soumission est déjà enregistré."),
+                    "",
                 )
             ]
         ) from exc
@@ -676,7 +719,14 @@ def _lock_replaced(plan: _Plan) -> dict[str, DocumentEntry]:
     for document in locked:
         if document.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}:
             raise ValidationFailed(
-                [Problem(ErrorCode.CONFLICT, f"document {document.unique_id} was replaced meanwhile", "")]
+                [
+                    Problem(
+                        ErrorCode.CONFLICT,
+                        gettext("Le document %(unique_id)s a été remplacé entre-temps.")
+                        % {"unique_id": document.unique_id},
+                        "",
+                    )
+                ]
             )
     return {document.entry_uuid: document for document in locked}
 
@@ -804,7 +854,14 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
     unknown = [c.code for c in change.confidentiality if c.code not in Confidentiality.FLAG_FIELDS]
     if unknown:
         raise ValidationFailed(
-            [Problem(ErrorCode.INVALID, f"{code} is not a DMP visibility code", "code") for code in unknown]
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    gettext("%(code)s n'est pas un code de visibilité du DMP.") % {"code": code},
+                    "code",
+                )
+                for code in unknown
+            ]
         )
     current = _load_current(change.entry_uuid)
     if current is not None and patient is not None and current.patient_id != patient.hl7():
@@ -826,13 +883,16 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
                 [
                     Problem(
                         ErrorCode.INVALID,
-                        f"cannot change status from {status_now} to {change.status}",
+                        gettext("Passage du statut %(before)s à %(after)s impossible.")
+                        % {"before": status_now, "after": change.status},
                         "availabilityStatus",
                     )
                 ]
             )
     if current is None or not (flag_audits or status_audit):
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "the update changes nothing", change.entry_uuid)])
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, gettext("La mise à jour ne change rien."), change.entry_uuid)]
+        )
     return _Planned(change, current, tuple(flag_audits), status_audit)
 
 
@@ -846,7 +906,10 @@ def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
         document.entry_uuid != change.entry_uuid
         or document.availability_status != planned.document.availability_status
     ):
-        raise Conflict("the document's metadata changed meanwhile; query it again", code=ErrorCode.CONFLICT)
+        raise Conflict(
+            gettext("Les métadonnées du document ont changé entre-temps ; consultez-le à nouveau."),
+            code=ErrorCode.CONFLICT,
+        )
     flips = [
         (flag, audit)
         for flag, audit in planned.flag_audits
@@ -903,10 +966,18 @@ def documents_update(
     that patient's documents: another's is not found, as the caller's rights and access mode
     were established for that patient alone."""
     if not changes:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "the update changes nothing", "")])
+        raise ValidationFailed([Problem(ErrorCode.INVALID, gettext("La mise à jour ne change rien."), "")])
     planned = [_plan_change(caller, change, patient) for change in changes]
     if len({p.document.pk for p in planned}) < len(planned):
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "a document is changed twice in one update", "")])
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    gettext("Un document est modifié deux fois dans la même mise à jour."),
+                    "",
+                )
+            ]
+        )
     with transaction.atomic(durable=True):
         return [_apply_change(caller, p) for p in planned]
 

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 
 from django.conf import settings
+from django.utils.translation import gettext
 from pydantic import BaseModel
 
 from dmp.cda.validation import CoherenceFacts, validate_cda
@@ -65,7 +66,9 @@ def _time_problems(document: DocumentInput, where: str) -> list[Problem]:
 def confidentiality_problems(codes: list[CodedValue] | tuple[CodedValue, ...], where: str) -> list[Problem]:
     problems: list[Problem] = []
     if not codes:
-        problems.append(Problem(ErrorCode.INVALID, "at least one confidentialityCode is required", where))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("Au moins un confidentialityCode est obligatoire."), where)
+        )
     for code in codes:
         _coded(problems, code, "confidentiality", where)
     present = {c.code for c in codes}
@@ -77,12 +80,14 @@ def confidentiality_problems(codes: list[CodedValue] | tuple[CodedValue, ...], w
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                "MASQUE_PS and INVISIBLE_PATIENT cannot be combined on this DMP",
+                gettext("MASQUE_PS et INVISIBLE_PATIENT ne peuvent pas être combinés dans ce DMP."),
                 where,
             )
         )
     if len(present & {"N", "R", "V"}) > 1:
-        problems.append(Problem(ErrorCode.INVALID, "only one of N, R, V may be given", where))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("Un seul des codes N, R, V peut être donné."), where)
+        )
     return problems
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from typing import Literal
 
+from django.utils.translation import gettext
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
@@ -35,12 +36,20 @@ def validate_professional_id(national_id: str) -> str:
     cleaned = national_id.strip()
     if cleaned.startswith("8") and _RPPS_RE.match(cleaned[1:]):
         if not luhn_valid(cleaned[1:]):
-            raise ValidationFailed([Problem(ErrorCode.INVALID, "RPPS control key is wrong", "national_id")])
+            raise ValidationFailed(
+                [Problem(ErrorCode.INVALID, gettext("La clé de contrôle du RPPS est fausse."), "national_id")]
+            )
         return cleaned
     if cleaned.startswith("0") and len(cleaned) == 10 and cleaned[1:].isalnum():
         return cleaned
     raise ValidationFailed(
-        [Problem(ErrorCode.INVALID, "PS national id must be 8+RPPS (12 digits) or 0+ADELI", "national_id")]
+        [
+            Problem(
+                ErrorCode.INVALID,
+                gettext("L'identifiant national du PS doit être 8+RPPS (12 chiffres) ou 0+ADELI."),
+                "national_id",
+            )
+        ]
     )
 
 
@@ -110,7 +119,8 @@ def patient_register(traits: PatientTraits) -> Patient:
         ]
         if mismatches:
             raise Conflict(
-                "identity traits differ from those registered for this INS: " + ", ".join(mismatches),
+                gettext("Les traits d'identité diffèrent de ceux enregistrés pour cet INS : %(traits)s")
+                % {"traits": ", ".join(mismatches)},
                 code=ErrorCode.CONFLICT,
                 location="identity",
             )
@@ -142,10 +152,12 @@ def patient_update_contact(
         if value is not None
     }
     if not given:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "no contact field to update", "contact")])
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, gettext("Aucune coordonnée à mettre à jour."), "contact")]
+        )
     problems = text_problems(Patient, given)
     if given.get("email") and not _EMAIL_RE.match(given["email"]):
-        problems.append(Problem(ErrorCode.INVALID, "invalid e-mail address", "email"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("Adresse électronique invalide."), "email"))
     if problems:
         raise ValidationFailed(problems)
     changed = [name for name, value in given.items() if getattr(patient, name) != value]
@@ -166,7 +178,9 @@ def legal_representative_add(
     phone: str = "",
 ) -> LegalRepresentative:
     if relationship not in LegalRepresentative.Relationship.values:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "unknown relationship", "relationship")])
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, gettext("Lien de parenté inconnu."), "relationship")]
+        )
     texts = {"family_name": family_name, "given_name": given_name, "email": email, "mobile_phone": phone}
     if problems := text_problems(LegalRepresentative, texts):
         raise ValidationFailed(problems)

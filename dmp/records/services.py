@@ -13,6 +13,7 @@ from typing import Final
 
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from dmp.access.actors import ActorKind, AuthenticationMode, Caller
 from dmp.access.policy import Action, AuthorisationStatus, RecordStatus
@@ -165,15 +166,22 @@ def record_create(
     """TD1.1: open a DMP for a patient who consents. The creator is authorised on it."""
     if not consent:
         raise ValidationFailed(
-            [Problem(ErrorCode.CONSENT_REQUIRED, "the patient's consent must be declared", "consent")]
+            [
+                Problem(
+                    ErrorCode.CONSENT_REQUIRED,
+                    gettext("Le consentement du patient doit être déclaré."),
+                    "consent",
+                )
+            ]
         )
     ins = traits.identifier()
     existing = record_by_ins(ins)
     _, decision = authorise(caller, Action.RECORD_CREATE, existing)
     if existing is not None:
         raise Conflict(
-            "a record already exists for this INS"
-            + (" (closed: reactivate it)" if existing.status == RecordStatus.CLOSED else ""),
+            gettext("Un DMP fermé existe déjà pour cet INS : réactivez-le.")
+            if existing.status == RecordStatus.CLOSED
+            else gettext("Un DMP existe déjà pour cet INS."),
             code=ErrorCode.RECORD_EXISTS,
         )
     if not decision:
@@ -210,7 +218,7 @@ def record_create(
             )
     except DbIntegrityError as exc:
         # Two creations raced for the same patient: exactly one wins.
-        raise Conflict("a record already exists for this INS", code=ErrorCode.RECORD_EXISTS) from exc
+        raise Conflict(gettext("Un DMP existe déjà pour cet INS."), code=ErrorCode.RECORD_EXISTS) from exc
     return record
 
 
@@ -218,7 +226,13 @@ def record_reactivate(*, caller: Caller, ins: Ins, consent: bool) -> Record:
     """TD1.2: reopen a closed record, with the patient's renewed consent."""
     if not consent:
         raise ValidationFailed(
-            [Problem(ErrorCode.CONSENT_REQUIRED, "the patient's consent must be declared", "consent")]
+            [
+                Problem(
+                    ErrorCode.CONSENT_REQUIRED,
+                    gettext("Le consentement du patient doit être déclaré."),
+                    "consent",
+                )
+            ]
         )
     access = access_record(
         caller,
@@ -231,7 +245,7 @@ def record_reactivate(*, caller: Caller, ins: Ins, consent: bool) -> Record:
     with transaction.atomic(durable=True):
         record = Record.objects.select_for_update().get(pk=access.record.pk)
         if record.status != RecordStatus.CLOSED:
-            raise Conflict("the record is not closed", code=ErrorCode.CONFLICT)
+            raise Conflict(gettext("Le DMP n'est pas fermé."), code=ErrorCode.CONFLICT)
         record.status = RecordStatus.ACTIVE
         record.reactivated_at = now
         record.consent_declared_at = now
@@ -248,7 +262,7 @@ def record_close(*, caller: Caller, record: Record, reason: str, comment: str = 
     """Close a record (at the patient's request, or on death). Its content is kept, not erased."""
     problems = text_problems(Record, {"closure_comment": comment})
     if reason not in ClosureReason.values:
-        problems.append(Problem(ErrorCode.INVALID, "unknown closure reason", "reason"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("Motif de fermeture inconnu."), "reason"))
     if problems:
         raise ValidationFailed(problems)
     access_loaded_record(
@@ -261,7 +275,7 @@ def record_close(*, caller: Caller, record: Record, reason: str, comment: str = 
     with transaction.atomic(durable=True):
         locked = Record.objects.select_for_update().get(pk=record.pk)
         if locked.status == RecordStatus.CLOSED:
-            raise Conflict("the record is already closed", code=ErrorCode.RECORD_CLOSED)
+            raise Conflict(gettext("Le DMP est déjà fermé."), code=ErrorCode.RECORD_CLOSED)
         locked.status = RecordStatus.CLOSED
         locked.closed_at = clock.now()
         locked.closure_reason = reason
@@ -466,9 +480,15 @@ def authorisation_change(
     """The patient, a legal representative or the médecin traitant grants, blocks or removes access."""
     problems = text_problems(Authorisation, {"grantee_id": grantee_id.strip(), "grantee_name": grantee_name})
     if not grantee_id.strip():
-        problems.append(Problem(ErrorCode.INVALID, "grantee id is required", "grantee_id"))
+        problems.append(
+            Problem(
+                ErrorCode.INVALID, gettext("L'identifiant du professionnel est obligatoire."), "grantee_id"
+            )
+        )
     if expires_at is not None and expires_at <= clock.now():
-        problems.append(Problem(ErrorCode.INVALID, "expiry must be in the future", "expires_at"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("La date de fin doit être dans le futur."), "expires_at")
+        )
     if problems:
         raise ValidationFailed(problems)
     access_loaded_record(
@@ -554,9 +574,13 @@ def expression_space_update(
         },
     )
     if organ_donation not in OrganDonation.values:
-        problems.append(Problem(ErrorCode.INVALID, "unknown organ donation position", "organ_donation"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("Position sur le don d'organes inconnue."), "organ_donation")
+        )
     if heirs_access not in HeirsAccess.values:
-        problems.append(Problem(ErrorCode.INVALID, "unknown heirs access choice", "heirs_access"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("Choix d'accès des ayants droit inconnu."), "heirs_access")
+        )
     if problems:
         raise ValidationFailed(problems)
     access_loaded_record(
@@ -602,9 +626,11 @@ def trusted_person_add(
         },
     )
     if role not in TrustedPerson.Role.values:
-        problems.append(Problem(ErrorCode.INVALID, "unknown role", "role"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("Rôle inconnu."), "role"))
     if not family_name or not given_name:
-        problems.append(Problem(ErrorCode.INVALID, "name is required", "family_name"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("Le nom et le prénom sont obligatoires."), "family_name")
+        )
     if problems:
         raise ValidationFailed(problems)
     access_loaded_record(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.translation import gettext
 
 from dmp.common import clock
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
@@ -43,21 +44,33 @@ class TicketRequest:
 
 def _problems(request: TicketRequest) -> list[Problem]:
     checks = [
-        (request.channel in Ticket.Channel.values, "channel", "unknown channel"),
-        (request.requester_kind in Ticket.Requester.values, "requester_kind", "unknown requester kind"),
-        (request.category in Ticket.Category.values, "category", "unknown category"),
-        (request.priority in Ticket.Priority.values, "priority", "unknown priority"),
-        (0 < len(request.requester_name.strip()) <= 200, "requester_name", "a name is required (200 max)"),
+        (request.channel in Ticket.Channel.values, "channel", gettext("Canal inconnu.")),
+        (
+            request.requester_kind in Ticket.Requester.values,
+            "requester_kind",
+            gettext("Type de demandeur inconnu."),
+        ),
+        (request.category in Ticket.Category.values, "category", gettext("Catégorie inconnue.")),
+        (request.priority in Ticket.Priority.values, "priority", gettext("Priorité inconnue.")),
+        (
+            0 < len(request.requester_name.strip()) <= 200,
+            "requester_name",
+            gettext("Un nom est obligatoire (200 caractères au plus)."),
+        ),
         (
             bool(_CONTACT_RE.match(request.requester_contact.strip())),
             "requester_contact",
-            "an e-mail or a phone",
+            gettext("Une adresse électronique ou un numéro de téléphone."),
         ),
-        (0 < len(request.subject.strip()) <= 200, "subject", "a subject is required (200 max)"),
+        (
+            0 < len(request.subject.strip()) <= 200,
+            "subject",
+            gettext("Un objet est obligatoire (200 caractères au plus)."),
+        ),
         (
             0 < len(request.description.strip()) <= 10000,
             "description",
-            "a description is required (10000 max)",
+            gettext("Une description est obligatoire (10 000 caractères au plus)."),
         ),
     ]
     return [Problem(ErrorCode.INVALID, message, field) for ok, field, message in checks if not ok]
@@ -98,7 +111,9 @@ def ticket_open(request: TicketRequest, *, author: str) -> Ticket:
 @transaction.atomic
 def ticket_comment(ticket: Ticket, *, author: str, text: str, public: bool = False) -> TicketEvent:
     if not text.strip() or len(text) > 10000:
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "a comment of 1 to 10000 characters", "text")])
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, gettext("Un commentaire de 1 à 10 000 caractères."), "text")]
+        )
     now = clock.now()
     locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
     fields = ["updated_at"]
@@ -122,7 +137,14 @@ def ticket_change_status(ticket: Ticket, *, author: str, to_status: str, comment
     locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if to_status not in _TRANSITIONS.get(locked.status, set()):
         raise ValidationFailed(
-            [Problem(ErrorCode.CONFLICT, f"cannot go from {locked.status} to {to_status}", "status")]
+            [
+                Problem(
+                    ErrorCode.CONFLICT,
+                    gettext("Passage de %(before)s à %(after)s impossible.")
+                    % {"before": locked.status, "after": to_status},
+                    "status",
+                )
+            ]
         )
     now = clock.now()
     previous = locked.status

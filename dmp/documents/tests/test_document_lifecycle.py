@@ -177,7 +177,7 @@ def test_replacement_deprecates_the_old_version(personas):
         ),
     )
     count = DocumentEntry.objects.count()
-    with pytest.raises(ValidationFailed, match="one document only"):
+    with pytest.raises(ValidationFailed, match="un seul document"):
         submission_register(caller=bernard, submission=twice)
     assert DocumentEntry.objects.count() == count
     assert {d.availability_status for d in DocumentEntry.objects.filter(pk__in=[a.pk, b.pk])} == {
@@ -381,7 +381,7 @@ def test_one_update_of_flags_and_status_is_one_new_version(personas):
     }
     assert updated.previous_versions.count() == 1
     assert verify_audit_trail().ok
-    with pytest.raises(ValidationFailed, match="twice"):
+    with pytest.raises(ValidationFailed, match="deux fois"):
         documents_update(
             caller=bernard,
             changes=[
@@ -392,7 +392,7 @@ def test_one_update_of_flags_and_status_is_one_new_version(personas):
                 ),
             ],
         )
-    with pytest.raises(ValidationFailed, match="changes nothing"):
+    with pytest.raises(ValidationFailed, match="ne change rien"):
         documents_update(caller=bernard, changes=[])
 
 
@@ -402,7 +402,7 @@ def test_a_change_refused_while_writing_undoes_the_changes_written_before_it(per
     bernard = personas.ps(personas.dr_bernard)
     first, second = publish(personas, bernard, [DocumentDraft(), DocumentDraft()]).documents
     events = AuditEvent.objects.count()
-    with pytest.raises(ValidationFailed, match="cannot be combined"):
+    with pytest.raises(ValidationFailed, match="ne peuvent pas être combinés"):
         documents_update(
             caller=bernard,
             changes=[
@@ -557,7 +557,7 @@ def test_a_replacement_whose_flags_cannot_join_the_replaced_ones_is_refused(pers
             [DocumentDraft(title="Sérologie v2", confidentiality=("N", "INVISIBLE_PATIENT"))],
             replaces={0: current},
         )
-    assert "carry over" in refused.value.problems[0].message
+    assert "restrictions du document remplacé" in refused.value.problems[0].message
     assert DocumentEntry.objects.count() == before
     assert DocumentEntry.objects.get(pk=first.pk).availability_status == DocumentStatus.APPROVED
 

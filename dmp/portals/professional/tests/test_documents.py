@@ -506,3 +506,25 @@ def test_upload_refusals_are_told_in_french(personas, login):
         in untitled.content.decode()
     )
     assert DocumentEntry.objects.count() == before
+
+
+def test_a_refused_document_action_is_explained_in_the_pages_language(personas, login):
+    """The domain's reasons reach the page translated (they were shown in English to French
+    readers); the web services keep answering in English whatever the request asks."""
+    (document,) = publish(personas, personas.dr_bernard, [DocumentDraft(title="Déjà courant")])
+    client = login(personas.dr_bernard)
+    url = doc_url(personas, document, "action")
+    unarchive = {"action": "unarchive", "entry_uuid": document.entry_uuid}  # it is not archived
+    versions = DocumentEntry.objects.filter(unique_id=document.unique_id).count()
+    french = client.post(url, unarchive, follow=True).content.decode()
+    assert (
+        '<li class="alert">Passage du statut urn:oasis:names:tc:ebxml-regrep:StatusType:Approved à' in french
+    )
+    english = client.post(url, unarchive, follow=True, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert (
+        '<li class="alert">cannot change status from urn:oasis:names:tc:ebxml-regrep:StatusType:Approved'
+        in english
+    )
+    assert DocumentEntry.objects.filter(unique_id=document.unique_id).count() == versions
+    for path in ("/ihe/xds/", "/fhir/metadata"):
+        assert client.get(path, HTTP_ACCEPT_LANGUAGE="fr")["Content-Language"] == "en"
