@@ -9,16 +9,21 @@
   submitter declared; on read, GCM authenticates the ciphertext and SHA-256 and size are
   checked again, so corruption on disk is detected and never served.
 * Writes are durable before they return: filesystem = temp file, fsync, rename, fsync of the
-  directory; S3 = PutObject with a SHA-256 checksum. Metadata is committed only afterwards.
+  directory, and of the parent of every directory the write created; S3 = PutObject with a
+  SHA-256 checksum. Metadata is committed only afterwards.
+* Bytes stored for a submission that is then refused stay behind, unreferenced: `blobs_gc`
+  (documents.services.blobs_collect) deletes them once they are older than a grace period.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -79,6 +84,12 @@ def unwrap_key(master_key: bytes, wrapped: bytes, key_id: str) -> DataKey:
         raise IntegrityError("the record's data key cannot be unwrapped with this master key") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    name: str
+    modified: dt.datetime  # aware, UTC
+
+
 class BlobBackend(Protocol):
     def put(self, name: str, data: bytes) -> None: ...
 
@@ -87,6 +98,10 @@ class BlobBackend(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def delete(self, name: str) -> None: ...
+
+    def list(self) -> Iterator[BlobInfo]:
+        """Every stored name, in lexical order (a record's blobs, `<key_id>/...`, come together)."""
+        ...
 
 
 class BlobMissing(IntegrityError):
@@ -108,7 +123,7 @@ class FilesystemBackend:
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)
         directory = path.parent
-        directory.mkdir(parents=True, exist_ok=True)
+        self._make_directories(directory)
         fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -123,6 +138,21 @@ class FilesystemBackend:
         if self.fsync:
             _fsync_directory(directory)
 
+    def _make_directories(self, directory: Path) -> None:
+        """Creates the missing directories one level at a time, each made durable in its parent:
+        the first blob of a record lands in new `<key_id>/<xx>/` directories, and a rename that
+        is durable inside a directory whose own entry is not would be lost with it on power loss."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for created in reversed(missing):
+            # A concurrent put may create it first: its parent is synced all the same, since
+            # this put must not return before the entry is durable either.
+            created.mkdir(exist_ok=True)
+            if self.fsync:
+                _fsync_directory(created.parent)
+
     def get(self, name: str) -> bytes:
         try:
             return self._path(name).read_bytes()
@@ -134,6 +164,17 @@ class FilesystemBackend:
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[BlobInfo]:
+        root = self.root
+        if not root.is_dir():
+            return
+        for directory, subdirectories, files in os.walk(root):
+            subdirectories.sort()  # os.walk descends in this order: the listing stays lexical
+            for file in sorted(files):
+                path = Path(directory, file)
+                modified = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+                yield BlobInfo(path.relative_to(root).as_posix(), modified)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -174,6 +215,11 @@ class S3Backend:
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=name)
+
+    def list(self) -> Iterator[BlobInfo]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                yield BlobInfo(item["Key"], item["LastModified"])
 
 
 class BlobStore:

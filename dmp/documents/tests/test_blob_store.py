@@ -4,9 +4,14 @@ S3-compatible server over HTTP; deleting a record's key makes its content unread
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import secrets
+import time
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from moto.server import ThreadedMotoServer
 
 from dmp.common.errors import ErrorCode, IntegrityError, NotFound, ValidationFailed
@@ -63,6 +68,7 @@ def test_s3_backend_over_http(monkeypatch):
         assert store.load(key, sha256=digests.sha256, size=digests.size) == data
         name = key.blob_name(digests.sha256)
         assert backend.exists(name)
+        assert [blob.name for blob in backend.list()] == [name]  # what blobs_gc walks
         raw = bytearray(backend.get(name))
         raw[-1] ^= 1
         backend.put(name, bytes(raw))
@@ -91,3 +97,87 @@ def test_destroying_a_records_key_makes_its_documents_unreadable(personas, blob_
         document_retrieve(caller=bernard, unique_id=unique_id)
     # The bytes are still on disk (and in backups) but nobody can decrypt them any more.
     assert any(p.is_file() for p in blob_dir.rglob("*"))
+
+
+def _age(path, hours):
+    old = time.time() - hours * 3600
+    os.utime(path, (old, old))
+
+
+@pytest.mark.django_db
+def test_blobs_gc_deletes_only_old_unreferenced_bytes(personas, blob_dir):
+    """The bytes of a refused submission stay behind (stored before the refusal); the collector
+    deletes them, and nothing a document version or a destroyed record still names."""
+    bernard = personas.ps(personas.dr_bernard)
+    author = author_for(
+        person_id=personas.dr_bernard.national_id,
+        family_name=personas.dr_bernard.family_name,
+        given_name=personas.dr_bernard.given_name,
+    )
+    submission = submission_for(ins=personas.alice.identifier, author=author, drafts=[DocumentDraft()])
+    kept = submission_register(caller=bernard, submission=submission).documents[0]
+    # The same uniqueId with other bytes: refused once those bytes are already stored.
+    other = submission_for(
+        ins=personas.alice.identifier,
+        author=author,
+        drafts=[DocumentDraft(unique_id=kept.unique_id, title="Autre")],
+    )
+    with pytest.raises(ValidationFailed):
+        submission_register(caller=bernard, submission=other)
+    stray = blob_dir / "not-a-key" / "ab" / "leftover"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"x")
+    files = sorted(p for p in blob_dir.rglob("*") if p.is_file())
+    assert len(files) == 3
+    for path in files:
+        _age(path, 48)
+    young = submission_for(
+        ins=personas.alice.identifier,
+        author=author,
+        drafts=[DocumentDraft(unique_id=kept.unique_id, title="Neuf")],
+    )
+    with pytest.raises(ValidationFailed):
+        submission_register(caller=bernard, submission=young)  # its orphan is recent: kept
+
+    out = io.StringIO()
+    call_command("blobs_gc", "--dry-run", stdout=out)
+    assert (
+        "4 blobs: 1 referenced, 1 unreferenced but recent, 0 under destroyed keys; would delete 2"
+        in out.getvalue()
+    )
+    assert len([p for p in blob_dir.rglob("*") if p.is_file()]) == 4
+
+    call_command("blobs_gc", stdout=io.StringIO())
+    remaining = [p for p in blob_dir.rglob("*") if p.is_file()]
+    assert len(remaining) == 2
+    assert not stray.exists()
+    assert document_retrieve(caller=bernard, unique_id=kept.unique_id).content
+
+    # Under a destroyed key nothing is touched (the bytes are already unreadable noise).
+    record_key_destroy(caller=personas.operator(), record=personas.alice.record)
+    for path in remaining:
+        _age(path, 48)
+    out = io.StringIO()
+    call_command("blobs_gc", stdout=out)
+    assert "2 under destroyed keys; deleted 0" in out.getvalue()
+
+
+def test_the_directories_a_first_blob_creates_are_made_durable(tmp_path, monkeypatch):
+    """A record's first blob creates `<key_id>/<xx>/`: each new entry is synced in its parent, or
+    the acknowledged file could vanish with its directory on power loss."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    root = tmp_path / "store"
+    root.mkdir()
+    store = BlobStore(FilesystemBackend(root), max_bytes=1024)
+    key = _key()
+    digests = store.store(key, b"<ClinicalDocument/>")
+    leaf = (root / key.blob_name(digests.sha256)).parent
+    for directory in (root, leaf.parent, leaf):  # parents of key_id/, of xx/, and the rename in xx/
+        assert str(directory) in synced
