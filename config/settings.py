@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from config.env import env_bool, env_int, env_key, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -167,6 +169,17 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
 # Embedded default: tasks run inline, in the caller's process, after commit.
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
 CELERY_TASK_EAGER_PROPAGATES = True
+# What `celery beat` runs (production; the embedded mode has no scheduler: the dashboard
+# refreshes itself and exceptional-access notices go out after each commit).
+CELERY_BEAT_SCHEDULE = {
+    "pilotage-refresh": {"task": "pilotage.refresh", "schedule": 60.0},
+    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": 300.0},
+    # A safety net: notices are sent after each exceptional access's commit, and a send that
+    # failed then (gateway down) is retried here.
+    "exceptional-access-notices": {"task": "accounts.notify_exceptional_access", "schedule": 300.0},
+    "connectors-sync": {"task": "connectors.sync", "schedule": crontab(hour=2, minute=0)},
+    "blobs-gc": {"task": "documents.blobs_gc", "schedule": crontab(hour=3, minute=30)},
+}
 
 # --- Logging -------------------------------------------------------------------------------
 LOGGING = {

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
@@ -107,3 +108,33 @@ def test_postgresql_prepares_repeated_statements_unless_told_not_to(db):
     if connection.vendor == "postgresql":
         # The test database itself runs with the default: statements are bound on the server.
         assert type(connection.connection.cursor()).__name__ == "ServerBindingCursor"
+
+
+def test_the_beat_schedule_runs_registered_tasks_that_work():
+    """`celery beat` in production runs this schedule: every entry must name a task the workers
+    know (a typo is silent until the night it does not run), and the periodic ones must run."""
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled == {
+        "pilotage.refresh",
+        "audit.checkpoint",
+        "accounts.notify_exceptional_access",
+        "connectors.sync",
+        "documents.blobs_gc",
+    }
+    assert scheduled <= set(app.tasks)
+
+
+@pytest.mark.django_db
+def test_the_scheduled_maintenance_tasks_run(blob_dir):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    from dmp.audit.models import AuditCheckpoint
+
+    before = AuditCheckpoint.objects.count()
+    app.tasks["audit.checkpoint"].apply().get()
+    assert AuditCheckpoint.objects.count() == before + 1
+    assert app.tasks["documents.blobs_gc"].apply().get() == 0
