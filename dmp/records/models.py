@@ -140,3 +140,26 @@ class TrustedPerson(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.given_name} {self.family_name}"
+
+
+class IssuedContextLink(models.Model):
+    """A TD0.9 link handed to a PS's software, and what it opens (`dmp.records.context_links`).
+
+    The link itself is an opaque random nonce: the facts stay here, so the patient's INS never
+    travels in the URL (browser history, proxy and access logs). Only the nonce's SHA-256 is
+    kept, so that reading this table opens no session.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    professional_id = models.CharField(max_length=64)  # PS_IdNat
+    structure_id = models.CharField(max_length=40, blank=True)
+    patient_ins = models.CharField(max_length=22)
+    ins_authority = models.CharField(max_length=32)
+    page = models.CharField(max_length=16)
+    authentication = models.CharField(max_length=32)  # AuthenticationMode value of the VIHF
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"TD0.9 link for {self.professional_id}, expires {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -489,7 +489,7 @@ def context_link_transaction(context: Context) -> Outcome:
     """TD0.9: a single-use, 2-minute link opening the PS portal on a page of the VIHF's patient.
 
     The link logs the VIHF's professional in; what the page then shows is decided, as always,
-    by the access decision point.
+    by the access decision point. The path carries an opaque nonce, never the INS.
     """
     actor = context.caller.actor
     token = issue_context_token(

@@ -1,29 +1,26 @@
 """TD0.9 contextual opening: a link from the PS's software to a page of a patient's record.
 
 The software asks the DMP (over its authenticated channel) for a link and opens it in the
-browser. The link is signed with the server's secret (salted), lives at most `MAX_AGE`, and
-opens the portal once: its nonce is stored when used. Tampering, expiry and replay fail alike.
+browser. The link is an opaque nonce whose facts the DMP keeps (`dmp.records.context_links`):
+it lives at most `MAX_AGE` and opens the portal once. Unknown, expired and used links fail alike.
 """
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from dmp.access.actors import AuthenticationMode
-from dmp.common import clock
 from dmp.identity.ins import Ins
-from dmp.portals.professional.models import UsedContextLink
 from dmp.records.context_links import (
     MAX_AGE,
     PAGES,
     ContextLink,
     LinkRejected,
+    consume_context_token,
     issue_context_token,
-    read_context_token,
 )
 
-__all__ = ["PAGES", "ContextLink", "LinkRejected", "consume_link", "contextual_link"]
+__all__ = ["MAX_AGE", "PAGES", "ContextLink", "LinkRejected", "consume_link", "contextual_link"]
 
 
 def contextual_link(
@@ -49,13 +46,5 @@ def contextual_link(
 
 
 def consume_link(token: str) -> ContextLink:
-    """Check signature and age, then burn the nonce; raise `LinkRejected` otherwise."""
-    link = read_context_token(token)
-    now = clock.now()
-    try:
-        with transaction.atomic():
-            UsedContextLink.objects.create(nonce=link.nonce[:64], used_at=now, expires_at=now + MAX_AGE)
-    except IntegrityError as exc:
-        raise LinkRejected("this link was already used") from exc
-    UsedContextLink.objects.filter(expires_at__lt=now - MAX_AGE).delete()
-    return link
+    """What the link opens, the link used up; raise `LinkRejected` when it opens nothing."""
+    return consume_context_token(token)

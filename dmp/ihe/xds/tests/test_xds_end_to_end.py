@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import datetime as dt
+import re
 import urllib.error
+import zlib
 from dataclasses import replace
 
 import pytest
@@ -748,6 +752,20 @@ def test_td09_contextual_link_opens_the_ps_portal_once(xds_kit):
     assert requests.get(link, timeout=10, allow_redirects=False).status_code == 403
     with pytest.raises(SoapFault):
         bernard.dmp("TD0.9", "ContextLinkRequest", page="admin")
+
+
+def test_td09_the_link_carries_an_opaque_nonce_never_the_ins(xds_kit):
+    """The path lands in browser histories and access logs: it must not give the INS away."""
+    personas = xds_kit.personas
+    path = xds_kit.client(personas.dr_bernard).dmp("TD0.9", "ContextLinkRequest").body.get("path")
+    token = path.removeprefix("/pro/ouvrir/")
+    assert personas.alice.ins not in path
+    # The signed links of old were base64 of zlib of their JSON: readable without any key.
+    payload = token.split(":", 1)[0].lstrip(".")
+    with contextlib.suppress(ValueError, zlib.error):
+        readable = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert personas.alice.ins.encode() not in readable
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
 
 
 def test_td04_lists_authorised_records_since_a_date(xds_kit):

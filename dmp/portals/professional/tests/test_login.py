@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -16,8 +15,8 @@ from dmp.common import clock
 from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, create_test_pki, self_signed_clone
 from dmp.portals.professional.links import contextual_link
-from dmp.portals.professional.models import UsedContextLink
 from dmp.portals.professional.tests.conftest import login_as
+from dmp.records.models import IssuedContextLink
 
 HEADER = "HTTP_X_SSL_CLIENT_CERT"
 
@@ -184,20 +183,19 @@ def test_a_contextual_link_opens_the_record_once(personas, client):
     assert response["Location"] == f"/pro/dossier/{record.public_id}/documents"
     assert client.session["pro"]["method"] == "context_link"
     assert client.get(response["Location"]).status_code == 200
-    assert UsedContextLink.objects.count() == 1
+    assert IssuedContextLink.objects.get().used_at is not None
     replay = Client().get(link)
     assert replay.status_code == 403
     assert "pro" not in replay.wsgi_request.session
 
 
 def test_an_expired_contextual_link_is_refused(personas, client, monkeypatch):
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() - 150)
     link = contextual_link(professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier)
-    monkeypatch.setattr(time, "time", real)
+    later = clock.now() + dt.timedelta(seconds=150)
+    monkeypatch.setattr(clock, "now", lambda: later)
     assert client.get(link).status_code == 403
     assert "pro" not in client.session
-    assert UsedContextLink.objects.count() == 0
+    assert IssuedContextLink.objects.get().used_at is None
 
 
 def test_a_tampered_contextual_link_is_refused(personas, client):
@@ -206,11 +204,14 @@ def test_a_tampered_contextual_link_is_refused(personas, client):
     tampered = link.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
     assert client.get(tampered).status_code == 403
     assert "pro" not in client.session
-    # A token signed for another purpose (another salt) is no link either.
+    # A token signed with the server's key (the links of old) is no link either.
     from django.core import signing
 
-    other = signing.dumps({"ps": personas.dr_bernard.national_id}, salt="something-else")
+    other = signing.dumps(
+        {"ps": personas.dr_bernard.national_id}, salt="opendmp.portals.professional.context-link"
+    )
     assert client.get(f"/pro/ouvrir/{other}").status_code == 403
+    assert IssuedContextLink.objects.get().used_at is None
 
 
 def test_a_contextual_link_names_a_known_page_only(personas):
