@@ -18,9 +18,10 @@ from dmp.records.context_links import (
     LinkRejected,
     consume_context_token,
     issue_context_token,
+    read_context_token,
 )
 
-__all__ = ["MAX_AGE", "PAGES", "ContextLink", "LinkRejected", "consume_link", "contextual_link"]
+__all__ = ["MAX_AGE", "PAGES", "ContextLink", "LinkRejected", "consume_link", "contextual_link", "read_link"]
 
 
 def contextual_link(
@@ -43,6 +44,11 @@ def contextual_link(
         authentication=authentication.value,
     )
     return reverse("professional_portal:context_open", args=[token])
+
+
+def read_link(token: str) -> ContextLink:
+    """What the link opens, the link left unused; raise `LinkRejected` when it opens nothing."""
+    return read_context_token(token)
 
 
 def consume_link(token: str) -> ContextLink:

@@ -7,6 +7,7 @@ and missing alike); the views only turn domain errors into pages.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import uuid
@@ -48,7 +49,7 @@ from dmp.documents.services import (
     document_change_status,
     submission_register,
 )
-from dmp.identity.models import HealthProfessional
+from dmp.identity.models import HealthProfessional, Structure
 from dmp.identity.selectors import active_professional_get
 from dmp.identity.services import PatientTraits
 from dmp.portals.embedded import embedded_body_response, sandboxed
@@ -68,7 +69,7 @@ from dmp.portals.professional.forms import (
     UploadForm,
     WebAccountForm,
 )
-from dmp.portals.professional.links import LinkRejected, consume_link
+from dmp.portals.professional.links import ContextLink, LinkRejected, consume_link, read_link
 from dmp.portals.professional.session import Emergency, LoginMethod, PsSession
 from dmp.portals.professional.uploads import Upload, submission_from_upload
 from dmp.records.access import record_by_ins, record_by_public_id
@@ -301,20 +302,27 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("professional_portal:login")
 
 
-@require_GET
-def context_open(request: HttpRequest, token: str) -> HttpResponse:
-    """TD0.9: a signed, short-lived, single-use link from the professional's software."""
-    try:
-        link = consume_link(token)
-    except LinkRejected as error:
-        logger.info("TD0.9 link refused: %s", error.message)
-        detail = _(
-            "Ce lien d'ouverture n'est plus valable (déjà utilisé, expiré ou altéré) : ouvrez de "
-            "nouveau le DMP depuis votre logiciel."
-        )
-        return _page(request, "refused", {"detail": detail}, status=403)
+def _context_refused(request: HttpRequest, error: LinkRejected) -> HttpResponse:
+    logger.info("TD0.9 link refused: %s", error.message)
+    detail = _(
+        "Ce lien d'ouverture n'est plus valable (déjà utilisé, expiré ou altéré) : ouvrez de "
+        "nouveau le DMP depuis votre logiciel."
+    )
+    return _page(request, "refused", {"detail": detail}, status=403)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Opening:
+    """Who a TD0.9 link logs in, checked against the directory."""
+
+    professional: HealthProfessional
+    structure: Structure | None
+    authentication: AuthenticationMode
+
+
+def _opening(request: HttpRequest, link: ContextLink) -> _Opening | HttpResponse:
+    """The session a link opens, or the page refusing it."""
     professional = active_professional_get(link.professional_id)
-    record = record_by_ins(link.ins)
     if professional is None:
         return _page(request, "refused", {"detail": _("Professionnel inconnu.")}, status=403)
     structure = (
@@ -338,8 +346,49 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
             {"detail": _("Ce lien ne nomme pas la structure qui a authentifié le professionnel.")},
             status=403,
         )
+    return _Opening(professional=professional, structure=structure, authentication=authentication)
+
+
+@require_http_methods(["GET", "POST"])
+def context_open(request: HttpRequest, token: str) -> HttpResponse:
+    """TD0.9: a short-lived, single-use link from the professional's software.
+
+    A GET logs the link's PS in at once, unless the browser holds another PS's session: then the
+    link is left unused and the page asks, and only its POST (CSRF-checked) replaces the session.
+    Otherwise anyone could hand a colleague a link of their own and have what the colleague then
+    does recorded under their own name."""
+    try:
+        link = read_link(token) if request.method == "GET" else consume_link(token)
+    except LinkRejected as error:
+        return _context_refused(request, error)
+    opening = _opening(request, link)
+    if isinstance(opening, HttpResponse):
+        return opening
+    if request.method == "GET":
+        current = session.current(request)
+        if current is not None and current.professional.national_id != link.professional_id:
+            response = _page(
+                request,
+                "context_switch",
+                {
+                    "current": current.professional,
+                    "target": opening.professional,
+                    "action": reverse("professional_portal:context_open", args=[token]),
+                },
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+        try:
+            link = consume_link(token)
+        except LinkRejected as error:
+            return _context_refused(request, error)
+    record = record_by_ins(link.ins)
     session.log_in(
-        request, professional, LoginMethod.CONTEXT_LINK, structure=structure, authentication=authentication
+        request,
+        opening.professional,
+        LoginMethod.CONTEXT_LINK,
+        structure=opening.structure,
+        authentication=opening.authentication,
     )
     if record is None:
         return redirect("professional_portal:search")

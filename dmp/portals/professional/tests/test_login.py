@@ -388,3 +388,80 @@ def test_a_used_contextual_link_is_refused_in_french(personas, client):
     assert replay.status_code == 403
     assert "Ce lien d&#x27;ouverture n&#x27;est plus valable" in replay.content.decode()
     assert "already used" not in replay.content.decode()
+
+
+# --- TD0.9 link opened in another PS's session (login CSRF) ----------------------------------
+
+
+def test_a_link_for_another_ps_asks_before_replacing_the_session(personas, demo):
+    """Dr Moreau hands Dr Bernard a link of her own: his session is not replaced behind his
+    back (what he then uploaded would be credited to her)."""
+    client = Client(enforce_csrf_checks=True)
+    client.get("/pro/connexion/")
+    client.post(
+        "/pro/connexion/demo",
+        {
+            "professional": personas.dr_bernard.national_id,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        },
+    )
+    key = client.session.session_key
+    link = contextual_link(professional_id=personas.dr_moreau.national_id, ins=personas.alice.identifier)
+    response = client.get(link)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert (
+        f"Vous êtes connecté en tant que {personas.dr_bernard.display_name} ; continuer en tant que "
+        f"{personas.dr_moreau.display_name} ?" in page
+    )
+    assert f'action="{link}"' in page
+    assert response["Cache-Control"] == "no-store"
+    assert client.session.session_key == key
+    assert client.session["pro"]["ps"] == personas.dr_bernard.national_id
+    assert IssuedContextLink.objects.get().used_at is None
+    # Continuing needs the page's CSRF token: a forged POST changes nothing either.
+    assert client.post(link).status_code == 403
+    assert client.session["pro"]["ps"] == personas.dr_bernard.national_id
+    assert IssuedContextLink.objects.get().used_at is None
+    continued = client.post(link, {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    assert continued.status_code == 302
+    assert continued["Location"] == f"/pro/dossier/{personas.alice.record.public_id}/documents"
+    assert client.session["pro"]["ps"] == personas.dr_moreau.national_id
+    assert client.session["pro"]["method"] == "context_link"
+    assert client.session.session_key != key
+    assert IssuedContextLink.objects.get().used_at is not None
+    # Used: neither a second confirmation nor the GET opens it again.
+    assert client.post(link, {"csrfmiddlewaretoken": client.cookies["csrftoken"].value}).status_code == 403
+    assert client.get(link).status_code == 403
+
+
+def test_staying_in_ones_session_leaves_the_link_unused(personas, demo):
+    client = login_as(Client(), personas.dr_bernard)
+    link = contextual_link(professional_id=personas.dr_moreau.national_id, ins=personas.alice.identifier)
+    page = client.get(link).content.decode()
+    assert 'id="context-stay" href="/pro/"' in page or 'href="/pro/" id="context-stay"' in page
+    assert client.get("/pro/").status_code == 200
+    assert client.session["pro"]["ps"] == personas.dr_bernard.national_id
+    assert IssuedContextLink.objects.get().used_at is None
+
+
+def test_a_link_for_the_logged_in_ps_opens_directly(personas, demo):
+    client = login_as(Client(), personas.dr_bernard)
+    link = contextual_link(professional_id=personas.dr_bernard.national_id, ins=personas.alice.identifier)
+    response = client.get(link)
+    assert response.status_code == 302
+    assert response["Location"] == f"/pro/dossier/{personas.alice.record.public_id}/documents"
+    assert client.session["pro"]["method"] == "context_link"
+    assert IssuedContextLink.objects.get().used_at is not None
+
+
+def test_the_question_is_in_french_with_an_english_translation(personas, demo):
+    client = login_as(Client(), personas.dr_bernard)
+    link = contextual_link(professional_id=personas.dr_moreau.national_id, ins=personas.alice.identifier)
+    english = client.get(link, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert (
+        f"You are logged in as {personas.dr_bernard.display_name}; continue as "
+        f"{personas.dr_moreau.display_name}?" in english
+    )
+    assert "Vous êtes connecté" not in english
+    assert "<h1>" in english
