@@ -2,7 +2,7 @@
 
 The professional's software asks for one over its authenticated channel (SOAP with a VIHF)
 and opens `/pro/ouvrir/<token>` in the browser. The token is an opaque random nonce: what it
-opens (PS, structure, INS, page, authentication mode) is kept in
+opens (PS, structure, INS, page, authentication mode, secret connection) is kept in
 `IssuedContextLink`, because a URL lands in browser histories and proxy, server and software
 logs, and the patient's INS must never be read there. A link lives at most `MAX_AGE` and opens
 the portal once. Channels issue links through this module without importing the portal.
@@ -43,6 +43,9 @@ class ContextLink:
     # How the software authenticated the PS (AuthenticationMode value): the portal session
     # keeps it, so a link asked for in indirect mode never opens a direct-mode session.
     authentication: str = "INDIRECTE"
+    # The VIHF was in a minor's secret connection (INVISIBLE_REPRESENTANTS_LEGAUX): the portal
+    # session keeps it on this record, or its traces and uploads would reach the parents.
+    secret_connection: bool = False
 
 
 def _digest(token: str) -> str:
@@ -57,6 +60,7 @@ def issue_context_token(
     authentication: str,
     page: str = "documents",
     structure_id: str = "",
+    secret_connection: bool = False,
 ) -> str:
     """A new single-use token opening `page` of the record of `ins` as `professional_id`."""
     if page not in PAGES:
@@ -71,6 +75,7 @@ def issue_context_token(
         ins_authority=ins.authority.value,
         page=page,
         authentication=authentication,
+        secret_connection=secret_connection,
         issued_at=now,
         expires_at=now + MAX_AGE,
     )
@@ -103,6 +108,7 @@ def _facts(row: IssuedContextLink) -> ContextLink:
         ins=ins,
         page=row.page,
         authentication=row.authentication,
+        secret_connection=row.secret_connection,
     )
 
 

@@ -157,6 +157,7 @@ class IssuedContextLink(models.Model):
     ins_authority = models.CharField(max_length=32)
     page = models.CharField(max_length=16)
     authentication = models.CharField(max_length=32)  # AuthenticationMode value of the VIHF
+    secret_connection = models.BooleanField(default=False)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)

@@ -489,7 +489,8 @@ def context_link_transaction(context: Context) -> Outcome:
     """TD0.9: a single-use, 2-minute link opening the PS portal on a page of the VIHF's patient.
 
     The link logs the VIHF's professional in; what the page then shows is decided, as always,
-    by the access decision point. The path carries an opaque nonce, never the INS.
+    by the access decision point. The path carries an opaque nonce, never the INS; a VIHF in
+    the minor's secret connection opens a portal session in that secret connection.
     """
     actor = context.caller.actor
     token = issue_context_token(
@@ -498,6 +499,7 @@ def context_link_transaction(context: Context) -> Outcome:
         ins=context.require_patient(),
         authentication=actor.authentication.value,
         page=context.message.body.get("page", "documents"),
+        secret_connection=actor.secret_connection,
     )
     return Outcome(
         _dmp(

@@ -31,6 +31,7 @@ def contextual_link(
     page: str = "documents",
     structure_id: str = "",
     authentication: AuthenticationMode = AuthenticationMode.DIRECT,
+    secret_connection: bool = False,
 ) -> str:
     """The path of a link opening the portal as `professional_id` on `page` of the record of
     `ins`, in the authentication mode the software used."""
@@ -42,6 +43,7 @@ def contextual_link(
         page=page,
         structure_id=structure_id,
         authentication=authentication.value,
+        secret_connection=secret_connection,
     )
     return reverse("professional_portal:context_open", args=[token])
 

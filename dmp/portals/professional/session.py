@@ -17,7 +17,7 @@ from typing import Final
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 
-from dmp.access.actors import AccessMode, AuthenticationMode, Caller, Channel
+from dmp.access.actors import AccessMode, Actor, AuthenticationMode, Caller, Channel
 from dmp.common import clock
 from dmp.identity.actors import professional_actor
 from dmp.identity.models import HealthProfessional, Structure
@@ -51,10 +51,23 @@ class PsSession:
     authentication: AuthenticationMode
     logged_in_at: dt.datetime
     emergency: Emergency | None
+    # Record.public_id of the minor's record a TD0.9 link opened in secret connection, or "".
+    secret_record: str
+
+    def _actor(self, record: str) -> Actor:
+        # The secret connection was asked for on one minor's record: elsewhere the PS's traces
+        # and uploads are ordinary ones, or another patient's parents would lose sight of them.
+        return professional_actor(
+            self.professional,
+            self.structure,
+            authentication=self.authentication,
+            secret_connection=bool(record) and record == self.secret_record,
+        )
 
     def caller(self, record: str = "") -> Caller:
-        """The caller for a request; the emergency mode applies only to the record it was opened on."""
-        actor = professional_actor(self.professional, self.structure, authentication=self.authentication)
+        """The caller for a request on `record` (a Record.public_id, if the request is about one):
+        the emergency mode and the secret connection apply only to the record they were opened on."""
+        actor = self._actor(record)
         emergency = self.emergency
         if emergency is not None and record and emergency.record == record:
             return Caller(
@@ -62,12 +75,13 @@ class PsSession:
             )
         return Caller(actor=actor, channel=Channel.PROFESSIONAL_PORTAL)
 
-    def writer(self) -> Caller:
-        """The caller for a write (feeding, a document's status or flags): the normal mode.
+    def writer(self, record: str = "") -> Caller:
+        """The caller for a write on `record` (feeding, a document's status or flags, the record's
+        authorisations): the normal mode, in the secret connection if it was opened on `record`.
         Break-glass and Centre 15 open a record for reading only (the policy refuses every write
         in those modes), while a PS may feed a record and act on its own documents without any
         authorisation, in normal mode, emergency or not."""
-        return self.caller()
+        return Caller(actor=self._actor(record), channel=Channel.PROFESSIONAL_PORTAL)
 
     @property
     def structure_pinned(self) -> bool:
@@ -86,8 +100,10 @@ def log_in(
     *,
     structure: Structure | None = None,
     authentication: AuthenticationMode = AuthenticationMode.DIRECT,
+    secret_record: str = "",
 ) -> None:
-    """Start a fresh session for `professional` (new session key: no fixation)."""
+    """Start a fresh session for `professional` (new session key: no fixation); `secret_record`
+    is the record a TD0.9 link opened in the minor's secret connection."""
     if authentication is not AuthenticationMode.DIRECT and structure is None:
         # In indirect mode a structure's certificate vouched for the PS: its rights and
         # authorship are that structure's, so none may be picked in its place.
@@ -105,6 +121,7 @@ def log_in(
         "authentication": authentication.value,
         "at": clock.now().isoformat(),
         "emergency": None,
+        "secret_record": secret_record,
     }
 
 
@@ -151,6 +168,7 @@ def current(request: HttpRequest) -> PsSession | None:
         authentication=authentication,
         logged_in_at=logged_in_at,
         emergency=emergency,
+        secret_record=str(data.get("secret_record") or ""),
     )
 
 

@@ -104,6 +104,11 @@ def _page(
     ps = getattr(request, SESSION_ATTRIBUTE, None) or session.current(request)
     values: dict[str, Any] = {"ps": ps, "demo_login": demo_enabled()}
     values.update(context or {})
+    record = values.get("record")
+    # The PS is told, on the pages of the record it applies to, that it works in secret.
+    values["secret_connection"] = bool(
+        ps and isinstance(record, Record) and ps.secret_record == str(record.public_id)
+    )
     return render(request, f"{TEMPLATES}/{template}.html", values, status=status)
 
 
@@ -389,6 +394,7 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
         LoginMethod.CONTEXT_LINK,
         structure=opening.structure,
         authentication=opening.authentication,
+        secret_record=str(record.public_id) if record is not None and link.secret_connection else "",
     )
     if record is None:
         return redirect("professional_portal:search")
@@ -550,7 +556,7 @@ def authorisation_self_view(request: HttpRequest, ps: PsSession, record: uuid.UU
         messages.error(request, _("Confirmez que le patient vous autorise."))
         return redirect("professional_portal:record_status", record=record)
     grant = form.cleaned_data["grant"] == "1"
-    authorisation_self(caller=ps.caller(), ins=loaded.patient.identifier, grant=grant)
+    authorisation_self(caller=ps.writer(str(record)), ins=loaded.patient.identifier, grant=grant)
     messages.success(
         request, _("Vous êtes autorisé sur ce DMP.") if grant else _("Vous n'êtes plus autorisé sur ce DMP.")
     )
@@ -567,7 +573,7 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
         return _record_status_page(request, ps, loaded, web_account_form=form, status=400)
     try:
         code = account_initialise(
-            caller=ps.caller(),
+            caller=ps.writer(str(record)),
             record=loaded,
             otp_channel=form.cleaned_data["channel"],
             otp_destination=form.cleaned_data["destination"],
@@ -588,7 +594,7 @@ def web_account(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpR
 def medecin_traitant(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
     loaded = _record(record)
     declare = request.POST.get("declare") == "1"
-    medecin_traitant_set(caller=ps.caller(), ins=loaded.patient.identifier, declare=declare)
+    medecin_traitant_set(caller=ps.writer(str(record)), ins=loaded.patient.identifier, declare=declare)
     messages.success(
         request,
         _("Vous êtes déclaré médecin traitant DMP.")
@@ -610,7 +616,7 @@ def authorisations(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Ht
         grantee_kind = GranteeKind(form.cleaned_data["grantee_kind"])
         try:
             authorisation_change(
-                caller=ps.caller(),
+                caller=ps.writer(str(record)),
                 record=loaded,
                 grantee_kind=grantee_kind,
                 grantee_id=grantee_id,
@@ -624,7 +630,7 @@ def authorisations(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> Ht
             return redirect("professional_portal:authorisations", record=record)
     elif request.method == "POST":
         status = 400
-    rows = list(authorisations_of_record(caller=ps.caller(), record=loaded))
+    rows = list(authorisations_of_record(caller=ps.writer(str(record)), record=loaded))
     return _page(request, "authorisations", {"record": loaded, "rows": rows, "form": form}, status=status)
 
 
@@ -642,14 +648,7 @@ def emergency_start(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> H
     emergency = Emergency(
         record=str(record), mode=AccessMode(form.cleaned_data["mode"]), reason=form.cleaned_data["reason"]
     )
-    trial = PsSession(
-        professional=ps.professional,
-        structure=ps.structure,
-        method=ps.method,
-        authentication=ps.authentication,
-        logged_in_at=ps.logged_in_at,
-        emergency=emergency,
-    )
+    trial = dataclasses.replace(ps, emergency=emergency)
     try:
         document_search(caller=trial.caller(str(record)), record=loaded, query=DocumentQuery(limit=1))
     except NotFound:
@@ -796,7 +795,7 @@ def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, uniq
     try:
         # Only this page's patient's documents: an entry UUID of another record's document,
         # posted here, answers as an unknown document.
-        _ACTIONS[action](ps.writer(), form.cleaned_data["entry_uuid"], loaded.patient.identifier)
+        _ACTIONS[action](ps.writer(str(record)), form.cleaned_data["entry_uuid"], loaded.patient.identifier)
     except ValidationFailed as error:
         messages.error(request, "; ".join(p.message for p in error.problems))
     except DomainError as error:
@@ -816,7 +815,7 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
     loaded = _record(record)
     # The page heads with the patient's identity: only what TD0.2 tells this PS, and a PS the
     # patient blocked is told nothing (the same not-found answer as the other record pages).
-    if record_test(caller=ps.writer(), ins=loaded.patient.identifier).patient is None:
+    if record_test(caller=ps.writer(str(record)), ins=loaded.patient.identifier).patient is None:
         raise NotFound("no record for this INS")
     initial = {"replaces": request.GET.get("remplace", "")[:64]}
     form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
@@ -832,7 +831,9 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
         # The CDA names the document it replaces: the one the server finds behind the entry
         # UUID, visible to this PS and of this record, never an identifier the browser sent.
         try:
-            replaced: DocumentEntry | None = document_visible(caller=ps.writer(), entry_uuid=replaces)
+            replaced: DocumentEntry | None = document_visible(
+                caller=ps.writer(str(record)), entry_uuid=replaces
+            )
         except NotFound:
             replaced = None
         if replaced is None or replaced.patient_id != loaded.patient.identifier.hl7():
@@ -854,7 +855,7 @@ def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpRespon
             patient=loaded.patient,
         )
         registered = submission_register(
-            caller=ps.writer(), submission=submission, expected_ins=loaded.patient.identifier
+            caller=ps.writer(str(record)), submission=submission, expected_ins=loaded.patient.identifier
         )
     except ValidationFailed as error:
         for problem in error.problems:

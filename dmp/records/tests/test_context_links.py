@@ -107,3 +107,10 @@ def test_issuing_forgets_links_long_expired(personas, monkeypatch):
     assert list(IssuedContextLink.objects.values_list("digest", flat=True)) == [
         hashlib.sha256(fresh.encode()).hexdigest()
     ]
+
+
+def test_the_link_keeps_the_secret_connection_it_was_asked_in(personas):
+    secret = issue(personas, ins=personas.leo.identifier, secret_connection=True)
+    ordinary = issue(personas, ins=personas.leo.identifier)
+    assert consume_context_token(secret).secret_connection is True
+    assert consume_context_token(ordinary).secret_connection is False

@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 from lxml import etree
 
+from dmp.access.actors import Channel
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
@@ -766,6 +767,32 @@ def test_td09_the_link_carries_an_opaque_nonce_never_the_ins(xds_kit):
         readable = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         assert personas.alice.ins.encode() not in readable
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+
+
+def test_td09_a_link_asked_for_in_secret_connection_opens_a_secret_portal_session(xds_kit):
+    """Léo's VIHF is in his secret connection: the portal the link opens keeps it, so his
+    mother does not see the PS's search in the portal among her son's traces."""
+    import requests
+
+    from dmp.documents.selectors import record_traces_shown
+
+    personas = xds_kit.personas
+    leo = personas.leo
+    bernard = xds_kit.client(personas.dr_bernard, patient_ins=leo.identifier.hl7(), secret_connection=True)
+    path = bernard.dmp("TD0.9", "ContextLinkRequest", page="documents").body.get("path")
+    browser = requests.Session()
+    opened = browser.get(f"{xds_kit.base_url}{path}", timeout=10, allow_redirects=False)
+    assert opened.headers["Location"] == f"/pro/dossier/{leo.record.public_id}/documents"
+    page = browser.get(f"{xds_kit.base_url}{opened.headers['Location']}", timeout=10)
+    assert 'id="secret-connection"' in page.text
+    query = AuditEvent.objects.get(
+        action=AuditAction.DOCUMENT_QUERY,
+        actor_id=personas.dr_bernard.national_id,
+        channel=Channel.PROFESSIONAL_PORTAL,
+    )
+    assert query.details.get("secret_connection") is True
+    mother = personas.representative(personas.alice_as_mother)
+    assert query.pk not in {event.pk for event in record_traces_shown(caller=mother, record=leo.record)}
 
 
 def test_td04_lists_authorised_records_since_a_date(xds_kit):
