@@ -5,7 +5,8 @@ A DMP-compatible software asks `/fhir/token` for an access token with a client a
 `x5c` header carries the certificate. The claims are the VIHF's (PS id, profession, structure,
 purpose of use, patient INS, software and homologation number). The assertion goes through
 the same checks as a VIHF (trusted chain, certificate bound to the PS or structure, single
-use of its `jti`, active homologation number). The access token, HS256-signed by the DMP, is
+use of its `jti`, active homologation number, and with mutual TLS configured the TLS client
+certificate of the same PS or structure). The access token, HS256-signed by the DMP, is
 short-lived, audience- and scope-bound, and re-checked on every call.
 """
 
@@ -60,8 +61,14 @@ def _certificate(header: dict[str, Any]) -> x509.Certificate:
         raise TokenRejected("unreadable x5c certificate") from exc
 
 
-def issue_token(*, assertion: str, token_url: str, scope: str) -> dict[str, Any]:
-    """Verify a client assertion and return the OAuth token response."""
+def issue_token(
+    *, assertion: str, token_url: str, scope: str, client_certificate: x509.Certificate | None = None
+) -> dict[str, Any]:
+    """Verify a client assertion and return the OAuth token response.
+
+    `client_certificate` is the TLS client certificate (`tls_client_certificate`): when given,
+    it must belong to the same PS or structure as the assertion's signer, as on SOAP.
+    """
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError as exc:
@@ -120,7 +127,7 @@ def issue_token(*, assertion: str, token_url: str, scope: str) -> dict[str, Any]
         secret_connection=bool(claims.get("secret_connection", False)),
     )
     try:
-        caller = caller_from_vihf(facts, channel=Channel.MHD)
+        caller = caller_from_vihf(facts, client_certificate=client_certificate, channel=Channel.MHD)
     except VihfRejected as exc:
         raise TokenRejected(exc.message) from exc
     actor = caller.actor

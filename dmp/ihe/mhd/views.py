@@ -58,6 +58,7 @@ from dmp.ihe.mhd.mapping import (
     system_oid,
     unique_id_of,
 )
+from dmp.ihe.xds.vihf import VihfRejected, tls_client_certificate
 from dmp.records.access import record_by_ins, record_by_public_id
 from dmp.records.selectors import own_traces
 from dmp.records.services import record_test
@@ -355,8 +356,9 @@ def token(request: HttpRequest) -> HttpResponse:
             assertion=form.get("client_assertion", ""),
             token_url=request.build_absolute_uri("/fhir/token"),
             scope=form.get("scope", ""),
+            client_certificate=tls_client_certificate(request),
         )
-    except TokenRejected as exc:
+    except (TokenRejected, VihfRejected) as exc:
         return HttpResponse(
             json.dumps({"error": "invalid_client", "error_description": exc.message}),
             status=401,

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Final
-from urllib.parse import unquote
 
-from cryptography import x509
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -24,7 +22,7 @@ from dmp.compat.services import SoftwareProfileMissing, software_profile_check
 from dmp.ihe.xds import ebrim, soap
 from dmp.ihe.xds.ebrim import RS, XDSB, RegistryError, q
 from dmp.ihe.xds.transactions import HANDLERS, REGISTRY_STYLE, REPLY_ACTIONS, Action, Context
-from dmp.ihe.xds.vihf import VihfRejected, caller_from_vihf, verify_assertion
+from dmp.ihe.xds.vihf import VihfRejected, caller_from_vihf, tls_client_certificate, verify_assertion
 
 logger = logging.getLogger(__name__)
 
@@ -72,21 +70,6 @@ def _fault(reason: str, *, code: str = "Sender", subcode: str = "", relates_to: 
     return _respond(
         root, "http://www.w3.org/2005/08/addressing/soap/fault", None, 400 if code == "Sender" else 500
     )
-
-
-def _client_certificate(request: HttpRequest) -> x509.Certificate | None:
-    header = settings.OPENDMP_TLS_CLIENT_CERT_HEADER
-    if not header:
-        return None
-    if request.META.get("REMOTE_ADDR") not in settings.OPENDMP_TRUSTED_PROXIES:
-        raise VihfRejected("client certificate header from an untrusted peer")
-    pem = unquote(request.META.get(header, ""))
-    if not pem.strip():
-        raise VihfRejected("mutual TLS: no client certificate")
-    try:
-        return x509.load_pem_x509_certificate(pem.encode())
-    except ValueError as exc:
-        raise VihfRejected("mutual TLS: unreadable client certificate") from exc
 
 
 def _error_body(action: str, exc: DomainError) -> etree._Element:
@@ -146,7 +129,7 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     reply_action = REPLY_ACTIONS.get(message.action, f"{message.action}Response")
     try:
         facts = verify_assertion(message.header_element(soap.WSSE, "Security"))
-        caller = caller_from_vihf(facts, client_certificate=_client_certificate(request))
+        caller = caller_from_vihf(facts, client_certificate=tls_client_certificate(request))
     except VihfRejected as exc:
         logger.warning("VIHF rejected on %s: %s", message.action, exc.message)
         return _fault(exc.message, subcode="wsse:FailedAuthentication", relates_to=message.message_id)

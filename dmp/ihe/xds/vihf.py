@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import unquote
 
 from cryptography import x509
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from lxml import etree
 from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.verifier import XMLVerifier
@@ -321,6 +323,27 @@ def caller_from_vihf(
         ),
     )
     return Caller(actor=actor, mode=facts.mode, reason=facts.reason, channel=channel)
+
+
+def tls_client_certificate(request: HttpRequest) -> x509.Certificate | None:
+    """The TLS client certificate the trusted proxy forwarded, for `caller_from_vihf`.
+
+    None when no header is configured (no mutual-TLS check). Once it is, every channel that
+    turns VIHF facts into a caller (SOAP, the FHIR token endpoint) refuses a request without a
+    readable certificate: otherwise the channel that forgot to ask would be the way around it.
+    """
+    header = settings.OPENDMP_TLS_CLIENT_CERT_HEADER
+    if not header:
+        return None
+    if request.META.get("REMOTE_ADDR") not in settings.OPENDMP_TRUSTED_PROXIES:
+        raise VihfRejected("client certificate header from an untrusted peer")
+    pem = unquote(request.META.get(header, ""))
+    if not pem.strip():
+        raise VihfRejected("mutual TLS: no client certificate")
+    try:
+        return x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as exc:
+        raise VihfRejected("mutual TLS: unreadable client certificate") from exc
 
 
 def _check_tls_client(certificate: x509.Certificate, signer: Certificate) -> None:
