@@ -64,6 +64,19 @@ def test_the_login_page_offers_demo_cards_only_in_demo_mode(personas, client, se
     assert personas.dr_bernard.national_id in page
 
 
+def test_debug_mode_alone_offers_no_demo_card(personas, client, settings):
+    """DJANGO_DEBUG=true opened the demo-card login, with which anyone logs in as any PS (found
+    by review): only the demonstration mode offers it."""
+    settings.DEMO = False
+    settings.DEBUG = True
+    page = client.get("/pro/connexion/").content.decode()
+    assert personas.dr_bernard.national_id not in page
+    refused = client.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id})
+    assert refused.status_code == 404
+    assert "pro" not in client.session
+    assert client.get("/pro/").status_code == 302
+
+
 def test_a_demo_card_login_rotates_the_session_and_stores_the_level(personas, client, demo):
     client.get("/pro/connexion/")
     client.session.save()
