@@ -2,11 +2,13 @@
 
 Pages never need inline scripts or styles, nor resources from another origin. A view that
 must relax the policy (a sandboxed document frame) sets its own header, which is kept.
+Pages and downloads behind a login are never stored by the browser (`NO_STORE_PREFIXES`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import translation
@@ -27,6 +29,13 @@ DEFAULT_CSP = "; ".join(
     ]
 )
 
+
+# Everything behind a portal or staff login holds health data or secrets (documents, their PDF,
+# the record's export, a TOTP secret, helpdesk lookups): on a shared workstation the browser's
+# cache and Back after logout would show them to the next user. Static files and the public
+# pages stay cacheable.
+NO_STORE_PREFIXES = ("/patient/", "/pro/", "/support/", "/pilotage/", "/staff/")
+NO_STORE: Final = "no-store, private"
 
 # The FHIR API answers these itself, with an OperationOutcome.
 SELF_GUARDED_PREFIXES = ("/fhir/",)
@@ -57,6 +66,8 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        if request.path.startswith(NO_STORE_PREFIXES):
+            response.headers.setdefault("Cache-Control", NO_STORE)
         return response
 
 
