@@ -6,7 +6,7 @@ Security rules:
 * every failure answers the same `LoginFailed` whatever the cause (unknown identifier,
   wrong password, locked account), after the same password-hashing work;
 * `MAX_FAILURES` wrong passwords, or wrong one-time codes, lock the account for
-  `LOCK_SECONDS`; a client address has a failure budget too (`ADDRESS_BUDGET`);
+  `LOCK_SECONDS`; a client address (an IPv6 /64) has a failure budget too (`ADDRESS_BUDGET`);
 * every success and failure is written to the audit trail.
 """
 
@@ -43,6 +43,7 @@ from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditEvent
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
+from dmp.common.addresses import budget_key
 from dmp.common.errors import DomainError, ErrorCode, NotFound, Problem, ValidationFailed
 from dmp.identity.actors import patient_actor, representative_actor
 from dmp.identity.models import LegalRepresentative
@@ -278,7 +279,7 @@ def account_initialise(
 
 
 def _address_key(address: str) -> str:
-    return f"patient-auth:addr:{address}"
+    return f"patient-auth:addr:{budget_key(address)}"
 
 
 def _check_address_budget(address: str) -> None:

@@ -1,5 +1,8 @@
 """The address of the client, for everything keyed on it (throttles, failure budgets).
 
+`client_address` is the address itself (logs, audit); `budget_key` is what a failure budget
+is kept for: one IPv4 address, or one IPv6 /64, the smallest block a subscriber is given.
+
 Behind the TLS-terminating proxy of a production node, REMOTE_ADDR is the proxy's address for
 every request: a budget keyed on it is shared by everyone, and anyone exhausts it for all. The
 proxy appends the address it received the request from to X-Forwarded-For; only the proxies
@@ -35,3 +38,21 @@ def client_address(request: HttpRequest) -> str:
             # Not what a proxy writes (or an empty header): keyed on the proxy, as without one.
             return remote
     return remote
+
+
+def budget_key(address: str) -> str:
+    """The IPv4 address, or the /64 of an IPv6 address, that a failure budget is counted on.
+
+    An IPv6 subscriber routinely holds a whole /64 (2^64 addresses): counted per address, every
+    try would come with a fresh budget. An IPv4 address mapped into IPv6 is that IPv4 address;
+    anything that is not an address (no REMOTE_ADDR) is kept as it is.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(parsed) >> 64 << 64, 64)))
+    return str(parsed)

@@ -11,7 +11,7 @@ from django.contrib.auth.views import LoginView, redirect_to_login
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 
-from dmp.common.addresses import client_address
+from dmp.common.addresses import budget_key, client_address
 
 HELPDESK_GROUP = "helpdesk"
 OPERATOR_GROUP = "pilotage"
@@ -51,7 +51,7 @@ class ThrottledLoginView(LoginView):
 
     def _keys(self) -> list[str]:
         username = str(self.request.POST.get("username", ""))[:150].lower()
-        address = client_address(self.request)
+        address = budget_key(client_address(self.request))
         return [f"staff-login:user:{username}", f"staff-login:ip:{address}"]
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:

@@ -229,6 +229,23 @@ def test_an_address_that_fails_too_often_is_throttled(personas):
     assert login_start(identifier=IDENTIFIER, password=PASSWORD, client_address="203.0.113.10").challenge_id
 
 
+def test_the_addresses_of_one_ipv6_64_share_one_failure_budget(personas):
+    """Each address of a /64 had its own budget (found by review)."""
+    active_account(personas)
+    from dmp.accounts.services import ADDRESS_BUDGET
+
+    for i in range(ADDRESS_BUDGET):
+        with pytest.raises(LoginFailed):
+            login_start(identifier="nobody.here", password="x", client_address=f"2001:db8:7:1::{i + 1:x}")
+    challenges = LoginChallenge.objects.count()
+    with pytest.raises(Throttled):
+        login_start(identifier=IDENTIFIER, password=PASSWORD, client_address="2001:db8:7:1:9:9:9:9")
+    assert LoginChallenge.objects.count() == challenges
+    assert login_start(
+        identifier=IDENTIFIER, password=PASSWORD, client_address="2001:db8:7:2::1"
+    ).challenge_id
+
+
 @override_settings(
     OPENDMP_MESSAGE_GATEWAY="smtp", EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
 )

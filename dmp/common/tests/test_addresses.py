@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client, RequestFactory
 
-from dmp.common.addresses import client_address
+from dmp.common.addresses import budget_key, client_address
 from dmp.common.staff import HELPDESK_GROUP, ThrottledLoginView
 
 
@@ -64,3 +64,39 @@ def test_a_forged_forwarded_address_does_not_escape_the_staff_login_budget(db):
         forger.post("/staff/login/", {"username": f"nobody{i}", "password": "x"})
     forger = Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.200")
     assert forger.post("/staff/login/", {"username": "other", "password": "x"}).status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        # Every address of a subscriber's /64 counts on one budget.
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::1", "::/64"),
+        # An IPv4 client seen through an IPv6 socket is that IPv4 address.
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("", ""),
+    ],
+)
+def test_budgets_are_kept_per_ipv4_address_and_per_ipv6_64(address, expected):
+    assert budget_key(address) == expected
+
+
+def test_failed_staff_logins_from_one_ipv6_64_share_one_budget(db):
+    """Each address of a /64 had its own budget (found by review): a subscriber holding 2^64
+    addresses tried without end."""
+    _staff_member()
+    for i in range(ThrottledLoginView.max_failures):
+        prober = Client(REMOTE_ADDR=f"2001:db8:1:2::{i + 1:x}")
+        prober.post("/staff/login/", {"username": f"nobody{i}", "password": "x"})
+    elsewhere_in_the_64 = Client(REMOTE_ADDR="2001:db8:1:2:abcd::99")
+    refused = elsewhere_in_the_64.post(
+        "/staff/login/", {"username": "helene", "password": "correct horse battery"}
+    )
+    assert refused.status_code == 429
+    assert "_auth_user_id" not in elsewhere_in_the_64.session
+    neighbour = Client(REMOTE_ADDR="2001:db8:1:3::1")
+    response = neighbour.post("/staff/login/", {"username": "helene", "password": "correct horse battery"})
+    assert response.status_code == 302

@@ -1,4 +1,4 @@
-"""A failure budget per client address for the PS portal's login endpoints.
+"""A failure budget per client address (an IPv6 /64) for the PS portal's login endpoints.
 
 Card and Pro Santé Connect logins are strong, but a script hammering them (forged proxy
 headers, replayed codes, guessed demo cards) should be slowed down, not served forever.
@@ -11,14 +11,14 @@ from typing import Final
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from dmp.common.addresses import client_address
+from dmp.common.addresses import budget_key, client_address
 
 BUDGET: Final = 20
 WINDOW_SECONDS: Final = 15 * 60
 
 
 def _key(request: HttpRequest) -> str:
-    return f"ps-login-failures:{client_address(request)}"
+    return f"ps-login-failures:{budget_key(client_address(request))}"
 
 
 def exhausted(request: HttpRequest) -> bool:

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from dmp.common.addresses import client_address
+from dmp.common.addresses import budget_key, client_address
 from dmp.common.errors import ValidationFailed
 from dmp.compat.models import SoftwareProduct
 from dmp.portals.public.forms import ContactForm
@@ -46,7 +46,7 @@ def compatible_software(request: HttpRequest) -> HttpResponse:
 
 
 def _client_key(request: HttpRequest) -> str:
-    return f"public-contact:{client_address(request)}"
+    return f"public-contact:{budget_key(client_address(request))}"
 
 
 @require_http_methods(["GET", "POST"])

@@ -274,6 +274,24 @@ def test_behind_the_proxy_login_failures_are_counted_per_sender(personas, demo):
     assert colleague.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 400
 
 
+def test_login_failures_from_one_ipv6_64_share_one_budget(personas, demo):
+    """Each address of a /64 had its own budget (found by review)."""
+    from dmp.portals.professional.throttle import BUDGET
+
+    for i in range(BUDGET):
+        prober = Client(REMOTE_ADDR=f"2001:db8:5:1::{i + 1:x}")
+        assert prober.post("/pro/connexion/demo", {"professional": "899999999999"}).status_code == 400
+    same_64 = Client(REMOTE_ADDR="2001:db8:5:1:ffff::1")
+    refused = same_64.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id})
+    assert refused.status_code == 429
+    assert "pro" not in same_64.session
+    neighbour = Client(REMOTE_ADDR="2001:db8:5:2::1")
+    assert (
+        neighbour.post("/pro/connexion/demo", {"professional": personas.dr_bernard.national_id}).status_code
+        == 302
+    )
+
+
 def test_a_link_asked_for_in_indirect_mode_opens_an_indirect_session(personas, client):
     """TD0.9 keeps the VIHF's authentication mode: a hospital's software vouching for Dr Petit
     cannot turn into a CPS session, in which break-glass (direct mode only) would open."""

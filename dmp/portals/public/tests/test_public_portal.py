@@ -105,6 +105,16 @@ def test_behind_the_proxy_the_contact_limit_counts_each_sender_on_their_own(db):
     assert b"Trop de demandes" in contact(same).content
 
 
+def test_the_addresses_of_one_ipv6_64_share_one_contact_limit(db):
+    """Each address of a /64 had its own limit (found by review)."""
+    for i in range(CONTACT_LIMIT_PER_HOUR):
+        contact(Client(REMOTE_ADDR=f"2001:db8:9:1::{i + 1:x}"))
+    assert Ticket.objects.count() == CONTACT_LIMIT_PER_HOUR
+    assert b"Trop de demandes" in contact(Client(REMOTE_ADDR="2001:db8:9:1::ffff")).content
+    assert Ticket.objects.count() == CONTACT_LIMIT_PER_HOUR
+    assert b"Trop de demandes" not in contact(Client(REMOTE_ADDR="2001:db8:9:2::1")).content
+
+
 def test_a_forged_forwarded_address_does_not_escape_the_contact_limit(db):
     for i in range(CONTACT_LIMIT_PER_HOUR):
         contact(Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}"))
