@@ -60,7 +60,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "dmp.common.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "dmp.common.sessions.SessionMiddleware",  # a background poll does not extend the session
     "django.middleware.locale.LocaleMiddleware",
     "dmp.common.middleware.MachineChannelLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,7 +148,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("OPENDMP_SESSION_SECONDS", 30 * 60, minimum=60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-SESSION_SAVE_EVERY_REQUEST = True  # sliding inactivity timeout
+SESSION_SAVE_EVERY_REQUEST = True  # sliding inactivity timeout, not moved by background polls
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from dmp.common.sessions import background_poll
 from dmp.common.staff import OPERATOR_GROUP, is_in_group, staff_required
 from dmp.pilotage.selectors import Overview, overview
 from dmp.pilotage.services import pilotage_refresh
@@ -32,6 +33,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "pilotage/dashboard.html", {"o": _refreshed_overview()})
 
 
+# The dashboard's timer calls it every 15 s: an unattended screen must still reach the idle timeout.
+@background_poll
 @staff_required(OPERATOR_GROUP)
 @require_GET
 def dashboard_panel(request: HttpRequest) -> HttpResponse:
