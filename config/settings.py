@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "dmp.common.middleware.SecurityHeadersMiddleware",
+    # Before CsrfViewMiddleware, whose check reads (and spools to disk) the body.
+    "dmp.common.middleware.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "dmp.common.sessions.SessionMiddleware",  # a background poll does not extend the session
     "django.middleware.locale.LocaleMiddleware",
@@ -161,6 +163,9 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("OPENDMP_BEHIND_PROXY", False) else None
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("OPENDMP_MAX_REQUEST_BYTES", 64 * 1024 * 1024, minimum=1024)
+# The whole body of a portal or staff request (an upload view accepts more): Django spools file
+# parts of any size to disk before any view runs, which DATA_UPLOAD_MAX_MEMORY_SIZE does not bound.
+OPENDMP_MAX_FORM_BYTES = env_int("OPENDMP_MAX_FORM_BYTES", 1024 * 1024, minimum=64 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 DATA_UPLOAD_MAX_NUMBER_FILES = 50
 

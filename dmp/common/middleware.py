@@ -1,4 +1,4 @@
-"""Security headers on every response: strict Content-Security-Policy and friends.
+"""Security headers on every response, and the request body sizes the portals accept.
 
 Pages never need inline scripts or styles, nor resources from another origin. A view that
 must relax the policy (a sandboxed document frame) sets its own header, which is kept.
@@ -8,10 +8,13 @@ Pages and downloads behind a login are never stored by the browser (`NO_STORE_PR
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, TypeVar
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.defaultfilters import filesizeformat
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 DEFAULT_CSP = "; ".join(
     [
@@ -82,3 +85,63 @@ class MachineChannelLanguageMiddleware:
             translation.activate("en")
             request.LANGUAGE_CODE = "en"
         return self.get_response(request)
+
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+BODY_LIMIT: Final = "_opendmp_max_request_bytes"
+
+
+def accepts_body_of(limit: Callable[[], int]) -> Callable[[View], View]:
+    """Let a view receive a request body of up to `limit()` bytes (an upload form) instead of
+    OPENDMP_MAX_FORM_BYTES; `limit` is called per request, so it follows the settings."""
+
+    def decorator(view: View) -> View:
+        setattr(view, BODY_LIMIT, limit)
+        return view
+
+    return decorator
+
+
+class RequestSizeMiddleware:
+    """Refuse a body larger than its view accepts (413), or of undeclared length (411), unread.
+
+    DATA_UPLOAD_MAX_MEMORY_SIZE bounds only form fields: the file parts of a multipart body are
+    spooled to disk, whatever their size, as soon as anything reads request.POST (the CSRF check
+    does, before any view or login check). Without a bound taken from Content-Length before
+    then, an anonymous client could fill the temporary disk through any form. It must come
+    before CsrfViewMiddleware in MIDDLEWARE. The web services (MACHINE_CHANNEL_PREFIXES) bound
+    their own bodies and are left alone.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: object, kwargs: object
+    ) -> HttpResponse | None:
+        if request.path.startswith(MACHINE_CHANNEL_PREFIXES):
+            return None
+        if "HTTP_TRANSFER_ENCODING" in request.META:
+            # A chunked body announces no size to check beforehand.
+            return HttpResponse(
+                _("La requête doit indiquer sa taille (en-tête Content-Length)."),
+                status=411,
+                content_type="text/plain; charset=utf-8",
+            )
+        limit_of = getattr(view, BODY_LIMIT, None)
+        limit = int(limit_of()) if limit_of is not None else int(settings.OPENDMP_MAX_FORM_BYTES)
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0  # Django then reads no body at all
+        if declared > limit:
+            return HttpResponse(
+                _("La requête dépasse la taille maximale acceptée ici (%(limit)s).")
+                % {"limit": filesizeformat(limit)},
+                status=413,
+                content_type="text/plain; charset=utf-8",
+            )
+        return None

@@ -35,6 +35,7 @@ from dmp.accounts.services import account_initialise
 from dmp.audit.actions import AuditAction
 from dmp.cda.render import embedded_body, render_html
 from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, ValidationFailed
+from dmp.common.middleware import accepts_body_of
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import Confidentiality, DocumentEntry
 from dmp.documents.selectors import (
@@ -811,6 +812,11 @@ def document_action(request: HttpRequest, ps: PsSession, record: uuid.UUID, uniq
     return redirect("professional_portal:document", record=record, unique_id=unique_id)
 
 
+# Room for the form's other fields and the multipart framing around a document at the limit.
+UPLOAD_FORM_MARGIN = 1024 * 1024
+
+
+@accepts_body_of(lambda: settings.OPENDMP_MAX_DOCUMENT_BYTES + UPLOAD_FORM_MARGIN)
 @require_http_methods(["GET", "POST"])
 @ps_required
 def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
