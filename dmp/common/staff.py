@@ -10,6 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.utils.translation import gettext
 
 from dmp.common.addresses import budget_key, client_address
 
@@ -33,7 +34,7 @@ def staff_required(group: str) -> Callable[[View], View]:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not is_in_group(request, group):
-                return HttpResponseForbidden("Accès réservé")
+                return HttpResponseForbidden(gettext("Accès réservé"))
             return view(request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -56,7 +57,7 @@ class ThrottledLoginView(LoginView):
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if any(int(cache.get(key, 0)) >= self.max_failures for key in self._keys()):
-            return HttpResponse("Trop de tentatives, réessayez plus tard.", status=429)
+            return HttpResponse(gettext("Trop de tentatives, réessayez plus tard."), status=429)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:

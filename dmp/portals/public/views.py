@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from dmp.common.addresses import budget_key, client_address
@@ -56,7 +57,7 @@ def contact(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         key = _client_key(request)
         if int(cache.get(key, 0)) >= CONTACT_LIMIT_PER_HOUR:
-            form.add_error(None, "Trop de demandes envoyées ; réessayez dans une heure.")
+            form.add_error(None, gettext("Trop de demandes envoyées ; réessayez dans une heure."))
         elif form.cleaned_data["website"]:
             reference = "—"  # silently drop what a robot sent
         else:
