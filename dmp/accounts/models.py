@@ -95,16 +95,3 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.destination}: {self.subject}"
-
-
-class NotificationCursor(models.Model):
-    """How far the exceptional-access notifier has read the audit trail (one row).
-
-    Audit events are scanned by primary key from here, so each run reads only what is new,
-    whatever the number of accounts.
-    """
-
-    last_event_id = models.BigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"notified up to audit event {self.last_event_id}"

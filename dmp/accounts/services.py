@@ -37,10 +37,10 @@ from dmp.access.actors import Actor, ActorKind, AuthenticationMode, Caller, Chan
 from dmp.access.policy import Action
 from dmp.accounts import totp
 from dmp.accounts.gateway import MessageGateway, default_gateway
-from dmp.accounts.models import LoginChallenge, NotificationCursor, OtpChannel, WebAccount
+from dmp.accounts.models import LoginChallenge, OtpChannel, WebAccount
 from dmp.accounts.passwords import password_problems
 from dmp.audit.actions import AuditAction, Outcome
-from dmp.audit.models import AuditEvent
+from dmp.audit.models import AuditEvent, PendingNotice
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.addresses import budget_key
@@ -661,35 +661,32 @@ def account_confirm_password(*, account: WebAccount, password: str) -> bool:
 
 # --- notification of exceptional accesses (break-glass, Centre 15) ----------------------------
 
-EXCEPTIONAL_MODES = ("bris_de_glace", "centre_15")
-
 
 def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: int = 5000) -> int:
     """Tell account holders about the break-glass / Centre 15 accesses not yet notified.
 
-    The audit trail is the source of truth: events are read by primary key after a cursor, so a
-    run costs what is new, not the number of accounts. Runs after each exceptional access
-    (a Celery task, inline in the embedded default) and can be re-run safely
-    (`manage.py patient_notify`): the cursor moves in the same transaction as the sending.
+    The audit trail is the source of truth: `audit_record` leaves a `PendingNotice` with each
+    exceptional event, in its transaction, and this consumes them, so a run costs what is new,
+    not the number of accounts, and an event committed after a later-numbered one is told all
+    the same. Runs after each exceptional access (a Celery task, inline in the embedded default)
+    and can be re-run safely (`manage.py patient_notify`): the notices are deleted in the
+    transaction that sends them, and a concurrent run skips the rows this one holds.
     A holder who turned notices off is not told later about accesses made meanwhile; the
     access history shows them.
     """
     gateway = gateway or default_gateway()
     sent = 0
     with transaction.atomic():
-        cursor, _ = NotificationCursor.objects.select_for_update().get_or_create(pk=1)
-        events = list(
-            AuditEvent.objects.filter(
-                pk__gt=cursor.last_event_id, access_mode__in=EXCEPTIONAL_MODES, outcome=Outcome.SUCCESS
-            )
-            .exclude(record_id=None)
+        pending = list(
+            PendingNotice.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("event")
             .order_by("pk")[:limit]
         )
-        if not events:
+        if not pending:
             return 0
         by_record: dict[int, list[AuditEvent]] = {}
-        for event in events:
-            by_record.setdefault(event.record_id or 0, []).append(event)
+        for notice in sorted(pending, key=lambda n: n.event_id):
+            by_record.setdefault(notice.event.record_id or 0, []).append(notice.event)
         accounts = WebAccount.objects.filter(
             record_id__in=list(by_record), status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
         ).select_related("record__patient")
@@ -723,10 +720,9 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
                     "Le détail (date, motif) figure dans l'historique des accès de votre espace DMP."
                 ),
             )
-            WebAccount.objects.filter(pk=account.pk).update(notified_until=fresh[-1].occurred_at)
+            WebAccount.objects.filter(pk=account.pk).update(notified_until=max(e.occurred_at for e in fresh))
             sent += 1
-        cursor.last_event_id = events[-1].pk
-        cursor.save(update_fields=["last_event_id"])
+        PendingNotice.objects.filter(pk__in=[notice.pk for notice in pending]).delete()
     return sent
 
 

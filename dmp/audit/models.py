@@ -73,3 +73,18 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PendingNotice(models.Model):
+    """An exceptional access (break-glass, Centre 15) the patient has not been told of yet.
+
+    Written by `audit_record` in the transaction of the event, consumed (deleted) by the layer
+    that tells patients. Events of different chains commit in any order, so a notifier that
+    followed primary keys would skip an event committed after a higher one; these rows are
+    exactly the events left to tell, whatever the order of their commits.
+    """
+
+    event = models.OneToOneField(AuditEvent, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"notice pending for audit event {self.event_id}"

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from dmp.access.actors import AccessMode, Caller
 from dmp.audit.actions import AuditAction, Outcome
-from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, PendingNotice
 from dmp.common import clock
 from dmp.common.rows import unique_row
 
@@ -168,6 +168,9 @@ def audit_record(
     event.save(force_insert=True)
     head.save(update_fields=["sequence", "hash"])
     if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
+        # Committed with the event or not at all: the notifier works from these rows, not from
+        # event keys, which commit out of order across chains.
+        PendingNotice.objects.create(event=event)
         _notify_after_commit()
     return event
 
@@ -193,7 +196,10 @@ class BulkEntry:
 
 
 def audit_bulk_record(entries: Sequence[BulkEntry], *, batch_size: int = 5000) -> int:
-    """Append many events with the same chaining as `audit_record`, in one transaction per call."""
+    """Append many events with the same chaining as `audit_record`, in one transaction per call.
+
+    They are history brought in (demo data, another system's trail), not news: no patient is
+    told of an exceptional access among them."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_bulk_record must be called inside a transaction")
     now = clock.now()
