@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import uuid
@@ -61,6 +62,8 @@ _ACTIVATION_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 _IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{5,63}$")
 # Hashing work done for an unknown identifier, so that it costs what a real check costs.
 _DUMMY_PASSWORD = "opendmp-timing-equaliser"  # noqa: S105 - not a credential
+
+logger = logging.getLogger(__name__)
 
 
 class LoginFailed(DomainError):
@@ -671,6 +674,9 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
     the same. Runs after each exceptional access (a Celery task, inline in the embedded default)
     and can be re-run safely (`manage.py patient_notify`): the notices are deleted in the
     transaction that sends them, and a concurrent run skips the rows this one holds.
+    Each account's notice is sent on its own: one that fails (the gateway down, a bad address)
+    is logged and its record's notices stay for the next run, the others go and are done (a
+    co-holder of that record already told may be told again: delivery is at least once).
     A holder who turned notices off is not told later about accesses made meanwhile; the
     access history shows them.
     """
@@ -690,6 +696,7 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
         accounts = WebAccount.objects.filter(
             record_id__in=list(by_record), status=WebAccount.Status.ACTIVE, notify_exceptional_access=True
         ).select_related("record__patient")
+        failed_records: set[int] = set()
         for account in accounts:
             if account.representative_id is not None and not is_minor(account.record):
                 continue  # a legal representative acts only while the patient is a minor
@@ -711,18 +718,28 @@ def exceptional_access_notify(*, gateway: MessageGateway | None = None, limit: i
                 "centre_15": "par le SAMU - Centre 15",
             }
             modes = sorted({mode_words.get(e.access_mode, e.access_mode) for e in fresh})
-            gateway.send(
-                channel=account.otp_channel,
-                destination=account.otp_destination,
-                subject="DMP : accès exceptionnel à votre dossier",
-                body=(
-                    f"Votre dossier a été consulté {', '.join(modes)} par : {', '.join(who)}.\n"
-                    "Le détail (date, motif) figure dans l'historique des accès de votre espace DMP."
-                ),
-            )
-            WebAccount.objects.filter(pk=account.pk).update(notified_until=max(e.occurred_at for e in fresh))
+            try:
+                with transaction.atomic():  # a gateway that writes (the outbox) fails alone
+                    gateway.send(
+                        channel=account.otp_channel,
+                        destination=account.otp_destination,
+                        subject="DMP : accès exceptionnel à votre dossier",
+                        body=(
+                            f"Votre dossier a été consulté {', '.join(modes)} par : {', '.join(who)}.\n"
+                            "Le détail (date, motif) figure dans l'historique des accès de votre espace DMP."
+                        ),
+                    )
+                    WebAccount.objects.filter(pk=account.pk).update(
+                        notified_until=max(e.occurred_at for e in fresh)
+                    )
+            except Exception:
+                logger.exception("exceptional-access notice to account %s not sent, kept", account.public_id)
+                failed_records.add(account.record_id)
+                continue
             sent += 1
-        PendingNotice.objects.filter(pk__in=[notice.pk for notice in pending]).delete()
+        PendingNotice.objects.filter(
+            pk__in=[notice.pk for notice in pending if notice.event.record_id not in failed_records]
+        ).delete()
     return sent
 
 

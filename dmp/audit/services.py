@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from dmp.common import clock
 from dmp.common.rows import unique_row
 
 GENESIS_HASH = "0" * 64
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +141,14 @@ EXCEPTIONAL_ACCESS_HOOKS: list[Callable[[], None]] = []
 
 
 def _after_exceptional_access() -> None:
+    # The access is committed, and answered: a hook that fails (the message gateway down) must
+    # neither turn it into an error nor stop the other hooks. What it did not do is still to do
+    # (the pending notices stay), and the next run or `manage.py patient_notify` does it.
     for hook in EXCEPTIONAL_ACCESS_HOOKS:
-        hook()
+        try:
+            hook()
+        except Exception:
+            logger.exception("exceptional-access hook %r failed after the commit", hook)
 
 
 def audit_record(
@@ -180,7 +189,7 @@ def _notify_after_commit() -> None:
     (a break-glass submission of ten documents is one notice run, not ten)."""
     pending = transaction.get_connection().run_on_commit
     if not any(entry[1] is _after_exceptional_access for entry in pending):
-        transaction.on_commit(_after_exceptional_access)
+        transaction.on_commit(_after_exceptional_access, robust=True)
 
 
 @dataclass(frozen=True, slots=True)
