@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
+from django.db import transaction
+
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from dmp.audit.services import GENESIS_HASH, checkpoint_signature, event_hash
 
@@ -22,6 +24,33 @@ class VerificationReport:
 
 
 def verify_audit_trail(*, batch_size: int = 5000) -> VerificationReport:
+    """Every chain, link and checkpoint, read from one snapshot of the database.
+
+    The trail is written while it is verified: read at different moments, a head and its
+    chain's events disagree whenever an event commits in between (reported as tampering).
+    Inside one transaction they cannot: on PostgreSQL a repeatable-read, read-only one; SQLite
+    (WAL) keeps the snapshot of a read transaction from its first read.
+    """
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        return _verify(batch_size)  # the caller's transaction is the snapshot
+    if connection.vendor == "sqlite":
+        # The project's writers BEGIN IMMEDIATE; a verification holding the write lock that long
+        # would stop every writer, where a deferred read transaction has its snapshot all the same.
+        writers_mode, connection.transaction_mode = connection.transaction_mode, "DEFERRED"
+        try:
+            with transaction.atomic():
+                return _verify(batch_size)
+        finally:
+            connection.transaction_mode = writers_mode
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _verify(batch_size)
+
+
+def _verify(batch_size: int) -> VerificationReport:
     report = VerificationReport()
     heads = {h.chain: h for h in AuditChainHead.objects.all()}
     chains = set(heads) | set(AuditEvent.objects.values_list("chain", flat=True).distinct())

@@ -158,3 +158,74 @@ def test_a_bulk_event_without_a_time_zone_is_refused_and_nothing_is_written(pers
     with pytest.raises(ValueError, match="timezone-aware"), transaction.atomic():
         audit_bulk_record(entries)
     assert AuditEvent.objects.count() == before
+
+
+def _event_committed_during_verification(monkeypatch, on_first_hash) -> None:
+    """Runs `on_first_hash` once, when the verification has read the heads and hashes its first
+    event: the moment another request's commit used to fall between the two reads."""
+    from dmp.audit import services, verify
+
+    calls: list[AuditEvent] = []
+
+    def hashing(event: AuditEvent) -> str:
+        if not calls:
+            calls.append(event)
+            on_first_hash()
+        return services.event_hash(event)
+
+    monkeypatch.setattr(verify, "event_hash", hashing)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite lets no writer in beside the test's reader; the snapshot is checked below",
+)
+def test_an_event_committed_during_verification_is_not_reported_as_tampering(
+    transactional_db, personas, monkeypatch, settings
+):
+    """`audit_verify` read the chain heads first and the events later: an event committed in
+    between gave "chain N: head says 7, events end at 8" and exit 1 on an intact trail."""
+    import threading
+
+    from dmp.audit.models import AuditChainHead
+    from dmp.audit.services import audit_record
+
+    moreau = personas.ps(personas.dr_moreau)
+    # The event lands on the last chain verified, read after the first event is hashed.
+    last_chain = AuditChainHead.objects.order_by("-chain").values_list("chain", flat=True).first()
+    assert last_chain
+    assert AuditChainHead.objects.count() > 1
+    record_id = settings.OPENDMP_AUDIT_CHAINS + last_chain
+
+    def record_test_elsewhere() -> None:
+        try:
+            with transaction.atomic():
+                audit_record(
+                    caller=moreau,
+                    action=AuditAction.RECORD_TEST,
+                    subject=Subject(record_id=record_id),
+                )
+        finally:
+            connection.close()
+
+    def concurrent_commit() -> None:
+        writer = threading.Thread(target=record_test_elsewhere)
+        writer.start()
+        writer.join(timeout=30)
+
+    before = AuditEvent.objects.count()
+    _event_committed_during_verification(monkeypatch, concurrent_commit)
+    report = verify_audit_trail()
+    assert report.ok, report.problems
+    assert AuditEvent.objects.count() == before + 1  # it did commit meanwhile
+    assert verify_audit_trail().ok
+
+
+def test_the_verification_reads_heads_and_events_in_one_transaction(transactional_db, personas, monkeypatch):
+    """Outside any caller's transaction (as `manage.py audit_verify` runs), heads and events
+    come from one snapshot: the first event is hashed inside the transaction that read the heads."""
+    seen: list[bool] = []
+    _event_committed_during_verification(monkeypatch, lambda: seen.append(connection.in_atomic_block))
+    assert not connection.in_atomic_block
+    assert verify_audit_trail().ok
+    assert seen == [True]
