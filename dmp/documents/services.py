@@ -90,6 +90,16 @@ class RegisteredSubmission:
     id_map: dict[str, str] = field(default_factory=dict)  # submitted id -> stored entryUUID
 
 
+@dataclass(frozen=True, slots=True)
+class _Replaced:
+    """A document a submission replaces, as the decision saw it: its row (the entryUUID changes
+    with every metadata update) and the entryUUID the decision was taken on."""
+
+    pk: int
+    entry_uuid: str
+    unique_id: str
+
+
 @dataclass
 class _Plan:
     """What a submission will write, resolved before any I/O."""
@@ -97,7 +107,7 @@ class _Plan:
     record: Record
     ins: Ins
     id_map: dict[str, str]
-    replaced: dict[str, str]  # new document symbolic id -> replaced entryUUID
+    replaced: dict[str, _Replaced]  # new document symbolic id -> the document it replaces
     related_existing: set[str]
     folder_members_existing: set[str]
     digests: dict[str, Digests] = field(default_factory=dict)
@@ -207,7 +217,7 @@ def _inheriting_restrictions(
     for index, document in enumerate(documents):
         target = plan.replaced.get(document.entry_uuid)
         if target is not None:
-            document = _with_flags(document, _restrictions(replaced[target]))
+            document = _with_flags(document, _restrictions(replaced[target.entry_uuid]))
             problems = confidentiality_problems(document.confidentiality_codes, f"DocumentEntry[{index}]")
             if problems:
                 raise ValidationFailed(
@@ -287,7 +297,7 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
     for association in submission.associations:
         id_map[association.entry_uuid] = _normalise_uuid(association.entry_uuid) or new_entry_uuid()
 
-    replaced: dict[str, str] = {}
+    replaced: dict[str, _Replaced] = {}
     related_existing: set[str] = set()
     folder_members_existing: set[str] = set()
     existing_documents = _existing_documents(record, submission.associations, id_map)
@@ -370,7 +380,7 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
                         )
                     ]
                 )
-            if target.entry_uuid in replaced.values():
+            if target.pk in {r.pk for r in replaced.values()}:
                 raise ValidationFailed(
                     [
                         Problem(
@@ -380,7 +390,7 @@ def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None)
                         )
                     ]
                 )
-            replaced[association.source] = target.entry_uuid
+            replaced[association.source] = _Replaced(target.pk, target.entry_uuid, target.unique_id)
         related_existing.add(target.entry_uuid)
     return _Plan(
         record=record,
@@ -628,7 +638,9 @@ def submission_register(
                     last_update_time=now
                 )
             Record.objects.filter(pk=plan.record.pk).update(last_document_at=now)
-            replaced_targets = {plan.id_map[source]: target for source, target in plan.replaced.items()}
+            replaced_targets = {
+                plan.id_map[source]: target.entry_uuid for source, target in plan.replaced.items()
+            }
             for entry in documents:
                 replaced = replaced_targets.get(entry.entry_uuid)
                 audit_record(
@@ -708,27 +720,36 @@ def _association_rows(submission: SubmissionInput, plan: _Plan, subset: Submissi
 
 
 def _lock_replaced(plan: _Plan) -> dict[str, DocumentEntry]:
-    """The documents the submission replaces, locked and still current, by entryUUID."""
+    """The documents the submission replaces, locked and still as the decision saw them, by
+    entryUUID. Locked by row: an update committed since the decision (masked, archived, deleted)
+    gave the document a new entryUUID, and the replacement, decided on the old metadata, is
+    refused rather than applied to what it was not decided on."""
     if not plan.replaced:
         return {}
-    locked = list(
-        DocumentEntry.objects.select_for_update().filter(
-            record=plan.record, entry_uuid__in=list(plan.replaced.values())
+    locked = {
+        document.pk: document
+        for document in DocumentEntry.objects.select_for_update().filter(
+            record=plan.record, pk__in=[target.pk for target in plan.replaced.values()]
         )
-    )
-    for document in locked:
-        if document.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}:
+    }
+    for target in plan.replaced.values():
+        document = locked.get(target.pk)
+        if (
+            document is None
+            or document.entry_uuid != target.entry_uuid
+            or document.availability_status not in {DocumentStatus.APPROVED, DocumentStatus.ARCHIVED}
+        ):
             raise ValidationFailed(
                 [
                     Problem(
                         ErrorCode.CONFLICT,
-                        gettext("Le document %(unique_id)s a été remplacé entre-temps.")
-                        % {"unique_id": document.unique_id},
-                        "",
+                        gettext("Le document remplacé %(unique_id)s a changé entre-temps.")
+                        % {"unique_id": target.unique_id},
+                        target.entry_uuid,
                     )
                 ]
             )
-    return {document.entry_uuid: document for document in locked}
+    return {document.entry_uuid: document for document in locked.values()}
 
 
 def _deprecate_replaced(
@@ -736,7 +757,7 @@ def _deprecate_replaced(
 ) -> None:
     if not locked:
         return
-    targets = list(plan.replaced.values())
+    targets = [target.entry_uuid for target in plan.replaced.values()]
     DocumentEntry.objects.filter(pk__in=[d.pk for d in locked.values()]).update(
         availability_status=DocumentStatus.DEPRECATED
     )
@@ -754,7 +775,7 @@ def _deprecate_replaced(
         )
         for source, target in plan.replaced.items()
         for membership in memberships
-        if membership.target_uuid == target
+        if membership.target_uuid == target.entry_uuid
     )
 
 

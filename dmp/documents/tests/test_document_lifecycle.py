@@ -755,3 +755,32 @@ def test_masking_a_document_replaced_meanwhile_is_a_conflict(personas, monkeypat
             change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
         )
     assert not DocumentEntry.objects.get(pk=first.pk).masked_to_professionals
+
+
+def test_a_replacement_of_a_document_updated_meanwhile_is_a_conflict(personas, monkeypatch):
+    """The patient masks the document while its replacement's bytes are stored: the update gave
+    it a new entryUUID, the lock by the old one found nothing, and the submission ended in a
+    KeyError (HTTP 500)."""
+    bernard = personas.ps(personas.dr_bernard)
+    (first,) = publish(personas, bernard, [DocumentDraft(title="v1")]).documents
+    store = documents_services._store_blobs
+
+    def store_then_mask(*args, **kwargs):
+        stored = store(*args, **kwargs)
+        document_change_confidentiality(
+            caller=personas.patient(personas.alice),
+            entry_uuid=first.entry_uuid,
+            change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+        )
+        return stored
+
+    monkeypatch.setattr(documents_services, "_store_blobs", store_then_mask)
+    documents, events = DocumentEntry.objects.count(), AuditEvent.objects.count()
+    with pytest.raises(ValidationFailed) as refused:
+        publish(personas, bernard, [DocumentDraft(title="v2")], replaces={0: first.entry_uuid})
+    assert refused.value.code == ErrorCode.CONFLICT
+    assert "a changé entre-temps" in refused.value.problems[0].message
+    assert DocumentEntry.objects.count() == documents
+    masked = DocumentEntry.objects.get(pk=first.pk)
+    assert (masked.availability_status, masked.masked_to_professionals) == (DocumentStatus.APPROVED, True)
+    assert AuditEvent.objects.count() == events + 1  # the masking, nothing of the replacement
