@@ -728,9 +728,9 @@ def _lock_replaced(plan: _Plan) -> dict[str, DocumentEntry]:
         return {}
     locked = {
         document.pk: document
-        for document in DocumentEntry.objects.select_for_update().filter(
-            record=plan.record, pk__in=[target.pk for target in plan.replaced.values()]
-        )
+        for document in DocumentEntry.objects.select_for_update()
+        .filter(record=plan.record, pk__in=[target.pk for target in plan.replaced.values()])
+        .order_by("pk")
     }
     for target in plan.replaced.values():
         document = locked.get(target.pk)
@@ -917,10 +917,20 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
     return _Planned(change, current, tuple(flag_audits), status_audit)
 
 
-def _apply_change(caller: Caller, planned: _Planned) -> DocumentEntry:
-    """Writes one planned change as one new metadata version (none if nothing differs)."""
+def _lock_documents(pks: Iterable[int]) -> dict[int, DocumentEntry]:
+    """The documents of an update, locked all at once and in key order, before the first write:
+    locking each one as it is written, after the audit of the one before (which locks its chain
+    head), let an update of [A, B] and one of [B] each hold what the other waited for."""
+    return {
+        document.pk: document
+        for document in DocumentEntry.objects.select_for_update().filter(pk__in=list(pks)).order_by("pk")
+    }
+
+
+def _apply_change(caller: Caller, planned: _Planned, document: DocumentEntry) -> DocumentEntry:
+    """Writes one planned change, on its locked row `document`, as one new metadata version (none
+    if nothing differs)."""
     change = planned.change
-    document = DocumentEntry.objects.select_for_update().get(pk=planned.document.pk)
     # Any change of status since the decision (a replacement deprecating the document, say)
     # voids it: a flag would land on the old version and leave the current one unmasked.
     if (
@@ -1000,7 +1010,8 @@ def documents_update(
             ]
         )
     with transaction.atomic(durable=True):
-        return [_apply_change(caller, p) for p in planned]
+        locked = _lock_documents(p.document.pk for p in planned)
+        return [_apply_change(caller, p, locked[p.document.pk]) for p in planned]
 
 
 def document_change_confidentiality(
@@ -1042,8 +1053,9 @@ def metadata_remove(*, caller: Caller, entry_uuids: Sequence[str]) -> None:
         for entry_uuid in entry_uuids
     ]
     with transaction.atomic(durable=True):
+        locked = _lock_documents(access.document.pk for access in accesses)
         for access in accesses:
-            document = DocumentEntry.objects.select_for_update().get(pk=access.document.pk)
+            document = locked[access.document.pk]
             previous = _new_version(caller, document)
             document.availability_status = DocumentStatus.DELETED
             document.save()

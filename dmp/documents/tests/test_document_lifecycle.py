@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 import uuid
 
 import pytest
+from django.db import connection
 
 from dmp.access.actors import AccessMode
 from dmp.access.policy import DocumentStatus
@@ -784,3 +786,67 @@ def test_a_replacement_of_a_document_updated_meanwhile_is_a_conflict(personas, m
     masked = DocumentEntry.objects.get(pk=first.pk)
     assert (masked.availability_status, masked.masked_to_professionals) == (DocumentStatus.APPROVED, True)
     assert AuditEvent.objects.count() == events + 1  # the masking, nothing of the replacement
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite lets one writer at a time: its transactions never wait on each other's rows",
+)
+def test_overlapping_metadata_updates_do_not_deadlock(transactional_db, personas, monkeypatch):
+    """An update of [A, B] locked A, wrote its audit event (locking the chain head), then asked for
+    B; an update of [B] meanwhile held B and waited for the head: PostgreSQL killed one of them
+    as a deadlock (HTTP 500)."""
+    import threading
+
+    bernard = personas.ps(personas.dr_bernard)
+    first, second = publish(personas, bernard, [DocumentDraft(), DocumentDraft()]).documents
+    apply = documents_services._apply_change
+    first_written, other_waits = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def apply_then_pause(*args, **kwargs):
+        written = apply(*args, **kwargs)
+        if threading.current_thread().name == "both" and not first_written.is_set():
+            first_written.set()
+            other_waits.wait(timeout=30)
+        return written
+
+    def mask(name: str, documents) -> None:
+        try:
+            documents_update(
+                caller=bernard,
+                changes=[
+                    MetadataChange(
+                        entry_uuid=d.entry_uuid,
+                        confidentiality=(ConfidentialityChange(code="MASQUE_PS", enabled=True),),
+                    )
+                    for d in documents
+                ],
+            )
+            outcomes[name] = "applied"
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test compares
+            outcomes[name] = exc
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(documents_services, "_apply_change", apply_then_pause)
+    both = threading.Thread(target=mask, args=("both", [first, second]), name="both")
+    both.start()
+    assert first_written.wait(timeout=30)
+    only_second = threading.Thread(target=mask, args=("second", [second]), name="second")
+    only_second.start()
+    for _ in range(300):  # until the second update waits for a lock
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                break
+        time.sleep(0.01)
+    other_waits.set()
+    both.join(timeout=30)
+    only_second.join(timeout=30)
+    assert outcomes["both"] == "applied"
+    # The later update was decided on the version the first one replaced: a conflict to retry.
+    assert isinstance(outcomes["second"], Conflict), outcomes["second"]
+    assert (
+        DocumentEntry.objects.filter(pk__in=[first.pk, second.pk], masked_to_professionals=True).count() == 2
+    )
