@@ -30,7 +30,7 @@ from dmp.access.policy import (
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
-from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
+from dmp.common.errors import Conflict, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
 from dmp.documents.access import (
     access_document,
     decide_document,
@@ -266,6 +266,22 @@ def _refuse_publication(
     raise Forbidden(
         f"not allowed to publish this document: {decision.reason.value}", location=document.unique_id
     )
+
+
+def _lock_record(record: Record) -> Record:
+    """`record`, its row locked, with what the policy reads of it as it now stands (the record is
+    closed and reopened, and its oppositions change, under this lock; so do its authorisations,
+    which `record_facts` reads). The patient does not change."""
+    locked = copy.copy(record)
+    for name, value in (
+        Record.objects.select_for_update()
+        .filter(pk=record.pk)
+        .values("status", "opposes_break_glass", "opposes_centre_15")
+        .get()
+        .items()
+    ):
+        setattr(locked, name, value)
+    return locked
 
 
 class _RefusedAfterLock(Exception):
@@ -551,16 +567,7 @@ def submission_register(
             # One submission at a time per record: replacement chains stay linear. The decision is
             # taken again under the lock: the record may have been closed, or the caller blocked,
             # while the bytes were stored (changes of status and authorisations lock it too).
-            locked = copy.copy(plan.record)  # the patient does not change; what the policy reads may
-            for name, value in (
-                Record.objects.select_for_update()
-                .filter(pk=plan.record.pk)
-                .values("status", "opposes_break_glass", "opposes_centre_15")
-                .get()
-                .items()
-            ):
-                setattr(locked, name, value)
-            facts = record_facts(caller.actor, locked)
+            facts = record_facts(caller.actor, _lock_record(plan.record))
             if (refusal := _publication_refusal(caller, facts, submission.documents)) is not None:
                 raise _RefusedAfterLock(facts, *refusal)
             _check_duplicates(submission, plan)
@@ -850,6 +857,17 @@ class _Planned:
     document: DocumentEntry  # as loaded for the access decisions (record and patient joined)
     flag_audits: tuple[tuple[ConfidentialityChange, AuditAction], ...]
     status_audit: AuditAction | None
+    decisions: tuple[tuple[Action, AuditAction], ...]  # what was allowed, taken again at commit
+
+
+class _ChangeRefusedAfterLock(Exception):
+    """The record changed between the decisions and the commit (closed, the caller blocked or
+    its authorisation removed): raised inside the transaction, so nothing is written, and
+    audited once it is rolled back."""
+
+    def __init__(self, planned: _Planned, decision: Decision, audit_action: AuditAction) -> None:
+        super().__init__("metadata change refused once the record was locked")
+        self.planned, self.decision, self.audit_action = planned, decision, audit_action
 
 
 def confidentiality_changes(present: set[str], wanted: set[str]) -> tuple[ConfidentialityChange, ...]:
@@ -888,10 +906,12 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
     if current is not None and patient is not None and current.patient_id != patient.hl7():
         current = None  # another patient's document answers as an unknown one
     flag_audits = []
+    decisions = []
     for flag in change.confidentiality:
         action, audit_action = _confidentiality_audit(flag)
         current = access_document(caller, document=current, action=action, audit_action=audit_action).document
         flag_audits.append((flag, audit_action))
+        decisions.append((action, audit_action))
     status_audit = None
     if change.status is not None:
         status_now = DocumentStatus(current.availability_status) if current is not None else None
@@ -899,6 +919,7 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
         action, status_audit = transition or (Action.DOCUMENT_ARCHIVE, AuditAction.DOCUMENT_ARCHIVE)
         # The access decision comes first: a caller who may not act learns nothing of the status.
         current = access_document(caller, document=current, action=action, audit_action=status_audit).document
+        decisions.append((action, status_audit))
         if transition is None or change.original_status not in {None, status_now}:
             raise ValidationFailed(
                 [
@@ -914,7 +935,7 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, gettext("La mise à jour ne change rien."), change.entry_uuid)]
         )
-    return _Planned(change, current, tuple(flag_audits), status_audit)
+    return _Planned(change, current, tuple(flag_audits), status_audit, tuple(decisions))
 
 
 def _lock_documents(pks: Iterable[int]) -> dict[int, DocumentEntry]:
@@ -1009,9 +1030,32 @@ def documents_update(
                 )
             ]
         )
-    with transaction.atomic(durable=True):
-        locked = _lock_documents(p.document.pk for p in planned)
-        return [_apply_change(caller, p, locked[p.document.pk]) for p in planned]
+    try:
+        with transaction.atomic(durable=True):
+            _decide_again(caller, planned)
+            locked = _lock_documents(p.document.pk for p in planned)
+            return [_apply_change(caller, p, locked[p.document.pk]) for p in planned]
+    except _ChangeRefusedAfterLock as refused:
+        audit_denial(
+            caller=caller,
+            action=refused.audit_action,
+            subject=document_subject(refused.planned.document),
+            reason=refused.decision.reason,
+        )
+        raise NotFound("document not found") from None
+
+
+def _decide_again(caller: Caller, planned: Sequence[_Planned]) -> None:
+    """Locks the records of the update (in key order) and takes every decision again under the
+    locks, as a submission does: the patient may have blocked the caller, or the record been
+    closed, since the decisions were taken."""
+    records = {p.document.record_id: p.document.record for p in planned}
+    facts = {pk: record_facts(caller.actor, _lock_record(records[pk])) for pk in sorted(records)}
+    for p in planned:
+        for action, audit_action in p.decisions:
+            decision = decide_document(caller, facts[p.document.record_id], p.document, action)
+            if not decision:
+                raise _ChangeRefusedAfterLock(p, decision, audit_action)
 
 
 def document_change_confidentiality(

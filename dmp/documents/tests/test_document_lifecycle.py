@@ -38,9 +38,9 @@ from dmp.documents.services import (
     metadata_remove,
     submission_register,
 )
-from dmp.records.models import ClosureReason, Record
+from dmp.records.models import ClosureReason, GranteeKind, Record
 from dmp.records.selectors import own_traces
-from dmp.records.services import authorisation_self, record_close
+from dmp.records.services import AuthorisationChange, authorisation_change, authorisation_self, record_close
 
 
 def caller_author(caller):
@@ -849,4 +849,52 @@ def test_overlapping_metadata_updates_do_not_deadlock(transactional_db, personas
     assert isinstance(outcomes["second"], Conflict), outcomes["second"]
     assert (
         DocumentEntry.objects.filter(pk__in=[first.pk, second.pk], masked_to_professionals=True).count() == 2
+    )
+
+
+def _close(personas) -> None:
+    record_close(
+        caller=personas.patient(personas.alice),
+        record=Record.objects.get(pk=personas.alice.record.pk),
+        reason=ClosureReason.PATIENT_REQUEST,
+    )
+
+
+def _block_moreau(personas) -> None:
+    authorisation_change(
+        caller=personas.patient(personas.alice),
+        record=Record.objects.get(pk=personas.alice.record.pk),
+        grantee_kind=GranteeKind.PROFESSIONAL,
+        grantee_id=personas.dr_moreau.national_id,
+        change=AuthorisationChange.BLOCK,
+    )
+
+
+@pytest.mark.parametrize("meanwhile", [_close, _block_moreau], ids=["record_closed", "author_blocked"])
+def test_a_metadata_change_is_decided_again_once_the_record_is_locked(personas, monkeypatch, meanwhile):
+    """The record was closed, or the patient blocked the PS, between the decision and the commit:
+    a submission was refused under the record's lock, a metadata update went through."""
+    moreau = personas.ps(personas.dr_moreau)
+    authorisation_self(caller=moreau, ins=personas.alice.identifier, grant=True)
+    (document,) = publish(personas, moreau, [DocumentDraft(title="Bilan")]).documents
+    plan = documents_services._plan_change
+
+    def plan_then_change_the_record(*args, **kwargs):
+        planned = plan(*args, **kwargs)
+        meanwhile(personas)
+        return planned
+
+    monkeypatch.setattr(documents_services, "_plan_change", plan_then_change_the_record)
+    with pytest.raises(NotFound):  # closed or blocked, the PS may not even read it now
+        document_change_status(
+            caller=moreau, entry_uuid=document.entry_uuid, new_status=DocumentStatus.ARCHIVED
+        )
+    after = DocumentEntry.objects.get(pk=document.pk)
+    assert (after.availability_status, after.version) == (DocumentStatus.APPROVED, 1)
+    assert not after.previous_versions.exists()
+    denial = AuditEvent.objects.latest("pk")
+    assert (denial.action, denial.outcome, denial.actor_id) == (
+        AuditAction.DOCUMENT_ARCHIVE,
+        "denied",
+        personas.dr_moreau.national_id,
     )
