@@ -1,7 +1,9 @@
 """Choke point for documents: nothing reads or changes a document without going through here.
 
 Documents the caller may not see are indistinguishable from documents that do not exist:
-both raise `NotFound`, and lists simply leave them out.
+both raise `NotFound`, and lists simply leave them out. A change refused on a document the
+caller may see raises `Forbidden` with the policy's reason: its existence is no secret to the
+caller, and "not found" would misstate what the caller is looking at.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from django.db.models import Prefetch, QuerySet
 
@@ -26,7 +29,7 @@ from dmp.access.policy import (
 )
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial
-from dmp.common.errors import NotFound
+from dmp.common.errors import Forbidden, NotFound
 from dmp.common.rows import unique_row
 from dmp.documents.models import DocumentAuthor, DocumentEntry
 from dmp.records.access import record_facts
@@ -176,3 +179,36 @@ def access_document(
         )
         raise NotFound("document not found")
     return DocumentAccess(document=document, facts=facts, decision=decision)
+
+
+def access_document_change(
+    caller: Caller, *, document: DocumentEntry | None, action: Action, audit_action: AuditAction
+) -> DocumentAccess:
+    """`document` if the caller may make the change `action` to it; audits the refusal and raises
+    otherwise: `NotFound` when the caller may not read it either, `Forbidden` when it may."""
+    if document is None:
+        return access_document(caller, document=None, action=action, audit_action=audit_action)
+    facts = record_facts(caller.actor, document.record)
+    decision = decide_document(caller, facts, document, action)
+    if not decision:
+        refuse_change(caller, facts=facts, document=document, decision=decision, audit_action=audit_action)
+    return DocumentAccess(document=document, facts=facts, decision=decision)
+
+
+def refuse_change(
+    caller: Caller,
+    *,
+    facts: RecordFacts,
+    document: DocumentEntry,
+    decision: Decision,
+    audit_action: AuditAction,
+) -> NoReturn:
+    """Audits a refused change of `document` and raises: `Forbidden` with the policy's reason if
+    the caller may read the document (in the record as `facts` describe it), else `NotFound`,
+    so that a refusal never tells a document's existence to one who may not see it."""
+    audit_denial(
+        caller=caller, action=audit_action, subject=document_subject(document), reason=decision.reason
+    )
+    if decide_document(caller, facts, document, Action.DOCUMENT_READ):
+        raise Forbidden(f"not allowed to change this document: {decision.reason.value}")
+    raise NotFound("document not found")

@@ -30,13 +30,15 @@ from dmp.access.policy import (
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
-from dmp.common.errors import Conflict, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
+from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
 from dmp.documents.access import (
     access_document,
+    access_document_change,
     decide_document,
     decide_facts,
     document_subject,
     one_with_authors,
+    refuse_change,
     with_authors,
 )
 from dmp.documents.blobstore import Digests, default_blob_store
@@ -865,9 +867,12 @@ class _ChangeRefusedAfterLock(Exception):
     its authorisation removed): raised inside the transaction, so nothing is written, and
     audited once it is rolled back."""
 
-    def __init__(self, planned: _Planned, decision: Decision, audit_action: AuditAction) -> None:
+    def __init__(
+        self, planned: _Planned, facts: RecordFacts, decision: Decision, audit_action: AuditAction
+    ) -> None:
         super().__init__("metadata change refused once the record was locked")
-        self.planned, self.decision, self.audit_action = planned, decision, audit_action
+        self.planned, self.facts, self.decision = planned, facts, decision
+        self.audit_action = audit_action
 
 
 def confidentiality_changes(present: set[str], wanted: set[str]) -> tuple[ConfidentialityChange, ...]:
@@ -909,7 +914,9 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
     decisions = []
     for flag in change.confidentiality:
         action, audit_action = _confidentiality_audit(flag)
-        current = access_document(caller, document=current, action=action, audit_action=audit_action).document
+        current = access_document_change(
+            caller, document=current, action=action, audit_action=audit_action
+        ).document
         flag_audits.append((flag, audit_action))
         decisions.append((action, audit_action))
     status_audit = None
@@ -918,7 +925,9 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
         transition = _STATUS_TRANSITIONS.get((status_now or "", change.status))
         action, status_audit = transition or (Action.DOCUMENT_ARCHIVE, AuditAction.DOCUMENT_ARCHIVE)
         # The access decision comes first: a caller who may not act learns nothing of the status.
-        current = access_document(caller, document=current, action=action, audit_action=status_audit).document
+        current = access_document_change(
+            caller, document=current, action=action, audit_action=status_audit
+        ).document
         decisions.append((action, status_audit))
         if transition is None or change.original_status not in {None, status_now}:
             raise ValidationFailed(
@@ -1036,13 +1045,13 @@ def documents_update(
             locked = _lock_documents(p.document.pk for p in planned)
             return [_apply_change(caller, p, locked[p.document.pk]) for p in planned]
     except _ChangeRefusedAfterLock as refused:
-        audit_denial(
-            caller=caller,
-            action=refused.audit_action,
-            subject=document_subject(refused.planned.document),
-            reason=refused.decision.reason,
+        refuse_change(
+            caller,
+            facts=refused.facts,
+            document=refused.planned.document,
+            decision=refused.decision,
+            audit_action=refused.audit_action,
         )
-        raise NotFound("document not found") from None
 
 
 def _decide_again(caller: Caller, planned: Sequence[_Planned]) -> None:
@@ -1055,7 +1064,7 @@ def _decide_again(caller: Caller, planned: Sequence[_Planned]) -> None:
         for action, audit_action in p.decisions:
             decision = decide_document(caller, facts[p.document.record_id], p.document, action)
             if not decision:
-                raise _ChangeRefusedAfterLock(p, decision, audit_action)
+                raise _ChangeRefusedAfterLock(p, facts[p.document.record_id], decision, audit_action)
 
 
 def document_change_confidentiality(

@@ -193,11 +193,22 @@ def test_a_ps_who_is_not_the_author_cannot_replace_or_delete(personas):
     with pytest.raises(ValidationFailed) as error:
         publish(personas, moreau, [DocumentDraft()], replaces={0: document.entry_uuid})
     assert error.value.code == ErrorCode.UNRESOLVED_REFERENCE
-    with pytest.raises(NotFound):
+    # Moreau may read the document: he is told why he may not delete it, not that it is unknown.
+    with pytest.raises(Forbidden, match="not_author"):
         document_change_status(
             caller=moreau, entry_uuid=document.entry_uuid, new_status=DocumentStatus.DELETED
         )
+    # Durand, whom the patient blocked, may not read it: for him it does not exist.
+    with pytest.raises(NotFound):
+        document_change_status(
+            caller=personas.ps(personas.dr_durand),
+            entry_uuid=document.entry_uuid,
+            new_status=DocumentStatus.DELETED,
+        )
     assert DocumentEntry.objects.get(pk=document.pk).availability_status == DocumentStatus.APPROVED
+    assert list(
+        AuditEvent.objects.filter(action=AuditAction.DOCUMENT_DELETE).values_list("outcome", "reason")
+    ) == [("denied", "not_author"), ("denied", "blocked")]
 
 
 def test_duplicate_unique_id_is_rejected_and_changes_nothing(personas):

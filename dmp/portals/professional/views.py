@@ -2,7 +2,8 @@
 
 Each view parses its input with a form, builds the `Caller` from the PS session, calls one
 service or selector and renders. Access decisions are the services' (NotFound for forbidden
-and missing alike); the views only turn domain errors into pages.
+and missing alike, Forbidden with the reason for a change refused on a document the PS sees);
+the views only turn domain errors into pages.
 """
 
 from __future__ import annotations

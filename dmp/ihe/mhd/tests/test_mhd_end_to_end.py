@@ -469,8 +469,10 @@ def test_a_patch_applies_its_labels_and_status_together_or_not_at_all(xds_kit, f
     }
     delete = {"op": "replace", "path": "/status", "value": "entered-in-error"}
     refused = requests.patch(url, data=json.dumps([mask, delete]), headers=headers, timeout=10)
-    assert refused.status_code == 404, refused.text
-    OperationOutcome.model_validate(refused.json())
+    # Dr Bernard reads the document: he is told why, not that it is unknown.
+    assert refused.status_code == 403, refused.text
+    (issue,) = OperationOutcome.model_validate(refused.json()).issue
+    assert (issue.code, issue.diagnostics) == ("forbidden", "not allowed to change this document: not_author")
     unchanged = DocumentEntry.objects.get(pk=document.pk)
     assert (unchanged.version, unchanged.masked_to_professionals, unchanged.availability_status) == (
         document.version,

@@ -530,6 +530,10 @@ def test_only_the_author_deletes_and_a_ps_cannot_remove_metadata(xds_kit):
     moreau = xds_kit.client(personas.dr_moreau)
     refused = moreau.update_status(entry.get("id"), APPROVED, "urn:asip:ci-sis:2010:StatusType:Deleted")
     assert not refused.ok
+    # Dr Moreau reads the document: he is told why, not that it is unknown.
+    assert [(e.code, e.message) for e in refused.errors] == [
+        ("XDSRegistryError", "not allowed to change this document: not_author")
+    ]
     assert (
         DocumentEntry.objects.get(unique_id=submission.documents[0].unique_id).availability_status == APPROVED
     )
