@@ -106,6 +106,10 @@ def issue_token(
         authentication = AuthenticationMode(str(claims.get("authentication_mode", "DIRECTE")))
     except (InvalidIns, ValueError) as exc:
         raise TokenRejected(f"client assertion claims: {exc}") from exc
+    if mode is not AccessMode.NORMAL and patient is None:
+        # The token lives ten minutes and the searches name their patient: without one, an
+        # emergency would open every record the software then names.
+        raise TokenRejected(f"the access mode {mode.value} requires the patient_ins claim")
     facts = VihfFacts(
         assertion_id=f"jwt:{claims['jti']}",
         not_on_or_after=expires,

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from fhir.resources.R4B.documentreference import DocumentReference
 
-from dmp.access.actors import Caller
+from dmp.access.actors import AccessMode, Caller
 from dmp.access.policy import DocumentStatus
 from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
 from dmp.common.middleware import carries_nul
@@ -446,9 +446,20 @@ def _date_range(request: HttpRequest, name: str) -> tuple[dt.datetime | None, dt
     return start, end
 
 
-def _patient_record(request: HttpRequest, token_patient: str) -> Any:
+def _patient_record(request: HttpRequest, caller: Caller, token_patient: str) -> Any:
     """The record a search names: `patient.identifier=<system>|<INS>`, or `patient=` a reference
-    to the Patient the TD0.2 search returns (`Patient/<id>`, `<id>` or an absolute URL)."""
+    to the Patient the TD0.2 search returns (`Patient/<id>`, `<id>` or an absolute URL). Out of
+    normal mode it must be the token's patient: an emergency opens that one record only."""
+    if caller.mode is not AccessMode.NORMAL and not token_patient:
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.FORBIDDEN,
+                    f"the access mode {caller.mode.value} needs a token bound to the patient",
+                    "patient",
+                )
+            ]
+        )
     identifier = request.GET.get("patient.identifier", "")
     reference = request.GET.get("patient", "")
     if not identifier and "|" in reference:
@@ -542,7 +553,7 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, f"unsupported search parameter {', '.join(sorted(unknown))}", "")]
         )
-    record = _patient_record(request, patient)
+    record = _patient_record(request, caller, patient)
     statuses: set[DocumentStatus] = set()
     for status in _token_values(request, "status") or ("current",):
         if status not in STATUS_PARAMS:
@@ -741,7 +752,7 @@ def _list_filter(request: HttpRequest) -> _ListFilter:
 def lists(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse:
     """ITI-66: the patient's submission sets and folders the caller may see."""
     wanted = _list_filter(request)
-    record = _patient_record(request, patient)
+    record = _patient_record(request, caller, patient)
     contents = record_contents(
         caller=caller,
         record=record,

@@ -17,7 +17,7 @@ from typing import Final
 
 from lxml import etree
 
-from dmp.access.actors import Caller
+from dmp.access.actors import AccessMode, Caller
 from dmp.access.policy import DocumentStatus
 from dmp.common.errors import ErrorCode, NotFound, Problem, ValidationFailed
 from dmp.documents.metadata import (
@@ -265,6 +265,17 @@ class QueryContext:
 
 def _record_for(context: QueryContext, patient_cx: str = "") -> Record:
     patient = context.patient
+    if patient is None and context.caller.mode is not AccessMode.NORMAL:
+        # An emergency opens the VIHF's patient's record only (as the PS portal ties it to one).
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.PATIENT_ID_MISMATCH,
+                    f"the access mode {context.caller.mode.value} requires the VIHF to name the patient",
+                    "PatientId",
+                )
+            ]
+        )
     if patient_cx:
         try:
             asked = parse_hl7_ins(patient_cx)

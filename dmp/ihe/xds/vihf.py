@@ -258,7 +258,14 @@ def _consume(facts: VihfFacts) -> None:
 def caller_from_vihf(
     facts: VihfFacts, *, client_certificate: x509.Certificate | None = None, channel: Channel = Channel.XDS
 ) -> Caller:
-    """Bind the facts to registered identities, check the software, consume the assertion id."""
+    """Bind the facts to registered identities, check the software, consume the assertion id.
+
+    A mode other than normal (break-glass, Centre 15) must name its patient: an emergency opens
+    one record, as the PS portal ties it to one, never whichever records the PS then searches."""
+    if facts.mode is not AccessMode.NORMAL and facts.patient is None:
+        raise VihfRejected(
+            f"the access mode {facts.mode.value} requires the VIHF to name the patient (resource-id)"
+        )
     try:
         product = software_check(facts.homologation, version=facts.lps_version)
     except UnknownSoftware as exc:
