@@ -42,6 +42,7 @@ class Action(StrEnum):
     WEB_ACCOUNT_CREATE = "web_account_create"  # TD1.5
     AUTHORISATION_SELF = "authorisation_self"  # TD0.3 add/remove own authorisation
     AUTHORISATION_MANAGE = "authorisation_manage"  # grant/block others
+    AUTHORISATIONS_READ = "authorisations_read"  # who is authorised, blocked, médecin traitant
     MEDECIN_TRAITANT_DECLARE = "medecin_traitant_declare"  # TD0.3 role MEDECIN_TRAITANT
     TRACES_READ = "traces_read"
     EXPRESSION_READ = "expression_read"
@@ -255,6 +256,7 @@ _PATIENT_ALLOWED = frozenset(
         Action.RECORD_EXPORT,
         Action.RECORD_CLOSE,
         Action.AUTHORISATION_MANAGE,
+        Action.AUTHORISATIONS_READ,
         Action.TRACES_READ,
         Action.EXPRESSION_READ,
         Action.EXPRESSION_WRITE,
@@ -280,6 +282,7 @@ _PATIENT_ALLOWED_WHEN_CLOSED = frozenset(
         Action.RECORD_READ_ADMIN,
         Action.RECORD_LIST_DOCUMENTS,
         Action.RECORD_EXPORT,
+        Action.AUTHORISATIONS_READ,
         Action.TRACES_READ,
         Action.EXPRESSION_READ,
         Action.DOCUMENT_READ,
@@ -386,7 +389,7 @@ def _decide_professional_record(request: AccessRequest, record: RecordFacts) -> 
         return _deny(Reason.DEFAULT_DENY)  # the record exists and is active
     if action is Action.AUTHORISATION_SELF:
         return _allow(Reason.PUBLIC_STATUS)
-    if action is Action.AUTHORISATION_MANAGE:
+    if action in {Action.AUTHORISATION_MANAGE, Action.AUTHORISATIONS_READ}:
         if record.actor_is_medecin_traitant:
             return _allow(Reason.MEDECIN_TRAITANT)
         return _deny(Reason.NOT_MEDECIN_TRAITANT)

@@ -99,9 +99,11 @@ def records_authorised_for(
 
 
 def authorisations_of_record(*, caller: Caller, record: Record) -> QuerySet[Authorisation]:
-    """Who is authorised, blocked, médecin traitant: for the patient and the médecin traitant."""
+    """Who is authorised, blocked, médecin traitant: for the patient, a minor's legal
+    representative and the médecin traitant. A read: a closed record's patient still sees it
+    (to consult and export), and so does a minor in secret connection, who may not change it."""
     access = access_loaded_record(
-        caller, record=record, action=Action.AUTHORISATION_MANAGE, audit_action=AuditAction.RECORD_READ_ADMIN
+        caller, record=record, action=Action.AUTHORISATIONS_READ, audit_action=AuditAction.RECORD_READ_ADMIN
     )
     return (
         Authorisation.objects.filter(record=access.record)

@@ -47,6 +47,7 @@ PATIENT_MAY = {
     A.RECORD_EXPORT,
     A.RECORD_CLOSE,
     A.AUTHORISATION_MANAGE,
+    A.AUTHORISATIONS_READ,
     A.TRACES_READ,
     A.EXPRESSION_READ,
     A.EXPRESSION_WRITE,
@@ -61,6 +62,7 @@ PATIENT_MAY_WHEN_CLOSED = {
     A.RECORD_READ_ADMIN,
     A.RECORD_LIST_DOCUMENTS,
     A.RECORD_EXPORT,
+    A.AUTHORISATIONS_READ,
     A.TRACES_READ,
     A.EXPRESSION_READ,
     A.DOCUMENT_READ,
@@ -157,7 +159,7 @@ def allowed_by_the_rules(request: AccessRequest, matrix: SmallMatrix) -> bool:
         if document is None:
             if action is A.AUTHORISATION_SELF:
                 return True
-            if action is A.AUTHORISATION_MANAGE:
+            if action in {A.AUTHORISATION_MANAGE, A.AUTHORISATIONS_READ}:
                 return record.actor_is_medecin_traitant
             if action in READS | {A.RECORD_UPDATE_ADMIN, A.RECORD_CLOSE, A.WEB_ACCOUNT_CREATE}:
                 return may_consult
