@@ -76,6 +76,9 @@ class Authorisation(models.Model):
     changed_at = models.DateTimeField()
     changed_by_id = models.CharField(max_length=64)
     changed_by_kind = models.CharField(max_length=24)
+    # Last changed by a PS in the minor's secret connection: the legal representatives do not
+    # see the row (nor its trace), or they would learn which PS the minor sees in secret.
+    changed_in_secret = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -101,15 +101,16 @@ def records_authorised_for(
 def authorisations_of_record(*, caller: Caller, record: Record) -> QuerySet[Authorisation]:
     """Who is authorised, blocked, médecin traitant: for the patient, a minor's legal
     representative and the médecin traitant. A read: a closed record's patient still sees it
-    (to consult and export), and so does a minor in secret connection, who may not change it."""
+    (to consult and export), and so does a minor in secret connection, who may not change it.
+    A legal representative does not see the rows a PS last changed in the minor's secret
+    connection, as the traces of those changes are hidden from them."""
     access = access_loaded_record(
         caller, record=record, action=Action.AUTHORISATIONS_READ, audit_action=AuditAction.RECORD_READ_ADMIN
     )
-    return (
-        Authorisation.objects.filter(record=access.record)
-        .exclude(status=Authorisation.Status.REMOVED)
-        .order_by("grantee_kind", "grantee_name")
-    )
+    rows = Authorisation.objects.filter(record=access.record).exclude(status=Authorisation.Status.REMOVED)
+    if caller.actor.kind is ActorKind.LEGAL_REPRESENTATIVE:
+        rows = rows.exclude(changed_in_secret=True)
+    return rows.order_by("grantee_kind", "grantee_name")
 
 
 # Narrow a record's events to those its patient or legal representative may be shown. The

@@ -432,6 +432,7 @@ def _apply_authorisation(
         row.changed_at = now
         row.changed_by_id = caller.actor.person_id
         row.changed_by_kind = caller.actor.kind.value
+        row.changed_in_secret = caller.actor.secret_connection
         row.save()
         audit_record(
             caller=caller,
@@ -546,6 +547,7 @@ def medecin_traitant_set(*, caller: Caller, ins: Ins, declare: bool) -> Authoris
         row.changed_at = now
         row.changed_by_id = actor.person_id
         row.changed_by_kind = actor.kind.value
+        row.changed_in_secret = actor.secret_connection
         row.save()
         audit_record(caller=caller, action=audit_action, subject=access.subject)
     return row
