@@ -61,12 +61,14 @@ from dmp.ihe.mhd.mapping import (
 from dmp.ihe.xds.vihf import VihfRejected, tls_client_certificate
 from dmp.records.access import record_by_ins, record_by_public_id
 from dmp.records.selectors import own_traces
-from dmp.records.services import record_test
+from dmp.records.services import RecordState, record_test
 
 FHIR_JSON: Final = "application/fhir+json"
 READ: Final = "system/DocumentReference.read"
 WRITE: Final = "system/DocumentReference.write"
 PATIENT_READ: Final = "system/Patient.read"
+# The OpenDMP extensions of the TD0.2 Patient (docs/api/mhd-openapi.json, /fhir/Patient).
+DMP_EXTENSIONS: Final = "https://opendmp.example/fhir/StructureDefinition/"
 # The homologation profile a scope needs (reading documents: consultation; any change: feeding).
 SCOPE_PROFILES: Final = {
     READ: SoftwareProduct.Profile.CONSULTATION,
@@ -498,11 +500,13 @@ def _searchset(
         "type": "searchset",
         "link": [{"relation": "self", "url": request.build_absolute_uri()}],
         "entry": [
-            {
-                "fullUrl": request.build_absolute_uri(f"/fhir/{r['resourceType']}/{r['id']}"),
-                "resource": r,
-                "search": {"mode": "match"},
-            }
+            # A resource without id (the Patient TD0.2 shows a blocked PS) has no URL to give.
+            (
+                {"fullUrl": request.build_absolute_uri(f"/fhir/{r['resourceType']}/{r['id']}")}
+                if "id" in r
+                else {}
+            )
+            | {"resource": r, "search": {"mode": "match"}}
             for r in resources
         ],
     }
@@ -801,38 +805,38 @@ def patients(request: HttpRequest, caller: Caller, patient: str) -> HttpResponse
             [Problem(ErrorCode.FORBIDDEN, "the token is bound to another patient", "identifier")]
         )
     report = record_test(caller=caller, ins=ins)
-    if report.patient is None:
+    if report.state is RecordState.NONE:
         return _json(_searchset([], request, total=0))
-    resource = {
+    extensions: list[dict[str, Any]] = [
+        {"url": f"{DMP_EXTENSIONS}dmp-status", "valueCode": report.state.value},
+        {"url": f"{DMP_EXTENSIONS}dmp-authorisation", "valueCode": report.authorisation.value},
+    ]
+    resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": report.record_public_id,
         "identifier": [{"system": f"urn:oid:{ins.oid}", "value": ins.value}],
-        "name": [{"family": report.patient.family_name, "given": report.patient.given_names.split()}],
-        "birthDate": report.patient.birth_date.isoformat(),
-        "gender": {"M": "male", "F": "female"}.get(report.patient.sex, "unknown"),
-        "extension": [
-            {
-                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-status",
-                "valueCode": report.state.value,
-            },
-            {
-                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-authorisation",
-                "valueCode": report.authorisation.value,
-            },
-            {
-                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-medecin-traitant",
-                "valueBoolean": report.is_medecin_traitant,
-            },
-            {
-                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-web-account",
-                "valueBoolean": report.web_account_opened,
-            },
-            {
-                "url": "https://opendmp.example/fhir/StructureDefinition/dmp-minor",
-                "valueBoolean": report.patient_is_minor,
-            },
-        ],
+        "extension": extensions,
     }
+    # A blocked PS learns that the record exists and that it is blocked (SOAP's INTERDIT), and
+    # nothing about the patient: no id to search by, no identity, no settings.
+    if report.patient is not None:
+        resource |= {
+            "id": report.record_public_id,
+            "name": [{"family": report.patient.family_name, "given": report.patient.given_names.split()}],
+            "birthDate": report.patient.birth_date.isoformat(),
+            "gender": {"M": "male", "F": "female"}.get(report.patient.sex, "unknown"),
+        }
+        extensions += [
+            {"url": f"{DMP_EXTENSIONS}dmp-medecin-traitant", "valueBoolean": report.is_medecin_traitant},
+            {"url": f"{DMP_EXTENSIONS}dmp-web-account", "valueBoolean": report.web_account_opened},
+            {"url": f"{DMP_EXTENSIONS}dmp-minor", "valueBoolean": report.patient_is_minor},
+            {"url": f"{DMP_EXTENSIONS}dmp-opposes-break-glass", "valueBoolean": report.opposes_break_glass},
+            {"url": f"{DMP_EXTENSIONS}dmp-opposes-centre-15", "valueBoolean": report.opposes_centre_15},
+        ]
+        if report.closed_at is not None:
+            extensions += [
+                {"url": f"{DMP_EXTENSIONS}dmp-closed-at", "valueDateTime": report.closed_at.isoformat()},
+                {"url": f"{DMP_EXTENSIONS}dmp-closure-reason", "valueCode": report.closure_reason},
+            ]
     return _json(_searchset([resource], request, total=1))
 
 
