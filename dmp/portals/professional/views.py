@@ -822,10 +822,11 @@ UPLOAD_FORM_MARGIN = 1024 * 1024
 @ps_required
 def upload(request: HttpRequest, ps: PsSession, record: uuid.UUID) -> HttpResponse:
     loaded = _record(record)
-    # The page heads with the patient's identity: only what TD0.2 tells this PS, and a PS the
-    # patient blocked is told nothing (the same not-found answer as the other record pages).
+    # The page heads with the patient's identity: only what TD0.2 tells this PS. A PS the
+    # patient blocked is refused as SOAP and FHIR refuse its feeding (TD0.2 already told it
+    # that it is blocked), without the form and the identity.
     if record_test(caller=ps.writer(str(record)), ins=loaded.patient.identifier).patient is None:
-        raise NotFound("no record for this INS")
+        raise Forbidden(f"publication refused: {Reason.BLOCKED.value}")
     initial = {"replaces": request.GET.get("remplace", "")[:64]}
     form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
     context: dict[str, Any] = {"record": loaded, "form": form}

@@ -352,7 +352,8 @@ def test_a_web_account_by_sms_keeps_a_mobile_number(personas, login):
     assert WebAccount.objects.get(record=record, representative=None).otp_destination == "0612345678"
 
 
-def test_a_blocked_ps_gets_no_upload_page_and_deposits_nothing(personas, login):
+def test_a_blocked_ps_is_refused_the_upload_as_blocked_and_deposits_nothing(personas, login):
+    """Refused as SOAP and FHIR refuse its feeding (403, blocked), not told the record is unknown."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from dmp.cda.builder import simple_pdf
@@ -362,8 +363,10 @@ def test_a_blocked_ps_gets_no_upload_page_and_deposits_nothing(personas, login):
     record = personas.alice.record
     before = DocumentEntry.objects.count()
     page = client.get(f"/pro/dossier/{record.public_id}/ajouter")
-    assert page.status_code == 404
+    assert page.status_code == 403
+    assert "Le patient vous a interdit l&#x27;accès à son DMP" in page.content.decode()
     assert "MARTIN" not in page.content.decode()
+    assert 'name="file"' not in page.content.decode()
     refused = client.post(
         f"/pro/dossier/{record.public_id}/ajouter",
         {
@@ -373,7 +376,8 @@ def test_a_blocked_ps_gets_no_upload_page_and_deposits_nothing(personas, login):
             "file": SimpleUploadedFile("a.pdf", simple_pdf("A", ["x"])),
         },
     )
-    assert refused.status_code == 404
+    assert refused.status_code == 403
+    assert "Le patient vous a interdit l&#x27;accès à son DMP" in refused.content.decode()
     assert "MARTIN" not in refused.content.decode()
     assert DocumentEntry.objects.count() == before
 
