@@ -50,7 +50,13 @@ from dmp.cda.render import embedded_body, render_html, render_pdf
 from dmp.common.addresses import client_address
 from dmp.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from dmp.documents.metadata import ConfidentialityChange
-from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search, record_traces_shown
+from dmp.documents.selectors import (
+    DocumentQuery,
+    RetrievedDocument,
+    document_retrieve,
+    document_search,
+    record_traces_shown,
+)
 from dmp.documents.services import document_change_confidentiality, document_change_status
 from dmp.portals.embedded import embedded_body_response
 from dmp.records.models import ClosureReason, GranteeKind, Record
@@ -250,13 +256,19 @@ def documents(request: HttpRequest, patient: PatientSession) -> HttpResponse:
     return render(request, "patient_portal/documents.html", {"patient": patient, "documents": visible})
 
 
+def _retrieve(patient: PatientSession, unique_id: str) -> RetrievedDocument:
+    """A document of the session's record only: another record's uniqueId is unknown here,
+    and its refusal is no event in that other patient's history."""
+    return document_retrieve(
+        caller=patient.caller, unique_id=unique_id, patient_id=patient.record.patient.identifier.hl7()
+    )
+
+
 @require_GET
 @patient_required
 def document_detail(request: HttpRequest, patient: PatientSession, unique_id: str) -> HttpResponse:
-    retrieved = document_retrieve(caller=patient.caller, unique_id=unique_id)
+    retrieved = _retrieve(patient, unique_id)
     document = retrieved.document
-    if document.record_id != patient.record.pk:
-        raise NotFound("document not found")
     body = render_html(retrieved.content) if document.mime_type == "text/xml" else ""
     embedded = embedded_body(retrieved.content) if document.mime_type == "text/xml" else None
     mask_form = forms.MaskForm(
@@ -277,8 +289,8 @@ def document_detail(request: HttpRequest, patient: PatientSession, unique_id: st
 @require_GET
 @patient_required
 def document_pdf(request: HttpRequest, patient: PatientSession, unique_id: str) -> HttpResponse:
-    retrieved = document_retrieve(caller=patient.caller, unique_id=unique_id)
-    if retrieved.document.record_id != patient.record.pk or retrieved.document.mime_type != "text/xml":
+    retrieved = _retrieve(patient, unique_id)
+    if retrieved.document.mime_type != "text/xml":
         raise NotFound("document not found")
     response = HttpResponse(render_pdf(retrieved.content), content_type="application/pdf")
     response["Content-Disposition"] = 'attachment; filename="document.pdf"'
@@ -290,9 +302,7 @@ def document_pdf(request: HttpRequest, patient: PatientSession, unique_id: str) 
 @patient_required
 def document_body(request: HttpRequest, patient: PatientSession, unique_id: str) -> HttpResponse:
     """A level 1 body (PDF, text, image) for the document page's sandboxed frame."""
-    retrieved = document_retrieve(caller=patient.caller, unique_id=unique_id)
-    if retrieved.document.record_id != patient.record.pk:
-        raise NotFound("document not found")
+    retrieved = _retrieve(patient, unique_id)
     return embedded_body_response(retrieved.content, retrieved.document.mime_type)
 
 
