@@ -422,7 +422,8 @@ def without_hidden_events(
     """`events` without those about a document while it was hidden from `caller` (invisible to
     the patient until the announcement consultation, or to legal representatives): its
     publication, readings and changes would tell what the document list does not. A legal
-    representative does not see what was done in the minor's secret connection either.
+    representative does not see what was done in the minor's secret connection either, and
+    neither sees the refused publication of a document submitted hidden from them.
     Registered in records.selectors.TRACE_FILTERS (see apps.py)."""
     facts = record_facts(caller.actor, record)
     versions: dict[int, list[DocumentEntryVersion]] = defaultdict(list)
@@ -439,10 +440,13 @@ def without_hidden_events(
     hiding = Q()
     for start in range(0, len(hidden_always), 500):  # SQLite bounds the variables of an expression
         hiding |= Q(document_unique_id__in=hidden_always[start : start + 500])
+    if caller.actor.is_patient_side:
+        # A refused publication names a document never stored: its denial carries the flags
+        # it was submitted with. has_key, never NULL: `= true` on a missing key is NULL in
+        # SQL, and NOT (… OR NULL) dropped every ordinary event too. Only True is ever written.
+        hiding |= Q(details__has_key="hidden_from_patient")
     if facts.actor_is_legal_representative:
-        # has_key, never NULL: `= true` on a missing key is NULL in SQL, and NOT (… OR NULL)
-        # dropped every ordinary event too. Only True is ever written.
-        hiding |= Q(details__has_key="secret_connection")
+        hiding |= Q(details__has_key="secret_connection") | Q(details__has_key="hidden_from_representatives")
     events = _without_spans(events, spans)
     return events.exclude(hiding) if hiding else events
 

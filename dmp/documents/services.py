@@ -255,11 +255,24 @@ def _publication_refusal(
 def _refuse_publication(
     caller: Caller, record: Record, ins: Ins, facts: RecordFacts, document: DocumentInput, decision: Decision
 ) -> NoReturn:
+    # The document is never stored, so the traces shown to the patient side cannot read its
+    # flags: the denial carries those it was submitted with (a key only when true, as
+    # documents.selectors.without_hidden_events reads them).
+    submitted = _input_facts(document, caller)
+    hidden = {
+        key: True
+        for key, flag in (
+            ("hidden_from_patient", submitted.invisible_to_patient),
+            ("hidden_from_representatives", submitted.invisible_to_legal_representatives),
+        )
+        if flag
+    }
     audit_denial(
         caller=caller,
         action=AuditAction.DOCUMENT_PUBLISH,
         subject=Subject(record_id=record.pk, patient_ins=ins.value, document_unique_id=document.unique_id),
         reason=decision.reason,
+        details=hidden or None,
     )
     if caller.actor.is_patient_side and not (facts.actor_is_holder or facts.actor_is_legal_representative):
         raise ValidationFailed(
