@@ -34,6 +34,7 @@ from dmp.documents.selectors import (
     CodeMatch,
     DocumentQuery,
     any_code_matches,
+    current_entry_uuids,
     document_get,
     document_retrieve,
     document_search,
@@ -624,8 +625,23 @@ def document_reference_read(
     if request.method == "PATCH":
         return _patch(request, caller, patient, resource_id)
     ins = _token_patient(patient)
-    visible = document_get(caller=caller, entry_uuid=f"urn:uuid:{resource_id}", patient_id=ins.hl7())
+    visible = document_get(
+        caller=caller, entry_uuid=_current_entry_uuid(resource_id, ins), patient_id=ins.hl7()
+    )
     return _json(document_reference(visible.document))
+
+
+def _current_entry_uuid(resource_id: str, ins: Ins) -> str:
+    """The entryUUID a DocumentReference or Binary id names now. An ITI-57 update gives the
+    document a new one and keeps the old in its history (ADR 0001): a software that kept the
+    old id finds the document as it is now, as SOAP's GetDocuments does. Only in the token
+    patient's record; the access decision follows, as for any id."""
+    entry_uuid = f"urn:uuid:{resource_id}"
+    if DocumentEntry.objects.filter(entry_uuid=entry_uuid, patient_id=ins.hl7()).exists():
+        return entry_uuid
+    record = record_by_ins(ins)
+    current = current_entry_uuids(record=record, entry_uuids=[entry_uuid]) if record is not None else set()
+    return next(iter(current), entry_uuid)
 
 
 def _token_patient(patient: str) -> Ins:
@@ -641,7 +657,11 @@ def _token_patient(patient: str) -> Ins:
 def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str) -> HttpResponse:
     """ITI-68: the document's bytes, exactly as submitted (or as a Binary resource)."""
     ins = _token_patient(patient)
-    document = DocumentEntry.objects.filter(entry_uuid=f"urn:uuid:{resource_id}").only("unique_id").first()
+    document = (
+        DocumentEntry.objects.filter(entry_uuid=_current_entry_uuid(resource_id, ins))
+        .only("unique_id")
+        .first()
+    )
     if document is None:
         raise NotFound("document not found")
     retrieved = document_retrieve(
