@@ -81,10 +81,14 @@ class MachineChannelLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(MACHINE_CHANNEL_PREFIXES):
-            translation.activate("en")
-            request.LANGUAGE_CODE = "en"
-        return self.get_response(request)
+        if not request.path.startswith(MACHINE_CHANNEL_PREFIXES):
+            return self.get_response(request)
+        request.LANGUAGE_CODE = "en"
+        # Restored afterwards: work the thread does next (a task run inline) is not an answer.
+        with translation.override("en"):
+            response = self.get_response(request)
+            response.headers["Content-Language"] = "en"
+        return response
 
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])

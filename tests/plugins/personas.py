@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from django.utils import translation
 
 from dmp.demo.personas import Personas, create_personas
 from dmp.documents.blobstore import default_blob_store
@@ -20,6 +21,14 @@ def blob_dir(tmp_path: Path) -> Iterator[Path]:
         default_blob_store.cache_clear()
         yield directory
     default_blob_store.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def default_language() -> Iterator[None]:
+    """A request leaves its language active in the thread (Django activates one per request and
+    never resets it): the next test must not inherit an English page's language."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
