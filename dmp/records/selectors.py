@@ -17,7 +17,7 @@ from dmp.audit.selectors import traces_for_actor, traces_for_record
 from dmp.audit.services import NO_SUBJECT, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import NotFound
-from dmp.records.access import access_loaded_record
+from dmp.records.access import access_loaded_record, authorise
 from dmp.records.models import Authorisation, GranteeKind, Record
 
 
@@ -111,6 +111,12 @@ def authorisations_of_record(*, caller: Caller, record: Record) -> QuerySet[Auth
     if caller.actor.kind is ActorKind.LEGAL_REPRESENTATIVE:
         rows = rows.exclude(changed_in_secret=True)
     return rows.order_by("grantee_kind", "grantee_name")
+
+
+def authorisations_changeable(*, caller: Caller, record: Record) -> bool:
+    """Whether the caller may change who has access (TD0.3) and the emergency oppositions: the
+    page offers the controls only then. Not audited: showing a page is not an attempt."""
+    return bool(authorise(caller, Action.AUTHORISATION_MANAGE, record)[1])
 
 
 # Narrow a record's events to those its patient or legal representative may be shown. The

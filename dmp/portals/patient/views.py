@@ -60,7 +60,7 @@ from dmp.documents.selectors import (
 from dmp.documents.services import document_change_confidentiality, document_change_status
 from dmp.portals.embedded import embedded_body_response
 from dmp.records.models import ClosureReason, GranteeKind, Record
-from dmp.records.selectors import authorisations_of_record
+from dmp.records.selectors import authorisations_changeable, authorisations_of_record
 from dmp.records.services import (
     AuthorisationChange,
     authorisation_change,
@@ -391,6 +391,8 @@ def _access_page(
         "patient": patient,
         "rows": rows,
         "medecins_traitants": [r for r in rows if r.is_medecin_traitant],
+        # A closed record, or a minor in secret connection: the list only (the changes would be refused).
+        "can_change": authorisations_changeable(caller=patient.caller, record=record),
         "form": form or forms.AuthorisationForm(),
         "oppositions": oppositions
         or forms.OppositionsForm(

@@ -59,7 +59,13 @@ def test_a_minor_in_secret_connection_sees_who_has_access_and_changes_nothing(pe
     minor = Client()
     minor.post(url("login"), {"identifier": "leo.martin", "password": PASSWORD, "secret_connection": "on"})
     minor.post(url("login_code"), {"code": last_code("leo@example.org")})
-    assert minor.get(url("access")).status_code == 200
+    page = minor.get(url("access"))
+    assert page.status_code == 200
+    # Only the list: the controls the minor may not use are not offered.
+    content = page.content.decode()
+    assert url("access_change") not in content
+    assert url("access_oppositions") not in content
+    assert "Ces réglages ne peuvent pas être modifiés dans cette connexion." in content
     assert minor.get(url("summary_pdf")).status_code == 200
     before = rows(record)
     refused = minor.post(url("access_change"), change_request(personas))
