@@ -41,6 +41,12 @@ class Record(models.Model):
     last_document_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        indexes = [
+            # The PS home page: a structure's authorised records, those fed last first.
+            models.Index(fields=["-last_document_at", "-id"], name="record_last_document_idx"),
+        ]
+
     def __str__(self) -> str:
         return f"DMP {self.public_id} ({self.status})"
 
@@ -87,8 +93,11 @@ class Authorisation(models.Model):
             ),
         ]
         indexes = [
-            # TD0.4: records on which a PS/structure is authorised.
-            models.Index(fields=["grantee_kind", "grantee_id", "status"], name="authorisation_grantee_idx"),
+            # TD0.4: records on which a PS/structure is authorised, last changed first.
+            models.Index(
+                fields=["grantee_kind", "grantee_id", "status", "changed_at"],
+                name="authorisation_grantee_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
 from dmp.access.actors import ActorKind, Caller
@@ -17,6 +19,7 @@ from dmp.audit.selectors import traces_for_actor, traces_for_record
 from dmp.audit.services import NO_SUBJECT, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import NotFound
+from dmp.common.rows import planned_for_each_value
 from dmp.records.access import access_loaded_record, authorise
 from dmp.records.models import Authorisation, GranteeKind, Record
 
@@ -27,6 +30,39 @@ class AuthorisedRecord:
     authorised_at: dt.datetime
     is_medecin_traitant: bool
     last_document_at: dt.datetime | None
+
+
+def _newest_first(by_last_document: bool) -> Callable[[Authorisation], tuple[bool, dt.datetime, int]]:
+    """The sort key of the queries' descending order, NULL (a record without documents) where
+    the database puts it: first on PostgreSQL, last on SQLite."""
+    nulls_first = connection.features.nulls_order_largest
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def key(row: Authorisation) -> tuple[bool, dt.datetime, int]:
+        moment = row.record.last_document_at if by_last_document else row.changed_at
+        return ((moment is None) == nulls_first, moment or earliest, row.record_id)
+
+    return key
+
+
+def _authorised_rows(
+    grantees: list[Q], *, field: str, since: dt.datetime | None, limit: int, now: dt.datetime
+) -> list[Authorisation]:
+    """The first `limit` valid authorisations of each grantee on active records, by `field`
+    descending."""
+    rows: list[Authorisation] = []
+    for grantee in grantees:
+        candidates = (
+            Authorisation.objects.filter(
+                grantee, status=Authorisation.Status.VALID, record__status=RecordStatus.ACTIVE
+            )
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .select_related("record__patient")
+        )
+        if since is not None:
+            candidates = candidates.filter(**{f"{field}__gte": since})
+        rows += candidates.order_by(f"-{field}", "-record_id")[:limit]
+    return rows
 
 
 def records_authorised_for(
@@ -41,29 +77,26 @@ def records_authorised_for(
     if actor.kind is not ActorKind.PROFESSIONAL:
         audit_denial(caller=caller, action=AuditAction.RECORD_LIST_AUTHORISED, reason="not_professional")
         raise NotFound("no records")
-    grantee = Q(grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=actor.person_id)
+    grantees = [Q(grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=actor.person_id)]
     if actor.structure_id:
-        grantee |= Q(grantee_kind=GranteeKind.STRUCTURE, grantee_id=actor.structure_id)
+        grantees.append(Q(grantee_kind=GranteeKind.STRUCTURE, grantee_id=actor.structure_id))
     now = clock.now()
-    rows = (
-        Authorisation.objects.filter(
-            grantee, status=Authorisation.Status.VALID, record__status=RecordStatus.ACTIVE
-        )
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .select_related("record__patient")
-    )
     # A block of the PS or of its structure wins over any authorisation, as in the policy.
     blocked = set(
-        Authorisation.objects.filter(grantee, status=Authorisation.Status.BLOCKED).values_list(
-            "record_id", flat=True
-        )
+        Authorisation.objects.filter(
+            functools.reduce(operator.or_, grantees), status=Authorisation.Status.BLOCKED
+        ).values_list("record_id", flat=True)
     )
-    if since is not None:
-        field = "record__last_document_at" if order_by_last_document else "changed_at"
-        rows = rows.filter(**{f"{field}__gte": since})
-    ordering = "-record__last_document_at" if order_by_last_document else "-changed_at"
+    field = "record__last_document_at" if order_by_last_document else "changed_at"
+    # One query per grantee, each reading its index in the order asked and stopping at the page:
+    # with both in one OR, nothing could follow an index, and a structure's every record was
+    # read and sorted (through the records' table) for the first hundred. A record listed by
+    # both is kept once, and each list holds enough rows to fill the page past the blocked ones.
+    with planned_for_each_value():
+        rows = _authorised_rows(grantees, field=field, since=since, limit=limit + len(blocked), now=now)
+    rows.sort(key=_newest_first(order_by_last_document), reverse=True)
     results: dict[int, AuthorisedRecord] = {}
-    for row in rows.order_by(ordering)[: limit * 2]:
+    for row in rows:
         if row.record_id in blocked or row.record_id in results:
             continue
         results[row.record_id] = AuthorisedRecord(

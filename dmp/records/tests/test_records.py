@@ -4,6 +4,7 @@ médecin traitant, TD0.4, closure and reactivation; each refusal changes nothing
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from dmp.access.actors import Caller, Channel
 from dmp.access.policy import AuthorisationStatus
 from dmp.audit.models import AuditEvent
+from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
 from dmp.identity.actors import patient_actor
 from dmp.identity.ins import Ins, InsAuthority
@@ -139,6 +141,50 @@ def test_td04_lists_the_records_a_ps_is_authorised_on(personas):
     listed = {r.record.patient.ins for r in records_authorised_for(caller=personas.ps(personas.dr_bernard))}
     assert {personas.alice.ins, personas.leo.ins} <= listed
     assert personas.chloe.ins not in listed  # closed
+
+
+def _grant_at(record: Record, kind: GranteeKind, grantee_id: str, moment: dt.datetime) -> None:
+    Authorisation.objects.update_or_create(
+        record=record,
+        grantee_kind=kind,
+        grantee_id=grantee_id,
+        defaults={
+            "status": Authorisation.Status.VALID,
+            "changed_at": moment,
+            "changed_by_id": "test",
+            "changed_by_kind": "patient",
+        },
+    )
+
+
+def test_td04_merges_the_ps_and_structure_authorisations_newest_first(personas):
+    """The PS's own authorisations and its structure's are read apart (each query follows its
+    index) and merged: newest first, a record authorised both ways listed once with its newest
+    row, the limit counted in records, a record the PS is blocked on left out."""
+    alice, leo = record_by_ins(personas.alice.identifier), record_by_ins(personas.leo.identifier)
+    now = clock.now()
+    chu = personas.chu.id_nat
+    _grant_at(alice, GranteeKind.PROFESSIONAL, personas.dr_moreau.national_id, now - dt.timedelta(minutes=20))
+    _grant_at(alice, GranteeKind.STRUCTURE, chu, now - dt.timedelta(minutes=60))
+    _grant_at(leo, GranteeKind.STRUCTURE, chu, now - dt.timedelta(minutes=1))
+    Record.objects.filter(pk=alice.pk).update(last_document_at=now - dt.timedelta(days=1))
+    Record.objects.filter(pk=leo.pk).update(last_document_at=now - dt.timedelta(days=2))
+    moreau = personas.ps(personas.dr_moreau)
+
+    listed = records_authorised_for(caller=moreau)
+    assert [(r.record.pk, r.authorised_at) for r in listed] == [
+        (leo.pk, now - dt.timedelta(minutes=1)),
+        (alice.pk, now - dt.timedelta(minutes=20)),
+    ]
+    assert [r.record.pk for r in records_authorised_for(caller=moreau, limit=1)] == [leo.pk]
+    by_document = records_authorised_for(caller=moreau, order_by_last_document=True)
+    assert [r.record.pk for r in by_document] == [alice.pk, leo.pk]
+
+    # Dr Durand is blocked on Alice: his structure's authorisation does not list her record.
+    _grant_at(alice, GranteeKind.STRUCTURE, personas.cabinet.id_nat, now)
+    _grant_at(leo, GranteeKind.STRUCTURE, personas.cabinet.id_nat, now - dt.timedelta(minutes=5))
+    listed = records_authorised_for(caller=personas.ps(personas.dr_durand), limit=1)
+    assert [r.record.pk for r in listed] == [leo.pk]
 
 
 def test_closure_then_reactivation(personas):
