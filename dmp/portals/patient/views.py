@@ -7,6 +7,7 @@ the domain's: a refusal arrives as `NotFound` (→ 404) or `Forbidden` (→ 403)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -14,7 +15,7 @@ from typing import Concatenate, ParamSpec
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.db.models import Q
 from django.forms import Form
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.http.response import HttpResponseBase
@@ -449,6 +450,9 @@ def access_oppositions(request: HttpRequest, patient: PatientSession) -> HttpRes
 # --- traces ---------------------------------------------------------------------------------------
 
 
+TRACES_PER_PAGE = 50
+
+
 @dataclass(frozen=True)
 class TraceRow:
     occurred_at: object
@@ -465,7 +469,18 @@ class TraceRow:
 @patient_required
 def traces(request: HttpRequest, patient: PatientSession) -> HttpResponse:
     events = record_traces_shown(caller=patient.caller, record=patient.record)
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    # Pages follow a cursor (the last event shown), never a count and an offset: counting a
+    # long history for a page number, then skipping it row by row, cost more with every page,
+    # and the page's own trace would shift an offset under the reader.
+    before = _trace_cursor(request.GET.get("avant", ""))
+    if before is not None:
+        at, event_id = before
+        events = events.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=event_id))
+    shown = list(events[: TRACES_PER_PAGE + 1])
+    older = ""
+    if len(shown) > TRACES_PER_PAGE:
+        shown = shown[:TRACES_PER_PAGE]
+        older = f"{shown[-1].occurred_at.isoformat()}~{shown[-1].pk}"
     rows = [
         TraceRow(
             occurred_at=e.occurred_at,
@@ -477,9 +492,24 @@ def traces(request: HttpRequest, patient: PatientSession) -> HttpResponse:
             outcome=e.outcome,
             exceptional=e.access_mode in EXCEPTIONAL_MODES,
         )
-        for e in page.object_list
+        for e in shown
     ]
-    return render(request, "patient_portal/traces.html", {"patient": patient, "rows": rows, "page": page})
+    context = {"patient": patient, "rows": rows, "older": older, "is_first_page": before is None}
+    return render(request, "patient_portal/traces.html", context)
+
+
+def _trace_cursor(value: str) -> tuple[dt.datetime, int] | None:
+    """(occurred_at, id) of the event a traces page ended with, from its link; None for the
+    first page or for a value this portal never gives."""
+    at, _, event_id = value.rpartition("~")
+    try:
+        moment = dt.datetime.fromisoformat(at)
+        number = int(event_id)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not 0 < number < 2**63:
+        return None
+    return moment, number
 
 
 # --- expression space -----------------------------------------------------------------------------

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from lxml import etree
 
@@ -364,6 +367,33 @@ def test_traces_show_who_and_highlight_break_glass(personas, alice_client):
     assert 'class="exceptional"' in page
     assert "patient inconscient" in page
     assert personas.dr_petit.display_name in page
+
+
+def test_traces_pages_follow_a_cursor_and_count_nothing(personas, alice_client):
+    """A long history is read page by page from the last event shown: no COUNT(*) of the whole
+    history for page numbers, no OFFSET that grows with every page, and each event shown once
+    although reading a page adds an event of its own."""
+    bernard = personas.ps(personas.dr_bernard)
+    for _ in range(60):
+        document_search(caller=bernard, record=personas.alice.record, query=DocumentQuery(limit=1))
+    with CaptureQueriesContext(connection) as first_queries:
+        first = alice_client.get(url("traces")).content.decode()
+    statements = " ".join(q["sql"].upper() for q in first_queries.captured_queries)
+    assert "COUNT(" not in statements
+    assert " OFFSET " not in statements
+    link = re.search(r'href="\?avant=([^"]+)"', first)
+    assert link is not None
+    assert "?page=" not in first
+    second = alice_client.get(url("traces") + "?avant=" + link.group(1)).content.decode()
+    assert 'href="?"' in second  # back to the most recent
+    first_rows, second_rows = first.count("<tr>"), second.count("<tr>")  # the header's row too
+    total = AuditEvent.objects.filter(record_id=personas.alice.record.pk).count()
+    # The first page's own read came before it was built: every event of that moment is on one
+    # page or the other, once.
+    assert first_rows - 1 == 50
+    assert first_rows - 1 + second_rows - 1 == total - 1
+    # A cursor this portal never gave shows the first page.
+    assert alice_client.get(url("traces") + "?avant=hier").status_code == 200
 
 
 def test_break_glass_is_notified_as_soon_as_it_is_committed(personas, django_capture_on_commit_callbacks):
