@@ -52,7 +52,11 @@ def _grouped(tickets: QuerySet[Ticket], column: str) -> dict[str, int]:
 def ticket_stats(*, days: int = 30) -> TicketStats:
     since = clock.now() - dt.timedelta(days=days)
     window = Ticket.objects.filter(created_at__gte=since)
-    open_tickets = Ticket.objects.exclude(status__in=[Ticket.Status.RESOLVED, Ticket.Status.CLOSED])
+    # The open statuses named, not the closed ones excluded: the status index then reads the
+    # backlog only, however many tickets were closed over the years.
+    open_tickets = Ticket.objects.filter(
+        status__in=[Ticket.Status.NEW, Ticket.Status.OPEN, Ticket.Status.WAITING]
+    )
     stats = TicketStats(
         since=since,
         created=window.count(),
