@@ -5,6 +5,12 @@ columns (queries never touch JSON). A metadata update (ITI-57: masking, visibili
 deletion) gives the entry a new entryUUID and version and keeps the previous version in
 `DocumentEntryVersion`; a replacement (RPLC) creates a new logical document and deprecates
 the old one. Document bytes live in the blob store, encrypted with the record's key.
+
+Identifiers are unique through constraints and searched through Meta indexes, never
+`unique=True` / `db_index=True` on a CharField: on PostgreSQL those add a second
+(varchar_pattern_ops, "_like") index for LIKE queries the registry never makes, about 85 MB per
+million rows each, written by every submission. The record foreign keys of documents and
+submission sets have no index of their own: the composite indexes start with the record.
 """
 
 from __future__ import annotations
@@ -39,9 +45,12 @@ class Confidentiality:
 
 
 class SubmissionSet(models.Model):
-    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="submission_sets")
-    entry_uuid = models.CharField(max_length=64, unique=True)
-    unique_id = models.CharField(max_length=128, unique=True)
+    # Indexed by subset_record_time_idx, which starts with the record.
+    record = models.ForeignKey(
+        Record, on_delete=models.PROTECT, related_name="submission_sets", db_index=False
+    )
+    entry_uuid = models.CharField(max_length=64)
+    unique_id = models.CharField(max_length=128)
     source_id = models.CharField(max_length=128)
     submission_time = models.DateTimeField()
     content_type_code = models.JSONField(default=dict)  # {code, scheme, display}
@@ -68,18 +77,23 @@ class SubmissionSet(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["record", "submission_time"], name="subset_record_time_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["entry_uuid"], name="subset_entry_uuid_unique"),
+            models.UniqueConstraint(fields=["unique_id"], name="subset_unique_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"SubmissionSet {self.unique_id}"
 
 
 class DocumentEntry(models.Model):
-    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="documents")
+    # Indexed by the doc_record_* indexes, which all start with the record.
+    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="documents", db_index=False)
     submission_set = models.ForeignKey(SubmissionSet, on_delete=models.PROTECT, related_name="documents")
     logical_id = models.UUIDField(default=uuid.uuid4, unique=True)
-    entry_uuid = models.CharField(max_length=64, unique=True)
+    entry_uuid = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
-    unique_id = models.CharField(max_length=128, unique=True)
+    unique_id = models.CharField(max_length=128)
     repository_unique_id = models.CharField(max_length=64)
     availability_status = models.CharField(
         max_length=64, choices=STATUS_CHOICES, default=DocumentStatus.APPROVED
@@ -140,6 +154,10 @@ class DocumentEntry(models.Model):
             models.Index(fields=["record", "class_code"], name="doc_record_class_idx"),
             models.Index(fields=["record", "registered_at"], name="doc_record_registered_idx"),
         ]
+        constraints = [
+            models.UniqueConstraint(fields=["entry_uuid"], name="doc_entry_uuid_unique"),
+            models.UniqueConstraint(fields=["unique_id"], name="doc_unique_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"DocumentEntry {self.unique_id} v{self.version}"
@@ -150,13 +168,14 @@ class DocumentAuthor(models.Model):
 
     document = models.ForeignKey(DocumentEntry, on_delete=models.CASCADE, related_name="author_rows")
     position = models.PositiveSmallIntegerField()
-    person_id = models.CharField(max_length=64, blank=True, db_index=True)  # PS_IdNat
+    person_id = models.CharField(max_length=64, blank=True)  # PS_IdNat
     person_name = models.CharField(max_length=256, blank=True)  # "FAMILY Given" for $AuthorPerson
     structure_id = models.CharField(max_length=40, blank=True)
     profession_code = models.CharField(max_length=16, blank=True)
     specialty_code = models.CharField(max_length=16, blank=True)
 
     class Meta:
+        indexes = [models.Index(fields=["person_id"], name="author_person_idx")]
         constraints = [
             models.UniqueConstraint(fields=["document", "position"], name="author_unique_position"),
         ]
@@ -169,11 +188,14 @@ class DocumentEntryVersion(models.Model):
     """A previous version of a document's metadata (entryUUID before an ITI-57 update)."""
 
     document = models.ForeignKey(DocumentEntry, on_delete=models.CASCADE, related_name="previous_versions")
-    entry_uuid = models.CharField(max_length=64, unique=True)
+    entry_uuid = models.CharField(max_length=64)
     version = models.PositiveIntegerField()
     snapshot = models.JSONField()
     superseded_at = models.DateTimeField()
     superseded_by_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entry_uuid"], name="version_entry_uuid_unique")]
 
     def __str__(self) -> str:
         return f"{self.entry_uuid} (v{self.version})"
@@ -181,8 +203,8 @@ class DocumentEntryVersion(models.Model):
 
 class Folder(models.Model):
     record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="folders")
-    entry_uuid = models.CharField(max_length=64, unique=True)
-    unique_id = models.CharField(max_length=128, unique=True)
+    entry_uuid = models.CharField(max_length=64)
+    unique_id = models.CharField(max_length=128)
     title = models.CharField(max_length=256, blank=True)
     comments = models.TextField(blank=True)
     codes = models.JSONField(default=list)
@@ -191,6 +213,12 @@ class Folder(models.Model):
     availability_status = models.CharField(
         max_length=64, choices=STATUS_CHOICES, default=DocumentStatus.APPROVED
     )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entry_uuid"], name="folder_entry_uuid_unique"),
+            models.UniqueConstraint(fields=["unique_id"], name="folder_unique_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"Folder {self.unique_id}"
@@ -211,16 +239,23 @@ class AssociationType:
 
 class Association(models.Model):
     record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="associations")
-    entry_uuid = models.CharField(max_length=64, unique=True)
+    entry_uuid = models.CharField(max_length=64)
     association_type = models.CharField(max_length=80)
-    source_uuid = models.CharField(max_length=64, db_index=True)
-    target_uuid = models.CharField(max_length=64, db_index=True)
+    source_uuid = models.CharField(max_length=64)
+    target_uuid = models.CharField(max_length=64)
     # SubmissionSetStatus slot of HasMember (Original / Reference).
     submission_set_status = models.CharField(max_length=16, blank=True)
     availability_status = models.CharField(
         max_length=64, choices=STATUS_CHOICES, default=DocumentStatus.APPROVED
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["source_uuid"], name="association_source_idx"),
+            models.Index(fields=["target_uuid"], name="association_target_idx"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["entry_uuid"], name="association_entry_uuid_unique")]
 
     def __str__(self) -> str:
         return f"{self.association_type.rsplit(':', 1)[-1]} {self.source_uuid} -> {self.target_uuid}"
