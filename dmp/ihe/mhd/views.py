@@ -25,6 +25,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 
 from dmp.access.actors import AccessMode, Caller
 from dmp.access.policy import DocumentStatus
+from dmp.audit.selectors import parse_trace_cursor, trace_cursor
 from dmp.common.errors import DomainError, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
 from dmp.common.middleware import carries_nul
 from dmp.compat.models import SoftwareProduct
@@ -868,13 +869,7 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
     try:
         count = min(MAX_COUNT, max(1, int(request.GET.get("_count", "50"))))
         cursor = request.GET.get("_before", "")
-        at, _, event_id = cursor.rpartition("~")
-        before = None
-        if cursor:
-            moment = dt.datetime.fromisoformat(at)
-            if moment.tzinfo is None or not 0 < int(event_id) < 2**63:
-                raise ValueError(cursor)  # the links this server gives are never so
-            before = (moment.astimezone(dt.UTC), int(event_id))
+        before = parse_trace_cursor(cursor) if cursor else None
     except (ValueError, OverflowError) as exc:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "_count is an integer, _before a link this server gave", "_count")]
@@ -899,7 +894,7 @@ def audit_events(request: HttpRequest, caller: Caller, patient: str) -> HttpResp
     bundle = _searchset(resources, request)
     if more:
         bundle["link"].append(
-            _next_link(request, "_before", f"{events[-1].occurred_at.isoformat()}~{events[-1].pk}")
+            _next_link(request, "_before", trace_cursor(events[-1].occurred_at, events[-1].pk))
         )
     return _json(bundle)
 

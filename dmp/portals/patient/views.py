@@ -7,7 +7,6 @@ the domain's: a refusal arrives as `NotFound` (→ 404) or `Forbidden` (→ 403)
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -15,7 +14,6 @@ from typing import Concatenate, ParamSpec
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Q
 from django.forms import Form
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.http.response import HttpResponseBase
@@ -47,6 +45,7 @@ from dmp.accounts.services import (
 )
 from dmp.accounts.totp import provisioning_uri
 from dmp.audit.actions import AuditAction
+from dmp.audit.selectors import TraceCursor, events_before, parse_trace_cursor, trace_cursor
 from dmp.cda.render import embedded_body, render_html, render_pdf
 from dmp.common.addresses import client_address
 from dmp.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -472,15 +471,15 @@ def traces(request: HttpRequest, patient: PatientSession) -> HttpResponse:
     # Pages follow a cursor (the last event shown), never a count and an offset: counting a
     # long history for a page number, then skipping it row by row, cost more with every page,
     # and the page's own trace would shift an offset under the reader.
-    before = _trace_cursor(request.GET.get("avant", ""))
-    if before is not None:
-        at, event_id = before
-        events = events.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=event_id))
-    shown = list(events[: TRACES_PER_PAGE + 1])
+    try:
+        before: TraceCursor | None = parse_trace_cursor(request.GET.get("avant", ""))
+    except ValueError:
+        before = None  # the first page, or a value this portal never gives
+    shown = list(events_before(events, before)[: TRACES_PER_PAGE + 1])
     older = ""
     if len(shown) > TRACES_PER_PAGE:
         shown = shown[:TRACES_PER_PAGE]
-        older = f"{shown[-1].occurred_at.isoformat()}~{shown[-1].pk}"
+        older = trace_cursor(shown[-1].occurred_at, shown[-1].pk)
     rows = [
         TraceRow(
             occurred_at=e.occurred_at,
@@ -496,20 +495,6 @@ def traces(request: HttpRequest, patient: PatientSession) -> HttpResponse:
     ]
     context = {"patient": patient, "rows": rows, "older": older, "is_first_page": before is None}
     return render(request, "patient_portal/traces.html", context)
-
-
-def _trace_cursor(value: str) -> tuple[dt.datetime, int] | None:
-    """(occurred_at, id) of the event a traces page ended with, from its link; None for the
-    first page or for a value this portal never gives."""
-    at, _, event_id = value.rpartition("~")
-    try:
-        moment = dt.datetime.fromisoformat(at)
-        number = int(event_id)
-    except ValueError:
-        return None
-    if moment.tzinfo is None or not 0 < number < 2**63:
-        return None
-    return moment, number
 
 
 # --- expression space -----------------------------------------------------------------------------
