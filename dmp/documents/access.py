@@ -165,33 +165,30 @@ def visible_documents(
 
 
 def access_document(
-    caller: Caller, *, document: DocumentEntry | None, action: Action, audit_action: AuditAction
+    caller: Caller,
+    *,
+    document: DocumentEntry | None,
+    action: Action,
+    audit_action: AuditAction,
+    for_change: bool = False,
 ) -> DocumentAccess:
-    """`document` if the caller may perform `action` on it; audits the refusal and raises otherwise."""
+    """`document` if the caller may perform `action` on it; audits the refusal and raises
+    otherwise: `NotFound`, or for a change (`for_change`) of a document the caller may read,
+    `Forbidden` with the reason (`refuse_change`)."""
     if document is None:
         audit_denial(caller=caller, action=audit_action, reason="no_document")
         raise NotFound("document not found")
     facts = record_facts(caller.actor, document.record)
     decision = decide_document(caller, facts, document, action)
     if not decision:
+        if for_change:
+            refuse_change(
+                caller, facts=facts, document=document, decision=decision, audit_action=audit_action
+            )
         audit_denial(
             caller=caller, action=audit_action, subject=document_subject(document), reason=decision.reason
         )
         raise NotFound("document not found")
-    return DocumentAccess(document=document, facts=facts, decision=decision)
-
-
-def access_document_change(
-    caller: Caller, *, document: DocumentEntry | None, action: Action, audit_action: AuditAction
-) -> DocumentAccess:
-    """`document` if the caller may make the change `action` to it; audits the refusal and raises
-    otherwise: `NotFound` when the caller may not read it either, `Forbidden` when it may."""
-    if document is None:
-        return access_document(caller, document=None, action=action, audit_action=audit_action)
-    facts = record_facts(caller.actor, document.record)
-    decision = decide_document(caller, facts, document, action)
-    if not decision:
-        refuse_change(caller, facts=facts, document=document, decision=decision, audit_action=audit_action)
     return DocumentAccess(document=document, facts=facts, decision=decision)
 
 

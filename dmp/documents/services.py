@@ -33,7 +33,6 @@ from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
 from dmp.documents.access import (
     access_document,
-    access_document_change,
     decide_document,
     decide_facts,
     document_subject,
@@ -748,12 +747,8 @@ def _lock_replaced(plan: _Plan) -> dict[str, DocumentEntry]:
     refused rather than applied to what it was not decided on."""
     if not plan.replaced:
         return {}
-    locked = {
-        document.pk: document
-        for document in DocumentEntry.objects.select_for_update()
-        .filter(record=plan.record, pk__in=[target.pk for target in plan.replaced.values()])
-        .order_by("pk")
-    }
+    # Of this record: the targets were found in it (_existing_documents), and rows keep it.
+    locked = _lock_documents(target.pk for target in plan.replaced.values())
     for target in plan.replaced.values():
         document = locked.get(target.pk)
         if (
@@ -927,8 +922,8 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
     decisions = []
     for flag in change.confidentiality:
         action, audit_action = _confidentiality_audit(flag)
-        current = access_document_change(
-            caller, document=current, action=action, audit_action=audit_action
+        current = access_document(
+            caller, document=current, action=action, audit_action=audit_action, for_change=True
         ).document
         flag_audits.append((flag, audit_action))
         decisions.append((action, audit_action))
@@ -938,8 +933,8 @@ def _plan_change(caller: Caller, change: MetadataChange, patient: Ins | None) ->
         transition = _STATUS_TRANSITIONS.get((status_now or "", change.status))
         action, status_audit = transition or (Action.DOCUMENT_ARCHIVE, AuditAction.DOCUMENT_ARCHIVE)
         # The access decision comes first: a caller who may not act learns nothing of the status.
-        current = access_document_change(
-            caller, document=current, action=action, audit_action=status_audit
+        current = access_document(
+            caller, document=current, action=action, audit_action=status_audit, for_change=True
         ).document
         decisions.append((action, status_audit))
         if transition is None or change.original_status not in {None, status_now}:
