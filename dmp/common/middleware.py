@@ -57,6 +57,15 @@ def carries_nul(request: HttpRequest) -> bool:
     return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists())
 
 
+def declared_length(request: HttpRequest) -> int:
+    """The body size the request announces (Content-Length); 0 when it announces none or a
+    malformed one, for which Django reads no body at all."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -137,11 +146,7 @@ class RequestSizeMiddleware:
             )
         limit_of = getattr(view, BODY_LIMIT, None)
         limit = int(limit_of()) if limit_of is not None else int(settings.OPENDMP_MAX_FORM_BYTES)
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0  # Django then reads no body at all
-        if declared > limit:
+        if declared_length(request) > limit:
             return HttpResponse(
                 _("La requête dépasse la taille maximale acceptée ici (%(limit)s).")
                 % {"limit": filesizeformat(limit)},

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from lxml import etree
 
 from dmp.common.errors import DomainError, ErrorCode, ValidationFailed
+from dmp.common.middleware import declared_length
 from dmp.compat.models import SoftwareProduct
 from dmp.compat.services import SoftwareProfileMissing, software_profile_check
 from dmp.ihe.xds import ebrim, soap
@@ -110,11 +111,7 @@ TRANSACTION_PROFILES: Final = {
 @require_POST
 def endpoint(request: HttpRequest) -> HttpResponse:
     limit = settings.OPENDMP_XDS_MAX_REQUEST_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
+    if declared_length(request) > limit:
         return _fault(f"request larger than {limit} bytes")
     body = request.read(limit + 1)
     if len(body) > limit:
