@@ -155,6 +155,19 @@ def _grant_creator(record: Record, caller: Caller, now: dt.datetime) -> None:
     )
 
 
+def _consent_missing() -> ValidationFailed:
+    """TD1.1 and TD1.2 both need the patient's consent declared by the PS."""
+    return ValidationFailed(
+        [
+            Problem(
+                ErrorCode.CONSENT_REQUIRED,
+                gettext("Le consentement du patient doit être déclaré."),
+                "consent",
+            )
+        ]
+    )
+
+
 def record_create(
     *,
     caller: Caller,
@@ -165,15 +178,7 @@ def record_create(
 ) -> Record:
     """TD1.1: open a DMP for a patient who consents. The creator is authorised on it."""
     if not consent:
-        raise ValidationFailed(
-            [
-                Problem(
-                    ErrorCode.CONSENT_REQUIRED,
-                    gettext("Le consentement du patient doit être déclaré."),
-                    "consent",
-                )
-            ]
-        )
+        raise _consent_missing()
     ins = traits.identifier()
     existing = record_by_ins(ins)
     _, decision = authorise(caller, Action.RECORD_CREATE, existing)
@@ -225,15 +230,7 @@ def record_create(
 def record_reactivate(*, caller: Caller, ins: Ins, consent: bool) -> Record:
     """TD1.2: reopen a closed record, with the patient's renewed consent."""
     if not consent:
-        raise ValidationFailed(
-            [
-                Problem(
-                    ErrorCode.CONSENT_REQUIRED,
-                    gettext("Le consentement du patient doit être déclaré."),
-                    "consent",
-                )
-            ]
-        )
+        raise _consent_missing()
     access = access_record(
         caller,
         ins=ins,
