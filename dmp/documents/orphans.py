@@ -22,6 +22,9 @@ from dmp.documents.models import DocumentEntry, RecordKey, SubmissionSet
 
 logger = logging.getLogger(__name__)
 
+# Far longer than any submission takes between storing its bytes and committing its rows.
+DEFAULT_GRACE = dt.timedelta(hours=24)
+
 
 @dataclass
 class BlobCollection:

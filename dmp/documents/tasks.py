@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
 
-from dmp.documents.orphans import blobs_collect
+from dmp.documents.orphans import DEFAULT_GRACE, blobs_collect
 
 
 @shared_task(name="documents.blobs_gc")  # type: ignore[untyped-decorator]
 def blobs_gc() -> int:
-    return blobs_collect(grace=dt.timedelta(hours=24)).deleted
+    return blobs_collect(grace=DEFAULT_GRACE).deleted

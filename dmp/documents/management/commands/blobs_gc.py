@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from dmp.documents.orphans import blobs_collect
+from dmp.documents.orphans import DEFAULT_GRACE, blobs_collect
 
 
 class Command(BaseCommand):
@@ -18,8 +18,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--grace-hours",
             type=float,
-            default=24.0,
-            help="keep unreferenced blobs younger than this: submissions in flight (default 24)",
+            default=DEFAULT_GRACE.total_seconds() / 3600,
+            help="keep unreferenced blobs younger than this: submissions in flight (default %(default)s)",
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
