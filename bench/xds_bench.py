@@ -60,10 +60,12 @@ def bench_env(var: Path, database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def configure(database: str) -> dict[str, str]:
+def configure(database: str, var: Path = VAR) -> dict[str, str]:
+    """Settings for a run on `database`, keys, blobs and test PKI under `var` (a bench and a
+    profile given different directories can run at the same time without re-issuing each other's PKI)."""
     # OPENDMP_BENCH_DB_OPTIONS: a query string of backend options, e.g. ?server_side_binding=false
     url = f"postgres://postgres@127.0.0.1:5432/{database}" + os.environ.get("OPENDMP_BENCH_DB_OPTIONS", "")
-    return bench_env(VAR, url, OPENDMP_TRUST_BUNDLE=str(VAR / "pki" / "trust.pem"))
+    return bench_env(var, url, OPENDMP_TRUST_BUNDLE=str(var / "pki" / "trust.pem"))
 
 
 def migrate() -> None:
@@ -202,10 +204,10 @@ def bench_claims(personas: Any, homologation: str, patient_ins: str, lps_name: s
     )
 
 
-def enrol_bench_card(software_name: str) -> tuple[Any, Any, str]:
+def enrol_bench_card(software_name: str, var: Path = VAR) -> tuple[Any, Any, str]:
     """(personas, Dr Bernard's registered CPS signing card, homologation number) for a run.
 
-    Needs django.setup(); the test PKI is written under VAR for the server's trust bundle."""
+    Needs django.setup(); the test PKI is written under `var` for the server's trust bundle."""
     from dmp.compat.services import software_register
     from dmp.demo.personas import create_personas
     from dmp.documents.models import DocumentEntry
@@ -216,7 +218,7 @@ def enrol_bench_card(software_name: str) -> tuple[Any, Any, str]:
     pki = create_test_pki()
     bernard = personas.dr_bernard
     _, sign = pki.cps_card(national_id=bernard.national_id, display_name=bernard.display_name)
-    pki.write(VAR / "pki")
+    pki.write(var / "pki")
     certificate_register(sign, usage=Certificate.Usage.CPS_SIGN, professional=bernard)
     _, homologation = software_register(vendor="Bench", name=software_name)
     print(f"registry: {DocumentEntry.objects.count():,} documents")

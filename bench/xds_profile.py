@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.xds_bench import (  # noqa: E402
     PARAGRAPHS,
+    VAR,
     bench_author,
     bench_claims,
     configure,
@@ -69,8 +70,10 @@ def main() -> None:
         help="sample the stacks (pyinstrument): cProfile's per-call cost inflates small functions",
     )
     args = parser.parse_args()
-    configure(args.database)
     fresh = args.database != "opendmp_bench_xds"
+    # Its own database gets its own keys and PKI: a bench running meanwhile keeps its trust bundle.
+    var = ROOT / "var" / f"profile-{args.database}" if fresh else VAR
+    configure(args.database, var)
     if fresh:
         recreate_database(args.database)
     migrate()
@@ -96,7 +99,7 @@ def main() -> None:
         stored_query_request,
     )
 
-    personas, sign, homologation = enrol_bench_card("Profile LPS")
+    personas, sign, homologation = enrol_bench_card("Profile LPS", var)
     author = bench_author(personas)
 
     def client_for(ins_cx: str) -> XdsClient:
