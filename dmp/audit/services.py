@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from dmp.access.actors import AccessMode, Caller
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, PendingNotice
 from dmp.common import clock
-from dmp.common.rows import unique_row
+from dmp.common.rows import insert_row
 
 GENESIS_HASH = "0" * 64
 
@@ -174,8 +174,8 @@ def audit_record(
     )
     head = _locked_head(event.chain)
     _chain_onto(head, event)
-    event.save(force_insert=True)
-    head.save(update_fields=["sequence", "hash"])
+    insert_row(event)
+    _save_head(head)
     if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
         # Committed with the event or not at all: the notifier works from these rows, not from
         # event keys, which commit out of order across chains.
@@ -255,14 +255,38 @@ def audit_denial(
         )
 
 
+# Every audited action reads and moves its chain's head: two statements written out once rather
+# than built by the ORM each time (about 0.3 ms of Python per event). SQLite has no FOR UPDATE:
+# its single writer already serialises appends.
+_HEAD_TABLE = AuditChainHead._meta.db_table
+
+
+def _read_head(chain: int) -> AuditChainHead | None:
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT sequence, hash FROM {_HEAD_TABLE} WHERE chain = %s{lock}", [chain])  # noqa: S608 - a model's table name
+        row = cursor.fetchone()
+    return None if row is None else AuditChainHead(chain=chain, sequence=row[0], hash=row[1])
+
+
 def _locked_head(chain: int) -> AuditChainHead:
-    head = unique_row(AuditChainHead.objects.select_for_update().filter(chain=chain))
+    head = _read_head(chain)
     if head is not None:
         return head
     AuditChainHead.objects.bulk_create(
         [AuditChainHead(chain=chain, sequence=0, hash=GENESIS_HASH)], ignore_conflicts=True
     )
-    return AuditChainHead.objects.select_for_update().get(chain=chain)
+    head = _read_head(chain)
+    assert head is not None  # noqa: S101 - created just above, or by a concurrent first writer
+    return head
+
+
+def _save_head(head: AuditChainHead) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_HEAD_TABLE} SET sequence = %s, hash = %s WHERE chain = %s",  # noqa: S608 - a model's table name
+            [head.sequence, head.hash, head.chain],
+        )
 
 
 def checkpoint_signature(heads: dict[str, list[object]]) -> str:

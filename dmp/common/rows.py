@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
 from django.utils.translation import gettext
 
 from dmp.common.errors import ErrorCode, Problem
@@ -30,6 +30,46 @@ def unique_row(rows: QuerySet[M]) -> M | None:
         return rows.get()
     except ObjectDoesNotExist:
         return None
+
+
+# (model, database vendor) -> (INSERT statement, the fields it writes, in order)
+_INSERTS: dict[tuple[type[Model], str], tuple[str, tuple[Field[Any, Any], ...]]] = {}
+
+
+def _insert_statement(model: type[Model]) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    key = (model, connection.vendor)
+    if key not in _INSERTS:
+        meta = model._meta
+        fields = tuple(field for field in meta.concrete_fields if field is not meta.auto_field)
+        quote = connection.ops.quote_name
+        # Names from the model's metadata, values as parameters.
+        columns = ", ".join(quote(str(field.column)) for field in fields)
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
+        if meta.auto_field is not None:
+            sql += f" RETURNING {quote(str(meta.auto_field.column))}"
+        _INSERTS[key] = (sql, fields)
+    return _INSERTS[key]
+
+
+def insert_row(instance: Model) -> None:
+    """INSERT `instance` as `save(force_insert=True)` does, and set its primary key.
+
+    For rows written on every request (an audit event, a VIHF assertion id): `save()` spends
+    about 0.4 ms in Python building the same statement each time, half of an audited
+    retrieve's database work. The statement is built once per model; each value goes through its
+    field's own conversion (`pre_save`, `get_db_prep_save`) exactly as `save()` does. No signals
+    are sent: nothing in this project listens to them (ARCHITECTURE: audit is explicit)."""
+    sql, fields = _insert_statement(type(instance))
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        auto_field = instance._meta.auto_field
+        if auto_field is not None:
+            row = cursor.fetchone()
+            assert row is not None  # noqa: S101 - INSERT … RETURNING gives one row
+            setattr(instance, auto_field.attname, row[0])
+    instance._state.adding = False
+    instance._state.db = connection.alias
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from dmp.access.policy import (
 from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial
 from dmp.common.errors import Forbidden, NotFound
+from dmp.common.prepared import PreparedQuery
 from dmp.common.rows import unique_row
 from dmp.documents.models import DocumentAuthor, DocumentEntry
 from dmp.records.access import record_facts
@@ -65,6 +66,14 @@ def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
     return documents.select_related("record__patient").prefetch_related(_AUTHOR_ROWS)
 
 
+_ONE_DOCUMENT_AUTHORS = PreparedQuery(
+    lambda document_id: DocumentAuthor.objects.filter(document_id=document_id).values_list(
+        "person_id", "structure_id"
+    ),
+    int,
+)
+
+
 def _attach_author_pairs(rows: list[DocumentEntry]) -> None:
     """Each row's (person_id, structure_id) authors as plain tuples, in one query: a prefetch
     would build a model instance and a related manager per author (6 ms of a 50-document
@@ -86,6 +95,29 @@ def one_with_authors(documents: QuerySet[DocumentEntry], *, with_key: bool = Fal
     document = unique_row(documents.select_related(*related))
     if document is not None:
         _attach_author_pairs([document])
+    return document
+
+
+_PREPARED: dict[tuple[tuple[str, ...], bool], PreparedQuery[DocumentEntry]] = {}
+
+
+def one_document(*, with_key: bool = False, **lookups: str) -> DocumentEntry | None:
+    """`one_with_authors` for equality `lookups` on a unique key (unique_id, entry_uuid, with
+    patient_id or repository_unique_id), from a statement compiled once per set of lookups: every
+    retrieve and metadata read starts here, and compiling that join cost 0.65 ms each time."""
+    key = (tuple(sorted(lookups)), with_key)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        names, related = key[0], ("record__patient", "record__key") if with_key else ("record__patient",)
+        prepared = _PREPARED[key] = PreparedQuery(
+            lambda *values: DocumentEntry.objects.filter(
+                **dict(zip(names, values, strict=True))
+            ).select_related(*related),
+            *(str,) * len(names),
+        )
+    document = prepared.one(*(lookups[name] for name in key[0]))
+    if document is not None:
+        document.author_pairs = tuple(_ONE_DOCUMENT_AUTHORS.tuples(document.pk))
     return document
 
 

@@ -31,6 +31,7 @@ from dmp.documents.access import (
     document_facts,
     document_subject,
     of_one_record,
+    one_document,
     one_with_authors,
     visible_documents,
     with_authors,
@@ -458,7 +459,7 @@ def document_visible(*, caller: Caller, entry_uuid: str) -> DocumentEntry:
     change that follows is."""
     return access_document(
         caller,
-        document=one_with_authors(DocumentEntry.objects.filter(entry_uuid=entry_uuid)),
+        document=one_document(entry_uuid=entry_uuid),
         action=Action.DOCUMENT_READ,
         audit_action=AuditAction.DOCUMENT_READ_METADATA,
     ).document
@@ -482,14 +483,14 @@ def document_retrieve(
 
     `patient_id` (CX) confines the retrieve to the patient the security token names.
     """
-    candidates = DocumentEntry.objects.filter(unique_id=unique_id)
+    lookups = {"unique_id": unique_id}
     if patient_id is not None:
-        candidates = candidates.filter(patient_id=patient_id)
+        lookups["patient_id"] = patient_id
     if repository_unique_id is not None:
-        candidates = candidates.filter(repository_unique_id=repository_unique_id)
+        lookups["repository_unique_id"] = repository_unique_id
     access = access_document(
         caller,
-        document=one_with_authors(candidates, with_key=True),
+        document=one_document(with_key=True, **lookups),
         action=Action.DOCUMENT_READ,
         audit_action=AuditAction.DOCUMENT_RETRIEVE,
     )

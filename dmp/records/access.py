@@ -31,6 +31,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial
 from dmp.common import clock
 from dmp.common.errors import Forbidden, NotFound
+from dmp.common.prepared import PreparedQuery
 from dmp.common.rows import unique_row
 from dmp.identity.ins import Ins
 from dmp.identity.models import LegalRepresentative
@@ -54,12 +55,36 @@ def record_subject(record: Record) -> Subject:
     return Subject(record_id=record.pk, patient_ins=record.patient.ins)
 
 
+# The lookups of every web-service call, compiled once (dmp.common.prepared): building them was
+# most of their cost.
+_BY_INS = PreparedQuery(
+    lambda ins, authority: Record.objects.select_related("patient").filter(
+        patient__ins=ins, patient__ins_authority=authority
+    ),
+    str,
+    str,
+)
+_OWN_AUTHORISATION = PreparedQuery(
+    lambda record_id, person_id: Authorisation.objects.filter(
+        record_id=record_id, grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=person_id
+    ),
+    int,
+    str,
+)
+_OWN_AND_STRUCTURE_AUTHORISATIONS = PreparedQuery(
+    lambda record_id, person_id, structure_id: Authorisation.objects.filter(
+        Q(grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=person_id)
+        | Q(grantee_kind=GranteeKind.STRUCTURE, grantee_id=structure_id),
+        record_id=record_id,
+    ),
+    int,
+    str,
+    str,
+)
+
+
 def record_by_ins(ins: Ins) -> Record | None:
-    return unique_row(
-        Record.objects.select_related("patient").filter(
-            patient__ins=ins.value, patient__ins_authority=ins.authority.value
-        )
-    )
+    return _BY_INS.one(ins.value, ins.authority.value)
 
 
 def record_by_public_id(public_id: uuid.UUID | str) -> Record | None:
@@ -101,10 +126,12 @@ def record_facts(actor: Actor, record: Record) -> RecordFacts:
     now = clock.now()
     professional_row = structure_row = None
     if actor.kind is ActorKind.PROFESSIONAL:
-        condition = Q(grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=actor.person_id)
-        if actor.structure_id:
-            condition |= Q(grantee_kind=GranteeKind.STRUCTURE, grantee_id=actor.structure_id)
-        for row in Authorisation.objects.filter(condition, record=record):
+        rows = (
+            _OWN_AND_STRUCTURE_AUTHORISATIONS.rows(record.pk, actor.person_id, actor.structure_id)
+            if actor.structure_id
+            else _OWN_AUTHORISATION.rows(record.pk, actor.person_id)
+        )
+        for row in rows:
             if row.grantee_kind == GranteeKind.PROFESSIONAL:
                 professional_row = row
             else:

@@ -25,6 +25,7 @@ from signxml.verifier import XMLVerifier
 from dmp.access.actors import AccessMode, Actor, ActorKind, AuthenticationMode, Caller, Channel, Software
 from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode
+from dmp.common.rows import insert_row
 from dmp.compat.services import UnknownSoftware, software_check
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.identity.models import Certificate, HealthProfessional
@@ -245,9 +246,9 @@ def _consume(facts: VihfFacts) -> None:
     try:
         if transaction.get_connection().in_atomic_block:
             with transaction.atomic():  # a savepoint, so a replay leaves the caller's transaction usable
-                seen.save(force_insert=True)
+                insert_row(seen)
         else:
-            seen.save(force_insert=True)  # one autocommitted statement
+            insert_row(seen)  # one autocommitted statement
     except IntegrityError as exc:
         raise VihfRejected("VIHF replayed: this assertion was already used") from exc
     # Expired ids can no longer be replayed (the window check refuses them): forget them now and then.
