@@ -42,6 +42,7 @@ class _Compiled:
     params: list[Any]
     positions: list[int]  # for each argument, its index in params
     compiler: Any
+    converters: list[tuple[int, list[Any], Any]]
     init_list: list[str]
     model_slice: slice
     populators: list[Any]
@@ -76,8 +77,17 @@ class PreparedQuery(Generic[M]):
                 raise ValueError(f"a prepared query must use each argument once as a parameter: {sql}")
             positions.append(found[0])
         klass_info = compiler.klass_info
+        columns = [selected[0] for selected in compiler.select[: compiler.col_count]]
+        if compiler.has_composite_fields(columns):
+            raise ValueError("a prepared query cannot select composite fields")
+        converters = [
+            (position, functions, expression)
+            for position, (functions, expression) in compiler.get_converters(columns).items()
+        ]
         if queryset._iterable_class is ValuesListIterable:  # values_list(): rows are tuples
-            compiled = _Compiled(sql, list(params), positions, compiler, [], slice(0), [], instances=False)
+            compiled = _Compiled(
+                sql, list(params), positions, compiler, converters, [], slice(0), [], instances=False
+            )
         elif queryset._iterable_class is not ModelIterable:
             raise ValueError("a prepared query gives instances or values_list() tuples")
         else:
@@ -87,6 +97,7 @@ class PreparedQuery(Generic[M]):
                 params=list(params),
                 positions=positions,
                 compiler=compiler,
+                converters=converters,
                 init_list=[column[0].target.attname for column in compiler.select[start:end]],
                 model_slice=slice(start, end),
                 # Django 5.2's signature; django-stubs already describe 6.0's (fetch_mode).
@@ -105,8 +116,20 @@ class PreparedQuery(Generic[M]):
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
-        # Each column through its converters, as the queryset does (dates, JSON, booleans on SQLite).
-        return compiled, compiled.compiler.results_iter(results=[fetched])
+        if not compiled.converters:
+            return compiled, fetched
+        # Each column through its converters, as the queryset does (dates, JSON, booleans on
+        # SQLite), with the list of converters worked out once (0.1 ms a run otherwise).
+        converted = []
+        for fetched_row in fetched:
+            row = list(fetched_row)
+            for position, functions, expression in compiled.converters:
+                value = row[position]
+                for function in functions:
+                    value = function(value, expression, connection)
+                row[position] = value
+            converted.append(row)
+        return compiled, converted
 
     def tuples(self, *values: Any) -> list[tuple[Any, ...]]:
         """The rows of a `values_list()` queryset built for `values`."""
