@@ -1,0 +1,53 @@
+"""Assertion ids: each accepted once, forgotten once their validity window has passed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from dmp.access.actors import AccessMode, AuthenticationMode
+from dmp.common import clock
+from dmp.ihe.xds.models import SeenAssertion
+from dmp.ihe.xds.vihf import VihfFacts, VihfRejected, _consume
+
+pytestmark = pytest.mark.django_db
+
+
+def facts(assertion_id: str, not_on_or_after: dt.datetime) -> VihfFacts:
+    return VihfFacts(
+        assertion_id=assertion_id,
+        not_on_or_after=not_on_or_after,
+        certificate_fingerprint="",
+        subject_id="810001234567",
+        subject_name="",
+        profession="10",
+        specialty="",
+        sector="",
+        structure_id="",
+        patient=None,
+        mode=AccessMode.NORMAL,
+        reason="",
+        authentication=AuthenticationMode.DIRECT,
+        lps_id="",
+        lps_name="",
+        lps_version="",
+        homologation="",
+        secret_connection=False,
+    )
+
+
+def test_an_assertion_id_is_accepted_once_and_expired_ids_are_forgotten():
+    now = clock.now()
+    SeenAssertion.objects.create(assertion_id="_old", expires_at=now - dt.timedelta(minutes=1))
+    SeenAssertion.objects.create(assertion_id="_live", expires_at=now + dt.timedelta(minutes=1))
+
+    _consume(facts("_a1", now + dt.timedelta(hours=1)))  # ids ending in 1 do not purge
+    assert set(SeenAssertion.objects.values_list("assertion_id", flat=True)) == {"_old", "_live", "_a1"}
+
+    with pytest.raises(VihfRejected, match="replayed"):
+        _consume(facts("_a1", now + dt.timedelta(hours=1)))
+
+    _consume(facts("_a0", now + dt.timedelta(hours=1)))  # ids ending in 0 purge the expired ones
+    assert set(SeenAssertion.objects.values_list("assertion_id", flat=True)) == {"_live", "_a1", "_a0"}
+    assert SeenAssertion.objects.get(assertion_id="_a0").seen_at is not None
