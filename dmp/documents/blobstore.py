@@ -21,8 +21,8 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import re
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -108,15 +108,26 @@ class BlobMissing(IntegrityError):
     pass
 
 
+# The names the store makes (`DataKey.blob_name`): `<key_id>/<xx>/<HMAC>`, lower-case hex. Such a
+# name cannot leave the root, so it is joined to it as is: `Path.resolve()` on every call (a
+# system call per path component) was a fifth of a put's CPU besides the fsyncs. Any other name
+# (one read back from `list()`, a temporary file) is resolved and checked.
+_BLOB_NAME = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}/[0-9a-f]{2}/[0-9a-f]{64}")
+_TEMPORARY_PREFIX = ".incoming-"
+
+
 class FilesystemBackend:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
+        self._resolved_root = root.resolve()
         # Only bulk loaders that sync the whole file system at the end may turn this off.
         self.fsync = fsync
 
     def _path(self, name: str) -> Path:
+        if _BLOB_NAME.fullmatch(name):
+            return self._resolved_root / name
         path = (self.root / name).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        if not path.is_relative_to(self._resolved_root):
             raise ValueError(f"blob name {name!r} escapes the store")
         return path
 
@@ -124,16 +135,20 @@ class FilesystemBackend:
         path = self._path(name)
         directory = path.parent
         self._make_directories(directory)
-        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".incoming-")
+        # A file of the final directory, so that the rename stays within one file system; an
+        # unbuffered write: through a buffered file object, 30 KB took twice the CPU.
+        temporary = directory / f"{_TEMPORARY_PREFIX}{secrets.token_hex(8)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
+            try:
+                _write_all(fd, data)
                 if self.fsync:
-                    os.fsync(handle.fileno())
-            Path(temp_name).replace(path)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            temporary.replace(path)
         except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise
         if self.fsync:
             _fsync_directory(directory)
@@ -175,6 +190,15 @@ class FilesystemBackend:
                 path = Path(directory, file)
                 modified = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
                 yield BlobInfo(path.relative_to(root).as_posix(), modified)
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -181,3 +181,63 @@ def test_the_directories_a_first_blob_creates_are_made_durable(tmp_path, monkeyp
     leaf = (root / key.blob_name(digests.sha256)).parent
     for directory in (root, leaf.parent, leaf):  # parents of key_id/, of xx/, and the rename in xx/
         assert str(directory) in synced
+
+
+def test_a_blob_in_an_existing_directory_is_synced_with_its_directory(tmp_path, monkeypatch):
+    """The store's own names are joined to the root without resolving them: the file and the
+    rename are still made durable, and the bytes read back are the ones written."""
+    root = tmp_path / "store"
+    root.mkdir()
+    store = BlobStore(FilesystemBackend(root), max_bytes=1024)
+    key = unwrap_key(MASTER, new_wrapped_key(MASTER), "0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e")
+    first = store.store(key, b"<ClinicalDocument>1</ClinicalDocument>")
+    leaf = (root / key.blob_name(first.sha256)).parent
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    again = store.store(key, b"<ClinicalDocument>1</ClinicalDocument>")  # same bytes, same directory
+    assert synced[-1] == str(leaf)  # the rename, once the file itself was synced
+    assert len(synced) == 2
+    assert ".incoming-" in synced[0]
+    assert store.load(key, sha256=again.sha256, size=again.size) == b"<ClinicalDocument>1</ClinicalDocument>"
+    assert [p.name for p in leaf.iterdir()] == [key.blob_name(first.sha256).rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../outside",
+        "/etc/passwd",
+        "0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e/../../outside",
+        "0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e/ab/../../../" + "a" * 64,
+    ],
+)
+def test_a_name_that_leaves_the_store_is_refused(tmp_path, name):
+    backend = FilesystemBackend(tmp_path / "store")
+    with pytest.raises(ValueError, match="escapes the store"):
+        backend.put(name, b"x")
+    with pytest.raises(ValueError, match="escapes the store"):
+        backend.get(name)
+    assert not (tmp_path / "outside").exists()
+
+
+def test_a_listed_temporary_file_can_be_deleted(tmp_path):
+    """What `list()` gives back (a temporary file left by a crash, say) names a file `delete` finds."""
+    root = tmp_path / "store"
+    backend = FilesystemBackend(root)
+    backend.put("0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e/ab/" + "c" * 64, b"x")
+    (root / "0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e" / "ab" / ".incoming-left").write_bytes(b"y")
+    names = [info.name for info in backend.list()]
+    assert names == [
+        "0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e/ab/.incoming-left",
+        "0b7e4cd2-2f4a-4d8e-9c1e-5f3a2b1c0d9e/ab/" + "c" * 64,
+    ]
+    for name in names:
+        assert backend.exists(name)
+        backend.delete(name)
+    assert list(backend.list()) == []
