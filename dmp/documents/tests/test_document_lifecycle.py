@@ -221,6 +221,81 @@ def test_duplicate_unique_id_is_rejected_and_changes_nothing(personas):
     assert DocumentEntry.objects.count() == count
 
 
+def test_every_registered_unique_id_of_a_submission_is_reported_at_once(personas):
+    """The duplicate check reads the three tables in one statement: each kind of uniqueId is told
+    apart, a document's bytes compared, and nothing of the submission is stored."""
+    bernard = personas.ps(personas.dr_bernard)
+
+    def with_folder(submission, unique_id):
+        folder = FolderInput(
+            entry_uuid="Folder01", unique_id=unique_id, patient_id=submission.submission_set.patient_id
+        )
+        member = AssociationInput(
+            entry_uuid="F1",
+            association_type=AssociationType.HAS_MEMBER,
+            source="SubmissionSet01",
+            target="Folder01",
+            submission_set_status="Original",
+        )
+        return with_associations(submission, member, folders=(folder,))
+
+    first = with_folder(
+        publish_input(personas, bernard, [DocumentDraft(), DocumentDraft()]), "1.2.250.1.999.7.9"
+    )
+    submission_register(caller=bernard, submission=first)
+    same, other = first.documents
+    fresh = publish_input(
+        personas, bernard, [DocumentDraft(), DocumentDraft(title="Autre contenu", unique_id=other.unique_id)]
+    )
+    again = with_folder(
+        fresh.model_copy(
+            update={
+                "submission_set": fresh.submission_set.model_copy(
+                    update={"unique_id": first.submission_set.unique_id}
+                ),
+                "documents": (
+                    same,
+                    fresh.documents[1],
+                    publish_input(personas, bernard, [DocumentDraft()])
+                    .documents[0]
+                    .model_copy(update={"entry_uuid": "Document02"}),
+                ),
+                "associations": (
+                    *fresh.associations,
+                    AssociationInput(
+                        entry_uuid="HasMember02",
+                        association_type=AssociationType.HAS_MEMBER,
+                        source="SubmissionSet01",
+                        target="Document02",
+                        submission_set_status="Original",
+                    ),
+                ),
+            }
+        ),
+        "1.2.250.1.999.7.9",
+    )
+    counts = (DocumentEntry.objects.count(), Folder.objects.count(), AuditEvent.objects.count())
+    with pytest.raises(ValidationFailed) as refused:
+        submission_register(caller=bernard, submission=again)
+    assert [(p.code, p.location) for p in refused.value.problems] == [
+        (ErrorCode.DUPLICATE_UNIQUE_ID, same.unique_id),
+        (ErrorCode.NON_IDENTICAL_HASH, other.unique_id),
+        (ErrorCode.DUPLICATE_UNIQUE_ID, "SubmissionSet"),
+        (ErrorCode.DUPLICATE_UNIQUE_ID, "Folder"),
+    ]
+    assert (DocumentEntry.objects.count(), Folder.objects.count(), AuditEvent.objects.count()) == counts
+    # Only what is registered is reported: the same submission with new uniqueIds goes through.
+    renewed = again.model_copy(
+        update={
+            "submission_set": again.submission_set.model_copy(update={"unique_id": "1.2.250.1.999.7.10"}),
+            "documents": again.documents[2:],
+            "associations": tuple(a for a in again.associations if a.target in {"Document02", "Folder01"}),
+            "folders": (again.folders[0].model_copy(update={"unique_id": "1.2.250.1.999.7.11"}),),
+        }
+    )
+    assert len(submission_register(caller=bernard, submission=renewed).documents) == 1
+
+
 def test_the_podiatrist_may_not_publish_a_delivery_report(personas):
     podiatrist = personas.ps(personas.podiatrist_garnier)
     with pytest.raises(Forbidden):
@@ -909,3 +984,25 @@ def test_a_metadata_change_is_decided_again_once_the_record_is_locked(personas, 
         "denied",
         personas.dr_moreau.national_id,
     )
+
+
+@pytest.mark.parametrize(("opposes_break_glass", "opposes_centre_15"), [(True, False), (False, True)])
+def test_the_record_lock_reads_what_the_policy_needs_as_it_stands(
+    personas, opposes_break_glass, opposes_centre_15
+):
+    """`_lock_record` reads the row with one plain statement: the values are those of the row
+    now (SQLite's booleans as booleans), the record given is left as it was."""
+    record = Record.objects.select_related("patient").get(pk=personas.alice.record.pk)
+    Record.objects.filter(pk=record.pk).update(
+        status="FERME", opposes_break_glass=opposes_break_glass, opposes_centre_15=opposes_centre_15
+    )
+    locked = documents_services._lock_record(record)
+    assert (locked.status, locked.opposes_break_glass, locked.opposes_centre_15) == (
+        "FERME",
+        opposes_break_glass,
+        opposes_centre_15,
+    )
+    assert type(locked.opposes_break_glass) is bool
+    assert type(locked.opposes_centre_15) is bool
+    assert (locked.pk, locked.patient) == (record.pk, record.patient)
+    assert record.status != "FERME"
