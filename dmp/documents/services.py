@@ -31,6 +31,7 @@ from dmp.audit.actions import AuditAction
 from dmp.audit.services import Subject, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, Problem, ValidationFailed
+from dmp.common.rows import insert_row, insert_rows
 from dmp.documents.access import (
     access_document,
     decide_document,
@@ -628,7 +629,9 @@ def submission_register(
             submission = submission.model_copy(
                 update={"documents": _inheriting_restrictions(submission.documents, plan, replaced_rows)}
             )
-            subset = SubmissionSet.objects.create(
+            # Rows written by the lean INSERT (common.rows.insert_rows): the ORM's create and
+            # bulk_create spent 1.3 ms of Python building the statements of a one-document lot.
+            subset = SubmissionSet(
                 record=plan.record,
                 entry_uuid=plan.id_map[subset_input.entry_uuid],
                 unique_id=subset_input.unique_id,
@@ -649,13 +652,11 @@ def submission_register(
                 signature_signer_fingerprint=signature.signer_fingerprint if signature else "",
                 signature_time=signature.signed_at if signature else None,
             )
-            documents = DocumentEntry.objects.bulk_create(
-                [_document_row(caller, plan, subset, d, repository_id) for d in submission.documents]
-            )
-            if any(d.pk is None for d in documents):  # a backend that cannot return the new keys
-                documents = list(DocumentEntry.objects.filter(submission_set=subset).order_by("pk"))
+            insert_row(subset)
+            documents = [_document_row(caller, plan, subset, d, repository_id) for d in submission.documents]
+            insert_rows(documents)
             by_uuid = {d.entry_uuid: d for d in documents}
-            DocumentAuthor.objects.bulk_create(
+            insert_rows(
                 [
                     DocumentAuthor(
                         document=by_uuid[plan.id_map[d.entry_uuid]],
@@ -683,10 +684,10 @@ def submission_register(
                 )
                 for f in submission.folders
             ]
-            Folder.objects.bulk_create(folders)
+            insert_rows(folders)
             associations = _association_rows(submission, plan, subset)
             _deprecate_replaced(plan, associations, replaced_rows)
-            Association.objects.bulk_create(associations)
+            insert_rows(associations)
             # Existing folders that gain a member (new ones were written with `now`); the submission
             # set is the source of the other HasMembers.
             if folder_ids := {

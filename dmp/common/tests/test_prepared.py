@@ -10,7 +10,7 @@ from django.forms.models import model_to_dict
 
 from dmp.audit.models import AuditEvent
 from dmp.common.prepared import PreparedQuery
-from dmp.common.rows import insert_row
+from dmp.common.rows import insert_row, insert_rows
 from dmp.identity.models import Patient
 from dmp.ihe.xds.models import SeenAssertion
 from dmp.records.models import Authorisation, GranteeKind, Record
@@ -120,3 +120,36 @@ def test_insert_row_writes_what_save_writes_and_sets_the_key():
     seen = SeenAssertion(assertion_id="_x", expires_at=moment)
     insert_row(seen)
     assert SeenAssertion.objects.get(pk=seen.pk).seen_at is not None
+
+
+def test_insert_rows_writes_many_rows_in_batches_with_their_keys_in_order(settings):
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    events = [
+        AuditEvent(
+            chain=9,
+            sequence=index,
+            occurred_at=moment,
+            action=7,
+            outcome="success",
+            actor_kind="professional",
+            actor_id=f"actor-{index}",
+            details={"index": index},
+            previous_hash="0" * 64,
+            hash=f"{index:064d}",
+        )
+        for index in range(1, 120)  # more rows than one statement takes on SQLite (999 parameters)
+    ]
+    insert_rows(events)
+    stored = {event.pk: (event.sequence, event.actor_id, event.details) for event in AuditEvent.objects.all()}
+    assert len(stored) == len(events)
+    for event in events:
+        assert stored[event.pk] == (event.sequence, f"actor-{event.sequence}", {"index": event.sequence})
+    insert_rows([])  # nothing to do
+    with pytest.raises(TypeError, match="one model"):
+        insert_rows([events[0], SeenAssertion(assertion_id="_y", expires_at=moment)])
+
+
+def test_insert_rows_refuses_a_related_row_never_saved():
+    unsaved = Record()
+    with pytest.raises(ValueError, match="unsaved related object"):
+        insert_rows([Authorisation(record=unsaved, grantee_kind=GranteeKind.PROFESSIONAL, grantee_id="x")])
