@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -26,11 +26,14 @@ from dmp.audit.models import AuditEvent
 from dmp.audit.services import audit_record
 from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
+    AS_MODELS,
+    AS_ROWS,
+    D,
+    DocumentReader,
     access_document,
     decide_facts,
     document_facts,
     document_subject,
-    of_one_record,
     one_document,
     one_with_authors,
     visible_documents,
@@ -49,6 +52,7 @@ from dmp.documents.models import (
     RecordKey,
     SubmissionSet,
 )
+from dmp.documents.rows import DocumentRow
 from dmp.records.access import RecordAccess, access_loaded_record, record_facts
 from dmp.records.models import Record
 from dmp.records.selectors import record_traces, traces_visible_to
@@ -108,16 +112,18 @@ class DocumentQuery:
 
 
 @dataclass(frozen=True)
-class VisibleDocument:
-    document: DocumentEntry
+class VisibleDocument(Generic[D]):
+    """A document the caller may see, as a model instance or (XDS stored queries) a `DocumentRow`."""
+
+    document: D
     decision: Decision
 
 
 @dataclass
-class RecordContents:
+class RecordContents(Generic[D]):
     """What a caller sees of a record: documents, their submission sets, folders, associations."""
 
-    documents: list[VisibleDocument] = field(default_factory=list)
+    documents: list[VisibleDocument[D]] = field(default_factory=list)
     submission_sets: list[SubmissionSet] = field(default_factory=list)
     folders: list[Folder] = field(default_factory=list)
     associations: list[Association] = field(default_factory=list)
@@ -158,10 +164,11 @@ def _code_filter(column: str, wanted: Sequence[CodeMatch]) -> Q:
     return matching
 
 
-def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
-    documents = DocumentEntry.objects.filter(
-        record=record, availability_status__in=[s.value for s in query.statuses]
-    )
+def _filtered(
+    record: Record, query: DocumentQuery, documents: QuerySet[DocumentEntry, Any]
+) -> QuerySet[DocumentEntry, Any]:
+    """`documents` (every entry, as models or rows) matching `query` in `record`, newest first."""
+    documents = documents.filter(record=record, availability_status__in=[s.value for s in query.statuses])
     exact = {"unique_id__in": query.unique_ids, "entry_uuid__in": query.entry_uuids}
     documents = documents.filter(**{key: value for key, value in exact.items() if value})
     coded = {
@@ -193,15 +200,13 @@ def _filtered(record: Record, query: DocumentQuery) -> QuerySet[DocumentEntry]:
     return documents.order_by("-creation_time", "-pk")
 
 
-def _json_code_filter(
-    documents: Iterable[DocumentEntry], field_name: str, wanted: Sequence[CodeMatch]
-) -> list[DocumentEntry]:
+def _json_code_filter(documents: Iterable[D], field_name: str, wanted: Sequence[CodeMatch]) -> list[D]:
     return [d for d in documents if any_code_matches(wanted, getattr(d, field_name))]
 
 
 def _visible_matching(
-    caller: Caller, facts: RecordFacts, record: Record, query: DocumentQuery
-) -> list[tuple[DocumentEntry, Decision]]:
+    caller: Caller, facts: RecordFacts, record: Record, query: DocumentQuery, reader: DocumentReader[D]
+) -> list[tuple[D, Decision]]:
     """The first `query.limit` documents matching `query` that the caller may see. The limit
     counts what is shown: taken before the policy (and the filters on JSON codes), hidden
     documents took slots, and moving the date bounds told how many there were and when."""
@@ -209,11 +214,11 @@ def _visible_matching(
     wanted = max(1, min(query.limit, MAX_RESULTS)) if query.limit is not None else sys.maxsize
     # A limit of 1 (the emergency page) must not read rows one query each.
     size = max(min(wanted, MAX_RESULTS), 200)
-    matching = _filtered(record, query)
-    found: list[tuple[DocumentEntry, Decision]] = []
+    matching = _filtered(record, query, reader.documents())
+    found: list[tuple[D, Decision]] = []
     offset = 0
     while len(found) < wanted:
-        batch = of_one_record(matching[offset : offset + size], record, size)
+        batch = reader.batch(matching, record, offset, size)
         rows = batch
         for group in query.event_codes:
             rows = _json_code_filter(rows, "event_codes", group)
@@ -233,28 +238,61 @@ def _audit_query(caller: Caller, access: RecordAccess, action: AuditAction, coun
         )
 
 
-def document_search(*, caller: Caller, record: Record, query: DocumentQuery) -> list[VisibleDocument]:
-    """The record's documents matching `query` that the caller may see (FindDocuments)."""
+def _search(
+    caller: Caller, record: Record, query: DocumentQuery, reader: DocumentReader[D]
+) -> list[VisibleDocument[D]]:
     access = access_loaded_record(
         caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
     )
     visible = [
-        VisibleDocument(d, decision) for d, decision in _visible_matching(caller, access.facts, record, query)
+        VisibleDocument(d, decision)
+        for d, decision in _visible_matching(caller, access.facts, record, query, reader)
     ]
     _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(visible), "FindDocuments")
     return visible
 
 
+def document_search(
+    *, caller: Caller, record: Record, query: DocumentQuery
+) -> list[VisibleDocument[DocumentEntry]]:
+    """The record's documents matching `query` that the caller may see (FindDocuments)."""
+    return _search(caller, record, query, AS_MODELS)
+
+
+def document_search_rows(
+    *, caller: Caller, record: Record, query: DocumentQuery
+) -> list[VisibleDocument[DocumentRow]]:
+    """`document_search` as `DocumentRow`s: the same documents, decisions and audit (ITI-18)."""
+    return _search(caller, record, query, AS_ROWS)
+
+
 def _visible_uuids(
-    caller: Caller, facts: RecordFacts, record: Record, *, capped: bool = True
-) -> dict[str, VisibleDocument]:
+    caller: Caller, facts: RecordFacts, record: Record, reader: DocumentReader[D], *, capped: bool = True
+) -> dict[str, VisibleDocument[D]]:
     everything = DocumentQuery(
         statuses=frozenset(DocumentStatus) - {DocumentStatus.DELETED}, limit=MAX_RESULTS if capped else None
     )
     return {
         d.entry_uuid: VisibleDocument(d, decision)
-        for d, decision in _visible_matching(caller, facts, record, everything)
+        for d, decision in _visible_matching(caller, facts, record, everything, reader)
     }
+
+
+def _record_contents(
+    caller: Caller,
+    record: Record,
+    statuses: frozenset[DocumentStatus],
+    audit_label: str,
+    capped: bool,
+    reader: DocumentReader[D],
+) -> RecordContents[D]:
+    access = access_loaded_record(
+        caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
+    )
+    visible = _visible_uuids(caller, access.facts, record, reader, capped=capped)
+    contents = _contents_for(record, visible, statuses)
+    _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(contents.documents), audit_label)
+    return contents
 
 
 def record_contents(
@@ -264,21 +302,26 @@ def record_contents(
     statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED}),
     audit_label: str = "GetAll",
     capped: bool = True,
-) -> RecordContents:
+) -> RecordContents[DocumentEntry]:
     """Everything of the record the caller may see (GetAll and the Get*AndContents queries):
     the MAX_RESULTS newest documents, or all of them when not `capped` (the export)."""
-    access = access_loaded_record(
-        caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
-    )
-    visible = _visible_uuids(caller, access.facts, record, capped=capped)
-    contents = _contents_for(record, visible, statuses)
-    _audit_query(caller, access, AuditAction.DOCUMENT_QUERY, len(contents.documents), audit_label)
-    return contents
+    return _record_contents(caller, record, statuses, audit_label, capped, AS_MODELS)
+
+
+def record_contents_rows(
+    *,
+    caller: Caller,
+    record: Record,
+    statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED}),
+    audit_label: str = "GetAll",
+) -> RecordContents[DocumentRow]:
+    """`record_contents` with the documents as `DocumentRow`s (the XDS stored queries)."""
+    return _record_contents(caller, record, statuses, audit_label, True, AS_ROWS)
 
 
 def _contents_for(
-    record: Record, visible: dict[str, VisibleDocument], statuses: frozenset[DocumentStatus]
-) -> RecordContents:
+    record: Record, visible: dict[str, VisibleDocument[D]], statuses: frozenset[DocumentStatus]
+) -> RecordContents[D]:
     associations = list(Association.objects.filter(record=record).order_by("pk"))
     subsets = {
         s.entry_uuid: s for s in SubmissionSet.objects.filter(record=record).order_by("submission_time")
@@ -324,7 +367,7 @@ def current_entry_uuids(*, record: Record, entry_uuids: Iterable[str]) -> set[st
 
 def document_get(
     *, caller: Caller, entry_uuid: str = "", unique_id: str = "", patient_id: str | None = None
-) -> VisibleDocument:
+) -> VisibleDocument[DocumentEntry]:
     """One document's metadata, or NotFound (missing and forbidden alike).
 
     `patient_id` (CX) confines the read to the patient the security token names: another
@@ -514,14 +557,14 @@ def document_retrieve(
 
 def related_documents(
     *, caller: Caller, entry_uuid: str, types: Iterable[str] = AssociationType.RELATIONSHIPS
-) -> RecordContents:
+) -> RecordContents[DocumentEntry]:
     """GetRelatedDocuments: the document and those linked to it (RPLC, APND, XFRM, signs)."""
     start = document_get(caller=caller, entry_uuid=entry_uuid)
     record = start.document.record
     access = access_loaded_record(
         caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
     )
-    visible = _visible_uuids(caller, access.facts, record)
+    visible = _visible_uuids(caller, access.facts, record, AS_MODELS)
     wanted = set(types)
     associations = [
         a
@@ -599,10 +642,12 @@ __all__ = [
     "document_get",
     "document_retrieve",
     "document_search",
+    "document_search_rows",
     "document_visible",
     "kept_signatures",
     "like_regex",
     "record_contents",
+    "record_contents_rows",
     "record_traces_shown",
     "related_documents",
 ]

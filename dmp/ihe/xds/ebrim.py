@@ -14,7 +14,7 @@ import datetime as dt
 import re
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
@@ -458,6 +458,37 @@ class RegistryExtras:
     version: str = ""
 
 
+@dataclass(slots=True)
+class StoredEntry:
+    """A DocumentEntry as the registry answers it: what `DocumentInput` carries but the content
+    and the declared hash and size, from values the registry validated when it stored them.
+    Built for each of the 50 entries of a FindDocuments, where validating a `DocumentInput` again
+    cost a tenth of the request."""
+
+    entry_uuid: str
+    unique_id: str
+    mime_type: str
+    class_code: CodedValue
+    type_code: CodedValue
+    format_code: CodedValue
+    healthcare_facility_type_code: CodedValue
+    practice_setting_code: CodedValue
+    confidentiality_codes: tuple[CodedValue, ...]
+    event_codes: tuple[CodedValue, ...]
+    title: str
+    comments: str
+    language_code: str
+    creation_time: dt.datetime
+    service_start_time: dt.datetime | None
+    service_stop_time: dt.datetime | None
+    patient_id: str
+    source_patient_id: str
+    source_patient_info: tuple[str, ...]
+    legal_authenticator: str
+    reference_ids: tuple[str, ...]
+    authors: tuple[Author, ...]
+
+
 # DocumentEntries are the bulk of every query answer (50 entries of ~110 elements, 350 KB, for a
 # patient's FindDocuments): registry objects are written as text, 3.6 times faster than building
 # and serialising each element from Python. Every value from outside goes through `_esc`.
@@ -567,7 +598,7 @@ def _external_text(
 
 
 def _document_entry_text(
-    out: list[str], document: DocumentInput, ids: _Ids, extras: RegistryExtras | None
+    out: list[str], document: DocumentInput | StoredEntry, ids: _Ids, extras: RegistryExtras | None
 ) -> None:
     entry = _esc(document.entry_uuid)
     status = _status_attribute(extras.status) if extras is not None else ""
@@ -589,10 +620,15 @@ def _document_entry_text(
         _slot_text(out, "legalAuthenticator", [document.legal_authenticator])
     if document.reference_ids:
         _slot_text(out, "urn:ihe:iti:xds:2013:referenceIdList", document.reference_ids)
-    hash_value = extras.hash_sha1 if extras else document.declared_hash
+    hash_value: str | None
+    if extras is not None:
+        hash_value, size_value = extras.hash_sha1, extras.size
+    elif isinstance(document, DocumentInput):
+        hash_value, size_value = document.declared_hash, document.declared_size
+    else:
+        hash_value, size_value = None, None
     if hash_value:
         _slot_text(out, "hash", [hash_value])
-    size_value = extras.size if extras else document.declared_size
     if size_value is not None:
         _slot_safe(out, "size", str(size_value))
     if extras and extras.repository_unique_id:
@@ -697,7 +733,9 @@ def _association_text(out: list[str], association: AssociationInput, status: str
 class RegistryObjects:
     """The objects of a RegistryObjectList, in document order, with the status the registry gives each."""
 
-    documents: list[tuple[DocumentInput, RegistryExtras | None]] = field(default_factory=list)
+    documents: Sequence[tuple[DocumentInput | StoredEntry, RegistryExtras | None]] = field(
+        default_factory=list
+    )
     submission_sets: list[tuple[SubmissionSetInput, str | None]] = field(default_factory=list)
     folders: list[tuple[FolderInput, str | None]] = field(default_factory=list)
     associations: list[tuple[AssociationInput, str | None]] = field(default_factory=list)

@@ -8,6 +8,7 @@ that would reveal it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -29,15 +30,16 @@ from dmp.documents.metadata import (
     SubmissionSetInput,
 )
 from dmp.documents.models import Association, DocumentEntry, Folder, SubmissionSet
+from dmp.documents.rows import DocumentRow
 from dmp.documents.selectors import (
     CodeMatch,
     DocumentQuery,
     RecordContents,
     any_code_matches,
     current_entry_uuids,
-    document_search,
+    document_search_rows,
     like_regex,
-    record_contents,
+    record_contents_rows,
 )
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.ihe.xds import ebrim, soap
@@ -167,15 +169,66 @@ def document_input(document: DocumentEntry) -> DocumentInput:
     )
 
 
-def document_extras(document: DocumentEntry) -> RegistryExtras:
-    return RegistryExtras(
-        status=document.availability_status,
-        repository_unique_id=document.repository_unique_id,
-        hash_sha1=document.hash_sha1,
-        size=document.size,
-        logical_id=f"urn:uuid:{document.logical_id}",
-        version=str(document.version),
+# A row's JSON columns come as their text; a patient's documents repeat a few texts (the same
+# authors, confidentiality code and empty lists), decoded and validated once per process (bounded).
+@lru_cache(maxsize=4096)
+def _codes_of(text: str) -> tuple[CodedValue, ...]:
+    return _codes(json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _authors_of(text: str) -> tuple[Author, ...]:
+    return _authors(json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _strings_of(text: str) -> tuple[str, ...]:
+    return tuple(str(value).strip() for value in json.loads(text))
+
+
+def stored_entry(row: DocumentRow) -> tuple[ebrim.StoredEntry, RegistryExtras]:
+    """A row as the registry answers it: what `document_input` would validate into a
+    DocumentInput, without validating again what was validated when stored (`strip()` as that
+    validation does, a no-op on what the services stored)."""
+    entry = ebrim.StoredEntry(
+        entry_uuid=row.entry_uuid.strip(),
+        unique_id=row.unique_id.strip(),
+        mime_type=row.mime_type.strip(),
+        class_code=_code(row.class_code, row.class_code_scheme, row.class_code_display),
+        type_code=_code(row.type_code, row.type_code_scheme, row.type_code_display),
+        format_code=_code(row.format_code, row.format_code_scheme, row.format_code_display),
+        healthcare_facility_type_code=_code(
+            row.healthcare_facility_type_code,
+            row.healthcare_facility_type_code_scheme,
+            row.healthcare_facility_type_code_display,
+        ),
+        practice_setting_code=_code(
+            row.practice_setting_code, row.practice_setting_code_scheme, row.practice_setting_code_display
+        ),
+        confidentiality_codes=_codes_of(row.confidentiality_codes_json),
+        event_codes=_codes_of(row.event_codes_json),
+        title=row.title.strip(),
+        comments=row.comments.strip(),
+        language_code=row.language_code.strip(),
+        creation_time=row.creation_time,
+        service_start_time=row.service_start_time,
+        service_stop_time=row.service_stop_time,
+        patient_id=row.patient_id.strip(),
+        source_patient_id=row.source_patient_id.strip(),
+        source_patient_info=_strings_of(row.source_patient_info_json),
+        legal_authenticator=row.legal_authenticator.strip(),
+        reference_ids=_strings_of(row.reference_ids_json),
+        authors=_authors_of(row.authors_json),
     )
+    extras = RegistryExtras(
+        status=row.availability_status,
+        repository_unique_id=row.repository_unique_id,
+        hash_sha1=row.hash_sha1,
+        size=row.size,
+        logical_id=f"urn:uuid:{row.logical_id}",
+        version=str(row.version),
+    )
+    return entry, extras
 
 
 def subset_input(subset: SubmissionSet) -> SubmissionSetInput:
@@ -308,9 +361,9 @@ def _record_for(context: QueryContext, patient_cx: str = "") -> Record:
 
 def _contents(
     context: QueryContext, record: Record, name: str, statuses: frozenset[DocumentStatus] | None = None
-) -> RecordContents:
+) -> RecordContents[DocumentRow]:
     try:
-        return record_contents(
+        return record_contents_rows(
             caller=context.caller,
             record=record,
             statuses=statuses or frozenset(DocumentStatus) - {DocumentStatus.DELETED},
@@ -324,7 +377,7 @@ def _contents(
 
 @dataclass
 class QueryResult:
-    documents: list[DocumentEntry]
+    documents: list[DocumentRow]
     submission_sets: list[SubmissionSet]
     folders: list[Folder]
     associations: list[Association]
@@ -362,7 +415,7 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
         author_persons=tuple(v for v in request.values("$XDSDocumentEntryAuthorPerson") if v),
     )
     try:
-        found = document_search(caller=context.caller, record=record, query=query)
+        found = document_search_rows(caller=context.caller, record=record, query=query)
     except NotFound as exc:
         raise ValidationFailed(
             [Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patient", "PatientId")]
@@ -449,13 +502,13 @@ def _ids(request: QueryRequest, uuid_param: str, unique_param: str) -> tuple[set
     return uuids, uniques
 
 
-def _record_contents(context: QueryContext, name: str) -> RecordContents:
+def _record_contents(context: QueryContext, name: str) -> RecordContents[DocumentRow]:
     return _contents(context, _record_for(context), name)
 
 
 def _named_documents(
     context: QueryContext, request: QueryRequest, name: str
-) -> tuple[RecordContents, list[DocumentEntry]]:
+) -> tuple[RecordContents[DocumentRow], list[DocumentRow]]:
     """The record's contents and, among its documents the caller may see, those that
     $XDSDocumentEntryEntryUUID or $XDSDocumentEntryUniqueId name. An entryUUID an ITI-57 update
     replaced still names its document (ADR 0001): the old id is looked up only when missing."""
@@ -503,7 +556,7 @@ def _get_associations(context: QueryContext, request: QueryRequest) -> QueryResu
     )
 
 
-def _members(contents: RecordContents, container: str) -> set[str]:
+def _members(contents: RecordContents[DocumentRow], container: str) -> set[str]:
     return {
         a.target_uuid
         for a in contents.associations
@@ -553,7 +606,7 @@ def _container_and_contents(context: QueryContext, request: QueryRequest, *, fol
     return QueryResult(documents, [container], folders, associations)  # type: ignore[list-item]
 
 
-def _format_of(document: DocumentEntry) -> dict[str, str]:
+def _format_of(document: DocumentRow) -> dict[str, str]:
     return {"code": document.format_code, "scheme": document.format_code_scheme}
 
 
@@ -632,7 +685,7 @@ def query_response(result: QueryResult, return_type: str) -> tuple[etree._Elemen
             etree.SubElement(object_list, q(RIM, "ObjectRef"), id=identifier)
         return response, {}
     objects = ebrim.RegistryObjects(
-        documents=[(document_input(d), document_extras(d)) for d in result.documents],
+        documents=[stored_entry(d) for d in result.documents],
         submission_sets=[
             (subset_input(s), _short_status(s.availability_status)) for s in result.submission_sets
         ],

@@ -1,0 +1,140 @@
+"""Document entries as plain rows, for the registry's answers to the XDS stored queries.
+
+A FindDocuments of 50 documents built 50 `DocumentEntry` instances of 50 fields each (model
+`__init__`, a converter per JSON column, the timestamps nobody shows): a quarter of the request's
+CPU. The stored queries read `DocumentRow`s instead, the columns they answer with and the policy
+needs, through `values_list` into a slotted object. The JSON columns come as their text (the
+XDS renderer decodes each distinct text once per process, `ihe.xds.queries`), and are decoded
+here only when a filter reads them.
+
+Other readers (FHIR, the portals, the export) keep model instances: they use more of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, Final
+
+from django.db import connection
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
+
+from dmp.documents.models import DocumentEntry
+
+
+@dataclass(slots=True, eq=False)
+class DocumentRow:
+    """One document entry as the stored queries read it. Fields in `_COLUMNS` order."""
+
+    # The times, first: read as text (`_instant`).
+    creation_time: dt.datetime
+    service_start_time: dt.datetime | None
+    service_stop_time: dt.datetime | None
+    pk: int
+    logical_id: uuid.UUID
+    entry_uuid: str
+    version: int
+    unique_id: str
+    repository_unique_id: str
+    availability_status: str
+    class_code: str
+    class_code_scheme: str
+    class_code_display: str
+    type_code: str
+    type_code_scheme: str
+    type_code_display: str
+    format_code: str
+    format_code_scheme: str
+    format_code_display: str
+    healthcare_facility_type_code: str
+    healthcare_facility_type_code_scheme: str
+    healthcare_facility_type_code_display: str
+    practice_setting_code: str
+    practice_setting_code_scheme: str
+    practice_setting_code_display: str
+    masked_to_professionals: bool
+    invisible_to_patient: bool
+    invisible_to_legal_representatives: bool
+    title: str
+    comments: str
+    language_code: str
+    mime_type: str
+    size: int
+    hash_sha1: str
+    patient_id: str
+    source_patient_id: str
+    legal_authenticator: str
+    submitted_by_id: str
+    submitted_by_structure_id: str
+    # The JSON columns, as the database gives their text.
+    confidentiality_codes_json: str
+    event_codes_json: str
+    source_patient_info_json: str
+    reference_ids_json: str
+    authors_json: str
+    # (person_id, structure_id) of the author rows (`documents.access.rows_of_one_record`).
+    author_pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def confidentiality_codes(self) -> list[dict[str, Any]]:
+        decoded: list[dict[str, Any]] = json.loads(self.confidentiality_codes_json)
+        return decoded
+
+    @property
+    def event_codes(self) -> list[dict[str, Any]]:
+        decoded: list[dict[str, Any]] = json.loads(self.event_codes_json)
+        return decoded
+
+
+_JSON_SUFFIX: Final = "_json"
+_MOMENTS: Final = ("creation_time", "service_start_time", "service_stop_time")
+_NAMES: Final = tuple(f.name for f in fields(DocumentRow) if f.name != "author_pairs")
+# Each JSON column as text: the same on SQLite, which stores the text, and on PostgreSQL (jsonb::text).
+# The times as text too: psycopg parses a timestamptz in Python, 4 µs each, 0.6 ms of a 50-document
+# search; `datetime.fromisoformat` takes 0.2 µs.
+_TEXTS: Final = {
+    **{
+        name: Cast(name.removesuffix(_JSON_SUFFIX), TextField())
+        for name in _NAMES
+        if name.endswith(_JSON_SUFFIX)
+    },
+    **{f"{name}_text": Cast(name, TextField()) for name in _MOMENTS},
+}
+_COLUMNS: Final = tuple(f"{name}_text" if name in _MOMENTS else name for name in _NAMES)
+
+
+def _instant(text: str) -> dt.datetime:
+    """A time read as text: ISO 8601 with its offset on PostgreSQL (psycopg reads no other
+    DateStyle), as Django stores it on SQLite (in the connection's time zone, without offset)."""
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=connection.timezone)
+
+
+def _moment(text: str | None) -> dt.datetime | None:
+    return None if text is None else _instant(text)
+
+
+@cache
+def row_values() -> QuerySet[DocumentEntry, tuple[Any, ...]]:
+    """Every document entry as `DocumentRow` values: the query the stored queries filter. Built
+    once: naming the 44 columns cost 0.4 ms a query, as much as compiling it. Never evaluated
+    itself (each filter makes a new query)."""
+    return DocumentEntry.objects.annotate(**_TEXTS).values_list(*_COLUMNS)
+
+
+def document_rows(
+    documents: QuerySet[DocumentEntry, tuple[Any, ...]], offset: int, limit: int
+) -> list[DocumentRow]:
+    """Rows `offset` to `offset + limit` of `documents` (filtered from `row_values()`), without
+    their author pairs."""
+    return [
+        DocumentRow(_instant(created), _moment(started), _moment(stopped), *rest)
+        for created, started, stopped, *rest in documents[offset : offset + limit]
+    ]
+
+
+__all__ = ["DocumentRow", "document_rows", "row_values"]
