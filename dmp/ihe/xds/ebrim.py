@@ -524,6 +524,14 @@ def _slot_text(out: list[str], name: str, values: Iterable[str]) -> None:
     out.append("</rim:ValueList></rim:Slot>")
 
 
+def _slot_value(out: list[str], name: str, value: str) -> None:
+    """A one-value slot; `name` is one of this module's literals."""
+    out.append(
+        f'<rim:Slot name="{name}"><rim:ValueList><rim:Value>{_esc(value)}</rim:Value>'
+        "</rim:ValueList></rim:Slot>"
+    )
+
+
 def _slot_safe(out: list[str], name: str, value: str) -> None:
     """A one-value slot whose value this module formatted (a time, a number): nothing to escape."""
     out.append(
@@ -546,12 +554,11 @@ _FRAGMENTS_KEPT = 4096
 def _classification_text(
     out: list[str], scheme: str, classified: str, code: CodedValue | None, ident: str, *, close: bool = True
 ) -> None:
+    rest = _coded_rest(code.code, code.scheme, code.display) if code is not None else _UNCODED_REST
     out.append(
         f'<rim:Classification id="{ident}" classificationScheme="{scheme}" classifiedObject="{classified}" '
+        f"{rest}{'</rim:Classification>' if close else ''}"
     )
-    out.append(_coded_rest(code.code, code.scheme, code.display) if code is not None else _UNCODED_REST)
-    if close:
-        out.append("</rim:Classification>")
 
 
 _UNCODED_REST = f'nodeRepresentation="" objectType="{_CLASSIFICATION_TYPE}">'
@@ -566,9 +573,10 @@ def _coded_rest(code: str, scheme: str, display: str) -> str:
 
 
 def _author_text(out: list[str], scheme: str, classified: str, author: Author, ident: str) -> None:
-    _classification_text(out, scheme, classified, None, ident, close=False)
-    out.append(_author_slots(author))
-    out.append("</rim:Classification>")
+    out.append(
+        f'<rim:Classification id="{ident}" classificationScheme="{scheme}" classifiedObject="{classified}" '
+        f"{_UNCODED_REST}{_author_slots(author)}</rim:Classification>"
+    )
 
 
 @lru_cache(maxsize=_FRAGMENTS_KEPT)
@@ -589,12 +597,12 @@ def _author_slots(author: Author) -> str:
 def _external_text(
     out: list[str], scheme: str, registry_object: str, value: str, name: str, ident: str
 ) -> None:
+    """An external identifier; `name` is one of this module's literals."""
     out.append(
         f'<rim:ExternalIdentifier id="{ident}" identificationScheme="{scheme}" '
         f'registryObject="{registry_object}" value="{_esc(value)}" objectType="{_EXTERNAL_TYPE}">'
+        f'<rim:Name><rim:LocalizedString value="{name}"/></rim:Name></rim:ExternalIdentifier>'
     )
-    _localized_text(out, "Name", name)
-    out.append("</rim:ExternalIdentifier>")
 
 
 def _document_entry_text(
@@ -608,16 +616,16 @@ def _document_entry_text(
         f'objectType="{OBJECT_TYPE_STABLE}"{status}{lid}>'
     )
     _slot_safe(out, "creationTime", format_dtm(document.creation_time))
-    _slot_text(out, "languageCode", [document.language_code])
+    _slot_value(out, "languageCode", document.language_code)
     if document.service_start_time:
         _slot_safe(out, "serviceStartTime", format_dtm(document.service_start_time))
     if document.service_stop_time:
         _slot_safe(out, "serviceStopTime", format_dtm(document.service_stop_time))
-    _slot_text(out, "sourcePatientId", [document.source_patient_id or document.patient_id])
+    _slot_value(out, "sourcePatientId", document.source_patient_id or document.patient_id)
     if document.source_patient_info:
         _slot_text(out, "sourcePatientInfo", document.source_patient_info)
     if document.legal_authenticator:
-        _slot_text(out, "legalAuthenticator", [document.legal_authenticator])
+        _slot_value(out, "legalAuthenticator", document.legal_authenticator)
     if document.reference_ids:
         _slot_text(out, "urn:ihe:iti:xds:2013:referenceIdList", document.reference_ids)
     hash_value: str | None
@@ -628,11 +636,11 @@ def _document_entry_text(
     else:
         hash_value, size_value = None, None
     if hash_value:
-        _slot_text(out, "hash", [hash_value])
+        _slot_value(out, "hash", hash_value)
     if size_value is not None:
         _slot_safe(out, "size", str(size_value))
     if extras and extras.repository_unique_id:
-        _slot_text(out, "repositoryUniqueId", [extras.repository_unique_id])
+        _slot_value(out, "repositoryUniqueId", extras.repository_unique_id)
     _localized_text(out, "Name", document.title)
     _localized_text(out, "Description", document.comments)
     if extras and extras.version:
