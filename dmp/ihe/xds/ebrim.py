@@ -102,7 +102,9 @@ def parse_dtm(value: str) -> dt.datetime:
 
 
 def format_dtm(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+    # Three per document of a query answer: formatting the fields is a third of strftime's cost.
+    utc = moment.astimezone(dt.UTC)
+    return f"{utc.year:04d}{utc.month:02d}{utc.day:02d}{utc.hour:02d}{utc.minute:02d}{utc.second:02d}"
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -174,3 +176,13 @@ def test_several_slots_of_one_name_are_separate_groups() -> None:
     parsed = parse_query(request)
     assert parsed.groups("$XDSDocumentEntryEventCodeList") == [["a^^1", "b^^1"], ["c^^1"]]
     assert parsed.values("$XDSDocumentEntryEventCodeList") == ["a^^1", "b^^1", "c^^1"]
+
+
+def test_dtm_is_written_in_utc_to_the_second_and_read_back():
+    from dmp.ihe.xds.ebrim import format_dtm, parse_dtm
+
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert format_dtm(dt.datetime(2026, 1, 1, 0, 30, 59, 999999, tzinfo=paris)) == "20251231233059"
+    assert format_dtm(dt.datetime(987, 6, 5, 4, 3, 2, tzinfo=dt.UTC)) == "09870605040302"  # YYYY, padded
+    moment = dt.datetime(2026, 12, 5, 13, 4, 5, tzinfo=dt.UTC)
+    assert parse_dtm(format_dtm(moment)) == moment
