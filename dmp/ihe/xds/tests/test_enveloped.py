@@ -1,0 +1,223 @@
+"""The lean VIHF signature check agrees with signxml on everything it does not hand back to it."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from collections.abc import Callable
+
+import pytest
+from lxml import etree
+from signxml import methods
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidInput, InvalidSignature
+from signxml.signer import XMLSigner
+from signxml.verifier import XMLVerifier
+
+from dmp.common.xml import parse_xml
+from dmp.identity.pki import create_test_pki
+from dmp.ihe.xds.enveloped import DS, SignatureMismatch, verified_assertion
+from opendmp_client.vihf import SAML, VihfClaims, build_assertion, sign_assertion
+
+CLAIMS = VihfClaims(
+    subject_id="810001234567",
+    subject_name="Dr Test",
+    profession="10",
+    specialty="SM26",
+    structure_id="10B0123456",
+    patient_ins="123456789012345^^^&1.2.250.1.213.1.4.8&ISO^NH",
+    lps_id="1.2.250.1.999.9.9",
+    lps_name="Test LPS",
+    lps_version="1",
+    homologation="OPENDMP-TEST",
+)
+
+
+@pytest.fixture(scope="module")
+def card():
+    pki = create_test_pki()
+    _, sign = pki.cps_card(national_id=CLAIMS.subject_id, display_name=CLAIMS.subject_name)
+    return sign
+
+
+def received(card, **build) -> etree._Element:
+    """A signed VIHF as the server gets it: serialised, inside a WS-Security header."""
+    assertion = sign_assertion(
+        build_assertion(CLAIMS, certificate=card.certificate, **build),
+        key=card.key,
+        certificate=card.certificate,
+    )
+    wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+    security = etree.Element(f"{{{wsse}}}Security", nsmap={"wsse": wsse})
+    security.append(assertion)
+    return parse_xml(etree.tostring(security))[0]
+
+
+def by_signxml(assertion: etree._Element, card) -> bytes | None:
+    try:
+        result = XMLVerifier().verify(
+            assertion, x509_cert=card.certificate, id_attribute="ID", expect_references=1
+        )
+    except (InvalidSignature, InvalidInput, etree.DocumentInvalid):
+        return None
+    assert not isinstance(result, list)
+    assert result.signed_xml is not None
+    return etree.tostring(result.signed_xml, method="c14n", exclusive=True)
+
+
+def by_lean_path(assertion: etree._Element, card) -> bytes | str | None:
+    try:
+        signed = verified_assertion(assertion, card.certificate)
+    except SignatureMismatch:
+        return None
+    if signed is None:
+        return "not the profile"
+    return etree.tostring(signed, method="c14n", exclusive=True)
+
+
+def ds(element: etree._Element, path: str) -> etree._Element:
+    found = element.find("/".join(f"{{{DS}}}{step}" for step in path.split("/")))
+    assert found is not None, path
+    return found
+
+
+def name_id(element: etree._Element) -> etree._Element:
+    found = element.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
+    assert found is not None
+    return found
+
+
+def set_text(path: str, text: str) -> Callable[[etree._Element], None]:
+    def change(assertion: etree._Element) -> None:
+        ds(assertion, path).text = text
+
+    return change
+
+
+def other_digest(assertion: etree._Element) -> None:
+    ds(assertion, "Signature/SignedInfo/Reference/DigestValue").text = base64.b64encode(
+        hashlib.sha256(b"something else").digest()
+    ).decode()
+
+
+def flipped_signature(assertion: etree._Element) -> None:
+    element = ds(assertion, "Signature/SignatureValue")
+    raw = bytearray(base64.b64decode(element.text or ""))
+    raw[10] ^= 1
+    element.text = base64.b64encode(bytes(raw)).decode()
+
+
+def wrapped_signature_value(assertion: etree._Element) -> None:
+    element = ds(assertion, "Signature/SignatureValue")
+    text = "".join((element.text or "").split())
+    element.text = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+
+
+def other_subject(assertion: etree._Element) -> None:
+    name_id(assertion).text = "810009999999"
+
+
+def comment_in_subject(assertion: etree._Element) -> None:
+    # The classic SAML trick: a comment splits the text a naive reader takes (before it) from
+    # what the signature covers (c14n drops comments). What comes back must be the whole id.
+    element = name_id(assertion)
+    text = element.text or ""
+    element.text = text[:5]
+    element.append(etree.Comment("x"))
+    element[-1].tail = text[5:]
+
+
+def later_instant(assertion: etree._Element) -> None:
+    assertion.set("IssueInstant", "2099-01-01T00:00:00Z")
+
+
+def reference_elsewhere(assertion: etree._Element) -> None:
+    ds(assertion, "Signature/SignedInfo/Reference").set("URI", "#another")
+
+
+def extra_transform(assertion: etree._Element) -> None:
+    transforms = ds(assertion, "Signature/SignedInfo/Reference/Transforms")
+    etree.SubElement(
+        transforms, f"{{{DS}}}Transform", Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"
+    )
+
+
+def key_value_beside_certificate(assertion: etree._Element) -> None:
+    key_info = ds(assertion, "Signature/KeyInfo")
+    key_info.insert(0, etree.Element(f"{{{DS}}}KeyValue"))
+
+
+def malformed_base64(assertion: etree._Element) -> None:
+    element = ds(assertion, "Signature/SignatureValue")
+    element.text = "*" + (element.text or "")
+
+
+def unchanged(assertion: etree._Element) -> None:
+    return None
+
+
+MUTATIONS = [
+    unchanged,
+    wrapped_signature_value,
+    comment_in_subject,
+    other_subject,
+    later_instant,
+    other_digest,
+    flipped_signature,
+    set_text("Signature/SignedInfo/Reference/DigestValue", ""),
+    reference_elsewhere,
+    extra_transform,
+    key_value_beside_certificate,
+    malformed_base64,
+]
+
+
+@pytest.mark.parametrize("mutate", MUTATIONS, ids=lambda mutate: getattr(mutate, "__name__", "set_text"))
+def test_the_lean_path_answers_as_signxml_or_hands_over(card, mutate):
+    assertion = received(card)
+    mutate(assertion)
+    lean = by_lean_path(copy.deepcopy(assertion), card)
+    reference = by_signxml(copy.deepcopy(assertion), card)
+    if lean == "not the profile":
+        assert mutate in {
+            reference_elsewhere,
+            extra_transform,
+            key_value_beside_certificate,
+            malformed_base64,
+        }
+        return
+    assert lean == reference
+    if mutate in {unchanged, wrapped_signature_value, comment_in_subject}:
+        assert lean is not None
+        assert name_id(parse_xml(lean)).text == CLAIMS.subject_id
+    else:
+        assert lean is None
+
+
+def test_another_form_of_xml_dsig_is_left_to_signxml(card):
+    # Inclusive c14n: valid XML-DSig, not the VIHF profile; the caller's signxml path accepts it.
+    assertion = build_assertion(CLAIMS, certificate=card.certificate)
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_1,
+    )
+    signed = signer.sign(
+        assertion,
+        key=card.key,
+        cert=[card.certificate],
+        reference_uri="#" + assertion.get("ID", ""),
+        id_attribute="ID",
+    )
+    signed = parse_xml(etree.tostring(signed))
+    assert verified_assertion(signed, card.certificate) is None
+    assert by_signxml(signed, card) is not None
+
+
+def test_a_certificate_other_than_the_signers_does_not_verify(card):
+    pki = create_test_pki()
+    _, stranger = pki.cps_card(national_id="810007777777", display_name="Dr Stranger")
+    with pytest.raises(SignatureMismatch):
+        verified_assertion(received(card), stranger.certificate)
