@@ -114,12 +114,15 @@ class BlobMissing(IntegrityError):
 # (one read back from `list()`, a temporary file) is resolved and checked.
 _BLOB_NAME = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}/[0-9a-f]{2}/[0-9a-f]{64}")
 _TEMPORARY_PREFIX = ".incoming-"
+_DURABLE_MEMORY = 65536
 
 
 class FilesystemBackend:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self._resolved_root = root.resolve()
+        # Directories whose entry this process has seen synced in their parent (bounded).
+        self._durable: set[Path] = set()
         # Only bulk loaders that sync the whole file system at the end may turn this off.
         self.fsync = fsync
 
@@ -156,17 +159,24 @@ class FilesystemBackend:
     def _make_directories(self, directory: Path) -> None:
         """Creates the missing directories one level at a time, each made durable in its parent:
         the first blob of a record lands in new `<key_id>/<xx>/` directories, and a rename that
-        is durable inside a directory whose own entry is not would be lost with it on power loss."""
-        missing = []
-        while not directory.is_dir():
-            missing.append(directory)
+        is durable inside a directory whose own entry is not would be lost with it on power loss.
+
+        A directory that exists is not yet durable either: a concurrent put may have created it
+        and not synced its parent yet. Its parent is synced once by this process before it is
+        trusted (`_durable`), so that no put returns before the entries above its blob are."""
+        levels = []
+        while directory not in self._durable:
+            levels.append(directory)
+            if directory == self._resolved_root or directory.parent == directory:
+                break
             directory = directory.parent
-        for created in reversed(missing):
-            # A concurrent put may create it first: its parent is synced all the same, since
-            # this put must not return before the entry is durable either.
-            created.mkdir(exist_ok=True)
+        for level in reversed(levels):
+            level.mkdir(parents=level == self._resolved_root, exist_ok=True)
             if self.fsync:
-                _fsync_directory(created.parent)
+                _fsync_directory(level.parent)
+            if len(self._durable) >= _DURABLE_MEMORY:
+                self._durable.clear()
+            self._durable.add(level)
 
     def get(self, name: str) -> bytes:
         try:

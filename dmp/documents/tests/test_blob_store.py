@@ -208,6 +208,32 @@ def test_a_blob_in_an_existing_directory_is_synced_with_its_directory(tmp_path, 
     assert [p.name for p in leaf.iterdir()] == [key.blob_name(first.sha256).rsplit("/", 1)[1]]
 
 
+def test_directories_another_process_made_are_synced_before_this_one_trusts_them(tmp_path, monkeypatch):
+    """Another worker may have created `<key_id>/<xx>/` and not yet synced their entries when
+    this one stores there: this one syncs them (once) before its put returns (found by review)."""
+    root = tmp_path / "store"
+    root.mkdir()
+    key = _key()
+    other = BlobStore(FilesystemBackend(root), max_bytes=1024)
+    first = other.store(key, b"<ClinicalDocument>1</ClinicalDocument>")
+    leaf = (root / key.blob_name(first.sha256)).parent
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    this = BlobStore(FilesystemBackend(root), max_bytes=1024)
+    this.store(key, b"<ClinicalDocument>1</ClinicalDocument>")  # the directories exist already
+    for directory in (root, leaf.parent):  # the entries of key_id/ and of xx/
+        assert str(directory) in synced
+    synced.clear()
+    this.store(key, b"<ClinicalDocument>1</ClinicalDocument>")  # trusted from now on
+    assert len(synced) == 2  # the file, then its directory
+
+
 @pytest.mark.parametrize(
     "name",
     [
