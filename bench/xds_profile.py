@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("--database", default="opendmp_profile_xds")
     parser.add_argument("--requests", type=int, default=60, help="profiled requests per transaction")
     parser.add_argument("--top", type=int, default=25, help="functions listed per transaction")
-    parser.add_argument("--only", help="profile only the transactions whose name starts with this, e.g. ITI-43")
+    parser.add_argument(
+        "--only", help="profile only the transactions whose name starts with this, e.g. ITI-43"
+    )
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative", "ncalls"])
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last request of each kind")
     parser.add_argument(
