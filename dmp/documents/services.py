@@ -1008,20 +1008,37 @@ def _lock_documents(pks: Iterable[int]) -> dict[int, DocumentEntry]:
     }
 
 
+def _refuse_twice(document_pks: Sequence[int]) -> None:
+    if len(set(document_pks)) < len(document_pks):
+        raise ValidationFailed(
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    gettext("Un document est modifié deux fois dans la même mise à jour."),
+                    "",
+                )
+            ]
+        )
+
+
+def _refuse_if_changed_meanwhile(locked: DocumentEntry, decided: DocumentEntry, entry_uuid: str) -> None:
+    """A decision taken on `decided` (found by `entry_uuid`) holds for its locked row only if no
+    other change committed in between: another version means the caller acted on what it no
+    longer sees."""
+    if locked.entry_uuid != entry_uuid or locked.availability_status != decided.availability_status:
+        raise Conflict(
+            gettext("Les métadonnées du document ont changé entre-temps ; consultez-le à nouveau."),
+            code=ErrorCode.CONFLICT,
+        )
+
+
 def _apply_change(caller: Caller, planned: _Planned, document: DocumentEntry) -> DocumentEntry:
     """Writes one planned change, on its locked row `document`, as one new metadata version (none
     if nothing differs)."""
     change = planned.change
     # Any change of status since the decision (a replacement deprecating the document, say)
     # voids it: a flag would land on the old version and leave the current one unmasked.
-    if (
-        document.entry_uuid != change.entry_uuid
-        or document.availability_status != planned.document.availability_status
-    ):
-        raise Conflict(
-            gettext("Les métadonnées du document ont changé entre-temps ; consultez-le à nouveau."),
-            code=ErrorCode.CONFLICT,
-        )
+    _refuse_if_changed_meanwhile(document, planned.document, change.entry_uuid)
     flips = [
         (flag, audit)
         for flag, audit in planned.flag_audits
@@ -1080,16 +1097,7 @@ def documents_update(
     if not changes:
         raise ValidationFailed([Problem(ErrorCode.INVALID, gettext("La mise à jour ne change rien."), "")])
     planned = [_plan_change(caller, change, patient) for change in changes]
-    if len({p.document.pk for p in planned}) < len(planned):
-        raise ValidationFailed(
-            [
-                Problem(
-                    ErrorCode.INVALID,
-                    gettext("Un document est modifié deux fois dans la même mise à jour."),
-                    "",
-                )
-            ]
-        )
+    _refuse_twice([p.document.pk for p in planned])
     try:
         with transaction.atomic(durable=True):
             _decide_again(caller, planned)
@@ -1146,7 +1154,9 @@ def document_change_status(
 
 
 def metadata_remove(*, caller: Caller, entry_uuids: Sequence[str]) -> None:
-    """ITI-62 (operator): withdraw documents' metadata from every query, all or none; bytes are kept."""
+    """ITI-62 (operator): withdraw documents' metadata from every query, all or none; bytes are kept.
+    Two removals of one document (in the call, or racing another update of it) are refused, not
+    written as a second version."""
     accesses = [
         access_document(
             caller,
@@ -1156,10 +1166,12 @@ def metadata_remove(*, caller: Caller, entry_uuids: Sequence[str]) -> None:
         )
         for entry_uuid in entry_uuids
     ]
+    _refuse_twice([access.document.pk for access in accesses])
     with transaction.atomic(durable=True):
         locked = _lock_documents(access.document.pk for access in accesses)
-        for access in accesses:
+        for entry_uuid, access in zip(entry_uuids, accesses, strict=True):
             document = locked[access.document.pk]
+            _refuse_if_changed_meanwhile(document, access.document, entry_uuid)
             previous = _new_version(caller, document)
             document.availability_status = DocumentStatus.DELETED
             document.save()

@@ -445,6 +445,48 @@ def test_the_operator_removes_several_entries_all_or_none(personas):
     assert {d.availability_status for d in DocumentEntry.objects.all()} == {DocumentStatus.DELETED}
 
 
+def test_the_operator_removing_one_entry_twice_is_refused_and_changes_nothing(personas):
+    bernard = personas.ps(personas.dr_bernard)
+    (document,) = publish(personas, bernard, [DocumentDraft()]).documents
+    versions, events = DocumentEntryVersion.objects.count(), AuditEvent.objects.count()
+    with pytest.raises(ValidationFailed, match="deux fois"):
+        metadata_remove(caller=personas.operator(), entry_uuids=[document.entry_uuid] * 2)
+    unchanged = DocumentEntry.objects.get(pk=document.pk)
+    assert (unchanged.entry_uuid, unchanged.availability_status) == (
+        document.entry_uuid,
+        DocumentStatus.APPROVED,
+    )
+    assert (DocumentEntryVersion.objects.count(), AuditEvent.objects.count()) == (versions, events)
+
+
+def test_a_removal_of_an_entry_updated_meanwhile_is_a_conflict(personas, monkeypatch):
+    """The patient masks the document after the operator's removal was decided: the removal
+    wrote a second version on top of the masking one, for an entryUUID that no longer named it
+    (and two racing removals wrote two)."""
+    bernard = personas.ps(personas.dr_bernard)
+    (document,) = publish(personas, bernard, [DocumentDraft()]).documents
+    load = documents_services._load_current
+
+    def load_then_mask(entry_uuid):
+        loaded = load(entry_uuid)
+        monkeypatch.setattr(documents_services, "_load_current", load)  # the masking loads it too
+        document_change_confidentiality(
+            caller=personas.patient(personas.alice),
+            entry_uuid=entry_uuid,
+            change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+        )
+        return loaded
+
+    monkeypatch.setattr(documents_services, "_load_current", load_then_mask)
+    events = AuditEvent.objects.count()
+    with pytest.raises(Conflict):
+        metadata_remove(caller=personas.operator(), entry_uuids=[document.entry_uuid])
+    masked = DocumentEntry.objects.get(pk=document.pk)
+    assert (masked.availability_status, masked.masked_to_professionals) == (DocumentStatus.APPROVED, True)
+    assert masked.version == document.version + 1  # the masking's version only
+    assert AuditEvent.objects.count() == events + 1  # the masking, nothing of the removal
+
+
 def test_one_update_of_flags_and_status_is_one_new_version(personas):
     bernard = personas.ps(personas.dr_bernard)
     document = publish(personas, bernard, [DocumentDraft()]).documents[0]
