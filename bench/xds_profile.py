@@ -63,6 +63,9 @@ def main() -> None:
         "--only", help="profile only the transactions whose name starts with this, e.g. ITI-43"
     )
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative", "ncalls"])
+    parser.add_argument(
+        "--dump", type=Path, help="also write each transaction's cProfile stats here, e.g. var/iti43.prof"
+    )
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last request of each kind")
     parser.add_argument(
         "--plain", action="store_true", help="time the requests without the profiler or SQL capture"
@@ -209,6 +212,8 @@ def main() -> None:
         if args.sql:
             last = queries.captured_queries[-round(len(queries) / len(requests)) :]
             print("\n".join(f"  {query['time']}s  {query['sql'][:300]}" for query in last))
+        if args.dump:
+            profile.dump_stats(args.dump.with_name(f"{args.dump.stem}-{name.split()[0]}{args.dump.suffix}"))
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.top)
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:20000])
