@@ -8,11 +8,12 @@ tests over real HTTP, and by vendors as a reference implementation.
 from __future__ import annotations
 
 import base64
+import http.client
 import ssl
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
@@ -74,6 +75,31 @@ class RetrievedDocument:
     content: bytes
 
 
+class _Connections:
+    """One HTTP connection per thread, kept open between calls: a TLS handshake with a client
+    certificate (mutual TLS) costs more than most calls themselves."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[http.client.HTTPConnection] = []
+
+    def get(self, open_one: Callable[[], http.client.HTTPConnection]) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = open_one()
+            with self._lock:
+                self._opened.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Closes every thread's connection; each opens another on its next call."""
+        with self._lock:
+            opened, self._opened, self._local = self._opened, [], threading.local()
+        for connection in opened:
+            connection.close()
+
+
 class RequestOptions(TypedDict, total=False):
     """How `XdsClient.prepare` builds a request besides its action and body."""
 
@@ -93,6 +119,11 @@ class XdsClient:
     timeout: float = 30.0
     # Sent with every request (e.g. the client certificate a TLS-terminating proxy forwards).
     extra_headers: dict[str, str] = field(default_factory=dict)
+    _connections: _Connections = field(default_factory=_Connections, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A client dropped without close() closes its sockets (no ResourceWarning, no leak).
+        weakref.finalize(self, self._connections.close)
 
     # -- transport -------------------------------------------------------------------------
 
@@ -122,21 +153,7 @@ class XdsClient:
         return signed_vihf(claims or self.claims, key=self.key, certificate=self.certificate)
 
     def send(self, content_type: str, data: bytes) -> SoapResponse:
-        request = urllib.request.Request(  # noqa: S310 - the endpoint is configured by the caller
-            self.endpoint,
-            data=data,
-            method="POST",
-            headers={**self.extra_headers, "Content-Type": content_type},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as reply:  # noqa: S310
-                status, reply_type, payload = (
-                    reply.status,
-                    reply.headers.get("Content-Type", ""),
-                    reply.read(),
-                )
-        except urllib.error.HTTPError as error:
-            status, reply_type, payload = error.code, error.headers.get("Content-Type", ""), error.read()
+        status, reply_type, payload = self._post(content_type, data)
         try:
             message = soap.parse_message(reply_type, payload)
         except soap.SoapError:
@@ -155,6 +172,48 @@ class XdsClient:
         return SoapResponse(
             status=status, body=message.body, attachments=message.attachments, mtom=message.mtom
         )
+
+    def _post(self, content_type: str, data: bytes) -> tuple[int, str, bytes]:
+        """(status, Content-Type, body) of the answer, over this thread's kept-alive connection.
+
+        A reused connection the server has closed meanwhile (its keep-alive timeout) fails
+        before any answer: the call is sent once more on a new connection. Never twice
+        processed: had the first reached the application, its VIHF's assertion id would be
+        spent and the second refused as a replay."""
+        target = urllib.parse.urlsplit(self.endpoint)
+        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        headers = {**self.extra_headers, "Content-Type": content_type}
+        for retry in (False, True):
+            connection = self._connection(target)
+            reused = connection.sock is not None
+            try:
+                connection.request("POST", path, body=data, headers=headers)
+                reply = connection.getresponse()
+                payload = reply.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                if reused and not retry:
+                    continue
+                raise
+            except BaseException:
+                connection.close()  # a half-read answer must not be read as the next one
+                raise
+            return reply.status, reply.getheader("Content-Type", ""), payload
+        raise AssertionError("unreachable")  # pragma: no cover - the second try returns or raises
+
+    def _connection(self, target: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+        host, port = target.hostname or "", target.port
+
+        def open_one() -> http.client.HTTPConnection:
+            if target.scheme == "https":
+                return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.ssl_context)
+            return http.client.HTTPConnection(host, port, timeout=self.timeout)
+
+        return self._connections.get(open_one)
+
+    def close(self) -> None:
+        """Closes the client's connections (a later call opens another)."""
+        self._connections.close()
 
     # -- XDS.b -----------------------------------------------------------------------------
 
