@@ -226,9 +226,10 @@ def enrol_bench_card(software_name: str, var: Path = VAR) -> tuple[Any, Any, str
 
 
 @contextmanager
-def gunicorn(port: int, workers: int, env: dict[str, str]) -> Iterator[CpuMeter]:
+def gunicorn(port: int, workers: int, env: dict[str, str], threads: int = 1) -> Iterator[CpuMeter]:
     """The application served by gunicorn on 127.0.0.1:`port` for the duration of the block, with
-    a meter of the CPU it uses."""
+    a meter of the CPU it uses. One thread per worker is gunicorn's sync worker, which closes
+    every connection after its answer; more is its gthread worker, which keeps them alive."""
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -237,6 +238,8 @@ def gunicorn(port: int, workers: int, env: dict[str, str]) -> Iterator[CpuMeter]
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--log-level",
             "warning",
         ],
@@ -278,6 +281,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--retrieves", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per worker (deploy/README: 4, keeps connections alive)",
+    )
     args = parser.parse_args()
     env = configure(args.database)
     python = sys.executable
@@ -324,7 +333,7 @@ def main() -> None:
     personas, sign, homologation = enrol_bench_card("Bench LPS")
 
     port = 8765
-    with gunicorn(port, args.workers, env) as meter:
+    with gunicorn(port, args.workers, env, args.threads) as meter:
         author = bench_author(personas)
 
         def client_for(ins_cx: str) -> XdsClient:
