@@ -18,7 +18,7 @@ from dmp.access.actors import AccessMode, Caller
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, PendingNotice
 from dmp.common import clock
-from dmp.common.rows import insert_row
+from dmp.common.rows import insert_row_then
 
 GENESIS_HASH = "0" * 64
 
@@ -174,8 +174,7 @@ def audit_record(
     )
     head = _locked_head(event.chain)
     _chain_onto(head, event)
-    insert_row(event)
-    _save_head(head)
+    insert_row_then(event, *_head_update(head))
     if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
         # Committed with the event or not at all: the notifier works from these rows, not from
         # event keys, which commit out of order across chains.
@@ -281,12 +280,12 @@ def _locked_head(chain: int) -> AuditChainHead:
     return head
 
 
-def _save_head(head: AuditChainHead) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_HEAD_TABLE} SET sequence = %s, hash = %s WHERE chain = %s",  # noqa: S608 - a model's table name
-            [head.sequence, head.hash, head.chain],
-        )
+def _head_update(head: AuditChainHead) -> tuple[str, list[object]]:
+    """The statement that moves `head` where it now points, with its parameters."""
+    return (
+        f"UPDATE {_HEAD_TABLE} SET sequence = %s, hash = %s WHERE chain = %s",  # noqa: S608 - a model's table name
+        [head.sequence, head.hash, head.chain],
+    )
 
 
 def checkpoint_signature(heads: dict[str, list[object]]) -> str:

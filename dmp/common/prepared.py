@@ -47,6 +47,7 @@ class _Compiled:
     model_slice: slice
     populators: list[Any]
     instances: bool = True
+    annotations: tuple[tuple[str, int], ...] = ()  # (attribute, column) of each annotate()
 
 
 class PreparedQuery(Generic[M]):
@@ -102,6 +103,7 @@ class PreparedQuery(Generic[M]):
                 model_slice=slice(start, end),
                 # Django 5.2's signature; django-stubs already describe 6.0's (fetch_mode).
                 populators=get_related_populators(klass_info, compiler.select, connection.alias),  # type: ignore[call-arg]
+                annotations=tuple(compiler.annotation_col_map.items()),
             )
         self._compiled[connection.vendor] = compiled
         return compiled
@@ -149,6 +151,8 @@ class PreparedQuery(Generic[M]):
             instance = model.from_db(connection.alias, compiled.init_list, row[compiled.model_slice])
             for populator in compiled.populators:
                 populator.populate(row, instance)
+            for attribute, column in compiled.annotations:
+                setattr(instance, attribute, row[column])
             found.append(instance)
         return found
 

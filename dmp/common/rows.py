@@ -32,7 +32,6 @@ def unique_row(rows: QuerySet[M]) -> M | None:
         return None
 
 
-# (model, database vendor) -> (INSERT statement, the fields it writes, in order)
 # (model, database vendor) -> (INSERT … VALUES head, one row's placeholders, RETURNING tail, fields)
 _INSERTS: dict[tuple[type[Model], str], tuple[str, str, str, tuple[Field[Any, Any], ...]]] = {}
 
@@ -54,6 +53,35 @@ def _insert_statement(model: type[Model]) -> tuple[str, str, str, tuple[Field[An
 def insert_row(instance: Model) -> None:
     """INSERT `instance` as `save(force_insert=True)` does, and set its primary key."""
     insert_rows([instance])
+
+
+def insert_row_then(instance: Model, statement: str, params: Sequence[Any]) -> None:
+    """`insert_row(instance)`, then `statement` (an UPDATE or DELETE, which returns nothing) in
+    the same transaction. On PostgreSQL both travel as one statement (a data-modifying WITH):
+    every audited action appends its event and moves its chain's head, and each round trip to
+    the server is a wait of the request (about 0.1 ms, and a scheduling of two processes)."""
+    if connection.vendor != "postgresql":
+        insert_row(instance)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+        return
+    model = type(instance)
+    instance._prepare_related_fields_for_save(operation_name="insert_row_then")  # type: ignore[attr-defined]
+    head, placeholders, tail, fields = _insert_statement(model)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    auto_field = model._meta.auto_field
+    # PostgreSQL runs every data-modifying WITH part to completion, referenced or not.
+    sql = f"WITH inserted AS ({head}{placeholders}{tail}), moved AS ({statement}) "
+    sql += "SELECT * FROM inserted" if auto_field is not None else "SELECT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *params])
+        keys = cursor.fetchall()
+    if auto_field is not None:
+        if len(keys) != 1:
+            raise RuntimeError(f"INSERT … RETURNING gave {len(keys)} keys for one row")
+        setattr(instance, auto_field.attname, keys[0][0])
+    instance._state.adding = False
+    instance._state.db = connection.alias
 
 
 def insert_rows(instances: Sequence[Model]) -> None:

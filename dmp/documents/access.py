@@ -35,7 +35,7 @@ from dmp.common.errors import Forbidden, NotFound
 from dmp.common.prepared import PreparedQuery
 from dmp.common.rows import unique_row
 from dmp.documents.models import DocumentAuthor, DocumentEntry
-from dmp.documents.rows import DocumentRow, document_rows, row_values
+from dmp.documents.rows import AuthorPairs, DocumentRow, author_pairs, document_rows, row_values
 from dmp.records.access import record_facts
 from dmp.records.models import Record
 
@@ -70,14 +70,6 @@ _AUTHOR_ROWS = Prefetch(
 
 def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
     return documents.select_related("record__patient").prefetch_related(_AUTHOR_ROWS)
-
-
-_ONE_DOCUMENT_AUTHORS = PreparedQuery(
-    lambda document_id: DocumentAuthor.objects.filter(document_id=document_id).values_list(
-        "person_id", "structure_id"
-    ),
-    int,
-)
 
 
 def _attach_author_pairs(rows: Sequence[DocumentEntry | DocumentRow]) -> None:
@@ -130,14 +122,16 @@ def one_document(*, with_key: bool = False, **lookups: str) -> DocumentEntry | N
     if prepared is None:
         names, related = key[0], ("record__patient", "record__key") if with_key else ("record__patient",)
         prepared = _PREPARED[key] = PreparedQuery(
-            lambda *values: DocumentEntry.objects.filter(
-                **dict(zip(names, values, strict=True))
-            ).select_related(*related),
+            lambda *values: (
+                DocumentEntry.objects.filter(**dict(zip(names, values, strict=True)))
+                .select_related(*related)
+                .annotate(author_pairs_json=AuthorPairs())
+            ),
             *(str,) * len(names),
         )
     document = prepared.one(*(lookups[name] for name in key[0]))
     if document is not None:
-        document.author_pairs = tuple(_ONE_DOCUMENT_AUTHORS.tuples(document.pk))
+        document.author_pairs = author_pairs(document.author_pairs_json)  # type: ignore[attr-defined]
     return document
 
 
@@ -163,9 +157,7 @@ def rows_of_one_record(
 ) -> list[DocumentRow]:
     """As `of_one_record`, as `DocumentRow`s (the XDS stored queries): no model instances.
     `documents` is filtered from `rows.row_values()`."""
-    rows = document_rows(documents, offset, limit)
-    _attach_author_pairs(rows)
-    return rows
+    return document_rows(documents, offset, limit)
 
 
 @dataclass(frozen=True)

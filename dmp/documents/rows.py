@@ -20,10 +20,10 @@ from functools import cache
 from typing import Any, Final
 
 from django.db import connection
-from django.db.models import QuerySet, TextField
+from django.db.models import F, Func, QuerySet, TextField
 from django.db.models.functions import Cast
 
-from dmp.documents.models import DocumentEntry
+from dmp.documents.models import DocumentAuthor, DocumentEntry
 
 
 @dataclass(slots=True, eq=False)
@@ -76,7 +76,8 @@ class DocumentRow:
     source_patient_info_json: str
     reference_ids_json: str
     authors_json: str
-    # (person_id, structure_id) of the author rows (`documents.access.rows_of_one_record`).
+    author_pairs_json: str
+    # (person_id, structure_id) of the author rows, decoded from `author_pairs_json`.
     author_pairs: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -90,6 +91,40 @@ class DocumentRow:
         return decoded
 
 
+class AuthorPairs(Func):
+    """The (person_id, structure_id) of a document's author rows, as a JSON array of pairs, read
+    with the document in the same statement: the policy needs them for every document it
+    decides on, and a query of their own was one more round trip of every retrieve and search."""
+
+    output_field = TextField()
+
+    def __init__(self) -> None:
+        super().__init__(F("pk"))
+
+    def _subquery(self, compiler: Any, connection: Any, aggregate: str) -> tuple[str, list[Any]]:
+        document_id, params = compiler.compile(self.source_expressions[0])
+        quote = connection.ops.quote_name
+        columns = {field.name: str(field.column) for field in DocumentAuthor._meta.concrete_fields}
+        person, structure = quote(columns["person_id"]), quote(columns["structure_id"])
+        table, document = quote(DocumentAuthor._meta.db_table), quote(columns["document"])
+        pairs = aggregate.format(pair=f"{person}, {structure}")
+        # Only quoted names from the model's metadata and the compiled outer column are written in.
+        return f"(SELECT {pairs} FROM {table} WHERE {document} = {document_id})", list(params)  # noqa: S608
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        return self._subquery(compiler, connection, "COALESCE(json_group_array(json_array({pair})), '[]')")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return self._subquery(
+            compiler, connection, "COALESCE(json_agg(json_build_array({pair}))::text, '[]')"
+        )
+
+
+def author_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """`AuthorPairs` as read back."""
+    return tuple((person, structure) for person, structure in json.loads(text))
+
+
 _JSON_SUFFIX: Final = "_json"
 _MOMENTS: Final = ("creation_time", "service_start_time", "service_stop_time")
 _NAMES: Final = tuple(f.name for f in fields(DocumentRow) if f.name != "author_pairs")
@@ -100,8 +135,9 @@ _TEXTS: Final = {
     **{
         name: Cast(name.removesuffix(_JSON_SUFFIX), TextField())
         for name in _NAMES
-        if name.endswith(_JSON_SUFFIX)
+        if name.endswith(_JSON_SUFFIX) and name != "author_pairs_json"
     },
+    "author_pairs_json": AuthorPairs(),
     **{f"{name}_text": Cast(name, TextField()) for name in _MOMENTS},
 }
 _COLUMNS: Final = tuple(f"{name}_text" if name in _MOMENTS else name for name in _NAMES)
@@ -129,12 +165,14 @@ def row_values() -> QuerySet[DocumentEntry, tuple[Any, ...]]:
 def document_rows(
     documents: QuerySet[DocumentEntry, tuple[Any, ...]], offset: int, limit: int
 ) -> list[DocumentRow]:
-    """Rows `offset` to `offset + limit` of `documents` (filtered from `row_values()`), without
-    their author pairs."""
-    return [
-        DocumentRow(_instant(created), _moment(started), _moment(stopped), *rest)
-        for created, started, stopped, *rest in documents[offset : offset + limit]
-    ]
+    """Rows `offset` to `offset + limit` of `documents` (filtered from `row_values()`), with
+    their authors' ids."""
+    rows = []
+    for created, started, stopped, *rest in documents[offset : offset + limit]:
+        row = DocumentRow(_instant(created), _moment(started), _moment(stopped), *rest)
+        row.author_pairs = author_pairs(row.author_pairs_json)
+        rows.append(row)
+    return rows
 
 
-__all__ = ["DocumentRow", "document_rows", "row_values"]
+__all__ = ["AuthorPairs", "DocumentRow", "author_pairs", "document_rows", "row_values"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.db.models.functions import Upper
 from django.forms.models import model_to_dict
 
-from dmp.audit.models import AuditEvent
+from dmp.audit.models import AuditChainHead, AuditEvent
 from dmp.common.prepared import PreparedQuery
-from dmp.common.rows import insert_row, insert_rows
+from dmp.common.rows import insert_row, insert_row_then, insert_rows
 from dmp.identity.models import Patient
 from dmp.ihe.xds.models import SeenAssertion
 from dmp.records.models import Authorisation, GranteeKind, Record
@@ -57,6 +59,23 @@ def test_a_prepared_query_gives_the_instances_and_related_rows_of_the_queryset(p
         assert model_to_dict(found.patient) == model_to_dict(patient)
         assert isinstance(found.patient.birth_date, dt.date)
     assert BY_INS.one("1" * 15, "no such authority") is None
+
+
+def test_a_prepared_query_sets_the_annotations_of_the_queryset(personas):
+    annotated = PreparedQuery(
+        lambda record_id: Record.objects.filter(pk=record_id).annotate(
+            grants=Count("authorisations"), ins=Upper("patient__ins")
+        ),
+        int,
+    )
+    for record in Record.objects.all():
+        expected = Record.objects.annotate(grants=Count("authorisations"), ins=Upper("patient__ins")).get(
+            pk=record.pk
+        )
+        found = annotated.one(record.pk)
+        assert found is not None
+        assert (found.grants, found.ins) == (expected.grants, expected.ins)
+    assert any(found.grants for found in annotated.rows(personas.alice.record.pk))
 
 
 def test_values_are_substituted_on_every_run_not_kept_from_the_first(personas):
@@ -120,6 +139,46 @@ def test_insert_row_writes_what_save_writes_and_sets_the_key():
     seen = SeenAssertion(assertion_id="_x", expires_at=moment)
     insert_row(seen)
     assert SeenAssertion.objects.get(pk=seen.pk).seen_at is not None
+
+
+def _event(chain: int, sequence: int, actor_id: str) -> AuditEvent:
+    return AuditEvent(
+        chain=chain,
+        sequence=sequence,
+        occurred_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        action=7,
+        outcome="success",
+        actor_kind="professional",
+        actor_id=actor_id,
+        details={},
+        previous_hash="0" * 64,
+        hash="1" * 64,
+    )
+
+
+def test_insert_row_then_writes_the_row_with_its_key_and_runs_the_statement():
+    AuditChainHead.objects.create(chain=4, sequence=0, hash="0" * 64)
+    update = "UPDATE audit_auditchainhead SET sequence = %s, hash = %s WHERE chain = %s"
+    first, second = _event(4, 1, "first"), _event(4, 2, "second")
+    insert_row_then(first, update, [1, "a" * 64, 4])
+    insert_row_then(second, update, [2, "b" * 64, 4])
+    assert first.pk is not None
+    assert second.pk is not None
+    assert first.pk != second.pk
+    assert not second._state.adding
+    assert AuditEvent.objects.get(pk=second.pk).actor_id == "second"
+    head = AuditChainHead.objects.get(chain=4)
+    assert (head.sequence, head.hash) == (2, "b" * 64)
+
+
+def test_insert_row_then_is_one_change_the_failing_statement_undoes():
+    AuditChainHead.objects.create(chain=5, sequence=0, hash="0" * 64)
+    AuditChainHead.objects.create(chain=6, sequence=0, hash="0" * 64)
+    clash = "UPDATE audit_auditchainhead SET chain = %s WHERE chain = %s"  # chain is unique
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_row_then(_event(5, 1, "lost"), clash, [6, 5])
+    assert not AuditEvent.objects.filter(actor_id="lost").exists()
+    assert AuditChainHead.objects.get(chain=5).sequence == 0
 
 
 def test_insert_rows_writes_many_rows_in_batches_with_their_keys_in_order(settings):
