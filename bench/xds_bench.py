@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/xds_bench.py --documents 1000000          # builds the registry once
     .venv/bin/python bench/xds_bench.py --reuse                      # re-runs on the same data
+    .venv/bin/python bench/xds_bench.py --reuse --read-clients 8     # more queries/retrieves in flight
 
 Measures ITI-41 (one ~30 KB CDA per submission, N concurrent signed clients), ITI-18
 FindDocuments on a patient with 50 documents, and ITI-43 retrieve, and prints documents/s or
@@ -276,7 +277,12 @@ def main() -> None:
     parser.add_argument("--database", default="opendmp_bench_xds")
     parser.add_argument("--documents", type=int, default=1_000_000, help="registry size to build")
     parser.add_argument("--reuse", action="store_true", help="keep the existing database")
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients of ITI-41")
+    parser.add_argument(
+        "--read-clients",
+        type=int,
+        help="concurrent clients of ITI-18 and ITI-43 (default: --clients); the issue fixes none for them",
+    )
     parser.add_argument("--submissions", type=int, default=400)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--retrieves", type=int, default=1000)
@@ -352,6 +358,7 @@ def main() -> None:
             client: XdsClient,
             requests: list[Prepare],
             check: Callable[[SoapResponse], None],
+            clients: int,
         ) -> None:
             """Once with the client signing each VIHF in the timed loop (client and server share the
             2 cores), once with every request signed before the clock starts (the server's capacity,
@@ -363,11 +370,9 @@ def main() -> None:
             def signed_in_loop(_worker: int, index: int) -> None:
                 check(client.send(*client.prepare(**requests[index])))
 
-            run_concurrently(
-                args.clients, len(warm), lambda _w, i: check(client.send(*client.prepare(**warm[i])))
-            )
+            run_concurrently(clients, len(warm), lambda _w, i: check(client.send(*client.prepare(**warm[i]))))
             before = meter.sample()
-            elapsed, latencies = run_concurrently(args.clients, half, signed_in_loop)
+            elapsed, latencies = run_concurrently(clients, half, signed_in_loop)
             after = meter.sample()
             report(f"{name}, signed in loop", half, elapsed, latencies, unit)
             report_cpu(before, after, half)
@@ -377,7 +382,7 @@ def main() -> None:
                 check(client.send(*ready[index]))
 
             before = meter.sample()
-            elapsed, latencies = run_concurrently(args.clients, len(ready), presigned)
+            elapsed, latencies = run_concurrently(clients, len(ready), presigned)
             after = meter.sample()
             report(f"{name}, pre-signed", len(ready), elapsed, latencies, unit)
             report_cpu(before, after, len(ready))
@@ -406,8 +411,14 @@ def main() -> None:
             )
         size = max(len(content) for content in submissions[0]["attachments"].values())
         measure(
-            f"ITI-41 ({size // 1024} KB CDA, {args.clients} clients)", "docs", alice, submissions, accepted
+            f"ITI-41 ({size // 1024} KB CDA, {args.clients} clients)",
+            "docs",
+            alice,
+            submissions,
+            accepted,
+            args.clients,
         )
+        readers = args.read_clients or args.clients
 
         # A patient with exactly 50 documents for the query and retrieve measurements.
         leo = client_for(personas.leo.identifier.hl7())
@@ -424,7 +435,7 @@ def main() -> None:
         }
         found = registry_objects(leo.stored_query(StoredQuery.FIND_DOCUMENTS, params), "ExtrinsicObject")
         measure(
-            f"ITI-18 FindDocuments ({len(found)} docs)",
+            f"ITI-18 FindDocuments ({len(found)} docs, {readers} clients)",
             "queries",
             leo,
             # One body each: a message takes its body element into its envelope.
@@ -433,6 +444,7 @@ def main() -> None:
                 for _ in range(WARM_UP + 2 * args.queries)
             ],
             accepted,
+            readers,
         )
         unique_ids = list(
             DocumentEntry.objects.filter(record__patient=personas.leo).values_list(
@@ -445,7 +457,7 @@ def main() -> None:
                 raise RuntimeError("retrieve failed")
 
         measure(
-            "ITI-43 retrieve (MTOM)",
+            f"ITI-43 retrieve (MTOM, {readers} clients)",
             "docs",
             leo,
             [
@@ -453,6 +465,7 @@ def main() -> None:
                 for i in range(WARM_UP + 2 * args.retrieves)
             ],
             one_document,
+            readers,
         )
 
 
