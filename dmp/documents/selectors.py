@@ -13,6 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Generic, NamedTuple
 
 from django.db import connection, transaction
@@ -134,22 +135,49 @@ def like_regex(pattern: str) -> str:
     return "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern) + "$"
 
 
-def _author_filter(pattern: str) -> Q:
+# An AuthorPerson pattern as clauses an author must all satisfy, each satisfied by any of its
+# (column, regular expression) alternatives: one reading of the pattern, for the documents'
+# author rows (SQL) and the submission sets' authors (in Python), so both filter alike.
+AuthorClauses = tuple[tuple[tuple[str, str], ...], ...]
+
+
+def author_clauses(pattern: str) -> AuthorClauses:
     """ITI-18 AuthorPerson: a LIKE pattern, case-insensitive, on the author's name ("FAMILY
     Given") or PS_IdNat; an XCN pattern (`id^FAMILY^Given^…`) on its id, family and given name."""
     if "^" not in pattern:
-        return Q(author_rows__person_name__iregex=like_regex(pattern)) | Q(
-            author_rows__person_id__iregex=like_regex(pattern)
-        )
+        return ((("person_name", like_regex(pattern)), ("person_id", like_regex(pattern))),)
     ident, family, given = ([*pattern.split("^"), "", ""])[:3]
-    query = Q()
+    clauses: list[tuple[tuple[str, str], ...]] = []
     if ident.strip("%"):
-        query &= Q(author_rows__person_id__iregex=like_regex(ident))
+        clauses.append((("person_id", like_regex(ident)),))
     if family.strip("%") or given.strip("%"):
-        name = like_regex(f"{family or '%'} {given or '%'}")
-        query &= Q(author_rows__person_name__iregex=name) | Q(
-            author_rows__person_name__iregex=like_regex(family or "%")
-        )
+        full = like_regex(f"{family or '%'} {given or '%'}")
+        clauses.append((("person_name", full), ("person_name", like_regex(family or "%"))))
+    return tuple(clauses)
+
+
+@lru_cache(maxsize=256)
+def _compiled(regex: str) -> re.Pattern[str]:
+    return re.compile(regex, re.IGNORECASE | re.DOTALL)
+
+
+def author_matches(pattern: str, *, person_id: str, person_name: str) -> bool:
+    """Whether one author, of that PS_IdNat and name ("FAMILY Given"), matches `pattern`."""
+    values = {"person_id": person_id, "person_name": person_name}
+    return all(
+        any(_compiled(regex).match(values[column]) for column, regex in clause)
+        for clause in author_clauses(pattern)
+    )
+
+
+def _author_filter(pattern: str) -> Q:
+    """`author_clauses` on the author rows (one filter() call: the same row satisfies them all)."""
+    query = Q()
+    for clause in author_clauses(pattern):
+        alternatives = Q()
+        for column, regex in clause:
+            alternatives |= Q(**{f"author_rows__{column}__iregex": regex})
+        query &= alternatives
     return query
 
 

@@ -36,9 +36,9 @@ from dmp.documents.selectors import (
     DocumentQuery,
     RecordContents,
     any_code_matches,
+    author_matches,
     current_entry_uuids,
     document_search_rows,
-    like_regex,
     record_contents_rows,
 )
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
@@ -428,11 +428,7 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
     statuses = {
         s.value for s in _statuses(request.values("$XDSSubmissionSetStatus"), "$XDSSubmissionSetStatus")
     }
-    authors = [
-        re.compile(like_regex(v), re.IGNORECASE | re.DOTALL)
-        for v in request.values("$XDSSubmissionSetAuthorPerson")
-        if v
-    ]
+    authors = [v for v in request.values("$XDSSubmissionSetAuthorPerson") if v]
     contents = _contents(context, record, "FindSubmissionSets")
     since = _time(request.values("$XDSSubmissionSetSubmissionTimeFrom"), "SubmissionTimeFrom")
     until = _time(request.values("$XDSSubmissionSetSubmissionTimeTo"), "SubmissionTimeTo")
@@ -451,12 +447,12 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
     return QueryResult([], subsets, [], [])
 
 
-def _authored_by(subset: SubmissionSet, pattern: re.Pattern[str]) -> bool:
-    """$XDSSubmissionSetAuthorPerson: the pattern against an author's XCN, name or PS_IdNat."""
+def _authored_by(subset: SubmissionSet, pattern: str) -> bool:
+    """$XDSSubmissionSetAuthorPerson, read as $XDSDocumentEntryAuthorPerson is (`author_matches`)."""
     for author in subset.authors:
-        name = f"{author.get('family_name', '')} {author.get('given_name', '')}".strip()
-        candidates = (str(author.get("person", "")), name, str(author.get("person_id", "")))
-        if any(pattern.match(candidate) for candidate in candidates if candidate):
+        family, given = str(author.get("family_name", "")), str(author.get("given_name", ""))
+        name = f"{family.upper()} {given}".strip()
+        if author_matches(pattern, person_id=str(author.get("person_id", "")), person_name=name):
             return True
     return False
 

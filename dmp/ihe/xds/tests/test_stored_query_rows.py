@@ -317,3 +317,87 @@ def test_documents_with_the_same_facts_share_a_decision_only_when_they_would_get
         ] == alone
         assert [(d.pk, decision) for d, decision in access.visible_documents(caller, facts, rows)] == alone
     assert len({(d.masked_to_professionals, d.invisible_to_patient) for d in documents}) == 3
+
+
+AUTHOR_PATTERNS = (
+    "%MOREAU%",
+    "moreau %",
+    "%^MOREAU^%",
+    "%^moreau",
+    "%^%^%",
+    "%^NOBODY^%",
+    "B_RNARD%",
+    "%^%^{given}%",
+    "{id}",
+    "{id}^%",
+    "{id}^MOREAU^%",
+    "%0%",
+)
+
+
+def test_document_and_submission_set_authors_match_an_author_pattern_alike(personas, registry):
+    """$XDSDocumentEntryAuthorPerson is a SQL filter on the author rows, $XDSSubmissionSetAuthorPerson
+    a test of each set's authors: both read a pattern through `author_clauses`, so an author
+    matches or not whichever it is asked of."""
+    from dmp.documents.models import DocumentAuthor
+
+    bernard, moreau = personas.ps(personas.dr_bernard), personas.ps(personas.dr_moreau)
+    moreau_family = moreau.actor.display_name.split()[-1]
+    bernard_family = bernard.actor.display_name.split()[-1]
+    patterns = [
+        p.replace("MOREAU", moreau_family.upper())
+        .replace("moreau", moreau_family.lower())
+        .replace("B_RNARD", f"{bernard_family[0]}_{bernard_family[2:].upper()}")
+        .format(given="X", id=moreau.actor.person_id)
+        for p in AUTHOR_PATTERNS
+    ]
+    authors = list(DocumentAuthor.objects.filter(document__record=personas.alice.record))
+    assert {a.person_id for a in authors} == {bernard.actor.person_id, moreau.actor.person_id}
+    outcomes = set()
+    for pattern in patterns:
+        by_sql = set(
+            DocumentEntry.objects.filter(record=personas.alice.record)
+            .filter(selectors._author_filter(pattern))
+            .values_list("pk", flat=True)
+        )
+        by_python = {
+            a.document_id
+            for a in authors
+            if selectors.author_matches(pattern, person_id=a.person_id, person_name=a.person_name)
+        }
+        assert by_sql == by_python, pattern
+        outcomes.add(len(by_sql))
+        context = QueryContext(caller=bernard, patient=personas.alice.identifier)
+        patient = f"'{personas.alice.identifier.hl7()}'"
+        statuses = f"('{APPROVED}','{DEPRECATED}')"
+        escaped = pattern.replace("'", "''")
+        documents = queries.run_query(
+            context,
+            request(
+                StoredQuery.FIND_DOCUMENTS,
+                **slot_names(
+                    {
+                        "XDSDocumentEntryPatientId": patient,
+                        "XDSDocumentEntryStatus": statuses,
+                        "XDSDocumentEntryAuthorPerson": f"('{escaped}')",
+                    }
+                ),
+            ),
+        ).documents
+        subsets = queries.run_query(
+            context,
+            request(
+                StoredQuery.FIND_SUBMISSION_SETS,
+                XDSSubmissionSetPatientId=patient,
+                XDSSubmissionSetStatus=f"('{APPROVED}')",
+                XDSSubmissionSetAuthorPerson=f"('{escaped}')",
+            ),
+        ).submission_sets
+        # Each set is authored by the author of its documents.
+        sets_of_documents = set(
+            DocumentEntry.objects.filter(entry_uuid__in=[d.entry_uuid for d in documents]).values_list(
+                "submission_set_id", flat=True
+            )
+        )
+        assert {s.pk for s in subsets} == sets_of_documents, pattern
+    assert len(outcomes) > 2  # patterns that match none, some and all of the documents
