@@ -7,7 +7,8 @@ needs, through `values_list` into a slotted object. The JSON columns come as the
 XDS renderer decodes each distinct text once per process, `ihe.xds.queries`), and are decoded
 here only when a filter reads them.
 
-Other readers (FHIR, the portals, the export) keep model instances: they use more of them.
+The MHD search (ITI-67) reads them too, decoding the JSON columns it renders; other readers
+(one document's FHIR read, the portals, the export) keep model instances: they use more of them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DocumentRow:
     creation_time: dt.datetime
     service_start_time: dt.datetime | None
     service_stop_time: dt.datetime | None
+    registered_at: dt.datetime
     pk: int
     logical_id: uuid.UUID
     entry_uuid: str
@@ -90,6 +92,22 @@ class DocumentRow:
         decoded: list[dict[str, Any]] = json.loads(self.event_codes_json)
         return decoded
 
+    # Decoded when read (an MHD search renders them); the XDS renderer reads the texts.
+    @property
+    def authors(self) -> list[dict[str, Any]]:
+        decoded: list[dict[str, Any]] = json.loads(self.authors_json)
+        return decoded
+
+    @property
+    def source_patient_info(self) -> list[str]:
+        decoded: list[str] = json.loads(self.source_patient_info_json)
+        return decoded
+
+    @property
+    def reference_ids(self) -> list[str]:
+        decoded: list[str] = json.loads(self.reference_ids_json)
+        return decoded
+
 
 class AuthorPairs(Func):
     """The (person_id, structure_id) of a document's author rows, as a JSON array of pairs, read
@@ -126,7 +144,7 @@ def author_pairs(text: str) -> tuple[tuple[str, str], ...]:
 
 
 _JSON_SUFFIX: Final = "_json"
-_MOMENTS: Final = ("creation_time", "service_start_time", "service_stop_time")
+_MOMENTS: Final = ("creation_time", "service_start_time", "service_stop_time", "registered_at")
 _NAMES: Final = tuple(f.name for f in fields(DocumentRow) if f.name != "author_pairs")
 # Each JSON column as text: the same on SQLite, which stores the text, and on PostgreSQL (jsonb::text).
 # The times as text too: psycopg parses a timestamptz in Python, 4 µs each, 0.6 ms of a 50-document
@@ -168,8 +186,8 @@ def document_rows(
     """Rows `offset` to `offset + limit` of `documents` (filtered from `row_values()`), with
     their authors' ids."""
     rows = []
-    for created, started, stopped, *rest in documents[offset : offset + limit]:
-        row = DocumentRow(_instant(created), _moment(started), _moment(stopped), *rest)
+    for created, started, stopped, registered, *rest in documents[offset : offset + limit]:
+        row = DocumentRow(_instant(created), _moment(started), _moment(stopped), _instant(registered), *rest)
         row.author_pairs = author_pairs(row.author_pairs_json)
         rows.append(row)
     return rows

@@ -15,6 +15,7 @@ from typing import Any, Final
 from dmp.access.policy import DocumentStatus
 from dmp.documents.metadata import Author, CodedValue
 from dmp.documents.models import Confidentiality, DocumentEntry, Folder, SubmissionSet
+from dmp.documents.rows import DocumentRow
 from dmp.ihe.mhd.contained import people
 
 LOINC_OID: Final = "2.16.840.1.113883.6.1"
@@ -119,7 +120,8 @@ def fhir_id(entry_uuid: str) -> str:
     return entry_uuid.removeprefix("urn:uuid:")
 
 
-def document_reference(document: DocumentEntry) -> dict[str, Any]:
+def document_reference(document: DocumentEntry | DocumentRow) -> dict[str, Any]:
+    """The DocumentReference of a stored entry, the same from its model (a read) or its row (a search)."""
     status = DocumentStatus(document.availability_status)
     ins_value, ins_oid = _ins_parts(document.patient_id)
     shown = people(

@@ -38,7 +38,7 @@ from dmp.documents.selectors import (
     current_entry_uuids,
     document_get,
     document_retrieve,
-    document_search,
+    document_search_rows,
     record_contents,
 )
 from dmp.documents.services import (
@@ -604,7 +604,7 @@ def document_references(request: HttpRequest, caller: Caller, patient: str) -> H
         service_stop_to=period_to,
         unique_ids=() if logical else tuple(unique_ids),
     )
-    found = [v.document for v in document_search(caller=caller, record=record, query=query)]
+    found = [v.document for v in document_search_rows(caller=caller, record=record, query=query)]
     if logical:
         found = [d for d in found if d.unique_id in unique_ids or str(d.logical_id) in logical]
     related = set(_token_values(request, "related"))
