@@ -76,6 +76,9 @@ class Actor:
     role_codes: frozenset[str] = field(default_factory=frozenset)
     structure_id: str = ""  # Struct_IdNat
     structure_name: str = ""
+    # The legal entity whose certificate signed for the structure (indirect mode, ADR 0011);
+    # empty when the structure signed itself, or a card did.
+    signer_structure_id: str = ""
     # True for a regulating doctor of a SAMU - Centre 15 (the only actor who may use centre_15).
     is_emergency_regulator: bool = False
     # The minor's "connexion secrète": documents fed are hidden from the legal representatives.

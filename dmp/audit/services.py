@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from dmp.access.actors import AccessMode, Caller
+from dmp.access.actors import AccessMode, Actor, Caller
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, PendingNotice
 from dmp.common import clock
@@ -116,15 +116,20 @@ def _event(
         document_entry_uuid=subject.document_entry_uuid[:64],
         channel=caller.channel.value,
         # Normalised as the JSON column will give it back, so the hash verifies after a reload.
-        # An action in a minor's secret connection is marked: the parents' view of the traces
-        # leaves it out.
-        details=json.loads(
-            json.dumps(
-                {**(details or {}), "secret_connection": True} if actor.secret_connection else details or {},
-                default=str,
-            )
-        ),
+        details=json.loads(json.dumps(_actor_details(actor, details), default=str)),
     )
+
+
+def _actor_details(actor: Actor, details: dict[str, Any] | None) -> dict[str, Any]:
+    """`details` and what the event's columns do not say of the actor. An action in a minor's
+    secret connection is marked: the parents' view of the traces leaves it out. A legal entity
+    that signed for its site is named (ADR 0011): the site is the actor's structure."""
+    extra: dict[str, Any] = {}
+    if actor.secret_connection:
+        extra["secret_connection"] = True
+    if actor.signer_structure_id:
+        extra["signed_by_structure"] = actor.signer_structure_id
+    return {**(details or {}), **extra} if extra else details or {}
 
 
 def _chain_onto(head: AuditChainHead, event: AuditEvent) -> None:

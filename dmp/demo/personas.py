@@ -21,7 +21,12 @@ from dmp.common import clock
 from dmp.identity.actors import patient_actor, professional_actor, representative_actor, staff_actor
 from dmp.identity.ins import InsAuthority, make_nir
 from dmp.identity.models import Affiliation, HealthProfessional, LegalRepresentative, Patient, Structure
-from dmp.identity.services import PatientTraits, legal_representative_add, make_rpps
+from dmp.identity.services import (
+    PatientTraits,
+    legal_representative_add,
+    make_rpps,
+    structure_attach_to_legal_entity,
+)
 from dmp.records.models import ClosureReason, GranteeKind, Record
 from dmp.records.services import (
     AuthorisationChange,
@@ -39,7 +44,9 @@ DEMO_SOFTWARE = Software(identifier="opendmp-demo", name="OpenDMP Demo LPS", ver
 @dataclass
 class Personas:
     cabinet: Structure
-    chu: Structure
+    chu: Structure  # a site of chu_legal_entity, as chu_south is
+    chu_legal_entity: Structure
+    chu_south: Structure
     samu: Structure
     pharmacy: Structure
     dr_bernard: HealthProfessional
@@ -153,6 +160,12 @@ def traits(
 def create_personas() -> Personas:
     cabinet = _structure("3123456789012345", "Cabinet médical des Tilleuls", "SA07", "SA07")
     chu = _structure("1350000001", "CHU de Rennes", "SA01", "SA01")
+    # The hospital group's entité juridique holds the certificate that signs for its sites (ADR 0011).
+    chu_legal_entity = _structure("1350000000", "CHU de Rennes - entité juridique", "SA01", "SA01")
+    chu_south = _structure("1350000003", "CHU de Rennes - Hôpital Sud", "SA01", "SA01")
+    for site in (chu, chu_south):
+        if site.legal_entity_id is None:
+            structure_attach_to_legal_entity(site, chu_legal_entity)
     samu = _structure("1350000002", "SAMU 35 - Centre 15", "SA01", "SA01", samu=True)
     pharmacy = _structure("3987654321098765", "Pharmacie du Centre", "SA33", "SA33")
     dr_bernard = _professional(1001, "Lefèvre", "Bernard", "10", "SM26", cabinet, "Dr")
@@ -216,6 +229,8 @@ def create_personas() -> Personas:
     return Personas(
         cabinet=cabinet,
         chu=chu,
+        chu_legal_entity=chu_legal_entity,
+        chu_south=chu_south,
         samu=samu,
         pharmacy=pharmacy,
         dr_bernard=dr_bernard,

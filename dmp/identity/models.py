@@ -103,6 +103,12 @@ class Structure(models.Model):
     facility_type_code = models.CharField(max_length=16, blank=True)  # XDS healthcareFacilityTypeCode
     is_emergency_regulation_centre = models.BooleanField(default=False)  # SAMU - Centre 15
     city = models.CharField(max_length=100, blank=True)
+    # The entité juridique (FINESS juridique) this établissement géographique (site) belongs to:
+    # its certificate signs the VIHFs of the site's staff (ADR 0011). One level: a legal entity
+    # is no site.
+    legal_entity = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="sites"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

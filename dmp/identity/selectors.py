@@ -39,6 +39,12 @@ def structure_get(id_nat: str) -> Structure | None:
     return _structures.get(id_nat, lambda: Structure.objects.filter(id_nat=id_nat).first())
 
 
+def signs_for_structure(signer: Structure, named: Structure | None) -> bool:
+    """Whether a certificate of `signer` may sign for `named`, the structure a VIHF or a lot
+    names: its own, or a site (établissement géographique) of it as legal entity (ADR 0011)."""
+    return named is not None and (named.pk == signer.pk or named.legal_entity_id == signer.pk)
+
+
 def is_affiliated(professional: HealthProfessional, structure: Structure) -> bool:
     """Whether `professional` works in `structure` (an Affiliation row), as the directory says."""
     return _affiliations.get(

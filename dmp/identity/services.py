@@ -13,7 +13,7 @@ from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
 from dmp.common.rows import text_problems
 from dmp.common.xml import NOT_XML_CHARACTER
 from dmp.identity.ins import Ins, InvalidIns, parse_ins
-from dmp.identity.models import LegalRepresentative, Patient
+from dmp.identity.models import LegalRepresentative, Patient, Structure
 
 _RPPS_RE = re.compile(r"^\d{11}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -192,6 +192,25 @@ def legal_representative_add(
         email=email,
         mobile_phone=phone,
     )
+
+
+def structure_attach_to_legal_entity(site: Structure, legal_entity: Structure) -> Structure:
+    """Make `site` (an établissement géographique) a site of `legal_entity` (its entité
+    juridique), whose certificate may then sign for it (ADR 0011). One level only: a structure
+    that has sites is no site, and a site is no legal entity; nobody is their own."""
+    if site.pk == legal_entity.pk:
+        raise ValidationFailed([Problem(ErrorCode.INVALID, "a structure is not its own legal entity", "")])
+    if legal_entity.legal_entity_id is not None:
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"{legal_entity.id_nat} is a site, not a legal entity", "")]
+        )
+    if Structure.objects.filter(legal_entity=site).exists():
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, f"{site.id_nat} is the legal entity of other sites", "")]
+        )
+    site.legal_entity = legal_entity
+    site.save(update_fields=["legal_entity"])
+    return site
 
 
 def make_rpps(seed: int) -> str:

@@ -33,7 +33,7 @@ from dmp.documents.metadata import SubmissionInput, SubmissionSignature
 from dmp.documents.selectors import KeptSignature
 from dmp.identity.models import Certificate
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
-from dmp.identity.selectors import registered_certificate
+from dmp.identity.selectors import registered_certificate, signs_for_structure, structure_get
 from dmp.ihe.xds import dsg
 
 MAX_BYTES: Final = 1024 * 1024
@@ -155,7 +155,8 @@ def kept_signature_problems(kept: KeptSignature) -> list[str]:
 
 def _check_signer(caller: Caller, certificate: x509.Certificate) -> str:
     """The certificate's fingerprint if it is registered as a signature certificate of the caller:
-    its own CPS card's (CPS_SIGN), or its structure's (ORG_SIGN), as for the VIHF."""
+    its own CPS card's (CPS_SIGN), or its structure's or that structure's legal entity's
+    (ORG_SIGN, ADR 0011), as for the VIHF."""
     fingerprint = fingerprint_of(certificate)
     registered = registered_certificate(fingerprint)
     actor = caller.actor
@@ -168,8 +169,7 @@ def _check_signer(caller: Caller, certificate: x509.Certificate) -> str:
         or (
             registered.usage == Certificate.Usage.ORG_SIGN
             and registered.structure is not None
-            and bool(actor.structure_id)
-            and registered.structure.id_nat == actor.structure_id
+            and signs_for_structure(registered.structure, structure_get(actor.structure_id))
         )
     )
     if not owned:

@@ -34,6 +34,7 @@ from dmp.identity.selectors import (
     is_affiliated,
     professional_get,
     registered_certificate,
+    signs_for_structure,
     structure_get,
 )
 from dmp.ihe.xds.dsg import DS, key_info_certificate
@@ -244,7 +245,13 @@ def _bound_certificate(facts: VihfFacts) -> Certificate:
     else:
         if known.usage != Certificate.Usage.ORG_SIGN or known.structure is None:
             raise VihfRejected("indirect mode requires a structure signature certificate (ORG_SIGN)")
-        if known.structure.id_nat != facts.structure_id:
+        # The structure's own certificate, or its legal entity's (ADR 0011).
+        named = (
+            known.structure
+            if known.structure.id_nat == facts.structure_id
+            else structure_get(facts.structure_id)
+        )
+        if not signs_for_structure(known.structure, named):
             raise VihfRejected("the structure certificate does not belong to the VIHF structure")
     return known
 
@@ -298,7 +305,8 @@ def caller_from_vihf(
     known = _bound_certificate(facts)
     if client_certificate is not None:
         _check_tls_client(client_certificate, known)
-    # In indirect mode the certificate brings the VIHF's structure (checked by _bound_certificate).
+    # In indirect mode the certificate brings the VIHF's structure, or its legal entity's
+    # (checked by _bound_certificate): the caller is the site the VIHF names, never the signer.
     structure = known.structure
     if structure is None or structure.id_nat != facts.structure_id:
         structure = structure_get(facts.structure_id)
@@ -343,6 +351,9 @@ def caller_from_vihf(
         specialty_code=specialty,
         structure_id=structure.id_nat if structure else "",
         structure_name=structure.name if structure else "",
+        signer_structure_id=(
+            known.structure.id_nat if known.structure is not None and known.structure != structure else ""
+        ),
         is_emergency_regulator=bool(
             structure and structure.is_emergency_regulation_centre and profession == "10"
         ),
