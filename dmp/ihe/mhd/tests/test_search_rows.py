@@ -4,14 +4,14 @@ answers is the one a read of that document answers, field for field."""
 from __future__ import annotations
 
 import pytest
-import requests
 from django.db.models.signals import post_init
 
-from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import CodedValue, ConfidentialityChange
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import document_change_confidentiality, submission_register
 from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM, author_of
+from dmp.ihe.mhd.tests.test_replaced_entry_uuid import get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,14 +22,7 @@ def publish(personas, drafts, *, replaces=None, second_author=False):
         ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces
     )
     if second_author:
-        moreau = author_for(
-            person_id=personas.dr_moreau.national_id,
-            family_name=personas.dr_moreau.family_name,
-            given_name=personas.dr_moreau.given_name,
-            profession_code=personas.dr_moreau.profession_code,
-            structure_id=personas.cabinet.id_nat,
-            structure_name=personas.cabinet.name,
-        )
+        moreau = author_of(personas.dr_moreau, personas.cabinet)
         first = submission.documents[0]
         submission = submission.model_copy(
             update={
@@ -65,7 +58,7 @@ def test_a_search_builds_no_document_model_and_answers_what_each_read_answers(xd
         patient=personas.alice.identifier,
     )
     token = xds_kit.token(personas.dr_bernard)
-    headers = {"Authorization": f"Bearer {token}"}
+    alice = f"patient.identifier={INS_SYSTEM}|{personas.alice.ins}"
     built: list[DocumentEntry] = []
 
     def count(sender, instance, **kwargs):
@@ -73,15 +66,7 @@ def test_a_search_builds_no_document_model_and_answers_what_each_read_answers(xd
 
     post_init.connect(count, sender=DocumentEntry)
     try:
-        found = requests.get(
-            f"{xds_kit.base_url}/fhir/DocumentReference",
-            params={
-                "patient.identifier": f"{INS_SYSTEM}|{personas.alice.ins}",
-                "status": "current,superseded",
-            },
-            headers=headers,
-            timeout=10,
-        )
+        found = get(xds_kit, token, f"DocumentReference?{alice}&status=current,superseded")
     finally:
         post_init.disconnect(count, sender=DocumentEntry)
     assert found.status_code == 200, found.text
@@ -92,9 +77,7 @@ def test_a_search_builds_no_document_model_and_answers_what_each_read_answers(xd
     assert {"Compte rendu", "Deux auteurs", "Masqué", "Compte rendu v2", "Ordonnance"} <= titles
     assert any(r["status"] == "superseded" for r in resources)
     for resource in resources:
-        read = requests.get(
-            f"{xds_kit.base_url}/fhir/DocumentReference/{resource['id']}", headers=headers, timeout=10
-        )
+        read = get(xds_kit, token, f"DocumentReference/{resource['id']}")
         assert read.status_code == 200, read.text
         assert resource == read.json()
     two = next(r for r in resources if r["id"] == multi.entry_uuid.removeprefix("urn:uuid:"))

@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import requests
 
 from dmp.audit.models import AuditEvent
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.models import DocumentEntry, SubmissionSet
 from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, fingerprint_of
+from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
+from dmp.ihe.mhd.tests.test_replaced_entry_uuid import get
 from dmp.ihe.xds.tests.test_xds_end_to_end import author_of, find_documents
 from opendmp_client.fhir import fetch_token
 from opendmp_client.xds import SoapFault, XdsClient
@@ -123,12 +124,7 @@ def test_a_fhir_token_signed_by_the_legal_entity_acts_as_the_site(xds_kit):
         certificate=sign.certificate,
         token_url=f"{xds_kit.base_url}/fhir/token",
     )
-    found = requests.get(
-        f"{xds_kit.base_url}/fhir/DocumentReference",
-        params={"patient.identifier": f"urn:oid:1.2.250.1.213.1.4.10|{personas.alice.ins}"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
+    found = get(xds_kit, token, f"DocumentReference?patient.identifier={INS_SYSTEM}|{personas.alice.ins}")
     assert found.status_code == 200, found.text
     event = last_event()
     assert (event.actor_id, event.actor_structure_id) == (personas.dr_moreau.national_id, chu.id_nat)
