@@ -13,6 +13,7 @@ def professional_actor(
     authentication: AuthenticationMode = AuthenticationMode.DIRECT,
     software: Software | None = None,
     secret_connection: bool = False,
+    signer_structure_id: str = "",
 ) -> Actor:
     return Actor(
         kind=ActorKind.PROFESSIONAL,
@@ -28,6 +29,7 @@ def professional_actor(
         ),
         secret_connection=secret_connection,
         software=software,
+        signer_structure_id=signer_structure_id,
     )
 
 

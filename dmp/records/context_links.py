@@ -46,6 +46,8 @@ class ContextLink:
     # The VIHF was in a minor's secret connection (INVISIBLE_REPRESENTANTS_LEGAUX): the portal
     # session keeps it on this record, or its traces and uploads would reach the parents.
     secret_connection: bool = False
+    # The legal entity that signed for `structure_id` (ADR 0011): the session's traces name it.
+    signer_structure_id: str = ""
 
 
 def _digest(token: str) -> str:
@@ -61,6 +63,7 @@ def issue_context_token(
     page: str = "documents",
     structure_id: str = "",
     secret_connection: bool = False,
+    signer_structure_id: str = "",
 ) -> str:
     """A new single-use token opening `page` of the record of `ins` as `professional_id`."""
     if page not in PAGES:
@@ -76,6 +79,7 @@ def issue_context_token(
         page=page,
         authentication=authentication,
         secret_connection=secret_connection,
+        signer_structure_id=signer_structure_id,
         issued_at=now,
         expires_at=now + MAX_AGE,
     )
@@ -109,6 +113,7 @@ def _facts(row: IssuedContextLink) -> ContextLink:
         page=row.page,
         authentication=row.authentication,
         secret_connection=row.secret_connection,
+        signer_structure_id=row.signer_structure_id,
     )
 
 

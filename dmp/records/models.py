@@ -170,6 +170,8 @@ class IssuedContextLink(models.Model):
     page = models.CharField(max_length=16)
     authentication = models.CharField(max_length=32)  # AuthenticationMode value of the VIHF
     secret_connection = models.BooleanField(default=False)
+    # The legal entity whose certificate signed the VIHF for `structure_id` (ADR 0011), or "".
+    signer_structure_id = models.CharField(max_length=40, blank=True, default="")
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)

@@ -500,6 +500,7 @@ def context_link_transaction(context: Context) -> Outcome:
         authentication=actor.authentication.value,
         page=context.message.body.get("page", "documents"),
         secret_connection=actor.secret_connection,
+        signer_structure_id=actor.signer_structure_id,
     )
     return Outcome(
         _dmp(

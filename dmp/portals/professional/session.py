@@ -53,6 +53,8 @@ class PsSession:
     emergency: Emergency | None
     # Record.public_id of the minor's record a TD0.9 link opened in secret connection, or "".
     secret_record: str
+    # The legal entity whose certificate signed for `structure` in the link's VIHF (ADR 0011).
+    signer_structure_id: str = ""
 
     def _actor(self, record: str) -> Actor:
         # The secret connection was asked for on one minor's record: elsewhere the PS's traces
@@ -62,6 +64,7 @@ class PsSession:
             self.structure,
             authentication=self.authentication,
             secret_connection=bool(record) and record == self.secret_record,
+            signer_structure_id=self.signer_structure_id,
         )
 
     def caller(self, record: str = "") -> Caller:
@@ -101,6 +104,7 @@ def log_in(
     structure: Structure | None = None,
     authentication: AuthenticationMode = AuthenticationMode.DIRECT,
     secret_record: str = "",
+    signer_structure_id: str = "",
 ) -> None:
     """Start a fresh session for `professional` (new session key: no fixation); `secret_record`
     is the record a TD0.9 link opened in the minor's secret connection."""
@@ -122,6 +126,7 @@ def log_in(
         "at": clock.now().isoformat(),
         "emergency": None,
         "secret_record": secret_record,
+        "signer_structure": signer_structure_id,
     }
 
 
@@ -169,6 +174,7 @@ def current(request: HttpRequest) -> PsSession | None:
         logged_in_at=logged_in_at,
         emergency=emergency,
         secret_record=str(data.get("secret_record") or ""),
+        signer_structure_id=str(data.get("signer_structure") or ""),
     )
 
 

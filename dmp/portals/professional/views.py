@@ -399,6 +399,7 @@ def context_open(request: HttpRequest, token: str) -> HttpResponse:
         structure=opening.structure,
         authentication=opening.authentication,
         secret_record=str(record.public_id) if record is not None and link.secret_connection else "",
+        signer_structure_id=link.signer_structure_id,
     )
     if record is None:
         return redirect("professional_portal:search")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import requests
 
 from dmp.audit.models import AuditEvent
 from dmp.documents.builders import DocumentDraft, submission_for
@@ -129,3 +130,25 @@ def test_a_fhir_token_signed_by_the_legal_entity_acts_as_the_site(xds_kit):
     event = last_event()
     assert (event.actor_id, event.actor_structure_id) == (personas.dr_moreau.national_id, chu.id_nat)
     assert event.details["signed_by_structure"] == group.id_nat
+
+
+def test_a_td09_link_signed_by_the_legal_entity_opens_a_portal_session_that_names_it(xds_kit):
+    """The portal session a TD0.9 link opens acts as the site, and its traces name the legal
+    entity that signed, as the SOAP call's did; a link signed by the site itself names none."""
+    personas = xds_kit.personas
+    group, chu = personas.chu_legal_entity, personas.chu
+    record = personas.alice.record
+    for signer, named_signer in ((group, group.id_nat), (chu, None)):
+        hospital, _ = signed_by(xds_kit, signer, chu, personas.dr_moreau)
+        path = hospital.dmp("TD0.9", "ContextLinkRequest", page="documents").body.get("path")
+        browser = requests.Session()
+        opened = browser.get(f"{xds_kit.base_url}{path}", timeout=10, allow_redirects=False)
+        assert opened.headers["Location"] == f"/pro/dossier/{record.public_id}/documents"
+        before = last_event().pk
+        page = browser.get(f"{xds_kit.base_url}{opened.headers['Location']}", timeout=10)
+        assert page.status_code == 200
+        events = list(AuditEvent.objects.filter(pk__gt=before, channel="ps_portal"))
+        assert events
+        for event in events:
+            assert (event.actor_id, event.actor_structure_id) == (personas.dr_moreau.national_id, chu.id_nat)
+            assert event.details.get("signed_by_structure") == named_signer
