@@ -152,3 +152,27 @@ def test_a_td09_link_signed_by_the_legal_entity_opens_a_portal_session_that_name
         for event in events:
             assert (event.actor_id, event.actor_structure_id) == (personas.dr_moreau.national_id, chu.id_nat)
             assert event.details.get("signed_by_structure") == named_signer
+
+
+def test_over_mutual_tls_the_client_certificate_is_the_signing_legal_entitys(xds_kit, settings):
+    """The TLS client certificate belongs to the VIHF's signer, as in every mode: the legal
+    entity's when it signs for its site, not the site's."""
+    from urllib.parse import quote
+
+    personas = xds_kit.personas
+    settings.OPENDMP_TLS_CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
+    group, chu = personas.chu_legal_entity, personas.chu
+    hospital, _ = signed_by(xds_kit, group, chu, personas.dr_moreau)
+    certificates = {}
+    for structure in (group, chu):
+        auth, _ = xds_kit.pki.structure(id_nat=structure.id_nat, name=structure.name)
+        certificate_register(auth, usage=Certificate.Usage.ORG_AUTH_CLI, structure=structure)
+        certificates[structure.id_nat] = quote(auth.certificate_pem.decode())
+    events = AuditEvent.objects.count()
+    hospital.extra_headers = {"X-SSL-Client-Cert": certificates[chu.id_nat]}
+    with pytest.raises(SoapFault, match="differ"):
+        hospital.record_test()
+    assert AuditEvent.objects.count() == events
+    hospital.extra_headers = {"X-SSL-Client-Cert": certificates[group.id_nat]}
+    assert hospital.record_test().body.get("status") == "ACTIF"
+    assert last_event().details["signed_by_structure"] == group.id_nat
