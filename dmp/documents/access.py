@@ -8,13 +8,10 @@ caller, and "not found" would misstate what the caller is looking at.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Final, Generic, NoReturn, TypeVar
 
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from dmp.access.actors import Caller
@@ -72,42 +69,24 @@ def with_authors(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
     return documents.select_related("record__patient").prefetch_related(_AUTHOR_ROWS)
 
 
-def _attach_author_pairs(rows: Sequence[DocumentEntry | DocumentRow]) -> None:
-    """Each row's (person_id, structure_id) authors as plain tuples, in one query: a prefetch
-    would build a model instance and a related manager per author (6 ms of a 50-document
-    search) for two strings each. The statement is written out: the ORM took 0.6 ms to build
-    it for 60 documents, the database and the fetch 0.2."""
-    pairs: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    if rows:
-        ids = [row.pk for row in rows]
-        with connection.cursor() as cursor:
-            # Only the quoted table and column names and placeholders are interpolated.
-            cursor.execute(_author_pairs_statement().format(marks=", ".join(["%s"] * len(ids))), ids)
-            for document_id, person_id, structure_id in cursor.fetchall():
-                pairs[document_id].append((person_id, structure_id))
-    for row in rows:
-        row.author_pairs = tuple(pairs.get(row.pk, ()))
+def _with_author_pairs(documents: QuerySet[DocumentEntry]) -> QuerySet[DocumentEntry]:
+    """`documents` read with their authors' ids (`AuthorPairs`), taken by `_author_pairs_taken`:
+    a prefetch would build a model instance and a related manager per author (6 ms of a
+    50-document search) for two strings each."""
+    return documents.annotate(author_pairs_json=AuthorPairs())
 
 
-@cache
-def _author_pairs_statement() -> str:
-    quote = connection.ops.quote_name
-    fields = {field.name: str(field.column) for field in DocumentAuthor._meta.concrete_fields}
-    document, person, structure = (quote(fields[name]) for name in ("document", "person_id", "structure_id"))
-    return (
-        f"SELECT {document}, {person}, {structure} FROM {quote(DocumentAuthor._meta.db_table)} "  # noqa: S608
-        f"WHERE {document} IN ({{marks}})"
-    )
+def _author_pairs_taken(document: DocumentEntry) -> DocumentEntry:
+    document.author_pairs = author_pairs(document.author_pairs_json)  # type: ignore[attr-defined]
+    return document
 
 
 def one_with_authors(documents: QuerySet[DocumentEntry], *, with_key: bool = False) -> DocumentEntry | None:
     """The first of `documents` with its record and patient joined (and the record's key, for a
-    retrieve), and its authors' ids as tuples: one query fewer than a prefetch plus a key lookup."""
+    retrieve), and its authors' ids as tuples: one query, where a prefetch and a key lookup took three."""
     related = ("record__patient", "record__key") if with_key else ("record__patient",)
-    document = unique_row(documents.select_related(*related))
-    if document is not None:
-        _attach_author_pairs([document])
-    return document
+    document = unique_row(_with_author_pairs(documents.select_related(*related)))
+    return None if document is None else _author_pairs_taken(document)
 
 
 _PREPARED: dict[tuple[tuple[str, ...], bool], PreparedQuery[DocumentEntry]] = {}
@@ -122,17 +101,13 @@ def one_document(*, with_key: bool = False, **lookups: str) -> DocumentEntry | N
     if prepared is None:
         names, related = key[0], ("record__patient", "record__key") if with_key else ("record__patient",)
         prepared = _PREPARED[key] = PreparedQuery(
-            lambda *values: (
-                DocumentEntry.objects.filter(**dict(zip(names, values, strict=True)))
-                .select_related(*related)
-                .annotate(author_pairs_json=AuthorPairs())
+            lambda *values: _with_author_pairs(
+                DocumentEntry.objects.filter(**dict(zip(names, values, strict=True))).select_related(*related)
             ),
             *(str,) * len(names),
         )
     document = prepared.one(*(lookups[name] for name in key[0]))
-    if document is not None:
-        document.author_pairs = author_pairs(document.author_pairs_json)  # type: ignore[attr-defined]
-    return document
+    return None if document is None else _author_pairs_taken(document)
 
 
 def of_one_record(
@@ -144,11 +119,10 @@ def of_one_record(
     The record and its patient are the same for every row: they are attached rather than
     joined, which spares building two more model instances per row of a search.
     """
-    rows = list(documents[offset : offset + limit])
+    rows = [_author_pairs_taken(row) for row in _with_author_pairs(documents)[offset : offset + limit]]
     record.patient  # noqa: B018 - loads the patient once, shared by every row
     for row in rows:
         row.record = record
-    _attach_author_pairs(rows)
     return rows
 
 

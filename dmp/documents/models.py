@@ -141,8 +141,8 @@ class DocumentEntry(models.Model):
     submitted_by_structure_id = models.CharField(max_length=40, blank=True)
     registered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # (person_id, structure_id) of the author rows, when a search loaded them in bulk
-    # (`documents.access.of_one_record`); None means "read `author_rows`".
+    # (person_id, structure_id) of the author rows, when read with the document
+    # (`documents.access`, `documents.rows.AuthorPairs`); None means "read `author_rows`".
     author_pairs: tuple[tuple[str, str], ...] | None = None
 
     class Meta:

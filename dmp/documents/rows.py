@@ -110,32 +110,43 @@ class DocumentRow:
 
 
 class AuthorPairs(Func):
-    """The (person_id, structure_id) of a document's author rows, as a JSON array of pairs, read
-    with the document in the same statement: the policy needs them for every document it
-    decides on, and a query of their own was one more round trip of every retrieve and search."""
+    """The (person_id, structure_id) of a document's author rows, in their order, as a JSON
+    array of pairs, read with the document in the same statement: the policy needs them for
+    every document it decides on, and a query of their own was one more round trip of every
+    retrieve and search. In their order, so that a document's text is always the same (a
+    DISTINCT over rows, after an author filter's join, counts on it)."""
 
     output_field = TextField()
 
     def __init__(self) -> None:
         super().__init__(F("pk"))
 
-    def _subquery(self, compiler: Any, connection: Any, aggregate: str) -> tuple[str, list[Any]]:
+    def _names(self, compiler: Any, connection: Any) -> tuple[dict[str, str], list[Any]]:
         document_id, params = compiler.compile(self.source_expressions[0])
         quote = connection.ops.quote_name
-        columns = {field.name: str(field.column) for field in DocumentAuthor._meta.concrete_fields}
-        person, structure = quote(columns["person_id"]), quote(columns["structure_id"])
-        table, document = quote(DocumentAuthor._meta.db_table), quote(columns["document"])
-        pairs = aggregate.format(pair=f"{person}, {structure}")
-        # Only quoted names from the model's metadata and the compiled outer column are written in.
-        return f"(SELECT {pairs} FROM {table} WHERE {document} = {document_id})", list(params)  # noqa: S608
+        columns = {field.name: quote(str(field.column)) for field in DocumentAuthor._meta.concrete_fields}
+        columns["table"] = quote(DocumentAuthor._meta.db_table)
+        columns["outer"] = document_id
+        return columns, list(params)
 
+    # Only quoted names from the model's metadata and the compiled outer column are written in.
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
-        return self._subquery(compiler, connection, "COALESCE(json_group_array(json_array({pair})), '[]')")
+        # SQLite before 3.44 has no ORDER BY in an aggregate: it aggregates an ordered subquery.
+        n, params = self._names(compiler, connection)
+        sql = (
+            f"(SELECT COALESCE(json_group_array(json_array({n['person_id']}, {n['structure_id']})), '[]') "  # noqa: S608
+            f"FROM (SELECT {n['person_id']}, {n['structure_id']} FROM {n['table']} "
+            f"WHERE {n['document']} = {n['outer']} ORDER BY {n['position']}))"
+        )
+        return sql, params
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        return self._subquery(
-            compiler, connection, "COALESCE(json_agg(json_build_array({pair}))::text, '[]')"
+        n, params = self._names(compiler, connection)
+        sql = (
+            f"(SELECT COALESCE(json_agg(json_build_array({n['person_id']}, {n['structure_id']}) "  # noqa: S608
+            f"ORDER BY {n['position']})::text, '[]') FROM {n['table']} WHERE {n['document']} = {n['outer']})"
         )
+        return sql, params
 
 
 def author_pairs(text: str) -> tuple[tuple[str, str], ...]:

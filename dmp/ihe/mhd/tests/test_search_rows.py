@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db.models.signals import post_init
 
+from dmp.documents.access import one_document
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import CodedValue, ConfidentialityChange
 from dmp.documents.models import DocumentEntry
@@ -49,6 +50,13 @@ def test_a_search_builds_no_document_model_and_answers_what_each_read_answers(xd
     bernard = personas.ps(personas.dr_bernard)
     first, _ = publish(personas, [DocumentDraft(title="Compte rendu"), DocumentDraft(title="Ordonnance")])
     (multi,) = publish(personas, [DocumentDraft(title="Deux auteurs")], second_author=True)
+    # Its authors' ids come with the document, in the authors' order.
+    read = one_document(unique_id=multi.unique_id)
+    assert read is not None
+    assert read.author_pairs == (
+        (personas.dr_bernard.national_id, personas.cabinet.id_nat),
+        (personas.dr_moreau.national_id, personas.cabinet.id_nat),
+    )
     publish(personas, [DocumentDraft(title="Compte rendu v2")], replaces={0: first.entry_uuid})
     (masked,) = publish(personas, [DocumentDraft(title="Masqué")])
     document_change_confidentiality(
