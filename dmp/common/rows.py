@@ -60,28 +60,7 @@ def insert_row_then(instance: Model, statement: str, params: Sequence[Any]) -> N
     the same transaction. On PostgreSQL both travel as one statement (a data-modifying WITH):
     every audited action appends its event and moves its chain's head, and each round trip to
     the server is a wait of the request (about 0.1 ms, and a scheduling of two processes)."""
-    if connection.vendor != "postgresql":
-        insert_row(instance)
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-        return
-    model = type(instance)
-    instance._prepare_related_fields_for_save(operation_name="insert_row_then")  # type: ignore[attr-defined]
-    head, placeholders, tail, fields = _insert_statement(model)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    auto_field = model._meta.auto_field
-    # PostgreSQL runs every data-modifying WITH part to completion, referenced or not.
-    sql = f"WITH inserted AS ({head}{placeholders}{tail}), moved AS ({statement}) "
-    sql += "SELECT * FROM inserted" if auto_field is not None else "SELECT 1"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, *params])
-        keys = cursor.fetchall()
-    if auto_field is not None:
-        if len(keys) != 1:
-            raise RuntimeError(f"INSERT … RETURNING gave {len(keys)} keys for one row")
-        setattr(instance, auto_field.attname, keys[0][0])
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    _insert([instance], then=(statement, params))
 
 
 def insert_rows(instances: Sequence[Model]) -> None:
@@ -93,6 +72,10 @@ def insert_rows(instances: Sequence[Model]) -> None:
     conversion (`pre_save`, `get_db_prep_save`) as `save()` does, and the keys come back in the
     order of the rows, as `bulk_create` relies on. No signals are sent: nothing in this project
     listens to a model's (ARCHITECTURE: audit is explicit)."""
+    _insert(instances)
+
+
+def _insert(instances: Sequence[Model], then: tuple[str, Sequence[Any]] | None = None) -> None:
     if not instances:
         return
     model = type(instances[0])
@@ -106,6 +89,9 @@ def insert_rows(instances: Sequence[Model]) -> None:
     auto_field = model._meta.auto_field
     limit = connection.features.max_query_params or 65535  # SQLite 999, PostgreSQL's protocol 65535
     per_statement = max(1, limit // max(1, len(fields)))
+    # `then` rides along with the only batch (one row), in PostgreSQL's data-modifying WITH, which
+    # runs every part to completion, referenced or not; elsewhere it follows the INSERT.
+    along = then is not None and len(instances) == 1 and connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         for start in range(0, len(instances), per_statement):
             batch = instances[start : start + per_statement]
@@ -114,13 +100,20 @@ def insert_rows(instances: Sequence[Model]) -> None:
                 for instance in batch
                 for field in fields
             ]
-            cursor.execute(head + ", ".join([placeholders] * len(batch)) + tail, values)
+            sql = head + ", ".join([placeholders] * len(batch)) + tail
+            if along and then is not None:
+                result = "SELECT * FROM inserted" if auto_field is not None else "SELECT 1"
+                sql = f"WITH inserted AS ({sql}), moved AS ({then[0]}) {result}"
+                values += then[1]
+            cursor.execute(sql, values)
             if auto_field is not None:
                 keys = cursor.fetchall()
                 if len(keys) != len(batch):
                     raise RuntimeError(f"INSERT … RETURNING gave {len(keys)} keys for {len(batch)} rows")
                 for instance, (key,) in zip(batch, keys, strict=True):
                     setattr(instance, auto_field.attname, key)
+        if then is not None and not along:
+            cursor.execute(then[0], then[1])
     for instance in instances:
         instance._state.adding = False
         instance._state.db = connection.alias
