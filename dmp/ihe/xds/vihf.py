@@ -28,7 +28,7 @@ from dmp.common.errors import DomainError, ErrorCode
 from dmp.common.rows import insert_row
 from dmp.compat.services import UnknownSoftware, software_check
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
-from dmp.identity.models import Certificate, HealthProfessional
+from dmp.identity.models import Certificate, HealthProfessional, Structure
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import (
     is_affiliated,
@@ -246,14 +246,17 @@ def _bound_certificate(facts: VihfFacts) -> Certificate:
         if known.usage != Certificate.Usage.ORG_SIGN or known.structure is None:
             raise VihfRejected("indirect mode requires a structure signature certificate (ORG_SIGN)")
         # The structure's own certificate, or its legal entity's (ADR 0011).
-        named = (
-            known.structure
-            if known.structure.id_nat == facts.structure_id
-            else structure_get(facts.structure_id)
-        )
-        if not signs_for_structure(known.structure, named):
+        if not signs_for_structure(known.structure, _named_structure(known, facts)):
             raise VihfRejected("the structure certificate does not belong to the VIHF structure")
     return known
+
+
+def _named_structure(known: Certificate, facts: VihfFacts) -> Structure | None:
+    """The structure the VIHF names: the signing certificate's own, loaded with it, when it is
+    that one (a legal entity's certificate names a site, looked up)."""
+    if known.structure is not None and known.structure.id_nat == facts.structure_id:
+        return known.structure
+    return structure_get(facts.structure_id)
 
 
 # The longest identifier an actor's rights are stored under (Authorisation.grantee_id).
@@ -305,11 +308,9 @@ def caller_from_vihf(
     known = _bound_certificate(facts)
     if client_certificate is not None:
         _check_tls_client(client_certificate, known)
-    # In indirect mode the certificate brings the VIHF's structure, or its legal entity's
+    # In indirect mode the certificate is the VIHF's structure's, or its legal entity's
     # (checked by _bound_certificate): the caller is the site the VIHF names, never the signer.
-    structure = known.structure
-    if structure is None or structure.id_nat != facts.structure_id:
-        structure = structure_get(facts.structure_id)
+    structure = _named_structure(known, facts)
     if facts.structure_id and structure is None:
         raise VihfRejected("unknown structure in the VIHF")
     professional: HealthProfessional | None
