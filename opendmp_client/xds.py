@@ -153,7 +153,10 @@ class XdsClient:
         return signed_vihf(claims or self.claims, key=self.key, certificate=self.certificate)
 
     def send(self, content_type: str, data: bytes) -> SoapResponse:
-        status, reply_type, payload = self._post(content_type, data)
+        return self.read_answer(*self.exchange(content_type, data))
+
+    def read_answer(self, status: int, reply_type: str, payload: bytes) -> SoapResponse:
+        """An answer `exchange` gave, parsed as `send` does: a SOAP fault raises `SoapFault`."""
         try:
             message = soap.parse_message(reply_type, payload)
         except soap.SoapError:
@@ -173,8 +176,11 @@ class XdsClient:
             status=status, body=message.body, attachments=message.attachments, mtom=message.mtom
         )
 
-    def _post(self, content_type: str, data: bytes) -> tuple[int, str, bytes]:
-        """(status, Content-Type, body) of the answer, over this thread's kept-alive connection.
+    def exchange(self, content_type: str, data: bytes) -> tuple[int, str, bytes]:
+        """A prepared call sent as it is, and its answer as received: (status, Content-Type,
+        bytes), over this thread's kept-alive connection. Unparsed, for who keeps the raw
+        traffic (a trace, a support ticket) or reads little of it (a load generator); `send`
+        parses it.
 
         A reused connection the server has closed meanwhile (its keep-alive timeout) fails
         before any answer: the call is sent once more on a new connection. Never twice

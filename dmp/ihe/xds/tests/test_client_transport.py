@@ -117,3 +117,15 @@ def test_a_server_that_closes_a_new_connection_is_a_failure(send_to):
         with pytest.raises(ConnectionError):
             client.send("application/soap+xml", b"<request/>")
     assert (server.connections, server.requests) == (1, 0)
+
+
+def test_exchange_gives_the_answer_as_received_and_read_answer_parses_it(send_to):
+    """The raw answer (what a trace or a load generator keeps) is the server's bytes, on the same
+    kept-alive connection as `send`; parsed, it is what `send` gives."""
+    with serving(answers_per_connection=10) as server:
+        client = send_to(server.endpoint)
+        status, content_type, payload = client.exchange("application/soap+xml", b"<request/>")
+        assert (status, content_type, payload) == (200, "application/soap+xml", ANSWER)
+        assert client.read_answer(status, content_type, payload).ok
+        assert client.send("application/soap+xml", b"<request/>").ok
+    assert (server.connections, server.requests) == (1, 2)
