@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Final
@@ -191,17 +192,43 @@ def row_values() -> QuerySet[DocumentEntry, tuple[Any, ...]]:
     return DocumentEntry.objects.annotate(**_TEXTS).values_list(*_COLUMNS)
 
 
-def document_rows(
-    documents: QuerySet[DocumentEntry, tuple[Any, ...]], offset: int, limit: int
-) -> list[DocumentRow]:
-    """Rows `offset` to `offset + limit` of `documents` (filtered from `row_values()`), with
-    their authors' ids."""
+# A list's documents, newest first: the order of every search, and of its batches.
+NEWEST_FIRST: Final = ("-creation_time", "-pk")
+
+
+def in_record(
+    documents: QuerySet[DocumentEntry, Any], record: Any, statuses: Iterable[str]
+) -> QuerySet[DocumentEntry, Any]:
+    """`documents` of `record` (one, or its id) in one of `statuses`, newest first: where every
+    search of a record starts, before its other filters."""
+    return documents.filter(record=record, availability_status__in=list(statuses)).order_by(*NEWEST_FIRST)
+
+
+def rows_of(values: Iterable[tuple[Any, ...]]) -> list[DocumentRow]:
+    """`row_values()` tuples as rows, with their authors' ids."""
     rows = []
-    for created, started, stopped, registered, *rest in documents[offset : offset + limit]:
+    for created, started, stopped, registered, *rest in values:
         row = DocumentRow(_instant(created), _moment(started), _moment(stopped), _instant(registered), *rest)
         row.author_pairs = author_pairs(row.author_pairs_json)
         rows.append(row)
     return rows
 
 
-__all__ = ["AuthorPairs", "DocumentRow", "author_pairs", "document_rows", "row_values"]
+def document_rows(
+    documents: QuerySet[DocumentEntry, tuple[Any, ...]], offset: int, limit: int
+) -> list[DocumentRow]:
+    """Rows `offset` to `offset + limit` of `documents` (filtered from `row_values()`), with
+    their authors' ids."""
+    return rows_of(documents[offset : offset + limit])
+
+
+__all__ = [
+    "NEWEST_FIRST",
+    "AuthorPairs",
+    "DocumentRow",
+    "author_pairs",
+    "document_rows",
+    "in_record",
+    "row_values",
+    "rows_of",
+]

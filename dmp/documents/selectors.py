@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Generic, NamedTuple
@@ -53,7 +53,7 @@ from dmp.documents.models import (
     RecordKey,
     SubmissionSet,
 )
-from dmp.documents.rows import DocumentRow
+from dmp.documents.rows import DocumentRow, in_record
 from dmp.records.access import RecordAccess, access_loaded_record, record_facts
 from dmp.records.models import Record
 from dmp.records.selectors import record_traces, traces_visible_to
@@ -196,7 +196,7 @@ def _filtered(
     record: Record, query: DocumentQuery, documents: QuerySet[DocumentEntry, Any]
 ) -> QuerySet[DocumentEntry, Any]:
     """`documents` (every entry, as models or rows) matching `query` in `record`, newest first."""
-    documents = documents.filter(record=record, availability_status__in=[s.value for s in query.statuses])
+    documents = in_record(documents, record, [s.value for s in query.statuses])
     exact = {"unique_id__in": query.unique_ids, "entry_uuid__in": query.entry_uuids}
     documents = documents.filter(**{key: value for key, value in exact.items() if value})
     coded = {
@@ -225,11 +225,32 @@ def _filtered(
         for pattern in query.author_persons:
             matching |= _author_filter(pattern)
         documents = documents.filter(matching).distinct()
-    return documents.order_by("-creation_time", "-pk")
+    return documents
 
 
 def _json_code_filter(documents: Iterable[D], field_name: str, wanted: Sequence[CodeMatch]) -> list[D]:
     return [d for d in documents if any_code_matches(wanted, getattr(d, field_name))]
+
+
+def _batch_reader(
+    record: Record, query: DocumentQuery, reader: DocumentReader[D], size: int
+) -> Callable[[int], list[D]]:
+    """What reads the batch of `size` matching documents from an offset."""
+    plain = reader.plain_batch
+    if plain is not None and query == DocumentQuery(statuses=query.statuses, limit=query.limit):
+        # Filtered by status alone (most FindDocuments): the reader has a statement ready.
+        statuses = sorted(s.value for s in query.statuses)
+
+        def plain_batch(offset: int) -> list[D]:
+            return plain(record, statuses, offset, size)
+
+        return plain_batch
+    matching = _filtered(record, query, reader.documents())
+
+    def batch(offset: int) -> list[D]:
+        return reader.batch(matching, record, offset, size)
+
+    return batch
 
 
 def _visible_matching(
@@ -242,11 +263,11 @@ def _visible_matching(
     wanted = max(1, min(query.limit, MAX_RESULTS)) if query.limit is not None else sys.maxsize
     # A limit of 1 (the emergency page) must not read rows one query each.
     size = max(min(wanted, MAX_RESULTS), 200)
-    matching = _filtered(record, query, reader.documents())
     found: list[tuple[D, Decision]] = []
     offset = 0
+    read = _batch_reader(record, query, reader, size)
     while len(found) < wanted:
-        batch = reader.batch(matching, record, offset, size)
+        batch = read(offset)
         rows = batch
         for group in query.event_codes:
             rows = _json_code_filter(rows, "event_codes", group)

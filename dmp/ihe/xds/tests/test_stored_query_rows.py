@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.db.models.sql.compiler import SQLCompiler
 from lxml import etree
 
 from dmp.access.actors import AccessMode
@@ -405,3 +406,52 @@ def test_document_and_submission_set_authors_match_an_author_pattern_alike(perso
         )
         assert {s.pk for s in subsets} == sets_of_documents, pattern
     assert len(outcomes) > 2  # patterns that match none, some and all of the documents
+
+
+def test_a_search_by_status_alone_reads_from_a_statement_compiled_once(personas, registry, monkeypatch):
+    """FindDocuments by status alone reads its rows from a statement compiled once per shape: the
+    same rows as the query built each time, at any offset and for any statuses; a second search
+    compiles no statement on the documents."""
+    record = personas.alice.record
+    for statuses in ([DocumentStatus.APPROVED], [DocumentStatus.APPROVED, DocumentStatus.DEPRECATED]):
+        values = sorted(s.value for s in statuses)
+        built = rows_module.document_rows(
+            rows_module.in_record(rows_module.row_values(), record, values), 0, 100
+        )
+        assert len(built) == 4 + len(statuses)  # 5 approved, 1 deprecated
+        for offset, limit in ((0, 100), (1, 2), (3, 100)):
+            prepared = access.plain_rows_of_one_record(record, values, offset, limit)
+            assert [vars_of(row) for row in prepared] == [
+                vars_of(row) for row in built[offset : offset + limit]
+            ]
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+
+    def spy(compiler, *args, **kwargs):
+        compiled.append(compiler.query.model)
+        return as_sql(compiler, *args, **kwargs)
+
+    caller = personas.ps(personas.dr_bernard)
+    find = request(
+        StoredQuery.FIND_DOCUMENTS,
+        XDSDocumentEntryPatientId=f"'{personas.alice.identifier.hl7()}'",
+        XDSDocumentEntryStatus=f"('{APPROVED}')",
+    )
+    first = queries.run_query(QueryContext(caller=caller, patient=personas.alice.identifier), find)
+    monkeypatch.setattr(SQLCompiler, "as_sql", spy)
+    again = queries.run_query(QueryContext(caller=caller, patient=personas.alice.identifier), find)
+    assert [d.pk for d in again.documents] == [d.pk for d in first.documents]
+    assert len(first.documents) == 5  # every approved one, the masked one to its author too
+    assert DocumentEntry not in compiled
+    typed = request(
+        StoredQuery.FIND_DOCUMENTS,
+        XDSDocumentEntryPatientId=f"'{personas.alice.identifier.hl7()}'",
+        XDSDocumentEntryStatus=f"('{APPROVED}')",
+        XDSDocumentEntryTypeCode="('11502-2')",
+    )
+    queries.run_query(QueryContext(caller=caller, patient=personas.alice.identifier), typed)
+    assert DocumentEntry in compiled  # a filter more: the query is built
+
+
+def vars_of(row):
+    return {name: getattr(row, name) for name in row.__slots__}
