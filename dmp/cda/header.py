@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from django.utils.translation import gettext
 from lxml import etree
 
 from dmp.common.errors import ErrorCode, Problem, ValidationFailed
@@ -242,14 +243,23 @@ def clinical_document(data: bytes) -> etree._Element:
     # No text node can be longer than the document; most documents skip the probe.
     if len(data) > MAX_TEXT_CHARS and _OVERSIZED_TEXT(root):
         raise ValidationFailed(
-            [Problem(ErrorCode.INVALID, f"a text node over {MAX_TEXT_CHARS} characters is refused", "/")]
+            [
+                Problem(
+                    ErrorCode.INVALID,
+                    gettext("un nœud texte de plus de %(size)d caractères est refusé")
+                    % {"size": MAX_TEXT_CHARS},
+                    "/",
+                )
+            ]
         )
     if root.tag == "{http://www.w3.org/1999/XSL/Transform}stylesheet":
         wrapped = root.find(f".//{AUTO_PRESENTABLE_CONTENT}/{{{HL7}}}ClinicalDocument")
         if wrapped is not None:
             return wrapped
     if root.tag != f"{{{HL7}}}ClinicalDocument":
-        raise ValidationFailed([Problem(ErrorCode.INVALID, "not an HL7 CDA R2 ClinicalDocument", "/")])
+        raise ValidationFailed(
+            [Problem(ErrorCode.INVALID, gettext("ce n'est pas un ClinicalDocument HL7 CDA R2"), "/")]
+        )
     return root
 
 

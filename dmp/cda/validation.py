@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext
 from lxml import etree
 
 from dmp.cda.header import (
@@ -64,7 +65,9 @@ def _detached(root: etree._Element) -> etree._Element:
 
 def _required(root: etree._Element, path: str, what: str) -> list[Problem]:
     return (
-        [] if root.find(path, NS) is not None else [Problem(ErrorCode.INVALID, f"{what} is required", path)]
+        []
+        if root.find(path, NS) is not None
+        else [Problem(ErrorCode.INVALID, gettext("%(what)s est obligatoire") % {"what": what}, path)]
     )
 
 
@@ -76,6 +79,11 @@ def _in_value_set(code: Code, name: str) -> bool:
 
 def _shown(code: Code) -> str:
     return f"{code.code!r} (codeSystem {code.system or '-'})"
+
+
+def _unknown_code(code: Code, message: str, where: str) -> Problem:
+    """`message` names the code as %(code)s: its value and code system."""
+    return Problem(ErrorCode.INVALID, message % {"code": _shown(code)}, where)
 
 
 def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
@@ -101,55 +109,65 @@ def header_problems(root: etree._Element, header: CdaHeader) -> list[Problem]:
         problems += _required(root, path, what)
     if CI_SIS_TEMPLATE not in header.template_ids:
         problems.append(
-            Problem(ErrorCode.INVALID, f"templateId {CI_SIS_TEMPLATE} (CI-SIS) is required", "templateId")
+            Problem(
+                ErrorCode.INVALID,
+                gettext("templateId %(template)s (CI-SIS) est obligatoire") % {"template": CI_SIS_TEMPLATE},
+                "templateId",
+            )
         )
     if header.type_code.code and not _in_value_set(header.type_code, "type_code"):
         problems.append(
-            Problem(
-                ErrorCode.INVALID,
-                f"code {_shown(header.type_code)} is not a DMP document type",
-                "code",
+            _unknown_code(
+                header.type_code, gettext("code %(code)s n'est pas un type de document du DMP"), "code"
             )
         )
     if not header.title:
-        problems.append(Problem(ErrorCode.INVALID, "title must not be empty", "title"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("title ne doit pas être vide"), "title"))
     if header.effective_time is None:
         problems.append(
-            Problem(ErrorCode.INVALID, "effectiveTime must be a valid HL7 date-time", "effectiveTime")
+            Problem(
+                ErrorCode.INVALID, gettext("effectiveTime doit être une date HL7 valide"), "effectiveTime"
+            )
         )
     if header.confidentiality.code not in HL7_CONFIDENTIALITY:
         problems.append(
-            Problem(ErrorCode.INVALID, "confidentialityCode must be N, R or V", "confidentialityCode")
+            Problem(
+                ErrorCode.INVALID, gettext("confidentialityCode doit être N, R ou V"), "confidentialityCode"
+            )
         )
     if len(root.findall("h:recordTarget", NS)) > 1:
         # A document is about one patient (CI-SIS: recordTarget [1..1]); a second one would be
         # filed in the first one's record while naming someone else.
-        problems.append(Problem(ErrorCode.INVALID, "only one recordTarget is allowed", "recordTarget"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("un seul recordTarget est admis"), "recordTarget"))
     if header.patient_ins is None:
         problems.append(
-            Problem(ErrorCode.INVALID, "recordTarget must carry the patient's INS", "recordTarget")
+            Problem(ErrorCode.INVALID, gettext("recordTarget doit porter l'INS du patient"), "recordTarget")
         )
     facility = header.facility_type
     if facility is None:
         problems.append(
-            Problem(ErrorCode.INVALID, "healthCareFacility/code is required", "healthCareFacility")
+            Problem(
+                ErrorCode.INVALID, gettext("healthCareFacility/code est obligatoire"), "healthCareFacility"
+            )
         )
     elif not _in_value_set(facility, "healthcare_facility_type"):
         problems.append(
-            Problem(ErrorCode.INVALID, f"healthCareFacility {_shown(facility)} unknown", "healthCareFacility")
+            _unknown_code(facility, gettext("healthCareFacility %(code)s inconnu"), "healthCareFacility")
         )
     if header.practice_setting is not None and not _in_value_set(header.practice_setting, "practice_setting"):
         problems.append(
-            Problem(
-                ErrorCode.INVALID,
-                f"practice setting {_shown(header.practice_setting)} unknown",
+            _unknown_code(
+                header.practice_setting,
+                gettext("cadre d'exercice %(code)s inconnu"),
                 "standardIndustryClassCode",
             )
         )
     body = root.find("h:component", NS)
     if body is None or (body.find("h:structuredBody", NS) is None and body.find("h:nonXMLBody", NS) is None):
         problems.append(
-            Problem(ErrorCode.INVALID, "a structuredBody or a nonXMLBody is required", "component")
+            Problem(
+                ErrorCode.INVALID, gettext("un structuredBody ou un nonXMLBody est obligatoire"), "component"
+            )
         )
     return problems
 
@@ -163,27 +181,35 @@ def level1_problems(root: etree._Element) -> list[Problem]:
     where = "component/nonXMLBody/text"
     text = body.find("h:text", NS)
     if text is None:
-        return [Problem(ErrorCode.INVALID, "nonXMLBody/text is required", where)]
+        return [Problem(ErrorCode.INVALID, gettext("nonXMLBody/text est obligatoire"), where)]
     problems: list[Problem] = []
     media_type = text.get("mediaType", "")
     if media_type not in FORMAT_BY_MEDIA_TYPE:
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                f"nonXMLBody/text mediaType {media_type!r} is not a level 1 format "
-                f"({', '.join(FORMAT_BY_MEDIA_TYPE)})",
+                gettext(
+                    "nonXMLBody/text : le mediaType %(media)r n'est pas un format de niveau 1 (%(formats)s)"
+                )
+                % {"media": media_type, "formats": ", ".join(FORMAT_BY_MEDIA_TYPE)},
                 where,
             )
         )
     content = level1_content(text)
     if text.get("representation") != "B64":
         problems.append(
-            Problem(ErrorCode.INVALID, 'nonXMLBody/text must be in base64 (representation="B64")', where)
+            Problem(
+                ErrorCode.INVALID,
+                gettext('nonXMLBody/text doit être en base64 (representation="B64")'),
+                where,
+            )
         )
     elif content is None:
-        problems.append(Problem(ErrorCode.INVALID, "nonXMLBody/text is not valid base64", where))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("nonXMLBody/text n'est pas du base64 valide"), where)
+        )
     elif not content:
-        problems.append(Problem(ErrorCode.INVALID, "nonXMLBody/text is empty", where))
+        problems.append(Problem(ErrorCode.INVALID, gettext("nonXMLBody/text est vide"), where))
     return problems
 
 
@@ -218,7 +244,12 @@ def check_coherence(header: CdaHeader, expected: CoherenceFacts) -> list[Problem
 
     def differs(what: str, metadata: str, cda: str) -> None:
         problems.append(
-            Problem(ErrorCode.INVALID, f"{what}: metadata says {metadata!r}, the CDA header {cda!r}", what)
+            Problem(
+                ErrorCode.INVALID,
+                gettext("%(what)s : les métadonnées disent %(metadata)r, l'en-tête CDA %(cda)r")
+                % {"what": what, "metadata": metadata, "cda": cda},
+                what,
+            )
         )
 
     if header.unique_id != expected.unique_id:

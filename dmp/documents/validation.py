@@ -38,13 +38,19 @@ def _coded(
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                f"{where} {value.code!r} (scheme {value.scheme or '-'}) "
-                f"is not in the DMP value set {value_set_name}",
+                gettext(
+                    "%(where)s %(code)r (système %(scheme)s) n'est pas dans le jeu de valeurs du DMP %(set)s"
+                )
+                % {"where": where, "code": value.code, "scheme": value.scheme or "-", "set": value_set_name},
                 where,
             )
         )
     elif check_scheme and not value.scheme:
-        problems.append(Problem(ErrorCode.INVALID, f"{where} has no coding scheme", where))
+        problems.append(
+            Problem(
+                ErrorCode.INVALID, gettext("%(where)s n'a pas de système de codage") % {"where": where}, where
+            )
+        )
 
 
 def _time_problems(document: DocumentInput, where: str) -> list[Problem]:
@@ -52,12 +58,16 @@ def _time_problems(document: DocumentInput, where: str) -> list[Problem]:
     now = clock.now()
     problems = []
     if document.creation_time > now + skew:
-        problems.append(Problem(ErrorCode.INVALID, "creationTime is in the future", f"{where}.creationTime"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("creationTime est dans le futur"), f"{where}.creationTime")
+        )
     start, stop = document.service_start_time, document.service_stop_time
     if start is not None and stop is not None and stop < start:
         problems.append(
             Problem(
-                ErrorCode.INVALID, "serviceStopTime is before serviceStartTime", f"{where}.serviceStopTime"
+                ErrorCode.INVALID,
+                gettext("serviceStopTime précède serviceStartTime"),
+                f"{where}.serviceStopTime",
             )
         )
     return problems
@@ -119,17 +129,27 @@ def document_problems(document: DocumentInput, index: int) -> list[Problem]:
     where = f"DocumentEntry[{index}]"
     problems: list[Problem] = []
     if not is_unique_id(document.unique_id):
-        problems.append(Problem(ErrorCode.INVALID, "uniqueId must be an OID (optionally ^extension)", where))
+        problems.append(
+            Problem(
+                ErrorCode.INVALID, gettext("uniqueId doit être un OID (suivi ou non de ^extension)"), where
+            )
+        )
     allowed_mime: list[str] = settings.OPENDMP_ALLOWED_MIME_TYPES
     if document.mime_type not in allowed_mime:
         problems.append(
-            Problem(ErrorCode.INVALID, f"mimeType {document.mime_type!r} is not accepted by the DMP", where)
+            Problem(
+                ErrorCode.INVALID,
+                gettext("mimeType %(mime)r n'est pas accepté par le DMP") % {"mime": document.mime_type},
+                where,
+            )
         )
     if not document.content:
-        problems.append(Problem(ErrorCode.INVALID, "the document has no content", where))
+        problems.append(Problem(ErrorCode.INVALID, gettext("le document est vide"), where))
     if document.class_code.scheme and document.class_code.scheme != CLASS_CODE_SCHEME:
         problems.append(
-            Problem(ErrorCode.INVALID, "classCode must use TRE_A03 (1.2.250.1.213.1.1.4.1)", where)
+            Problem(
+                ErrorCode.INVALID, gettext("classCode doit être de la TRE_A03 (1.2.250.1.213.1.1.4.1)"), where
+            )
         )
     _coded(problems, document.class_code, "class_code", f"{where}.classCode", check_scheme=False)
     _coded(problems, document.type_code, "type_code", f"{where}.typeCode")
@@ -146,26 +166,32 @@ def document_problems(document: DocumentInput, index: int) -> list[Problem]:
         problems.append(
             Problem(
                 ErrorCode.INVALID,
-                f"typeCode {document.type_code.code} belongs to classCode {expected_class}, "
-                f"not {document.class_code.code}",
+                gettext("typeCode %(type)s relève du classCode %(expected)s, pas %(given)s")
+                % {
+                    "type": document.type_code.code,
+                    "expected": expected_class,
+                    "given": document.class_code.code,
+                },
                 f"{where}.classCode",
             )
         )
     problems.extend(confidentiality_problems(document.confidentiality_codes, f"{where}.confidentialityCode"))
     if not document.authors:
-        problems.append(Problem(ErrorCode.INVALID, "at least one author is required", f"{where}.author"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("au moins un auteur est obligatoire"), f"{where}.author")
+        )
     for position, author in enumerate(document.authors):
         if not (author.person or author.institutions):
             problems.append(
                 Problem(
                     ErrorCode.INVALID,
-                    "an author needs a person or an institution",
+                    gettext("un auteur est une personne ou une structure"),
                     f"{where}.author[{position}]",
                 )
             )
         problems.extend(_author_size_problems(author, f"{where}.author[{position}]"))
     if len(document.title) > 256:
-        problems.append(Problem(ErrorCode.INVALID, "title is longer than 256 characters", f"{where}.title"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("title dépasse 256 caractères"), f"{where}.title"))
     problems.extend(_time_problems(document, where))
     if document.mime_type == "text/xml" and document.content:
         problems.extend(validate_cda(document.content, expected=coherence_facts(document), where=where))
@@ -178,14 +204,18 @@ def _author_size_problems(author: Author, where: str) -> list[Problem]:
     """The author values kept in indexed columns (documents.DocumentAuthor) must fit them: a
     longer one is refused here, not left to the database (PostgreSQL fails, SQLite stores it)."""
     columns = (
-        ("PS identifier", author.person_id, 64),
-        ("name", author.display_name, 256),
-        ("structure identifier", author.structure_id, 40),
-        ("role", author.roles[0] if author.roles else "", 16),
-        ("specialty", author.specialties[0] if author.specialties else "", 16),
+        (gettext("identifiant de PS"), author.person_id, 64),
+        (gettext("nom"), author.display_name, 256),
+        (gettext("identifiant de structure"), author.structure_id, 40),
+        (gettext("rôle"), author.roles[0] if author.roles else "", 16),
+        (gettext("spécialité"), author.specialties[0] if author.specialties else "", 16),
     )
     return [
-        Problem(ErrorCode.INVALID, f"the author's {label} is longer than {size} characters", where)
+        Problem(
+            ErrorCode.INVALID,
+            gettext("auteur : %(label)s de plus de %(size)d caractères") % {"label": label, "size": size},
+            where,
+        )
         for label, value, size in columns
         if len(value) > size
     ]
@@ -200,7 +230,10 @@ def _text_problems(metadata: BaseModel, where: str) -> Iterator[Problem]:
                 yield from _text_problems(item, f"{where}.{name}")
             elif isinstance(item, str) and NOT_XML_CHARACTER.search(item):
                 yield Problem(
-                    ErrorCode.INVALID, f"{name} holds a control character XML cannot carry", f"{where}.{name}"
+                    ErrorCode.INVALID,
+                    gettext("%(name)s contient un caractère de contrôle qu'XML ne peut pas porter")
+                    % {"name": name},
+                    f"{where}.{name}",
                 )
 
 
@@ -209,9 +242,13 @@ def submission_problems(submission: SubmissionInput) -> list[Problem]:
     problems: list[Problem] = []
     subset = submission.submission_set
     if not is_unique_id(subset.unique_id):
-        problems.append(Problem(ErrorCode.INVALID, "SubmissionSet uniqueId must be an OID", "SubmissionSet"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("uniqueId du SubmissionSet doit être un OID"), "SubmissionSet")
+        )
     if not subset.source_id:
-        problems.append(Problem(ErrorCode.INVALID, "SubmissionSet sourceId is required", "SubmissionSet"))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("sourceId du SubmissionSet est obligatoire"), "SubmissionSet")
+        )
     _coded(
         problems,
         subset.content_type_code,
@@ -220,19 +257,25 @@ def submission_problems(submission: SubmissionInput) -> list[Problem]:
         check_scheme=False,
     )
     if not submission.documents and not submission.folders and not submission.associations:
-        problems.append(Problem(ErrorCode.INVALID, "the submission is empty", "SubmissionSet"))
+        problems.append(Problem(ErrorCode.INVALID, gettext("la soumission est vide"), "SubmissionSet"))
     unique_ids = [subset.unique_id, *(d.unique_id for d in submission.documents)]
     unique_ids += [f.unique_id for f in submission.folders]
     duplicates = {u for u in unique_ids if unique_ids.count(u) > 1}
     problems.extend(
-        Problem(ErrorCode.DUPLICATE_UNIQUE_ID, f"uniqueId {duplicate} is used twice in the submission", "")
+        Problem(
+            ErrorCode.DUPLICATE_UNIQUE_ID,
+            gettext("uniqueId %(unique_id)s figure deux fois dans la soumission") % {"unique_id": duplicate},
+            "",
+        )
         for duplicate in sorted(duplicates)
     )
     entry_ids = [subset.entry_uuid, *(d.entry_uuid for d in submission.documents)]
     entry_ids += [f.entry_uuid for f in submission.folders]
     entry_ids += [a.entry_uuid for a in submission.associations]
     if len(set(entry_ids)) != len(entry_ids):
-        problems.append(Problem(ErrorCode.INVALID, "an entryUUID / id is used twice in the submission", ""))
+        problems.append(
+            Problem(ErrorCode.INVALID, gettext("un entryUUID / id figure deux fois dans la soumission"), "")
+        )
     problems.extend(_text_problems(subset, "SubmissionSet"))
     for index, document in enumerate(submission.documents):
         problems.extend(_text_problems(document, f"DocumentEntry[{index}]"))
@@ -240,13 +283,15 @@ def submission_problems(submission: SubmissionInput) -> list[Problem]:
     for index, folder in enumerate(submission.folders):
         problems.extend(_text_problems(folder, f"Folder[{index}]"))
         if not is_unique_id(folder.unique_id):
-            problems.append(Problem(ErrorCode.INVALID, "Folder uniqueId must be an OID", f"Folder[{index}]"))
+            problems.append(
+                Problem(ErrorCode.INVALID, gettext("uniqueId du Folder doit être un OID"), f"Folder[{index}]")
+            )
     for index, association in enumerate(submission.associations):
         if association.association_type not in AssociationType.ALL:
             problems.append(
                 Problem(
                     ErrorCode.INVALID,
-                    f"unknown association type {association.association_type}",
+                    gettext("type d'association inconnu %(type)s") % {"type": association.association_type},
                     f"Association[{index}]",
                 )
             )

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.utils import translation
 
 from dmp.cda.builder import CdaAuthor, CdaDocumentSpec, CdaOrganization, CdaPatient, CdaSection, build_cda
 from dmp.cda.validation import validate_cda
@@ -32,6 +33,14 @@ def _document() -> bytes:
 DOCUMENT = _document()
 
 
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages as the web services give them to software vendors: in English (French is
+    the source language, which the portals show)."""
+    with translation.override("en"):
+        yield
+
+
 def test_the_built_document_is_valid():
     assert validate_cda(DOCUMENT) == []
 
@@ -44,6 +53,10 @@ def test_a_second_patient_is_refused():
     assert [(p.message, p.location) for p in validate_cda(data)] == [
         ("only one recordTarget is allowed", "recordTarget")
     ]
+    with translation.override("fr"):
+        assert [(p.message, p.location) for p in validate_cda(data)] == [
+            ("un seul recordTarget est admis", "recordTarget")
+        ]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import datetime as dt
 import io
 import re
 
+import pytest
+from django.utils import translation
 from PIL import Image
 
 from dmp.cda.builder import CdaAuthor, CdaDocumentSpec, CdaOrganization, CdaPatient, build_cda
@@ -16,6 +18,14 @@ from dmp.cda.render import embedded_body, printout, render_pdf
 from dmp.cda.validation import CoherenceFacts, validate_cda
 
 FORMAT_PDF = "urn:ihe:iti:xds-sd:pdf:2008"
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages as the web services give them to software vendors: in English (French is
+    the source language, which the portals show)."""
+    with translation.override("en"):
+        yield
 
 
 def _level1(**changes: object) -> bytes:

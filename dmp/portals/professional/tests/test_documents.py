@@ -167,11 +167,11 @@ def test_a_level_1_pdf_body_is_served_sandboxed_and_raw_download_is_an_attachmen
     assert client.get(doc_url(personas, structured, "corps")).status_code == 404
 
 
-def upload(client, personas, content, name="doc.pdf", **fields):
+def upload(client, personas, content, name="doc.pdf", headers=None, **fields):
     data: dict[str, object] = {"type_code": "11488-4", "title": "Compte rendu déposé", "visibility": "normal"}
     data.update(fields)
     data["file"] = SimpleUploadedFile(name, content)
-    return client.post(docs_url(personas, "ajouter"), data)
+    return client.post(docs_url(personas, "ajouter"), data, headers=headers)
 
 
 def test_a_pdf_is_uploaded_wrapped_in_cda_level_1_invisible_to_the_patient_then_shown(personas, login):
@@ -229,6 +229,38 @@ def test_a_cda_file_is_uploaded_as_is(personas, login):
     stored = DocumentEntry.objects.get(unique_id=document.unique_id)
     assert stored.title == "CDA fourni"
     assert stored.invisible_to_legal_representatives
+
+
+def test_a_cda_file_the_dmp_refuses_is_explained_in_french(personas, login):
+    """The CDA and metadata checks speak the page's language (they were English on French pages);
+    the web services give vendors the same problems in English."""
+    client = login(personas.dr_bernard)
+    patient = personas.alice
+    document = document_input(
+        DocumentDraft(title="Deux patients"),
+        ins=patient.identifier,
+        author=author_for(
+            person_id=personas.dr_bernard.national_id,
+            family_name="Lefèvre",
+            given_name="Bernard",
+            structure_id=personas.cabinet.id_nat,
+            structure_name=personas.cabinet.name,
+        ),
+        symbolic_id="Document01",
+        patient=cda_patient_for(patient.identifier, family_name="Martin", given_names="Alice"),
+    )
+    target = re.search(rb"<recordTarget>.*?</recordTarget>", document.content, re.S)
+    assert target is not None
+    twice = document.content.replace(target.group(0), target.group(0) * 2, 1)
+    before = DocumentEntry.objects.count()
+    response = upload(client, personas, twice, name="cr.xml")
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert "un seul recordTarget est admis" in page
+    assert "only one recordTarget" not in page
+    english = upload(client, personas, twice, name="cr.xml", headers={"Accept-Language": "en"})
+    assert "only one recordTarget is allowed" in html.unescape(english.content.decode())
+    assert DocumentEntry.objects.count() == before
 
 
 def test_a_bad_file_or_a_forbidden_type_registers_nothing(personas, login):
