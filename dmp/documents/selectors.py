@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Generic, NamedTuple
@@ -40,7 +40,7 @@ from dmp.documents.access import (
     visible_documents,
     with_authors,
 )
-from dmp.documents.blobstore import default_blob_store
+from dmp.documents.blobstore import DataKey, default_blob_store
 from dmp.documents.keys import data_key_for
 from dmp.documents.models import (
     Association,
@@ -681,9 +681,42 @@ def kept_signatures(*, record_id: int | None = None) -> Iterable[KeptSignature]:
         )
 
 
+@dataclass(frozen=True)
+class LotSignature:
+    """A lot's kept signature, as given to who was shown every document of the lot."""
+
+    submission_set_unique_id: str
+    signed_at: dt.datetime | None
+    content: bytes
+
+
+def lot_signatures_shown(record: Record, contents: RecordContents[Any]) -> Iterator[LotSignature]:
+    """The kept signatures of `record`'s lots whose every document is in `contents` (what a
+    caller was shown of it, `record_contents`), oldest lot first, read one at a time. A
+    signature's manifest names each document of its lot by uniqueId and digest: one naming a
+    document the caller may not see (hidden from the patient, deleted) would tell it exists."""
+    shown = {visible.document.unique_id for visible in contents.documents}
+    lots = (
+        SubmissionSet.objects.filter(record=record)
+        .exclude(signature_sha256="")
+        .prefetch_related(_SIGNED_DIGESTS)
+        .order_by("pk")
+    )
+    store = default_blob_store()
+    key: DataKey | None = None
+    for lot in lots.iterator(chunk_size=500):
+        signed = {document.unique_id for document in lot.documents.all()}
+        if signed and signed <= shown:
+            # A record gets its key with its first stored bytes: one with a signature has one.
+            key = key or data_key_for(record.key)
+            content = store.load(key, sha256=lot.signature_sha256, size=lot.signature_size)
+            yield LotSignature(lot.unique_id, lot.signature_time, content)
+
+
 __all__ = [
     "DocumentQuery",
     "KeptSignature",
+    "LotSignature",
     "RecordContents",
     "RetrievedDocument",
     "VisibleDocument",
@@ -695,6 +728,7 @@ __all__ = [
     "document_visible",
     "kept_signatures",
     "like_regex",
+    "lot_signatures_shown",
     "record_contents",
     "record_contents_rows",
     "record_traces_shown",

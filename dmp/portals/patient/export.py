@@ -3,7 +3,8 @@
 XDM layout (ITI TF-1 §16 / TF-3 §4.3): IHE_XDM/SUBSET01/METADATA.XML (ebRIM 3.0
 SubmitObjectsRequest describing every document, with the URI of its file), the documents
 (DOC00001.XML ...), INDEX.HTM and README.TXT at the root; OpenDMP adds TRACES.CSV (the
-record's access history) and EXPRESSION.TXT (the personal expression space).
+record's access history), EXPRESSION.TXT (the personal expression space) and SIGNATURES/ (the
+kept XAdES signature of each lot whose every document is exported).
 
 The channel `dmp.ihe.xds.ebrim` builds the same ebRIM objects, but portals may not import
 another channel (import contract), so the few elements needed are written here.
@@ -29,7 +30,12 @@ from dmp.access.policy import Action, DocumentStatus
 from dmp.audit.actions import AuditAction
 from dmp.common import clock
 from dmp.documents.models import DocumentEntry
-from dmp.documents.selectors import document_retrieve, record_contents, record_traces_shown
+from dmp.documents.selectors import (
+    document_retrieve,
+    lot_signatures_shown,
+    record_contents,
+    record_traces_shown,
+)
 from dmp.records.models import ExpressionSpace, Record, TrustedPerson
 from dmp.records.selectors import authorisations_of_record
 from dmp.records.services import record_read
@@ -39,6 +45,8 @@ from .presentation import action_label
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 SUBSET = "IHE_XDM/SUBSET01"
+# Outside IHE_XDM/: the lots' signatures are proofs kept with the record, not documents of it.
+SIGNATURES = "SIGNATURES"
 EXPORT_STATUSES = frozenset({DocumentStatus.APPROVED, DocumentStatus.ARCHIVED, DocumentStatus.DEPRECATED})
 CLASS_SCHEME = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
 TYPE_SCHEME = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
@@ -169,18 +177,24 @@ def _submission_set(
         _slot(association, "SubmissionSetStatus", "Original")
 
 
-def _index_html(record: Record, documents: list[ExportedDocument]) -> bytes:
+def _index_html(record: Record, documents: list[ExportedDocument], signatures: list[str]) -> bytes:
     rows = "".join(
         f'<li><a href="{SUBSET}/{html.escape(d.file_name)}">{html.escape(d.document.title)}</a> '
         f"({d.document.creation_time:%d/%m/%Y})</li>"
         for d in documents
     )
     patient = html.escape(record.patient.display_name)
+    signed = (
+        f"<p>{len(signatures)} signature(s) électronique(s) des dépôts ({SIGNATURES}/) : "
+        "la preuve de qui a déposé quels documents.</p>"
+        if signatures
+        else ""
+    )
     return (
         '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
         f"<title>DMP de {patient}</title></head><body><h1>Dossier médical partagé de {patient}</h1>"
         f"<p>{len(documents)} document(s). Historique des accès : "
-        f'<a href="TRACES.CSV">TRACES.CSV</a>.</p><ul>{rows}</ul></body></html>'
+        f'<a href="TRACES.CSV">TRACES.CSV</a>.</p>{signed}<ul>{rows}</ul></body></html>'
     ).encode()
 
 
@@ -188,6 +202,8 @@ README = """Export de votre Dossier Médical Partagé (format IHE XDM)
 
 IHE_XDM/SUBSET01/METADATA.XML  description normalisée (ebRIM 3.0) de chaque document
 IHE_XDM/SUBSET01/DOC*.XML      les documents (CDA R2), lisibles par les logiciels de santé
+SIGNATURES/SIG*.XML            signatures électroniques (XAdES) des dépôts dont vous voyez tous
+                               les documents : chacune nomme les documents du dépôt et leur empreinte
 INDEX.HTM                      sommaire à ouvrir dans un navigateur
 TRACES.CSV                     historique des accès à votre dossier
 EXPRESSION.TXT                 votre espace d'expression personnelle
@@ -268,7 +284,12 @@ def record_export_zip(*, caller: Caller, record: Record) -> IO[bytes]:
             item = ExportedDocument(retrieved.document, f"DOC{index:05d}.{extension}")
             archive.writestr(f"{SUBSET}/{item.file_name}", retrieved.content)
             documents.append(item)
-        archive.writestr("INDEX.HTM", _index_html(record, documents))
+        signatures = []
+        for index, signature in enumerate(lot_signatures_shown(record, contents), start=1):
+            name = f"SIG{index:05d}.XML"
+            archive.writestr(f"{SIGNATURES}/{name}", signature.content)
+            signatures.append(name)
+        archive.writestr("INDEX.HTM", _index_html(record, documents, signatures))
         archive.writestr(f"{SUBSET}/METADATA.XML", metadata_xml(record, documents))
         archive.writestr("TRACES.CSV", _traces_csv(caller, record))
         archive.writestr("EXPRESSION.TXT", _expression_text(space, persons))

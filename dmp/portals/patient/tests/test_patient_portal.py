@@ -25,9 +25,11 @@ from dmp.accounts.tests.helpers import IDENTIFIER, PASSWORD, active_account, han
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.cda.builder import simple_pdf
+from dmp.common import clock
 from dmp.common.errors import NotFound
 from dmp.common.xml import parse_xml
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.metadata import SubmissionSignature
 from dmp.documents.models import DocumentEntry
 from dmp.documents.selectors import DocumentQuery, document_retrieve, document_search
 from dmp.documents.services import submission_register
@@ -854,3 +856,40 @@ def test_the_patient_withdraws_a_note_but_not_a_professionals_document(personas,
     refused = alice_client.post(url("document_delete", report.unique_id), {"entry_uuid": report.entry_uuid})
     assert refused.status_code in {403, 404}
     assert DocumentEntry.objects.get(pk=report.pk).availability_status == DocumentStatus.APPROVED
+
+
+def test_the_export_holds_the_signature_of_each_lot_whose_every_document_it_holds(personas, alice_client):
+    """A lot's signature names each of its documents: it is exported when the patient sees them
+    all, and never when one of them is hidden from the patient (it would tell it exists)."""
+    caller = personas.ps(personas.dr_bernard)
+    author = author_for(
+        person_id=caller.actor.person_id,
+        family_name="Lefèvre",
+        given_name="Bernard",
+        structure_id=caller.actor.structure_id,
+        structure_name=caller.actor.structure_name,
+    )
+
+    def signed_lot(drafts, proof: bytes):
+        submission = submission_for(ins=personas.alice.identifier, author=author, drafts=drafts)
+        signature = SubmissionSignature(
+            content=proof, unique_id=f"2.25.{len(proof)}", signer_fingerprint="ab" * 32, signed_at=clock.now()
+        )
+        return submission_register(caller=caller, submission=submission, signature=signature)
+
+    signed_lot([DocumentDraft(title="Lot visible"), DocumentDraft(title="Lot visible 2")], b"<proof-1/>")
+    signed_lot(
+        [
+            DocumentDraft(title="Visible"),
+            DocumentDraft(title="Cachée", confidentiality=("N", "INVISIBLE_PATIENT")),
+        ],
+        b"<proof-naming-a-hidden-document/>",
+    )
+    publish_for(personas, personas.alice, title="Sans signature")
+    archive = zipfile.ZipFile(io.BytesIO(alice_client.get(url("export_zip")).getvalue()))
+    signatures = sorted(n for n in archive.namelist() if n.startswith("SIGNATURES/"))
+    assert signatures == ["SIGNATURES/SIG00001.XML"]
+    assert archive.read(signatures[0]) == b"<proof-1/>"
+    assert len([n for n in archive.namelist() if n.startswith("IHE_XDM/SUBSET01/DOC")]) == 4
+    assert "1 signature(s)" in archive.read("INDEX.HTM").decode()
+    assert "SIGNATURES/SIG*.XML" in archive.read("README.TXT").decode()
