@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
 
+from django.db import transaction
 from django.utils.translation import gettext
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
 from dmp.common.rows import text_problems
+from dmp.common.ttl_cache import clear_reference_caches
 from dmp.common.xml import NOT_XML_CHARACTER
+from dmp.identity.finess import FinessSite, structure_id_of
 from dmp.identity.ins import Ins, InvalidIns, parse_ins
 from dmp.identity.models import LegalRepresentative, Patient, Structure
 
@@ -211,6 +216,109 @@ def structure_attach_to_legal_entity(site: Structure, legal_entity: Structure) -
     site.legal_entity = legal_entity
     site.save(update_fields=["legal_entity"])
     return site
+
+
+@dataclass(frozen=True)
+class FinessImport:
+    """What an import of the FINESS extraction changed."""
+
+    sites_created: int
+    sites_updated: int
+    legal_entities_created: int
+    sites_moved: int  # sites given another legal entity, or their first
+
+
+def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
+    """Create or update each site of a FINESS extraction (`finess.read_finess`) as a structure
+    ("1" + FINESS), and make it a site of its legal entity, created if unknown (its name is not
+    in the extraction of sites: it stays the one known, or a placeholder). All or nothing: a
+    site that would break the one-level rule of ADR 0011 (a legal entity that is a site, a site
+    that is the legal entity of others) refuses the whole import, naming its line."""
+    by_site = {structure_id_of(site.finess): site for site in sites}
+    entity_ids = {
+        structure_id_of(site.legal_entity_finess) for site in sites if site.legal_entity_finess != site.finess
+    }
+    with transaction.atomic():
+        known = {
+            structure.id_nat: structure
+            for structure in Structure.objects.select_for_update().filter(
+                id_nat__in=by_site.keys() | entity_ids
+            )
+        }
+        problems = [
+            Problem(
+                ErrorCode.CONFLICT,
+                gettext("%(id)s est un établissement et l'entité juridique d'autres établissements")
+                % {"id": id_nat},
+                gettext("ligne %(number)d") % {"number": by_site[id_nat].line},
+            )
+            for id_nat in sorted(entity_ids & by_site.keys())
+        ]
+        # Legal entities the file names that the directory knows as a site of another one.
+        problems += [
+            Problem(
+                ErrorCode.CONFLICT,
+                gettext("%(id)s est un établissement, pas une entité juridique") % {"id": id_nat},
+                "",
+            )
+            for id_nat in sorted(entity_ids - by_site.keys())
+            if id_nat in known and known[id_nat].legal_entity_id is not None
+        ]
+        # Sites of the file that the directory knows as the legal entity of sites the file leaves.
+        heading = (
+            Structure.objects.filter(legal_entity__id_nat__in=by_site.keys())
+            .exclude(id_nat__in=by_site.keys())
+            .values_list("legal_entity__id_nat", flat=True)
+            .distinct()
+        )
+        problems += [
+            Problem(
+                ErrorCode.CONFLICT,
+                gettext("%(id)s est l'entité juridique d'autres établissements") % {"id": id_nat},
+                gettext("ligne %(number)d") % {"number": by_site[id_nat].line},
+            )
+            for id_nat in sorted(heading)
+        ]
+        if problems:
+            raise ValidationFailed(problems)
+        new_entities = [
+            Structure(
+                id_nat=id_nat,
+                name=gettext("Entité juridique FINESS %(finess)s") % {"finess": id_nat[1:]},
+                finess=id_nat[1:],
+            )
+            for id_nat in sorted(entity_ids - known.keys())
+        ]
+        Structure.objects.bulk_create(new_entities)
+        entities = {
+            structure.id_nat: structure.pk for structure in Structure.objects.filter(id_nat__in=entity_ids)
+        }
+        created, changed, moved = [], [], 0
+        for id_nat, site in by_site.items():
+            entity_id_nat = structure_id_of(site.legal_entity_finess)
+            legal_entity = entities.get(entity_id_nat) if entity_id_nat != id_nat else None
+            values = {
+                "name": site.name,
+                "city": site.city,
+                "finess": site.finess,
+                "legal_entity_id": legal_entity,
+            }
+            structure = known.get(id_nat)
+            if structure is None:
+                created.append(Structure(id_nat=id_nat, **values))
+                moved += legal_entity is not None
+            elif any(getattr(structure, name) != value for name, value in values.items()):
+                moved += structure.legal_entity_id != legal_entity
+                for name, value in values.items():
+                    setattr(structure, name, value)
+                changed.append(structure)
+        Structure.objects.bulk_create(created, batch_size=1000)
+        Structure.objects.bulk_update(changed, list(_SITE_FIELDS), batch_size=1000)
+    clear_reference_caches()
+    return FinessImport(len(created), len(changed), len(new_entities), moved)
+
+
+_SITE_FIELDS: Final = ("name", "city", "finess", "legal_entity")
 
 
 def make_rpps(seed: int) -> str:
