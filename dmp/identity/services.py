@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -238,12 +238,13 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
     entity_ids = {
         structure_id_of(site.legal_entity_finess) for site in sites if site.legal_entity_finess != site.finess
     }
+    # Sites the file gives a legal entity (one listed as its own legal entity has none).
+    attached = {id_nat for id_nat, site in by_site.items() if site.legal_entity_finess != site.finess}
     with transaction.atomic():
         known = {
             structure.id_nat: structure
-            for structure in Structure.objects.select_for_update().filter(
-                id_nat__in=by_site.keys() | entity_ids
-            )
+            for chunk in _chunks(by_site.keys() | entity_ids)
+            for structure in Structure.objects.select_for_update().filter(id_nat__in=chunk)
         }
         problems = [
             Problem(
@@ -252,7 +253,7 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
                 % {"id": id_nat},
                 gettext("ligne %(number)d") % {"number": by_site[id_nat].line},
             )
-            for id_nat in sorted(entity_ids & by_site.keys())
+            for id_nat in sorted(entity_ids & attached)
         ]
         # Legal entities the file names that the directory knows as a site of another one.
         problems += [
@@ -265,12 +266,14 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
             if id_nat in known and known[id_nat].legal_entity_id is not None
         ]
         # Sites of the file that the directory knows as the legal entity of sites the file leaves.
-        heading = (
-            Structure.objects.filter(legal_entity__id_nat__in=by_site.keys())
-            .exclude(id_nat__in=by_site.keys())
-            .values_list("legal_entity__id_nat", flat=True)
-            .distinct()
-        )
+        heading = {
+            head
+            for chunk in _chunks(attached)
+            for site_id, head in Structure.objects.filter(legal_entity__id_nat__in=chunk).values_list(
+                "id_nat", "legal_entity__id_nat"
+            )
+            if site_id not in by_site
+        }
         problems += [
             Problem(
                 ErrorCode.CONFLICT,
@@ -287,35 +290,57 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
                 name=gettext("Entité juridique FINESS %(finess)s") % {"finess": id_nat[1:]},
                 finess=id_nat[1:],
             )
-            for id_nat in sorted(entity_ids - known.keys())
+            for id_nat in sorted(entity_ids - known.keys() - by_site.keys())
         ]
         Structure.objects.bulk_create(new_entities)
-        entities = {
-            structure.id_nat: structure.pk for structure in Structure.objects.filter(id_nat__in=entity_ids)
-        }
-        created, changed, moved = [], [], 0
-        for id_nat, site in by_site.items():
-            entity_id_nat = structure_id_of(site.legal_entity_finess)
-            legal_entity = entities.get(entity_id_nat) if entity_id_nat != id_nat else None
-            values = {
-                "name": site.name,
-                "city": site.city,
-                "finess": site.finess,
-                "legal_entity_id": legal_entity,
+        created = changed = moved = 0
+        # The listed sites that head others first: the other sites then find them.
+        for group in ([i for i in by_site if i in entity_ids], [i for i in by_site if i not in entity_ids]):
+            entities = {
+                id_nat: pk
+                for chunk in _chunks(entity_ids)
+                for id_nat, pk in Structure.objects.filter(id_nat__in=chunk).values_list("id_nat", "pk")
             }
-            structure = known.get(id_nat)
-            if structure is None:
-                created.append(Structure(id_nat=id_nat, **values))
-                moved += legal_entity is not None
-            elif any(getattr(structure, name) != value for name, value in values.items()):
-                moved += structure.legal_entity_id != legal_entity
-                for name, value in values.items():
-                    setattr(structure, name, value)
-                changed.append(structure)
-        Structure.objects.bulk_create(created, batch_size=1000)
-        Structure.objects.bulk_update(changed, list(_SITE_FIELDS), batch_size=1000)
+            counts = _write_sites([by_site[i] for i in group], known, entities)
+            created, changed, moved = created + counts[0], changed + counts[1], moved + counts[2]
     clear_reference_caches()
-    return FinessImport(len(created), len(changed), len(new_entities), moved)
+    return FinessImport(created, changed, len(new_entities), moved)
+
+
+def _chunks(values: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
+    """`values` by lists of `size`: a national extraction (100,000 sites) in one IN would pass
+    the bound parameters a statement may carry (65,535 on PostgreSQL, 32,766 on SQLite)."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _write_sites(
+    sites: list[FinessSite], known: dict[str, Structure], entities: dict[str, int]
+) -> tuple[int, int, int]:
+    """Create or update `sites`; (created, updated, given another legal entity or their first)."""
+    created, changed, moved = [], [], 0
+    for site in sites:
+        id_nat, entity_id_nat = structure_id_of(site.finess), structure_id_of(site.legal_entity_finess)
+        legal_entity = entities.get(entity_id_nat) if entity_id_nat != id_nat else None
+        values = {
+            "name": site.name,
+            "city": site.city,
+            "finess": site.finess,
+            "legal_entity_id": legal_entity,
+        }
+        structure = known.get(id_nat)
+        if structure is None:
+            created.append(Structure(id_nat=id_nat, **values))
+            moved += legal_entity is not None
+        elif any(getattr(structure, name) != value for name, value in values.items()):
+            moved += structure.legal_entity_id != legal_entity
+            for name, value in values.items():
+                setattr(structure, name, value)
+            changed.append(structure)
+    Structure.objects.bulk_create(created, batch_size=1000)
+    Structure.objects.bulk_update(changed, list(_SITE_FIELDS), batch_size=1000)
+    return len(created), len(changed), moved
 
 
 _SITE_FIELDS: Final = ("name", "city", "finess", "legal_entity")

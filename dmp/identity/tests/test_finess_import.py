@@ -11,7 +11,11 @@ from dmp.common.errors import ValidationFailed
 from dmp.identity.finess import read_finess
 from dmp.identity.models import Structure
 from dmp.identity.selectors import signs_for_structure
-from dmp.identity.services import structure_attach_to_legal_entity, structures_import_finess
+from dmp.identity.services import (
+    FinessImport,
+    structure_attach_to_legal_entity,
+    structures_import_finess,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +161,23 @@ def test_a_site_attached_by_hand_then_listed_elsewhere_is_moved_not_duplicated()
     assert (report.sites_updated, report.sites_moved) == (1, 1)
     assert Structure.objects.filter(id_nat="1130000029").count() == 1
     assert Structure.objects.filter(id_nat="1130000029", legal_entity__id_nat="1130000003").exists()
+
+
+def test_a_structure_listed_as_its_own_legal_entity_may_head_other_sites():
+    """A legal entity may be listed as a site of its own (its FINESS juridique and géographique
+    alike): it stays no one's site and signs for the sites the file gives it."""
+    report = structures_import_finess(
+        read_finess(
+            extraction(
+                site_line("130000003", "130000003", "Siège AP-HM"),
+                site_line("130000011", "130000003", "Timone"),
+            )
+        )
+    )
+    assert (report.sites_created, report.legal_entities_created, report.sites_moved) == (2, 0, 1)
+    head = Structure.objects.get(id_nat="1130000003")
+    assert head.legal_entity is None
+    assert list(head.sites.values_list("id_nat", flat=True)) == ["1130000011"]
+    assert structures_import_finess(
+        read_finess(extraction(site_line("130000003", "130000003", "Siège AP-HM")))
+    ) == (FinessImport(0, 0, 0, 0))
