@@ -42,6 +42,16 @@ def url(name: str, *args: object) -> str:
     return reverse(URL + name, args=args)
 
 
+def author_of(caller):
+    return author_for(
+        person_id=caller.actor.person_id,
+        family_name="Lefèvre",
+        given_name="Bernard",
+        structure_id=caller.actor.structure_id,
+        structure_name=caller.actor.structure_name,
+    )
+
+
 def publish_for(
     personas,
     patient,
@@ -51,16 +61,9 @@ def publish_for(
     pdf: bytes | None = None,
 ):
     caller = personas.ps(personas.dr_bernard)
-    author = author_for(
-        person_id=caller.actor.person_id,
-        family_name="Lefèvre",
-        given_name="Bernard",
-        structure_id=caller.actor.structure_id,
-        structure_name=caller.actor.structure_name,
-    )
     submission = submission_for(
         ins=patient.identifier,
-        author=author,
+        author=author_of(caller),
         drafts=[DocumentDraft(title=title, confidentiality=confidentiality, pdf=pdf)],
     )
     return submission_register(caller=caller, submission=submission).documents[0]
@@ -862,16 +865,9 @@ def test_the_export_holds_the_signature_of_each_lot_whose_every_document_it_hold
     """A lot's signature names each of its documents: it is exported when the patient sees them
     all, and never when one of them is hidden from the patient (it would tell it exists)."""
     caller = personas.ps(personas.dr_bernard)
-    author = author_for(
-        person_id=caller.actor.person_id,
-        family_name="Lefèvre",
-        given_name="Bernard",
-        structure_id=caller.actor.structure_id,
-        structure_name=caller.actor.structure_name,
-    )
 
     def signed_lot(drafts, proof: bytes):
-        submission = submission_for(ins=personas.alice.identifier, author=author, drafts=drafts)
+        submission = submission_for(ins=personas.alice.identifier, author=author_of(caller), drafts=drafts)
         signature = SubmissionSignature(
             content=proof, unique_id=f"2.25.{len(proof)}", signer_fingerprint="ab" * 32, signed_at=clock.now()
         )

@@ -206,12 +206,11 @@ def test_a_masked_upload_then_unmasking_by_its_author(personas, login):
     assert not DocumentEntry.objects.get(unique_id=document.unique_id).masked_to_professionals
 
 
-def test_a_cda_file_is_uploaded_as_is(personas, login):
-    client = login(personas.dr_bernard)
-    patient = personas.alice
-    document = document_input(
-        DocumentDraft(title="CDA fourni"),
-        ins=patient.identifier,
+def bernard_cda_for_alice(personas, title):
+    """A CDA document of Dr Bernard for Alice, with its metadata, as his software would make it."""
+    return document_input(
+        DocumentDraft(title=title),
+        ins=personas.alice.identifier,
         author=author_for(
             person_id=personas.dr_bernard.national_id,
             family_name="Lefèvre",
@@ -220,8 +219,13 @@ def test_a_cda_file_is_uploaded_as_is(personas, login):
             structure_name=personas.cabinet.name,
         ),
         symbolic_id="Document01",
-        patient=cda_patient_for(patient.identifier, family_name="Martin", given_names="Alice"),
+        patient=cda_patient_for(personas.alice.identifier, family_name="Martin", given_names="Alice"),
     )
+
+
+def test_a_cda_file_is_uploaded_as_is(personas, login):
+    client = login(personas.dr_bernard)
+    document = bernard_cda_for_alice(personas, "CDA fourni")
     response = upload(
         client, personas, document.content, name="cr.xml", visibility="invisible_representatives"
     )
@@ -235,20 +239,7 @@ def test_a_cda_file_the_dmp_refuses_is_explained_in_french(personas, login):
     """The CDA and metadata checks speak the page's language (they were English on French pages);
     the web services give vendors the same problems in English."""
     client = login(personas.dr_bernard)
-    patient = personas.alice
-    document = document_input(
-        DocumentDraft(title="Deux patients"),
-        ins=patient.identifier,
-        author=author_for(
-            person_id=personas.dr_bernard.national_id,
-            family_name="Lefèvre",
-            given_name="Bernard",
-            structure_id=personas.cabinet.id_nat,
-            structure_name=personas.cabinet.name,
-        ),
-        symbolic_id="Document01",
-        patient=cda_patient_for(patient.identifier, family_name="Martin", given_names="Alice"),
-    )
+    document = bernard_cda_for_alice(personas, "Deux patients")
     target = re.search(rb"<recordTarget>.*?</recordTarget>", document.content, re.S)
     assert target is not None
     twice = document.content.replace(target.group(0), target.group(0) * 2, 1)
