@@ -32,6 +32,11 @@ class CodedValue(BaseModel):
     display: Annotated[str, Field(max_length=256)] = ""
 
 
+def person_display_name(family_name: str, given_name: str) -> str:
+    """A person as the DMP writes an author's name: "FAMILY Given"."""
+    return f"{family_name.upper()} {given_name}".strip()
+
+
 class Author(BaseModel):
     """An XDS author: person (XCN), institutions (XON), roles, specialties, telecom."""
 
@@ -49,7 +54,7 @@ class Author(BaseModel):
 
     @property
     def display_name(self) -> str:
-        return f"{self.family_name.upper()} {self.given_name}".strip()
+        return person_display_name(self.family_name, self.given_name)
 
 
 class DocumentInput(BaseModel):

@@ -28,6 +28,7 @@ from dmp.documents.metadata import (
     DocumentInput,
     FolderInput,
     SubmissionSetInput,
+    person_display_name,
 )
 from dmp.documents.models import Association, DocumentEntry, Folder, SubmissionSet
 from dmp.documents.rows import DocumentRow
@@ -450,8 +451,7 @@ def _find_submission_sets(context: QueryContext, request: QueryRequest) -> Query
 def _authored_by(subset: SubmissionSet, pattern: str) -> bool:
     """$XDSSubmissionSetAuthorPerson, read as $XDSDocumentEntryAuthorPerson is (`author_matches`)."""
     for author in subset.authors:
-        family, given = str(author.get("family_name", "")), str(author.get("given_name", ""))
-        name = f"{family.upper()} {given}".strip()
+        name = person_display_name(str(author.get("family_name", "")), str(author.get("given_name", "")))
         if author_matches(pattern, person_id=str(author.get("person_id", "")), person_name=name):
             return True
     return False
