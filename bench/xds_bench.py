@@ -381,22 +381,21 @@ def main() -> None:
             def signed_in_loop(_worker: int, index: int) -> None:
                 check(client.send(*client.prepare(**requests[index])))
 
+            def timed(label: str, count: int, job: Callable[[int, int], None]) -> None:
+                before = meter.sample()
+                elapsed, latencies = run_concurrently(clients, count, job)
+                after = meter.sample()
+                report(f"{name}, {label}", count, elapsed, latencies, unit)
+                report_cpu(before, after, count)
+
             run_concurrently(clients, len(warm), lambda _w, i: check(client.send(*client.prepare(**warm[i]))))
-            before = meter.sample()
-            elapsed, latencies = run_concurrently(clients, third, signed_in_loop)
-            after = meter.sample()
-            report(f"{name}, signed in loop", third, elapsed, latencies, unit)
-            report_cpu(before, after, third)
+            timed("signed in loop", third, signed_in_loop)
             ready = [client.prepare(**request) for request in requests[third:]]
 
             def presigned(_worker: int, index: int) -> None:
                 check(client.send(*ready[index]))
 
-            before = meter.sample()
-            elapsed, latencies = run_concurrently(clients, third, presigned)
-            after = meter.sample()
-            report(f"{name}, pre-signed", third, elapsed, latencies, unit)
-            report_cpu(before, after, third)
+            timed("pre-signed", third, presigned)
             light = ready[third:]
 
             def presigned_light(_worker: int, index: int) -> None:
@@ -410,11 +409,7 @@ def main() -> None:
                 if objects is not None and payload.count(objects[0]) != objects[1]:
                     raise RuntimeError(f"{payload.count(objects[0])} {objects[0]!r} instead of {objects[1]}")
 
-            before = meter.sample()
-            elapsed, latencies = run_concurrently(clients, len(light), presigned_light)
-            after = meter.sample()
-            report(f"{name}, pre-signed, light check", len(light), elapsed, latencies, unit)
-            report_cpu(before, after, len(light))
+            timed("pre-signed, light check", len(light), presigned_light)
 
         def accepted(response: SoapResponse) -> None:
             if not response.ok:
