@@ -40,7 +40,7 @@ from dmp.documents.access import (
     visible_documents,
     with_authors,
 )
-from dmp.documents.blobstore import DataKey, default_blob_store
+from dmp.documents.blobstore import default_blob_store
 from dmp.documents.keys import data_key_for
 from dmp.documents.models import (
     Association,
@@ -650,8 +650,9 @@ _SIGNED_DIGESTS = Prefetch(
 )
 
 
-def kept_signatures(*, record_id: int | None = None) -> Iterable[KeptSignature]:
-    """Every kept lot signature (of one record, if given), oldest first, for the operators' check."""
+def _signed_lots(record_id: int | None) -> Iterator[SubmissionSet]:
+    """The lots with a kept signature (of one record, if given), oldest first, each with its
+    record's key and its documents' digests."""
     lots = (
         SubmissionSet.objects.exclude(signature_sha256="")
         .select_related("record__key")
@@ -660,14 +661,23 @@ def kept_signatures(*, record_id: int | None = None) -> Iterable[KeptSignature]:
     )
     if record_id is not None:
         lots = lots.filter(record_id=record_id)
-    store = default_blob_store()
-    for lot in lots.iterator(chunk_size=500):
+    return lots.iterator(chunk_size=500)
+
+
+def _signature_of(lot: SubmissionSet) -> bytes:
+    """A lot's kept signature, as stored (IntegrityError if it no longer matches its digest)."""
+    return default_blob_store().load(
+        data_key_for(lot.record.key), sha256=lot.signature_sha256, size=lot.signature_size
+    )
+
+
+def kept_signatures(*, record_id: int | None = None) -> Iterable[KeptSignature]:
+    """Every kept lot signature (of one record, if given), oldest first, for the operators' check."""
+    for lot in _signed_lots(record_id):
         content: bytes | None = None
         problem = ""
         try:
-            content = store.load(
-                data_key_for(lot.record.key), sha256=lot.signature_sha256, size=lot.signature_size
-            )
+            content = _signature_of(lot)
         except (IntegrityError, RecordKey.DoesNotExist) as exc:
             problem = f"stored signature unreadable: {exc}"
         yield KeptSignature(
@@ -696,21 +706,10 @@ def lot_signatures_shown(record: Record, contents: RecordContents[Any]) -> Itera
     signature's manifest names each document of its lot by uniqueId and digest: one naming a
     document the caller may not see (hidden from the patient, deleted) would tell it exists."""
     shown = {visible.document.unique_id for visible in contents.documents}
-    lots = (
-        SubmissionSet.objects.filter(record=record)
-        .exclude(signature_sha256="")
-        .prefetch_related(_SIGNED_DIGESTS)
-        .order_by("pk")
-    )
-    store = default_blob_store()
-    key: DataKey | None = None
-    for lot in lots.iterator(chunk_size=500):
+    for lot in _signed_lots(record.pk):
         signed = {document.unique_id for document in lot.documents.all()}
         if signed and signed <= shown:
-            # A record gets its key with its first stored bytes: one with a signature has one.
-            key = key or data_key_for(record.key)
-            content = store.load(key, sha256=lot.signature_sha256, size=lot.signature_size)
-            yield LotSignature(lot.unique_id, lot.signature_time, content)
+            yield LotSignature(lot.unique_id, lot.signature_time, _signature_of(lot))
 
 
 __all__ = [
