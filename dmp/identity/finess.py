@@ -41,6 +41,11 @@ class FinessSite:
     line: int
 
 
+def line_location(number: int) -> str:
+    """Where a problem of the extraction is: its line."""
+    return gettext("ligne %(number)d") % {"number": number}
+
+
 def structure_id_of(finess: str) -> str:
     """The Struct_IdNat of a structure identified by its FINESS number: "1" + FINESS."""
     return f"1{finess}"
@@ -61,7 +66,7 @@ def read_finess(data: bytes) -> list[FinessSite]:
     for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=";"), start=1):
         if not row or row[0] != "structureet":
             continue  # the extraction's first line, geolocalisation lines
-        where = gettext("ligne %(number)d") % {"number": number}
+        where = line_location(number)
         if len(row) < _COLUMNS:
             problems.append(Problem(ErrorCode.INVALID, gettext("ligne structureet incomplète"), where))
             continue
@@ -93,4 +98,4 @@ def read_finess(data: bytes) -> list[FinessSite]:
     return sites
 
 
-__all__ = ["FINESS_NUMBER", "FinessSite", "read_finess", "structure_id_of"]
+__all__ = ["FINESS_NUMBER", "FinessSite", "line_location", "read_finess", "structure_id_of"]

@@ -16,7 +16,7 @@ from dmp.common.errors import Conflict, ErrorCode, Problem, ValidationFailed
 from dmp.common.rows import text_problems
 from dmp.common.ttl_cache import clear_reference_caches
 from dmp.common.xml import NOT_XML_CHARACTER
-from dmp.identity.finess import FinessSite, structure_id_of
+from dmp.identity.finess import FinessSite, line_location, structure_id_of
 from dmp.identity.ins import Ins, InvalidIns, parse_ins
 from dmp.identity.models import LegalRepresentative, Patient, Structure
 
@@ -251,7 +251,7 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
                 ErrorCode.CONFLICT,
                 gettext("%(id)s est un établissement et l'entité juridique d'autres établissements")
                 % {"id": id_nat},
-                gettext("ligne %(number)d") % {"number": by_site[id_nat].line},
+                line_location(by_site[id_nat].line),
             )
             for id_nat in sorted(entity_ids & attached)
         ]
@@ -278,7 +278,7 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
             Problem(
                 ErrorCode.CONFLICT,
                 gettext("%(id)s est l'entité juridique d'autres établissements") % {"id": id_nat},
-                gettext("ligne %(number)d") % {"number": by_site[id_nat].line},
+                line_location(by_site[id_nat].line),
             )
             for id_nat in sorted(heading)
         ]
@@ -293,18 +293,17 @@ def structures_import_finess(sites: Sequence[FinessSite]) -> FinessImport:
             for id_nat in sorted(entity_ids - known.keys() - by_site.keys())
         ]
         Structure.objects.bulk_create(new_entities)
-        created = changed = moved = 0
-        # The listed sites that head others first: the other sites then find them.
-        for group in ([i for i in by_site if i in entity_ids], [i for i in by_site if i not in entity_ids]):
-            entities = {
-                id_nat: pk
-                for chunk in _chunks(entity_ids)
-                for id_nat, pk in Structure.objects.filter(id_nat__in=chunk).values_list("id_nat", "pk")
-            }
-            counts = _write_sites([by_site[i] for i in group], known, entities)
-            created, changed, moved = created + counts[0], changed + counts[1], moved + counts[2]
+        # The listed sites that head others first (none has a legal entity: checked above), so
+        # that every legal entity exists when the other sites are attached.
+        heads = _write_sites([site for i, site in by_site.items() if i in entity_ids], known, {})
+        entities = {
+            id_nat: pk
+            for chunk in _chunks(entity_ids)
+            for id_nat, pk in Structure.objects.filter(id_nat__in=chunk).values_list("id_nat", "pk")
+        }
+        others = _write_sites([site for i, site in by_site.items() if i not in entity_ids], known, entities)
     clear_reference_caches()
-    return FinessImport(created, changed, len(new_entities), moved)
+    return FinessImport(heads[0] + others[0], heads[1] + others[1], len(new_entities), heads[2] + others[2])
 
 
 def _chunks(values: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
