@@ -78,6 +78,25 @@ def test_any_text_survives_writing_and_parsing(
     assert parsed.unique_id == original.unique_id
 
 
+def test_registry_objects_are_written_in_ascii_whatever_their_text(submission: SubmissionInput) -> None:
+    """Beyond ASCII, characters are written as references: the answer stays an ASCII string,
+    whose encoding is a copy, and parses back to the same text."""
+    document = submission.documents[0].model_copy(
+        update={
+            "title": "Compte rendu opératoire – cœur 心",
+            "event_codes": (CodedValue(code="É1", scheme="1.2.3", display="Échographie 😀"),),
+        }
+    )
+    text = ebrim.RegistryObjects(documents=[(document, None)]).text(ebrim.new_ids())
+    assert text.isascii()
+    assert "&#233;" in text  # the é of the title, and of LEFÈVRE's È below
+    assert "&#200;" in text
+    parsed = _round_trip(submission, document)
+    assert parsed.title == "Compte rendu opératoire – cœur 心"
+    assert parsed.event_codes == document.event_codes
+    assert parsed.authors[0].person == document.authors[0].person
+
+
 def test_registry_extras_are_written(submission: SubmissionInput) -> None:
     holder = etree.Element(q(RIM, "RegistryObjectList"), nsmap={"rim": RIM})
     extras = ebrim.RegistryExtras(
