@@ -102,9 +102,10 @@ def parse_dtm(value: str) -> dt.datetime:
 
 
 def format_dtm(moment: dt.datetime) -> str:
-    # Three per document of a query answer: formatting the fields is a third of strftime's cost.
-    utc = moment.astimezone(dt.UTC)
-    return f"{utc.year:04d}{utc.month:02d}{utc.day:02d}{utc.hour:02d}{utc.minute:02d}{utc.second:02d}"
+    # Three per document of a query answer: %-formatting the fields takes a third of strftime's
+    # time, half of an f-string's with format specs; the times read from the database are in UTC.
+    utc = moment if moment.tzinfo is dt.UTC else moment.astimezone(dt.UTC)
+    return "%04d%02d%02d%02d%02d%02d" % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)  # noqa: UP031 - measured faster
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -437,12 +438,12 @@ class _Ids:
     like fresh UUIDs, without drawing 128 random bits for each of the ~20 sub-objects of an entry."""
 
     def __init__(self) -> None:
-        self._prefix = str(uuid.uuid4())[:24]
+        self._head = f"urn:uuid:{str(uuid.uuid4())[:24]}"
         self._next = 0
 
     def __call__(self) -> str:
         self._next += 1
-        return f"urn:uuid:{self._prefix}{self._next:012x}"
+        return "%s%012x" % (self._head, self._next)  # noqa: UP031 - ~20 per entry, % is faster
 
 
 new_ids = _Ids

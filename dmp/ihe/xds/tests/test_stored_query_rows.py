@@ -191,7 +191,7 @@ def slot_names(base, **more):
 
 def fixed_ids():
     ids = ebrim._Ids()
-    ids._prefix = "00000000-0000-4000-8000-"  # the same sub-object ids in both answers
+    ids._head = "urn:uuid:00000000-0000-4000-8000-"  # the same sub-object ids in both answers
     return ids
 
 
