@@ -72,6 +72,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dmp.pilotage.middleware.RequestMetricsMiddleware",
 ]
+# The web services (MACHINE_CHANNEL_PREFIXES, config.wsgi): MIDDLEWARE without what serves people
+# in a browser (static files, session, language choice, trailing-slash redirects, CSRF, login,
+# flash messages), none of which a SOAP or FHIR call has or uses (ADR 0012). In MIDDLEWARE's order.
+MACHINE_CHANNEL_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "dmp.common.middleware.SecurityHeadersMiddleware",
+    "dmp.common.middleware.MachineChannelLanguageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dmp.pilotage.middleware.RequestMetricsMiddleware",
+]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

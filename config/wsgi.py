@@ -1,8 +1,10 @@
-"""WSGI entry point (gunicorn)."""
+"""WSGI entry point (gunicorn): the web services and the portals, each through its own middleware chain."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
-
+# Named before the import below, which reaches Django's settings.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+
+from dmp.common.wsgi import get_channel_application
+
+application = get_channel_application()
