@@ -4,12 +4,16 @@
     .venv/bin/python bench/xds_profile.py --database opendmp_bench_xds --top 40
     .venv/bin/python bench/xds_profile.py --sampling    # pyinstrument; PROFILE_ALL=1 shows every frame
     .venv/bin/python bench/xds_profile.py --plain       # wall and application CPU per request
+    .venv/bin/python bench/xds_profile.py --instructions    # instructions per request (valgrind)
 
-Requests are signed beforehand and handed to the WSGI application without HTTP, one at a time,
-so the figures are the server's own cost per request: milliseconds, SQL statements, and the
-functions that take the time (cProfile's call counts are exact, so they compare two versions
-of the code on a noisy machine; its times inflate small functions, which sampling does not).
-Complements `xds_bench.py`, which measures throughput over HTTP.
+Requests are signed beforehand and handed to the WSGI application gunicorn serves
+(`config.wsgi`) without HTTP, one at a time, so the figures are the server's own cost per
+request: milliseconds, SQL statements, and the functions that take the time (cProfile's call
+counts are exact, so they compare two versions of the code on a noisy machine; its times inflate
+small functions, which sampling does not). `--instructions` counts the instructions the
+application executes per request under callgrind: the same count to 0.1 % from run to run
+whatever else the machine does, where times vary by 10 to 25 % on a shared machine; the way to
+tell whether a change saves 2 %. Complements `xds_bench.py`, which measures throughput over HTTP.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import gc
 import io
 import os
 import pstats
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,46 @@ class GcTimer:
             self.runs += 1
 
 
+WARM_UP = 10  # requests of each kind sent before the measured ones
+
+# Set in the copy of this script that runs under callgrind (--instructions).
+UNDER_CALLGRIND = "OPENDMP_PROFILE_CALLGRIND_OUT"
+
+
+def instructions_since_zeroed() -> int:
+    """Under callgrind: dump the counters (zeroed by `zero_instructions`) and read their total."""
+    prefix = os.environ[UNDER_CALLGRIND]
+    subprocess.run(["callgrind_control", "--dump", str(os.getpid())], check=True, capture_output=True)
+    dumps = sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.*"), key=lambda f: f.stat().st_mtime)
+    for line in dumps[-1].read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no total in {dumps[-1]}")
+
+
+def zero_instructions() -> None:
+    subprocess.run(["callgrind_control", "--zero", str(os.getpid())], check=True, capture_output=True)
+
+
+def run_under_callgrind() -> None:
+    """Run this script again under callgrind, counting instructions only around each measurement."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("--instructions needs valgrind (Debian package valgrind)")
+    with tempfile.TemporaryDirectory() as folder:
+        out = str(Path(folder) / "callgrind.out")
+        # Collection starts at once (callgrind_control needs the client running), but only the
+        # counts between a zero and a dump are read.
+        command = [
+            "valgrind",
+            "--quiet",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            *sys.argv,
+        ]
+        sys.exit(subprocess.run(command, env={**os.environ, UNDER_CALLGRIND: out}, check=False).returncode)
+
+
 class StatementCounter:
     """A `connection.execute_wrapper` counting the statements run."""
 
@@ -82,11 +129,18 @@ def main() -> None:
         "--plain", action="store_true", help="time the requests without the profiler or SQL capture"
     )
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the instructions executed per request under callgrind (about 60 times slower)",
+    )
+    parser.add_argument(
         "--sampling",
         action="store_true",
         help="sample the stacks (pyinstrument): cProfile's per-call cost inflates small functions",
     )
     args = parser.parse_args()
+    if args.instructions and UNDER_CALLGRIND not in os.environ:
+        run_under_callgrind()
     fresh = args.database != "opendmp_bench_xds"
     # Its own database gets its own keys and PKI: a bench running meanwhile keeps its trust bundle.
     var = ROOT / "var" / f"profile-{args.database}" if fresh else VAR
@@ -99,9 +153,9 @@ def main() -> None:
 
     django.setup()
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from config.wsgi import application
     from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.models import DocumentEntry
     from dmp.ihe.xds.dsg import signed_submission
@@ -127,8 +181,6 @@ def main() -> None:
             certificate=sign.certificate,
         )
 
-    web = Client()
-
     def submission(patient: Any) -> dict[str, Any]:
         body, attachments = provide_and_register_request(
             signed_submission(
@@ -143,10 +195,28 @@ def main() -> None:
         return {"action": PROVIDE_AND_REGISTER, "body": body, "attachments": attachments, "mtom": True}
 
     def post(prepared: tuple[str, bytes]) -> bytes:
-        response = web.generic("POST", "/ihe/xds/", prepared[1], content_type=prepared[0])
-        if response.status_code != 200 or b"Failure" in response.content[:4000]:
-            raise RuntimeError(response.content[:2000])
-        return bytes(response.content)
+        content_type, body = prepared
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/ihe/xds/",
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "testserver",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": content_type,
+        }
+        statuses: list[str] = []
+        chunks = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        try:
+            content = b"".join(chunks)
+        finally:
+            chunks.close()  # type: ignore[attr-defined]  # Django's response, as a WSGI server does
+        if not statuses[0].startswith("200") or b"Failure" in content[:4000]:
+            raise RuntimeError(content[:2000])
+        return content
 
     leo = client_for(personas.leo.identifier.hl7())
     for _ in range(max(0, 50 - DocumentEntry.objects.filter(record__patient=personas.leo).count())):
@@ -163,21 +233,30 @@ def main() -> None:
     )
     cases = {
         "ITI-41 provide and register (one ~30 KB CDA)": [
-            alice.prepare(**submission(personas.alice)) for _ in range(args.requests)
+            alice.prepare(**submission(personas.alice)) for _ in range(args.requests + WARM_UP)
         ],
         f"ITI-18 FindDocuments ({len(documents)} documents)": [
             leo.prepare(STORED_QUERY, stored_query_request(StoredQuery.FIND_DOCUMENTS, params))
-            for _ in range(args.requests)
+            for _ in range(args.requests + WARM_UP)
         ],
         "ITI-43 retrieve (MTOM)": [
             leo.prepare(RETRIEVE, retrieve_request([documents[i % len(documents)]]), mtom=True)
-            for i in range(args.requests)
+            for i in range(args.requests + WARM_UP)
         ],
     }
     for name, requests in cases.items():
         if args.only and not name.startswith(args.only):
             continue
-        post(requests.pop())  # warm-up: imports, connection, caches
+        for _ in range(WARM_UP):
+            post(requests.pop())  # imports, connection, caches
+        if args.instructions:
+            gc.collect()
+            zero_instructions()
+            for prepared in requests:
+                post(prepared)
+            total = instructions_since_zeroed()
+            print(f"== {name}: {total / len(requests) / 1e6:.2f} M instructions/request")
+            continue
         if args.plain:
             collections = GcTimer()
             gc.callbacks.append(collections)
