@@ -156,6 +156,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from config.wsgi import application
+    from dmp.common.wsgi import call_wsgi
     from dmp.documents.builders import DocumentDraft, submission_for
     from dmp.documents.models import DocumentEntry
     from dmp.ihe.xds.dsg import signed_submission
@@ -195,28 +196,10 @@ def main() -> None:
         return {"action": PROVIDE_AND_REGISTER, "body": body, "attachments": attachments, "mtom": True}
 
     def post(prepared: tuple[str, bytes]) -> bytes:
-        content_type, body = prepared
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/ihe/xds/",
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "testserver",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": content_type,
-        }
-        statuses: list[str] = []
-        chunks = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
-        try:
-            content = b"".join(chunks)
-        finally:
-            chunks.close()  # type: ignore[attr-defined]  # Django's response, as a WSGI server does
-        if not statuses[0].startswith("200") or b"Failure" in content[:4000]:
-            raise RuntimeError(content[:2000])
-        return content
+        answer = call_wsgi(application, "POST", "/ihe/xds/", prepared[1], CONTENT_TYPE=prepared[0])
+        if answer.status != 200 or b"Failure" in answer.content[:4000]:
+            raise RuntimeError(answer.content[:2000])
+        return answer.content
 
     leo = client_for(personas.leo.identifier.hl7())
     for _ in range(max(0, 50 - DocumentEntry.objects.filter(record__patient=personas.leo).count())):

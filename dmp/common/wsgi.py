@@ -9,7 +9,9 @@ through settings.MIDDLEWARE, with the same URL configuration and views.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import django
@@ -53,3 +55,49 @@ def get_channel_application() -> ChannelDispatcher:
     """As django.core.wsgi.get_wsgi_application, with the web services' own chain."""
     django.setup(set_prefix=False)
     return ChannelDispatcher()
+
+
+@dataclass(frozen=True)
+class WsgiAnswer:
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+
+def call_wsgi(
+    application: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    method: str,
+    path: str,
+    body: bytes = b"",
+    **environ: str,
+) -> WsgiAnswer:
+    """Serve one request through `application` as a WSGI server would, without HTTP (the
+    benchmarks' in-process requests, and tests of what `config.wsgi` serves). `environ` adds or
+    overrides variables: CONTENT_TYPE, HTTP_ACCEPT_LANGUAGE…"""
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(headers)
+
+    chunks = application(
+        {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "testserver",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            **environ,
+        },
+        start_response,
+    )
+    try:
+        content = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)  # a server closes what the application returns
+        if close is not None:
+            close()
+    return WsgiAnswer(answer["status"], answer["headers"], content)

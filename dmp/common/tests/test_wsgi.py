@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
 from django.conf import settings
 
-from dmp.common.wsgi import ChannelDispatcher
+from dmp.common.wsgi import ChannelDispatcher, call_wsgi
 
 
 def call(
-    application: Any, method: str, path: str, body: bytes = b"", **headers: str
+    application: Any, method: str, path: str, body: bytes = b"", **environ: str
 ) -> tuple[int, dict[str, str], bytes]:
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        **headers,
-    }
-    answer: dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        answer["status"] = int(status.split()[0])
-        answer["headers"] = dict(response_headers)
-
-    chunks = application(environ, start_response)
-    try:
-        content = b"".join(chunks)
-    finally:
-        getattr(chunks, "close", lambda: None)()
-    return answer["status"], answer["headers"], content
+    answer = call_wsgi(application, method, path, body, **environ)
+    return answer.status, answer.headers, answer.content
 
 
 @pytest.fixture
