@@ -22,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from copy import deepcopy
 from typing import Final
 
 from cryptography import x509
@@ -104,10 +105,11 @@ def verified_assertion(assertion: etree._Element, certificate: x509.Certificate)
     if expected is None or value is None:
         return None
 
-    # The digest, over a copy serialised and parsed again (as signxml does: namespaces declared
-    # by ancestors come along), without its signature element; the text after that element
-    # stays, as the enveloped-signature transform wants.
-    copy = parse_xml(etree.tostring(assertion))
+    # The digest, over a copy without its signature element (the text after that element stays,
+    # as the enveloped-signature transform wants). A deep copy is a document of its own that
+    # brings the namespaces declared by ancestors along, as serialising and parsing again does
+    # (signxml's way), for 0.6 M instructions less: 5 % of an ITI-43.
+    copy = deepcopy(assertion)
     enveloped = copy.find(f"{{{DS}}}Signature")
     assert enveloped is not None  # noqa: S101 - the same tree as `assertion`, which has one
     if enveloped.tail:

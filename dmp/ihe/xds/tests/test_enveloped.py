@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -221,3 +222,26 @@ def test_a_certificate_other_than_the_signers_does_not_verify(card):
     _, stranger = pki.cps_card(national_id="810007777777", display_name="Dr Stranger")
     with pytest.raises(SignatureMismatch):
         verified_assertion(received(card), stranger.certificate)
+
+
+def test_namespaces_declared_by_an_ancestor_verify_as_with_signxml(card):
+    """A SOAP stack may hoist the assertion's namespace declarations to the envelope: the copy
+    the digest is computed on brings them along (exclusive c14n writes those it uses)."""
+    text = etree.tostring(received(card)).decode()
+    declarations = dict(re.findall(r' xmlns:([A-Za-z0-9]+)="([^"]*)"', text))
+    for prefix, uri in declarations.items():
+        text = text.replace(f' xmlns:{prefix}="{uri}"', "")
+    assert declarations
+    assert "xmlns" not in text  # every declaration now comes from the envelope
+    hoisted = parse_xml(
+        (
+            "<Envelope "
+            + " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in declarations.items())
+            + f">{text}</Envelope>"
+        ).encode()
+    )[0]
+    lean = by_lean_path(hoisted, card)
+    assert isinstance(lean, bytes)
+    assert lean == by_signxml(hoisted, card)
+    # A digest over the hoisted copy without its inherited declarations would not verify.
+    assert b"xmlns:saml" in lean
