@@ -122,9 +122,6 @@ def parse_query(request: etree._Element) -> QueryRequest:
 # The same few codes come back on every row of every answer; CodedValue is immutable, so each is
 # validated once per process (bounded).
 @lru_cache(maxsize=4096)
-# Five codes a document, the same few in a whole registry: validated once per process (bounded;
-# a CodedValue is frozen, so one instance serves every answer).
-@lru_cache(maxsize=4096)
 def _code(code: str, scheme: str, display: str) -> CodedValue:
     return CodedValue(code=code or "?", scheme=scheme, display=display)
 
