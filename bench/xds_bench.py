@@ -321,6 +321,9 @@ def main() -> None:
             check=True,
         )
         print(f"registry built in {time.perf_counter() - started:.0f} s")
+    # As a deployment does after an upgrade: entries stored without their query-answer text (the
+    # bulk builder writes rows, not texts; an earlier release) get it (ihe.xds.entry_texts).
+    subprocess.run([python, "manage.py", "xds_entry_texts"], cwd=ROOT, check=True)
 
     import django
 

@@ -214,6 +214,19 @@ def rows_of(values: Iterable[tuple[Any, ...]]) -> list[DocumentRow]:
     return rows
 
 
+def row_of(document: DocumentEntry) -> DocumentRow:
+    """A document entry in hand (just written, say) as the row the stored queries would read,
+    without reading it back; its authors' ids are not read (`author_pairs` is empty)."""
+    values: dict[str, Any] = {
+        name: json.dumps(getattr(document, name.removesuffix(_JSON_SUFFIX)))
+        if name.endswith(_JSON_SUFFIX)
+        else getattr(document, name)
+        for name in _NAMES
+        if name != "author_pairs_json"
+    }
+    return DocumentRow(**values, author_pairs_json="[]")
+
+
 def document_rows(
     documents: QuerySet[DocumentEntry, tuple[Any, ...]], offset: int, limit: int
 ) -> list[DocumentRow]:
@@ -229,6 +242,7 @@ __all__ = [
     "author_pairs",
     "document_rows",
     "in_record",
+    "row_of",
     "row_values",
     "rows_of",
 ]

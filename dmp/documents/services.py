@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, NoReturn
 
@@ -596,10 +596,13 @@ def submission_register(
     submission: SubmissionInput,
     expected_ins: Ins | None = None,
     signature: SubmissionSignature | None = None,
+    written: Callable[[Sequence[DocumentEntry]], None] | None = None,
 ) -> RegisteredSubmission:
     """Register a submission set and its documents, folders and associations, all or nothing.
 
-    `signature`, already verified by the channel, is kept with the submission set as its proof."""
+    `signature`, already verified by the channel, is kept with the submission set as its proof.
+    `written` is given the document entries once they are written, in the transaction: for what
+    the channel keeps with them (the XDS registry, their text in query answers)."""
     problems = submission_problems(submission)
     if problems:
         raise ValidationFailed(problems)
@@ -671,6 +674,8 @@ def submission_register(
                     for position, author in enumerate(d.authors)
                 ]
             )
+            if written is not None:
+                written(documents)
             folders = [
                 Folder(
                     record=plan.record,
@@ -1085,7 +1090,11 @@ def _apply_change(caller: Caller, planned: _Planned, document: DocumentEntry) ->
 
 
 def documents_update(
-    *, caller: Caller, changes: Sequence[MetadataChange], patient: Ins | None = None
+    *,
+    caller: Caller,
+    changes: Sequence[MetadataChange],
+    patient: Ins | None = None,
+    written: Callable[[Sequence[DocumentEntry]], None] | None = None,
 ) -> list[DocumentEntry]:
     """ITI-57 and FHIR PATCH: every change is applied or none is. Each document changed gets one
     new metadata version, whatever the number of its flags and status that change; the document
@@ -1093,7 +1102,8 @@ def documents_update(
     made before the first write; a change refused at write time (a concurrent update) undoes the
     others. A call made for one `patient` (the VIHF's, the portal page's record) changes only
     that patient's documents: another's is not found, as the caller's rights and access mode
-    were established for that patient alone."""
+    were established for that patient alone. `written` is given the changed entries, in the
+    transaction, as `submission_register` gives the new ones."""
     if not changes:
         raise ValidationFailed([Problem(ErrorCode.INVALID, gettext("La mise à jour ne change rien."), "")])
     planned = [_plan_change(caller, change, patient) for change in changes]
@@ -1102,7 +1112,10 @@ def documents_update(
         with transaction.atomic(durable=True):
             _decide_again(caller, planned)
             locked = _lock_documents(p.document.pk for p in planned)
-            return [_apply_change(caller, p, locked[p.document.pk]) for p in planned]
+            updated = [_apply_change(caller, p, locked[p.document.pk]) for p in planned]
+            if written is not None:
+                written(updated)
+            return updated
     except _ChangeRefusedAfterLock as refused:
         refuse_change(
             caller,

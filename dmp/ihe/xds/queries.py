@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
@@ -665,8 +665,27 @@ def run_query(context: QueryContext, request: QueryRequest) -> QueryResult:
     return handler(context, request)
 
 
-def query_response(result: QueryResult, return_type: str) -> tuple[etree._Element, dict[str, bytes]]:
-    """The AdhocQueryResponse, and its registry objects as text to splice in (`soap.encode`)."""
+def _entry(
+    row: DocumentRow, texts: Mapping[int, tuple[str, str]]
+) -> ebrim.RenderedEntry | tuple[ebrim.StoredEntry, RegistryExtras]:
+    """`row` with the text stored for it (`entry_texts`) if that was written for this version of
+    the entry, else as the entry to write."""
+    stored = texts.get(row.pk)
+    if stored is None or stored[0] != row.entry_uuid:
+        return stored_entry(row)
+    return ebrim.RenderedEntry(
+        entry_uuid=row.entry_uuid.strip(),
+        mime_type=row.mime_type.strip(),
+        status=row.availability_status,
+        body=stored[1],
+    )
+
+
+def query_response(
+    result: QueryResult, return_type: str, texts: Mapping[int, tuple[str, str]] | None = None
+) -> tuple[etree._Element, dict[str, bytes]]:
+    """The AdhocQueryResponse, and its registry objects as text to splice in (`soap.encode`).
+    `texts` are the stored texts of the documents' entries (`entry_texts.texts_of`)."""
     response = etree.Element(
         q(QUERY, "AdhocQueryResponse"),
         nsmap={"query": QUERY, "rim": RIM, "rs": RS},
@@ -681,7 +700,7 @@ def query_response(result: QueryResult, return_type: str) -> tuple[etree._Elemen
             etree.SubElement(object_list, q(RIM, "ObjectRef"), id=identifier)
         return response, {}
     objects = ebrim.RegistryObjects(
-        documents=[stored_entry(d) for d in result.documents],
+        documents=[_entry(d, texts or {}) for d in result.documents],
         submission_sets=[
             (subset_input(s), _short_status(s.availability_status)) for s in result.submission_sets
         ],

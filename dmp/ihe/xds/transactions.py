@@ -34,7 +34,7 @@ from dmp.documents.services import (
 from dmp.identity.ins import Ins
 from dmp.identity.selectors import legal_representative_get
 from dmp.identity.services import PatientTraits
-from dmp.ihe.xds import ebrim, hl7v3, lots
+from dmp.ihe.xds import ebrim, entry_texts, hl7v3, lots
 from dmp.ihe.xds.ebrim import LCM, RIM, RS, XDSB, XOP, RegistryError, q
 from dmp.ihe.xds.queries import QueryContext, document_input, parse_query, query_response, run_query
 from dmp.ihe.xds.soap import SoapMessage
@@ -118,7 +118,11 @@ def provide_and_register(context: Context) -> Outcome:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "SubmitObjectsRequest is required", "Body")])
     lot, signature = lots.checked_lot(context.caller, ebrim.parse_submission(request, contents))
     submission_register(
-        caller=context.caller, submission=lot, expected_ins=context.require_patient(), signature=signature
+        caller=context.caller,
+        submission=lot,
+        expected_ins=context.require_patient(),
+        signature=signature,
+        written=entry_texts.store_new,
     )
     return Outcome(_success())
 
@@ -128,7 +132,9 @@ def stored_query(context: Context) -> Outcome:
         raise ValidationFailed([Problem(ErrorCode.INVALID, "AdhocQueryRequest expected", "Body")])
     request = parse_query(context.message.body)
     result = run_query(QueryContext(caller=context.caller, patient=context.patient), request)
-    body, splices = query_response(result, request.return_type)
+    leaves = request.return_type == "LeafClass"
+    texts = entry_texts.texts_of([d.pk for d in result.documents]) if leaves else {}
+    body, splices = query_response(result, request.return_type, texts)
     return Outcome(body, splices=splices)
 
 
@@ -319,7 +325,12 @@ def update(context: Context) -> Outcome:
         raise ValidationFailed(
             [Problem(ErrorCode.INVALID, "the update changes nothing the DMP supports", "")]
         )
-    documents_update(caller=context.caller, changes=changes, patient=context.require_patient())
+    documents_update(
+        caller=context.caller,
+        changes=changes,
+        patient=context.require_patient(),
+        written=entry_texts.refresh,
+    )
     return Outcome(_success())
 
 

@@ -84,6 +84,10 @@ def publish(caller, patient, drafts, *, replaces=None, folder=False, events=()):
 
 @pytest.fixture
 def registry(personas):
+    return build_registry(personas)
+
+
+def build_registry(personas):
     """Alice's record with approved, masked, replaced (deprecated), invisible-to-the-patient
     documents of two authors, a folder, event codes, odd stored values; and Léo's, another patient's."""
     bernard = personas.ps(personas.dr_bernard)
