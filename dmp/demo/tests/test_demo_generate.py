@@ -11,6 +11,8 @@ from dmp.audit.verify import verify_audit_trail
 from dmp.documents.models import DocumentEntry
 from dmp.identity.ins import parse_ins
 from dmp.identity.models import Patient
+from dmp.ihe.xds.entry_texts import write_missing
+from dmp.ihe.xds.models import EntryText
 from dmp.records.models import Authorisation, Record
 
 
@@ -36,6 +38,9 @@ def test_a_small_population_has_every_state_and_a_valid_trail(transactional_db, 
     assert Authorisation.objects.filter(status=Authorisation.Status.BLOCKED).exists()
     assert AuditEvent.objects.filter(access_mode="bris_de_glace").exists()
     assert verify_audit_trail().ok
+    # Every entry has its query-answer text (ADR 0013), as a stored query reads it.
+    assert EntryText.objects.count() == documents.count()
+    assert list(write_missing()) == []
     # Generated metadata names its author as a submission would (XDS author, and the author row).
     for document in documents.prefetch_related("author_rows")[:20]:
         (author,) = document.authors

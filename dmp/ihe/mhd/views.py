@@ -60,6 +60,7 @@ from dmp.ihe.mhd.mapping import (
     system_oid,
     unique_id_of,
 )
+from dmp.ihe.xds import entry_texts  # one registry: its query answers' texts (ADR 0013)
 from dmp.ihe.xds.vihf import VihfRejected, tls_client_certificate
 from dmp.records.access import record_by_ins, record_by_public_id
 from dmp.records.selectors import own_traces
@@ -922,7 +923,9 @@ def _simplified_publish(request: HttpRequest, caller: Caller, patient: str) -> H
     submission = parse_simplified_publish(
         payload, _server_patient(patient), source_id=software.identifier if software else ""
     )
-    registered = submission_register(caller=caller, submission=submission, expected_ins=ins)
+    registered = submission_register(
+        caller=caller, submission=submission, expected_ins=ins, written=entry_texts.store_new
+    )
     document = document_get(caller=caller, entry_uuid=registered.documents[0].entry_uuid).document
     response = _json(document_reference(document), status=201)
     response["Location"] = f"DocumentReference/{fhir_id(document.entry_uuid)}"
@@ -940,7 +943,9 @@ def transaction(request: HttpRequest, caller: Caller, patient: str) -> HttpRespo
     if not isinstance(payload, dict) or payload.get("resourceType") != "Bundle":
         raise ValidationFailed([Problem(ErrorCode.INVALID, "a transaction Bundle is expected", "Bundle")])
     submission = parse_bundle(payload, _server_patient(patient))
-    registered = submission_register(caller=caller, submission=submission, expected_ins=ins)
+    registered = submission_register(
+        caller=caller, submission=submission, expected_ins=ins, written=entry_texts.store_new
+    )
     entries = transaction_response(
         payload,
         fhir_id(registered.submission_set.entry_uuid),
@@ -1101,5 +1106,6 @@ def _patch(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
         caller=caller,
         changes=[MetadataChange(entry_uuid=entry_uuid, confidentiality=flags, status=status)],
         patient=ins,
+        written=entry_texts.refresh,
     )
     return _json(document_reference(updated))

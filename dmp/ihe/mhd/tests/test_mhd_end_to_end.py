@@ -22,6 +22,7 @@ from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import AssociationInput, CodedValue, FolderInput
 from dmp.documents.models import AssociationType, DocumentEntry
 from dmp.documents.services import submission_register
+from dmp.ihe.xds.models import EntryText
 from dmp.ihe.xds.queries import StoredQuery
 from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.fhir import bundle_for
@@ -345,6 +346,12 @@ def test_the_transaction_response_answers_each_entry_in_its_place(xds_kit, fhir,
     assert locations[:2] == [f"Binary/{second_id}", f"Binary/{first_id}"]
     stored = requests.get(f"{base}DocumentReference/{second_id}", headers=headers, timeout=10).json()
     assert stored["content"][0]["attachment"]["title"] == "second"
+    # The registry keeps their text in XDS query answers, as for an ITI-41 (ADR 0013).
+    registered = DocumentEntry.objects.filter(
+        entry_uuid__in=[f"urn:uuid:{first_id}", f"urn:uuid:{second_id}"]
+    )
+    texts = EntryText.objects.filter(document__in=registered).values_list("entry_uuid", flat=True)
+    assert sorted(texts) == sorted([f"urn:uuid:{first_id}", f"urn:uuid:{second_id}"])
 
 
 def test_a_bundle_with_content_that_would_be_dropped_is_refused(xds_kit, fhir, personas):
@@ -486,6 +493,8 @@ def test_a_patch_applies_its_labels_and_status_together_or_not_at_all(xds_kit, f
     assert (changed.version, changed.masked_to_professionals) == (document.version + 1, True)
     assert changed.availability_status == "urn:asip:ci-sis:2010:StatusType:Archived"
     assert accepted.json()["meta"]["versionId"] == str(document.version + 1)
+    # The new version's text in XDS query answers is written with it (ADR 0013).
+    assert EntryText.objects.get(document_id=document.pk).entry_uuid == changed.entry_uuid
 
 
 def test_date_prefixes_follow_the_precision_of_the_value(xds_kit, fhir, personas):
