@@ -38,6 +38,19 @@ def registry(personas):
 _SUB_OBJECT_ID = re.compile(rb'(<rim:(?:Classification|ExternalIdentifier) id=")[^"]*(")')
 
 
+def published(caller, patient, draft=None, replaces=None):
+    """One document registered as the XDS channel registers it: with its text."""
+    submission = submission_for(
+        ins=patient.identifier,
+        author=author_of(caller),
+        drafts=[draft or DocumentDraft()],
+        replaces=replaces,
+    )
+    return submission_register(caller=caller, submission=submission, written=entry_texts.store_new).documents[
+        0
+    ]
+
+
 def answer(caller, patient, stored_query, *, stored: bool) -> bytes:
     """The registry objects of one answer, read with the stored texts or written from the rows."""
     result = queries.run_query(QueryContext(caller=caller, patient=patient), stored_query)
@@ -114,21 +127,8 @@ def test_an_entry_whose_metadata_changed_is_written_from_its_row_until_its_text_
 def test_the_status_is_written_with_each_answer(personas):
     bernard = personas.ps(personas.dr_bernard)
     alice = personas.alice
-    first = submission_register(
-        caller=bernard,
-        submission=submission_for(ins=alice.identifier, author=author_of(bernard), drafts=[DocumentDraft()]),
-        written=entry_texts.store_new,
-    ).documents[0]
-    submission_register(
-        caller=bernard,
-        submission=submission_for(
-            ins=alice.identifier,
-            author=author_of(bernard),
-            drafts=[DocumentDraft(title="v2")],
-            replaces={0: first.entry_uuid},
-        ),
-        written=entry_texts.store_new,
-    )
+    first = published(bernard, alice)
+    published(bernard, alice, DocumentDraft(title="v2"), replaces={0: first.entry_uuid})
     assert EntryText.objects.count() == 2
     get = queries.QueryRequest(
         query_id=queries.StoredQuery.GET_DOCUMENTS,
@@ -165,11 +165,7 @@ def test_an_entry_is_registered_with_its_text_or_not_at_all(personas):
 def test_an_update_through_the_channel_writes_the_new_version_s_text(personas):
     bernard = personas.ps(personas.dr_bernard)
     alice = personas.alice
-    document = submission_register(
-        caller=bernard,
-        submission=submission_for(ins=alice.identifier, author=author_of(bernard), drafts=[DocumentDraft()]),
-        written=entry_texts.store_new,
-    ).documents[0]
+    document = published(bernard, alice)
     (updated,) = documents_update(
         caller=personas.patient(alice),
         changes=[
@@ -190,13 +186,7 @@ def test_the_texts_are_kept_compressed_with_lz4_where_postgresql_has_it(personas
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL storage setting")
     bernard = personas.ps(personas.dr_bernard)
-    submission_register(
-        caller=bernard,
-        submission=submission_for(
-            ins=personas.alice.identifier, author=author_of(bernard), drafts=[DocumentDraft()]
-        ),
-        written=entry_texts.store_new,
-    )
+    published(bernard, personas.alice)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
@@ -273,13 +263,7 @@ def test_the_writer_s_shape_is_raised_with_any_change_of_what_it_writes(monkeypa
 
 def test_a_text_of_an_earlier_shape_of_the_writer_is_written_again(personas, monkeypatch):
     bernard = personas.ps(personas.dr_bernard)
-    document = submission_register(
-        caller=bernard,
-        submission=submission_for(
-            ins=personas.alice.identifier, author=author_of(bernard), drafts=[DocumentDraft()]
-        ),
-        written=entry_texts.store_new,
-    ).documents[0]
+    document = published(bernard, personas.alice)
     assert set(entry_texts.texts_of([document.pk])) == {document.pk}
     monkeypatch.setattr(ebrim, "ENTRY_TEXT_SHAPE", ebrim.ENTRY_TEXT_SHAPE + 1)
     assert entry_texts.texts_of([document.pk]) == {}
