@@ -9,10 +9,11 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import CharField, Field
 
 from dmp.access.actors import AccessMode, Actor, Caller
 from dmp.audit.actions import AuditAction, Outcome
@@ -40,9 +41,24 @@ NO_SUBJECT = Subject()
 
 def event_hash(event: AuditEvent) -> str:
     """SHA-256 over the canonical JSON of the event's content and the previous hash."""
-    content = {
+    canonical = _canonical(
+        {**_content(event), "sequence": event.sequence, "previous_hash": event.previous_hash}
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# One encoder: json.dumps with options builds a new one at each call.
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: object) -> str:
+    return _CANONICAL.encode(value)
+
+
+def _content(event: AuditEvent) -> dict[str, object]:
+    """What the hash covers, but for the two values its chain gives: sequence and previous hash."""
+    return {
         "chain": event.chain,
-        "sequence": event.sequence,
         "occurred_at": event.occurred_at.isoformat(),
         "action": event.action,
         "outcome": event.outcome,
@@ -63,10 +79,26 @@ def event_hash(event: AuditEvent) -> str:
         "document_entry_uuid": event.document_entry_uuid,
         "channel": event.channel,
         "details": event.details,
-        "previous_hash": event.previous_hash,
     }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def link_template(event: AuditEvent) -> tuple[bytes, bytes, bytes]:
+    """The UTF-8 canonical text `event_hash` covers, cut where the previous hash and the
+    sequence go (in that order, the keys' order): `a + previous_hash + b + str(sequence) + c`
+    is that text, so the database can hash an event onto a head it has just locked."""
+    content = _content(event)
+
+    def members(keys: list[str]) -> str:  # `"k":v,...` as the whole text writes them
+        return _canonical({key: content[key] for key in keys})[1:-1]
+
+    keys = sorted(content)
+    before = members([k for k in keys if k < "previous_hash"])
+    between = members([k for k in keys if "previous_hash" < k < "sequence"])
+    after = members([k for k in keys if k > "sequence"])
+    a = "{" + (before + "," if before else "") + '"previous_hash":"'
+    b = '"' + ("," + between if between else "") + ',"sequence":'
+    c = ("," + after if after else "") + "}"
+    return a.encode(), b.encode(), c.encode()
 
 
 def _chain_for(subject: Subject, caller: Caller) -> int:
@@ -177,15 +209,60 @@ def audit_record(
         details=details,
         occurred_at=clock.now(),
     )
-    head = _locked_head(event.chain)
-    _chain_onto(head, event)
-    insert_row_then(event, *_head_update(head))
+    _append(event)
     if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
         # Committed with the event or not at all: the notifier works from these rows, not from
         # event keys, which commit out of order across chains.
         PendingNotice.objects.create(event=event)
         _notify_after_commit()
     return event
+
+
+def audit_alone(
+    *,
+    caller: Caller,
+    action: AuditAction,
+    subject: Subject = NO_SUBJECT,
+    outcome: Outcome = Outcome.SUCCESS,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one event for an action that writes nothing else (a read, a refusal): in the
+    caller's transaction if there is one, else in its own. On PostgreSQL that is one
+    statement, its own transaction: a FindDocuments or a retrieve spends no BEGIN and COMMIT
+    round trips, and holds its chain's head for one statement instead of four."""
+    exceptional = outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL
+    if connection.vendor != "postgresql" or (exceptional and subject.record_id is not None):
+        # SQLite locks nothing but by a transaction; a notice is written with its event.
+        with transaction.atomic():
+            audit_record(
+                caller=caller, action=action, subject=subject, outcome=outcome, reason=reason, details=details
+            )
+        return
+    _append(
+        _event(
+            caller=caller,
+            action=action,
+            subject=subject,
+            outcome=outcome,
+            reason=reason,
+            details=details,
+            occurred_at=clock.now(),
+        )
+    )
+
+
+def _append(event: AuditEvent) -> None:
+    """Chain `event` onto its chain's head and write both; the head stays locked to the commit."""
+    if connection.vendor == "postgresql":
+        if not _append_in_one_statement(event):
+            _locked_head(event.chain)  # the chain's first event: its head is created
+            if not _append_in_one_statement(event):
+                raise RuntimeError(f"audit chain {event.chain} has no head")
+        return
+    head = _locked_head(event.chain)
+    _chain_onto(head, event)
+    insert_row_then(event, *_head_update(head))
 
 
 def _notify_after_commit() -> None:
@@ -248,15 +325,9 @@ def audit_denial(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Record a refused action in a transaction of its own: the refusal is kept, nothing else."""
-    with transaction.atomic():
-        audit_record(
-            caller=caller,
-            action=action,
-            subject=subject,
-            outcome=Outcome.DENIED,
-            reason=reason,
-            details=details,
-        )
+    audit_alone(
+        caller=caller, action=action, subject=subject, outcome=Outcome.DENIED, reason=reason, details=details
+    )
 
 
 # Every audited action reads and moves its chain's head: two statements written out once rather
@@ -283,6 +354,62 @@ def _locked_head(chain: int) -> AuditChainHead:
     head = _read_head(chain)
     assert head is not None  # noqa: S101 - created just above, or by a concurrent first writer
     return head
+
+
+_CHAINED: Final = {
+    "sequence": "moved.sequence",
+    "previous_hash": "moved.previous_hash",
+    "hash": "moved.hash",
+}
+_ONE_STATEMENT: list[tuple[str, list[Field[Any, Any]]]] = []
+
+
+def _one_statement() -> tuple[str, list[Field[Any, Any]]]:
+    """PostgreSQL's append, and the fields whose values it takes after the chain's hash pieces.
+
+    `old` locks the head and, read committed, gives its latest version whoever moved it last;
+    `moved` advances it with the new event's hash, computed by the server over `link_template`'s
+    pieces (`event_hash` gives the same, which `audit_verify` checks); the event is written with
+    what `moved` returns. No head (a chain's first event): nothing is written, no row returned."""
+    if not _ONE_STATEMENT:
+        meta = AuditEvent._meta
+        fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(str(f.column)) for f in fields)
+        # Cast, or PostgreSQL reads a SELECT list's untyped parameters as text (a NULL record_id
+        # too); text, not varchar(n), which would cut an overlong value where INSERT refuses it.
+        values = ", ".join(
+            _CHAINED.get(f.attname) or f"%s::{'text' if isinstance(f, CharField) else f.db_type(connection)}"
+            for f in fields
+        )
+        digest = (
+            "encode(sha256(%s::bytea || convert_to(old.hash, 'UTF8') || %s::bytea"
+            " || convert_to((old.sequence + 1)::text, 'UTF8') || %s::bytea), 'hex')"
+        )
+        sql = (
+            f"WITH old AS (SELECT chain, sequence, hash FROM {_HEAD_TABLE} WHERE chain = %s FOR UPDATE), "  # noqa: S608 - models' table and column names
+            f"moved AS (UPDATE {_HEAD_TABLE} h SET sequence = old.sequence + 1, hash = {digest} "
+            "FROM old WHERE h.chain = old.chain RETURNING h.sequence, old.hash AS previous_hash, h.hash) "
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {values} FROM moved "
+            "RETURNING id, sequence, previous_hash, hash"
+        )
+        _ONE_STATEMENT.append((sql, [f for f in fields if f.attname not in _CHAINED]))
+    return _ONE_STATEMENT[0]
+
+
+def _append_in_one_statement(event: AuditEvent) -> bool:
+    sql, fields = _one_statement()
+    params: list[Any] = [event.chain, *link_template(event)]
+    params += [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    event.pk, event.sequence, event.previous_hash, event.hash = row
+    event._state.adding = False
+    event._state.db = connection.alias
+    return True
 
 
 def _head_update(head: AuditChainHead) -> tuple[str, list[object]]:

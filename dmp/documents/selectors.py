@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Generic, NamedTuple
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
 from dmp.access.actors import Caller
@@ -24,7 +24,7 @@ from dmp.access.config import current_matrix
 from dmp.access.policy import Action, Decision, DocumentStatus, RecordFacts
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
-from dmp.audit.services import audit_record
+from dmp.audit.services import audit_alone
 from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
     AS_MODELS,
@@ -281,10 +281,9 @@ def _visible_matching(
 
 
 def _audit_query(caller: Caller, access: RecordAccess, action: AuditAction, count: int, query: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            caller=caller, action=action, subject=access.subject, details={"query": query, "count": count}
-        )
+    audit_alone(
+        caller=caller, action=action, subject=access.subject, details={"query": query, "count": count}
+    )
 
 
 def _search(
@@ -436,8 +435,7 @@ def document_get(
         action=Action.DOCUMENT_READ,
         audit_action=AuditAction.DOCUMENT_READ_METADATA,
     )
-    with transaction.atomic():
-        audit_record(caller=caller, action=AuditAction.DOCUMENT_READ_METADATA, subject=access.subject)
+    audit_alone(caller=caller, action=AuditAction.DOCUMENT_READ_METADATA, subject=access.subject)
     return VisibleDocument(access.document, access.decision)
 
 
@@ -592,15 +590,14 @@ def document_retrieve(
     except RecordKey.DoesNotExist as exc:
         raise NotFound("document content not found") from exc
     content = default_blob_store().load(data_key_for(key), sha256=document.hash_sha256, size=document.size)
-    with transaction.atomic():
-        audit_record(
-            caller=caller,
-            action=AuditAction.DOCUMENT_RETRIEVE,
-            subject=document_subject(document),
-            details={"break_glass_alert": access.decision.notify_patient}
-            if access.decision.notify_patient
-            else {},
-        )
+    audit_alone(
+        caller=caller,
+        action=AuditAction.DOCUMENT_RETRIEVE,
+        subject=document_subject(document),
+        details={"break_glass_alert": access.decision.notify_patient}
+        if access.decision.notify_patient
+        else {},
+    )
     return RetrievedDocument(document=document, content=content, decision=access.decision)
 
 

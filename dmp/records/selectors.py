@@ -8,7 +8,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from dmp.access.actors import ActorKind, Caller
@@ -16,7 +16,7 @@ from dmp.access.policy import Action, RecordStatus
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.audit.selectors import traces_for_actor, traces_for_record
-from dmp.audit.services import NO_SUBJECT, audit_denial, audit_record
+from dmp.audit.services import NO_SUBJECT, audit_alone, audit_denial
 from dmp.common import clock
 from dmp.common.errors import NotFound
 from dmp.common.rows import planned_for_each_value
@@ -121,13 +121,12 @@ def records_authorised_for(
     )
     for record_id in medecin_traitant:
         results[record_id] = replace(results[record_id], is_medecin_traitant=True)
-    with transaction.atomic():
-        audit_record(
-            caller=caller,
-            action=AuditAction.RECORD_LIST_AUTHORISED,
-            subject=NO_SUBJECT,
-            details={"count": len(results)},
-        )
+    audit_alone(
+        caller=caller,
+        action=AuditAction.RECORD_LIST_AUTHORISED,
+        subject=NO_SUBJECT,
+        details={"count": len(results)},
+    )
     return list(results.values())
 
 
@@ -172,8 +171,7 @@ def record_traces(
     access = access_loaded_record(
         caller, record=record, action=Action.TRACES_READ, audit_action=AuditAction.TRACES_READ
     )
-    with transaction.atomic():
-        audit_record(caller=caller, action=AuditAction.TRACES_READ, subject=access.subject)
+    audit_alone(caller=caller, action=AuditAction.TRACES_READ, subject=access.subject)
     return traces_for_record(record.pk, since=since)
 
 
@@ -227,7 +225,6 @@ def own_traces(
 ) -> list[OwnTrace]:
     """A professional's own actions (any record), newest first, at most `limit` (`before`: see
     traces_for_actor)."""
-    with transaction.atomic():
-        audit_record(caller=caller, action=AuditAction.TRACES_READ, details={"own": True})
+    audit_alone(caller=caller, action=AuditAction.TRACES_READ, details={"own": True})
     events = traces_for_actor(caller.actor.person_id, since=since, before=before)[:limit]
     return [_own_trace(event) for event in events]

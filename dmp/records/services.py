@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 from dmp.access.actors import ActorKind, AuthenticationMode, Caller
 from dmp.access.policy import Action, AuthorisationStatus, RecordStatus
 from dmp.audit.actions import AuditAction
-from dmp.audit.services import Subject, audit_denial, audit_record
+from dmp.audit.services import Subject, audit_alone, audit_denial, audit_record
 from dmp.common import clock
 from dmp.common.errors import Conflict, ErrorCode, Forbidden, NotFound, Problem, ValidationFailed
 from dmp.common.rows import text_problems, unique_row
@@ -87,8 +87,7 @@ def record_test(*, caller: Caller, ins: Ins) -> RecordStatusReport:
     if not decision:
         audit_denial(caller=caller, action=AuditAction.RECORD_TEST, subject=subject, reason=decision.reason)
         raise NotFound("no record for this INS")
-    with transaction.atomic():
-        audit_record(caller=caller, action=AuditAction.RECORD_TEST, subject=subject)
+    audit_alone(caller=caller, action=AuditAction.RECORD_TEST, subject=subject)
     if record is None or facts is None:
         return RecordStatusReport(state=RecordState.NONE)
     authorisation = max(
@@ -681,8 +680,7 @@ def trusted_person_remove(*, caller: Caller, record: Record, person_id: int) -> 
 def record_read(*, caller: Caller, record: Record, action: Action, audit_action: AuditAction) -> RecordAccess:
     """Check and audit a read of the record (administrative data, expression space, export)."""
     access = access_loaded_record(caller, record=record, action=action, audit_action=audit_action)
-    with transaction.atomic():
-        audit_record(caller=caller, action=audit_action, subject=access.subject)
+    audit_alone(caller=caller, action=audit_action, subject=access.subject)
     return access
 
 

@@ -5,16 +5,26 @@ actions, and any tampering (changed row, removed row, forged checkpoint) is dete
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from dmp.access.actors import AccessMode
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditCheckpoint, AuditEvent
-from dmp.audit.services import BulkEntry, Subject, audit_bulk_record, audit_checkpoint_create
+from dmp.audit.services import (
+    GENESIS_HASH,
+    BulkEntry,
+    Subject,
+    audit_bulk_record,
+    audit_checkpoint_create,
+)
 from dmp.audit.verify import verify_audit_trail
 from dmp.common.errors import NotFound
 from dmp.records.access import record_by_ins
@@ -229,3 +239,105 @@ def test_the_verification_reads_heads_and_events_in_one_transaction(transactiona
     assert not connection.in_atomic_block
     assert verify_audit_trail().ok
     assert seen == [True]
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(
+    details=st.dictionaries(
+        st.one_of(st.sampled_from(["previous_hash", "sequence", "software"]), st.text(max_size=8)),
+        st.one_of(st.text(max_size=12), st.integers(), st.none()),
+    ),
+    text=st.text(max_size=30),
+    record_id=st.one_of(st.none(), st.integers(min_value=0, max_value=2**62)),
+    sequence=st.integers(min_value=1, max_value=2**62),
+    previous=st.binary(min_size=32, max_size=32),
+)
+def test_the_pieces_the_database_hashes_make_the_canonical_text_of_any_event(
+    details, text, record_id, sequence, previous
+):
+    """`link_template` cut around the previous hash and the sequence, as PostgreSQL fills them:
+    the text hashed there is `event_hash`'s, whatever the event holds (quotes, "é", keys that
+    sort around "previous_hash" and "sequence")."""
+    from dmp.audit.services import event_hash, link_template
+
+    event = AuditEvent(
+        chain=3,
+        sequence=sequence,
+        previous_hash=previous.hex(),
+        occurred_at=dt.datetime(2026, 12, 6, 19, 0, tzinfo=dt.UTC),
+        action=int(AuditAction.DOCUMENT_QUERY),
+        outcome="success",
+        reason=text[:64],
+        actor_kind="professional",
+        actor_id="810000000001",
+        actor_name=text,
+        record_id=record_id,
+        patient_ins="1" * 15,
+        details=details,
+    )
+    a, b, c = link_template(event)
+    text_hashed = a + event.previous_hash.encode() + b + str(event.sequence).encode() + c
+    assert hashlib.sha256(text_hashed).hexdigest() == event_hash(event)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement append is PostgreSQL's")
+def test_events_appended_in_one_statement_chain_and_verify(personas, settings):
+    """On PostgreSQL the server moves the head and hashes the event (`audit_alone`, and
+    `audit_record` in a transaction): the events link, their hashes are `event_hash`'s, a
+    chain's first event creates its head, and the trail verifies."""
+    from dmp.audit.models import AuditChainHead
+    from dmp.audit.services import audit_alone, audit_record, event_hash
+
+    settings.OPENDMP_AUDIT_CHAINS = 1024
+    chain = 1000  # beyond the 16 chains the fixtures wrote on: no head yet
+    assert not AuditChainHead.objects.filter(chain=chain).exists()
+    moreau = personas.ps(personas.dr_moreau)
+    subject = Subject(record_id=chain, patient_ins="2" * 15)
+    audit_alone(caller=moreau, action=AuditAction.TRACES_READ, subject=subject, details={"é": '"x"'})
+    with transaction.atomic():
+        audit_record(caller=moreau, action=AuditAction.RECORD_TEST, subject=subject)
+    audit_alone(caller=moreau, action=AuditAction.TRACES_READ, subject=subject, reason="x", details=None)
+    events = list(AuditEvent.objects.filter(chain=chain).order_by("sequence"))
+    assert [e.sequence for e in events] == [1, 2, 3]
+    assert [e.previous_hash for e in events] == [GENESIS_HASH, events[0].hash, events[1].hash]
+    assert all(event_hash(e) == e.hash for e in events)
+    assert events[0].details == {"é": '"x"'}
+    head = AuditChainHead.objects.get(chain=chain)
+    assert (head.sequence, head.hash) == (3, events[2].hash)
+    assert verify_audit_trail().ok, verify_audit_trail().problems
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time")
+def test_concurrent_appends_in_one_statement_keep_one_chain(transactional_db, personas):
+    """Four threads append to one chain, each event its own transaction (no BEGIN): the head's
+    row lock orders them, none is lost, sequences have no gap, and the trail verifies."""
+    import threading
+
+    from dmp.audit.services import audit_alone
+
+    moreau = personas.ps(personas.dr_moreau)
+    subject = Subject(record_id=7, patient_ins="3" * 15)
+    chain_before = AuditEvent.objects.filter(chain=7).count()
+    errors: list[BaseException] = []
+
+    def append_many() -> None:
+        try:
+            for _ in range(25):
+                assert not connection.in_atomic_block
+                audit_alone(caller=moreau, action=AuditAction.DOCUMENT_QUERY, subject=subject)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=append_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    sequences = list(
+        AuditEvent.objects.filter(chain=7).order_by("sequence").values_list("sequence", flat=True)
+    )
+    assert sequences == list(range(1, chain_before + 101))
+    assert verify_audit_trail().ok, verify_audit_trail().problems
