@@ -7,6 +7,7 @@ boundary byte for byte (no line-ending normalisation), so document bytes arrive 
 from __future__ import annotations
 
 import binascii
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,10 +50,45 @@ class SoapMessage:
         return self.header.find(f"{{{namespace}}}{tag}")
 
 
+# `; name=token` or `; name="quoted string"`, RFC 2045's grammar (tokens as RFC 9110's).
+_TCHARS: Final = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PLAIN_PARAMS: Final = re.compile(
+    rf'[ \t]*;[ \t]*({_TCHARS})[ \t]*=[ \t]*(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|({_TCHARS}))[ \t]*'
+)
+_MEDIA: Final = re.compile(rf"[ \t]*{_TCHARS}/{_TCHARS}")
+
+
+def _plain_params(content_type: str) -> dict[str, str] | None:
+    """The parameters of a Content-Type written with plain tokens and quoted strings, by
+    lower-case name; None for anything else (RFC 2231 `name*=`, comments, stray text)."""
+    media = _MEDIA.match(content_type)
+    if media is None:
+        return None
+    params: dict[str, str] = {}
+    position = media.end()
+    while position < len(content_type):
+        param = _PLAIN_PARAMS.match(content_type, position)
+        if param is None:
+            return None
+        name, quoted, token = param.groups()
+        if "*" in name:
+            return None
+        # As email.message unquotes: only \\ and \" are escapes.
+        value = token if quoted is None else quoted.replace("\\\\", "\\").replace('\\"', '"')
+        params.setdefault(name.lower(), value)
+        position = param.end()
+    return params
+
+
 # A client sends the same Content-Type with each request (a multipart's differs by its boundary):
-# the parameters of the last few are kept, as parsing them (RFC 2231) took 0.1 ms a request.
+# the parameters of the last few are kept. A plain one is read by `_plain_params`; any other by
+# email.message (RFC 2231), which took 0.05 ms a parameter: the boundary and start of every MTOM
+# request, and its root part's action.
 @lru_cache(maxsize=256)
 def _param(content_type: str, name: str) -> str | None:
+    plain = _plain_params(content_type)
+    if plain is not None:
+        return plain.get(name)
     message = Message()
     message["content-type"] = content_type
     value = message.get_param(name)

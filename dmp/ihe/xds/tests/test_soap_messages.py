@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import quopri
+import string
+from email.message import Message
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dmp.ihe.xds import ebrim, soap
 
@@ -91,3 +95,55 @@ def test_comments_beside_the_request_in_the_body_are_not_a_second_element():
         soap.parse_message("application/soap+xml", _envelope(f"<!-- two -->{query}{query}").encode())
     with pytest.raises(soap.SoapError, match="exactly one element"):
         soap.parse_message("application/soap+xml", _envelope("<!-- nothing -->").encode())
+
+
+_NAMES = st.sampled_from(["boundary", "start", "action", "type", "charset", "start-info", "Boundary", "x*"])
+_TOKENS = st.text(alphabet="!#$%&'*+.^_`|~-" + string.ascii_letters + string.digits, min_size=1, max_size=12)
+_QUOTED = st.text(alphabet=string.printable.replace("\r", "").replace("\n", "") + "éü", max_size=16)
+
+
+@st.composite
+def _content_types(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(["multipart/related", "application/soap+xml", "text/xml", "x"]))
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(_NAMES)
+        if draw(st.booleans()):
+            value = draw(_TOKENS)
+        else:
+            value = '"' + draw(_QUOTED).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text += (
+            draw(st.sampled_from([";", "; ", " ;", ";\t"]))
+            + name
+            + draw(st.sampled_from(["=", " = "]))
+            + value
+        )
+    return text + draw(st.sampled_from(["", "", " ", ";", "; x", "(c)"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    content_type=_content_types(), name=st.sampled_from(["boundary", "start", "action", "type", "charset"])
+)
+def test_content_type_parameters_are_read_as_email_reads_them(content_type, name):
+    """The plain-syntax fast path gives what email.message (RFC 2045/2231) gives, or leaves the
+    header to it: same value, same absence, whatever the spacing, quoting or case."""
+    message = Message()
+    message["content-type"] = content_type
+    expected = message.get_param(name)
+    assert soap._param(content_type, name) == (expected if isinstance(expected, str) else None)
+
+
+def test_a_wcf_mtom_content_type_is_read_without_email():
+    content_type = (
+        'multipart/related; type="application/xop+xml"; boundary="uuid:5f0d+id=2"; '
+        'start="<http://tempuri.org/0>"; start-info="application/soap+xml"; '
+        'action="urn:ihe:iti:2007:RetrieveDocumentSet"'
+    )
+    assert soap._plain_params(content_type) == {
+        "type": "application/xop+xml",
+        "boundary": "uuid:5f0d+id=2",
+        "start": "<http://tempuri.org/0>",
+        "start-info": "application/soap+xml",
+        "action": "urn:ihe:iti:2007:RetrieveDocumentSet",
+    }
+    assert soap._plain_params("multipart/related; boundary*=utf-8''x") is None
