@@ -27,6 +27,7 @@ from dmp.audit.models import AuditEvent
 from dmp.audit.services import audit_alone
 from dmp.common.errors import IntegrityError, NotFound
 from dmp.documents.access import (
+    AS_FACTS,
     AS_MODELS,
     AS_ROWS,
     D,
@@ -53,7 +54,7 @@ from dmp.documents.models import (
     RecordKey,
     SubmissionSet,
 )
-from dmp.documents.rows import DocumentRow, in_record
+from dmp.documents.rows import DocumentRow, FactsRow, in_record, row_values, rows_of
 from dmp.records.access import RecordAccess, access_loaded_record, record_facts
 from dmp.records.models import Record
 from dmp.records.selectors import record_traces, traces_visible_to
@@ -312,6 +313,25 @@ def document_search_rows(
 ) -> list[VisibleDocument[DocumentRow]]:
     """`document_search` as `DocumentRow`s: the same documents, decisions and audit (ITI-18)."""
     return _search(caller, record, query, AS_ROWS)
+
+
+def document_search_facts(
+    *, caller: Caller, record: Record, query: DocumentQuery
+) -> list[VisibleDocument[FactsRow]]:
+    """`document_search` as `FactsRow`s: the same documents, decisions and audit, reading only
+    what the decision needs (ITI-18 FindDocuments, whose entries' texts are stored). The event
+    and confidentiality code filters read the JSON columns of full rows: such a query is not
+    for this reader (`document_search_rows`)."""
+    if query.event_codes or query.confidentiality_codes:
+        raise ValueError("a search on JSON codes reads full rows: document_search_rows")
+    return _search(caller, record, query, AS_FACTS)
+
+
+def document_rows_in_full(found: Sequence[FactsRow]) -> dict[int, DocumentRow]:
+    """The full rows of documents a search gave as `FactsRow`s (only `document_search_facts`
+    makes them: the caller may see each), by key: the entries whose stored text is missing or
+    of an older version are written from them. One a concurrent ITI-62 removed is left out."""
+    return {row.pk: row for row in rows_of(row_values().filter(pk__in=[f.pk for f in found]))}
 
 
 def _visible_uuids(

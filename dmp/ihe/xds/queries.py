@@ -11,8 +11,8 @@ import datetime as dt
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Final
 
@@ -31,14 +31,17 @@ from dmp.documents.metadata import (
     person_display_name,
 )
 from dmp.documents.models import Association, DocumentEntry, Folder, SubmissionSet
-from dmp.documents.rows import DocumentRow
+from dmp.documents.rows import DocumentRow, FactsRow
 from dmp.documents.selectors import (
     CodeMatch,
     DocumentQuery,
     RecordContents,
+    VisibleDocument,
     any_code_matches,
     author_matches,
     current_entry_uuids,
+    document_rows_in_full,
+    document_search_facts,
     document_search_rows,
     record_contents_rows,
 )
@@ -378,7 +381,9 @@ def _contents(
 
 @dataclass
 class QueryResult:
-    documents: list[DocumentRow]
+    # FindDocuments reads the facts alone (`FactsRow`), its entries' texts being stored:
+    # `in_full_where_unwritten` reads the full rows of those whose text is not.
+    documents: Sequence[DocumentRow | FactsRow]
     submission_sets: list[SubmissionSet]
     folders: list[Folder]
     associations: list[Association]
@@ -415,8 +420,13 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
         service_stop_to=_time(request.values("$XDSDocumentEntryServiceStopTimeTo"), "ServiceStopTimeTo"),
         author_persons=tuple(v for v in request.values("$XDSDocumentEntryAuthorPerson") if v),
     )
+    search = (
+        document_search_rows if query.event_codes or query.confidentiality_codes else document_search_facts
+    )
     try:
-        found = document_search_rows(caller=context.caller, record=record, query=query)
+        found: Sequence[VisibleDocument[DocumentRow] | VisibleDocument[FactsRow]] = search(
+            caller=context.caller, record=record, query=query
+        )
     except NotFound as exc:
         raise ValidationFailed(
             [Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patient", "PatientId")]
@@ -665,13 +675,36 @@ def run_query(context: QueryContext, request: QueryRequest) -> QueryResult:
     return handler(context, request)
 
 
+def _written(row: DocumentRow | FactsRow, texts: Mapping[int, tuple[str, str]]) -> bool:
+    stored = texts.get(row.pk)
+    return stored is not None and stored[0] == row.entry_uuid
+
+
+def in_full_where_unwritten(result: QueryResult, texts: Mapping[int, tuple[str, str]]) -> QueryResult:
+    """`result` with the full row of each entry read as its facts alone whose text is not stored
+    for its version (`entry_texts`): the entries the answer writes from their rows."""
+    unwritten = [d for d in result.documents if isinstance(d, FactsRow) and not _written(d, texts)]
+    if not unwritten:
+        return result
+    full = document_rows_in_full(unwritten)
+    documents: list[DocumentRow | FactsRow] = []
+    for document in result.documents:
+        if isinstance(document, DocumentRow) or _written(document, texts):
+            documents.append(document)
+        elif document.pk in full:
+            documents.append(full[document.pk])
+    return replace(result, documents=documents)
+
+
 def _entry(
-    row: DocumentRow, texts: Mapping[int, tuple[str, str]]
+    row: DocumentRow | FactsRow, texts: Mapping[int, tuple[str, str]]
 ) -> ebrim.RenderedEntry | tuple[ebrim.StoredEntry, RegistryExtras]:
     """`row` with the text stored for it (`entry_texts`) if that was written for this version of
     the entry, else as the entry to write."""
     stored = texts.get(row.pk)
     if stored is None or stored[0] != row.entry_uuid:
+        if isinstance(row, FactsRow):
+            raise TypeError("an entry without its text needs its full row: in_full_where_unwritten")
         return stored_entry(row)
     return ebrim.RenderedEntry(
         entry_uuid=row.entry_uuid.strip(),
@@ -685,7 +718,8 @@ def query_response(
     result: QueryResult, return_type: str, texts: Mapping[int, tuple[str, str]] | None = None
 ) -> tuple[etree._Element, dict[str, bytes]]:
     """The AdhocQueryResponse, and its registry objects as text to splice in (`soap.encode`).
-    `texts` are the stored texts of the documents' entries (`entry_texts.texts_of`)."""
+    `texts` are the stored texts of the documents' entries (`entry_texts.texts_of`); an entry
+    found as its facts alone and without its text is read in full and written."""
     response = etree.Element(
         q(QUERY, "AdhocQueryResponse"),
         nsmap={"query": QUERY, "rim": RIM, "rs": RS},
@@ -699,8 +733,9 @@ def query_response(
         for identifier in identifiers:
             etree.SubElement(object_list, q(RIM, "ObjectRef"), id=identifier)
         return response, {}
+    texts = texts or {}
     objects = ebrim.RegistryObjects(
-        documents=[_entry(d, texts or {}) for d in result.documents],
+        documents=[_entry(d, texts) for d in in_full_where_unwritten(result, texts).documents],
         submission_sets=[
             (subset_input(s), _short_status(s.availability_status)) for s in result.submission_sets
         ],

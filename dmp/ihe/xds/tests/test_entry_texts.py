@@ -13,6 +13,7 @@ from django.db import connection
 
 from dmp.access.actors import AccessMode
 from dmp.audit.models import AuditEvent
+from dmp.documents import selectors
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import Author, CodedValue, ConfidentialityChange
 from dmp.documents.models import DocumentEntry
@@ -122,6 +123,37 @@ def test_an_entry_whose_metadata_changed_is_written_from_its_row_until_its_text_
     assert list(entry_texts.write_missing()) == [1]
     assert EntryText.objects.get(document_id=document.pk).entry_uuid == current.entry_uuid
     assert list(entry_texts.write_missing()) == []
+
+
+def test_a_find_documents_reads_in_full_only_the_entries_without_their_text(personas, registry, monkeypatch):
+    """FindDocuments reads the decision's facts alone (`FactsRow`); the entries whose text is
+    missing or of another version are read in full and written, the others come from their
+    texts, and the answer is the one written from full rows."""
+    list(entry_texts.write_missing())
+    patient = personas.patient(personas.alice)
+    first, masked = registry["first"].documents[0], registry["masked"]
+    EntryText.objects.filter(document_id=masked.pk).delete()
+    document_change_confidentiality(
+        caller=patient,
+        entry_uuid=first.entry_uuid,
+        change=ConfidentialityChange(code="MASQUE_PS", enabled=True),
+    )
+    read_in_full: list[list[int]] = []
+    in_full = selectors.document_rows_in_full
+
+    def spy(found):
+        read_in_full.append(sorted(f.pk for f in found))
+        return in_full(found)
+
+    find = stored_queries(personas, registry)[2]  # FindDocuments, approved and deprecated
+    assert find.query_id == queries.StoredQuery.FIND_DOCUMENTS
+    assert find.return_type == "LeafClass"
+    monkeypatch.setattr(queries, "document_rows_in_full", spy)
+    read = answer(patient, personas.alice.identifier, find, stored=True)
+    assert read_in_full == [sorted([first.pk, masked.pk])]
+    assert read.count(b"<rim:ExtrinsicObject") > 2
+    assert numbered(read) == numbered(answer(patient, personas.alice.identifier, find, stored=False))
+    assert len(read_in_full[1]) == read.count(b"<rim:ExtrinsicObject")  # without texts: every entry
 
 
 def test_the_status_is_written_with_each_answer(personas):

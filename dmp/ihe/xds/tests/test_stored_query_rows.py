@@ -221,6 +221,7 @@ def as_models(monkeypatch):
         )
 
     monkeypatch.setattr(queries, "document_search_rows", search)
+    monkeypatch.setattr(queries, "document_search_facts", search)
     monkeypatch.setattr(queries, "record_contents_rows", contents)
     monkeypatch.setattr(queries, "stored_entry", entry)
 
@@ -279,8 +280,16 @@ def test_rows_carry_the_models_values(personas, registry):
     caller = personas.ps(personas.dr_bernard)
     models = selectors.document_search(caller=caller, record=record, query=query)
     rows = selectors.document_search_rows(caller=caller, record=record, query=query)
-    assert [v.decision for v in rows] == [v.decision for v in models]
+    facts = selectors.document_search_facts(caller=caller, record=record, query=query)
+    assert [v.decision for v in rows] == [v.decision for v in models] == [v.decision for v in facts]
     assert len(rows) == len(models) > 5
+    for fact, model in zip((v.document for v in facts), (v.document for v in models), strict=True):
+        assert fact.author_pairs == model.author_pairs
+        for name in fact.__slots__:
+            if name not in {"author_pairs", "author_pairs_json"}:
+                assert getattr(fact, name) == getattr(model, name), name
+    in_full = selectors.document_rows_in_full([v.document for v in facts])
+    assert [in_full[v.document.pk].entry_uuid for v in facts] == [v.document.entry_uuid for v in rows]
     for row, model in zip((v.document for v in rows), (v.document for v in models), strict=True):
         # The author rows' ids, in their order, whichever way the document was read.
         expected = tuple(
