@@ -117,7 +117,8 @@ def parse_database_url(url: str) -> dict[str, object]:
                 raise ImproperlyConfigured(f"DATABASE_URL prepare_threshold {threshold!r} is not a count")
             options["prepare_threshold"] = int(str(threshold))
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            # Django's, trusting a connection that served a request a moment ago (no SELECT 1).
+            "ENGINE": "dmp.common.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
