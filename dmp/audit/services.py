@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -200,22 +201,7 @@ def audit_record(
     """Append one event. Must run inside the action's own transaction (same commit or none)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must be called inside the action's transaction")
-    event = _event(
-        caller=caller,
-        action=action,
-        subject=subject,
-        outcome=outcome,
-        reason=reason,
-        details=details,
-        occurred_at=clock.now(),
-    )
-    _append(event)
-    if outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None:
-        # Committed with the event or not at all: the notifier works from these rows, not from
-        # event keys, which commit out of order across chains.
-        PendingNotice.objects.create(event=event)
-        _notify_after_commit()
-    return event
+    return _record(caller, action, subject, outcome, reason, details)
 
 
 def audit_alone(
@@ -231,25 +217,43 @@ def audit_alone(
     caller's transaction if there is one, else in its own. On PostgreSQL that is one
     statement, its own transaction: a FindDocuments or a retrieve spends no BEGIN and COMMIT
     round trips, and holds its chain's head for one statement instead of four."""
-    exceptional = outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL
-    if connection.vendor != "postgresql" or (exceptional and subject.record_id is not None):
-        # SQLite locks nothing but by a transaction; a notice is written with its event.
-        with transaction.atomic():
-            audit_record(
-                caller=caller, action=action, subject=subject, outcome=outcome, reason=reason, details=details
-            )
-        return
-    _append(
-        _event(
-            caller=caller,
-            action=action,
-            subject=subject,
-            outcome=outcome,
-            reason=reason,
-            details=details,
-            occurred_at=clock.now(),
-        )
+    # SQLite locks nothing but by a transaction; a notice is written with its event.
+    alone = connection.vendor == "postgresql" and not _notice_due(caller, subject, outcome)
+    with nullcontext() if alone else transaction.atomic():
+        _record(caller, action, subject, outcome, reason, details)
+
+
+def _notice_due(caller: Caller, subject: Subject, outcome: Outcome) -> bool:
+    """An exceptional access to a record (break-glass, Centre 15): its patient is to be told."""
+    return (
+        outcome is Outcome.SUCCESS and caller.mode is not AccessMode.NORMAL and subject.record_id is not None
     )
+
+
+def _record(
+    caller: Caller,
+    action: AuditAction,
+    subject: Subject,
+    outcome: Outcome,
+    reason: str,
+    details: dict[str, Any] | None,
+) -> AuditEvent:
+    event = _event(
+        caller=caller,
+        action=action,
+        subject=subject,
+        outcome=outcome,
+        reason=reason,
+        details=details,
+        occurred_at=clock.now(),
+    )
+    _append(event)
+    if _notice_due(caller, subject, outcome):
+        # Committed with the event or not at all: the notifier works from these rows, not from
+        # event keys, which commit out of order across chains.
+        PendingNotice.objects.create(event=event)
+        _notify_after_commit()
+    return event
 
 
 def _append(event: AuditEvent) -> None:
