@@ -683,17 +683,12 @@ def _written(row: DocumentRow | FactsRow, texts: Mapping[int, tuple[str, str]]) 
 def in_full_where_unwritten(result: QueryResult, texts: Mapping[int, tuple[str, str]]) -> QueryResult:
     """`result` with the full row of each entry read as its facts alone whose text is not stored
     for its version (`entry_texts`): the entries the answer writes from their rows."""
-    unwritten = [d for d in result.documents if isinstance(d, FactsRow) and not _written(d, texts)]
+    unwritten = {d.pk: d for d in result.documents if isinstance(d, FactsRow) and not _written(d, texts)}
     if not unwritten:
         return result
-    full = document_rows_in_full(unwritten)
-    documents: list[DocumentRow | FactsRow] = []
-    for document in result.documents:
-        if isinstance(document, DocumentRow) or _written(document, texts):
-            documents.append(document)
-        elif document.pk in full:
-            documents.append(full[document.pk])
-    return replace(result, documents=documents)
+    full = document_rows_in_full(list(unwritten.values()))
+    documents = [full.get(d.pk) if d.pk in unwritten else d for d in result.documents]
+    return replace(result, documents=[d for d in documents if d is not None])
 
 
 def _entry(
@@ -701,8 +696,7 @@ def _entry(
 ) -> ebrim.RenderedEntry | tuple[ebrim.StoredEntry, RegistryExtras]:
     """`row` with the text stored for it (`entry_texts`) if that was written for this version of
     the entry, else as the entry to write."""
-    stored = texts.get(row.pk)
-    if stored is None or stored[0] != row.entry_uuid:
+    if not _written(row, texts):
         if isinstance(row, FactsRow):
             raise TypeError("an entry without its text needs its full row: in_full_where_unwritten")
         return stored_entry(row)
@@ -710,7 +704,7 @@ def _entry(
         entry_uuid=row.entry_uuid.strip(),
         mime_type=row.mime_type.strip(),
         status=row.availability_status,
-        body=stored[1],
+        body=texts[row.pk][1],
     )
 
 
