@@ -14,7 +14,7 @@ from typing import Any, Final, Generic, NoReturn, TypeVar
 
 from django.db.models import Prefetch, QuerySet
 
-from dmp.access.actors import Caller
+from dmp.access.actors import Actor, ActorKind, Caller
 from dmp.access.config import current_matrix
 from dmp.access.policy import (
     AccessRequest,
@@ -44,7 +44,7 @@ from dmp.documents.rows import (
     row_values,
     rows_of,
 )
-from dmp.records.access import record_facts
+from dmp.records.access import Grants, GrantsOf, record_facts
 from dmp.records.models import Record
 
 # A document as a list reads it: a model instance, or a row (the XDS stored queries; its
@@ -101,25 +101,54 @@ def one_with_authors(documents: QuerySet[DocumentEntry], *, with_key: bool = Fal
     return None if document is None else _author_pairs_taken(document)
 
 
-_PREPARED: dict[tuple[tuple[str, ...], bool], PreparedQuery[DocumentEntry]] = {}
+_PREPARED: dict[tuple[tuple[str, ...], bool, bool], PreparedQuery[DocumentEntry]] = {}
+
+
+def _prepared(names: tuple[str, ...], with_key: bool, with_grants: bool) -> PreparedQuery[DocumentEntry]:
+    key = (names, with_key, with_grants)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        related = ("record__patient", "record__key") if with_key else ("record__patient",)
+
+        def build(*values: str) -> QuerySet[DocumentEntry]:
+            lookups, grantee = values[: len(names)], values[len(names) :]
+            documents = _with_author_pairs(
+                DocumentEntry.objects.filter(**dict(zip(names, lookups, strict=True))).select_related(
+                    *related
+                )
+            )
+            if with_grants:
+                person_id, structure_id = grantee
+                documents = documents.annotate(grants_json=GrantsOf("record_id", person_id, structure_id))
+            return documents
+
+        prepared = _PREPARED[key] = PreparedQuery(build, *(str,) * (len(names) + 2 * with_grants))
+    return prepared
 
 
 def one_document(*, with_key: bool = False, **lookups: str) -> DocumentEntry | None:
     """`one_with_authors` for equality `lookups` on a unique key (unique_id, entry_uuid, with
     patient_id or repository_unique_id), from a statement compiled once per set of lookups: every
     retrieve and metadata read starts here, and compiling that join cost 0.65 ms each time."""
-    key = (tuple(sorted(lookups)), with_key)
-    prepared = _PREPARED.get(key)
-    if prepared is None:
-        names, related = key[0], ("record__patient", "record__key") if with_key else ("record__patient",)
-        prepared = _PREPARED[key] = PreparedQuery(
-            lambda *values: _with_author_pairs(
-                DocumentEntry.objects.filter(**dict(zip(names, values, strict=True))).select_related(*related)
-            ),
-            *(str,) * len(names),
-        )
-    document = prepared.one(*(lookups[name] for name in key[0]))
+    names = tuple(sorted(lookups))
+    document = _prepared(names, with_key, False).one(*(lookups[name] for name in names))
     return None if document is None else _author_pairs_taken(document)
+
+
+def one_document_and_grants(
+    actor: Actor, *, with_key: bool = False, **lookups: str
+) -> tuple[DocumentEntry | None, Grants | None]:
+    """`one_document`, with a professional's authorisations on its record read in the same
+    statement (`Grants`, for `access_document`): one round trip fewer of every retrieve."""
+    if actor.kind is not ActorKind.PROFESSIONAL:
+        return one_document(with_key=with_key, **lookups), None
+    names = tuple(sorted(lookups))
+    values = (*(lookups[name] for name in names), actor.person_id, actor.structure_id)
+    document = _prepared(names, with_key, True).one(*values)
+    if document is None:
+        return None, None
+    grants = Grants.decoded(document.record_id, actor, document.grants_json)  # type: ignore[attr-defined]
+    return _author_pairs_taken(document), grants
 
 
 def of_one_record(
@@ -315,14 +344,16 @@ def access_document(
     action: Action,
     audit_action: AuditAction,
     for_change: bool = False,
+    grants: Grants | None = None,
 ) -> DocumentAccess:
     """`document` if the caller may perform `action` on it; audits the refusal and raises
     otherwise: `NotFound`, or for a change (`for_change`) of a document the caller may read,
-    `Forbidden` with the reason (`refuse_change`)."""
+    `Forbidden` with the reason (`refuse_change`). `grants`: the caller's authorisations, if
+    read with the document (`one_document_and_grants`)."""
     if document is None:
         audit_denial(caller=caller, action=audit_action, reason="no_document")
         raise NotFound("document not found")
-    facts = record_facts(caller.actor, document.record)
+    facts = record_facts(caller.actor, document.record, grants)
     decision = decide_document(caller, facts, document, action)
     if not decision:
         if for_change:

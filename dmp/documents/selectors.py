@@ -37,6 +37,7 @@ from dmp.documents.access import (
     document_facts,
     document_subject,
     one_document,
+    one_document_and_grants,
     one_with_authors,
     visible_documents,
     with_authors,
@@ -55,7 +56,7 @@ from dmp.documents.models import (
     SubmissionSet,
 )
 from dmp.documents.rows import DocumentRow, FactsRow, in_record, row_values, rows_of
-from dmp.records.access import RecordAccess, access_loaded_record, record_facts
+from dmp.records.access import Grants, RecordAccess, access_loaded_record, record_facts
 from dmp.records.models import Record
 from dmp.records.selectors import record_traces, traces_visible_to
 
@@ -288,10 +289,14 @@ def _audit_query(caller: Caller, access: RecordAccess, action: AuditAction, coun
 
 
 def _search(
-    caller: Caller, record: Record, query: DocumentQuery, reader: DocumentReader[D]
+    caller: Caller, record: Record, query: DocumentQuery, reader: DocumentReader[D], grants: Grants | None
 ) -> list[VisibleDocument[D]]:
     access = access_loaded_record(
-        caller, record=record, action=Action.RECORD_LIST_DOCUMENTS, audit_action=AuditAction.DOCUMENT_QUERY
+        caller,
+        record=record,
+        action=Action.RECORD_LIST_DOCUMENTS,
+        audit_action=AuditAction.DOCUMENT_QUERY,
+        grants=grants,
     )
     visible = [
         VisibleDocument(d, decision)
@@ -305,18 +310,19 @@ def document_search(
     *, caller: Caller, record: Record, query: DocumentQuery
 ) -> list[VisibleDocument[DocumentEntry]]:
     """The record's documents matching `query` that the caller may see (FindDocuments)."""
-    return _search(caller, record, query, AS_MODELS)
+    return _search(caller, record, query, AS_MODELS, None)
 
 
 def document_search_rows(
-    *, caller: Caller, record: Record, query: DocumentQuery
+    *, caller: Caller, record: Record, query: DocumentQuery, grants: Grants | None = None
 ) -> list[VisibleDocument[DocumentRow]]:
-    """`document_search` as `DocumentRow`s: the same documents, decisions and audit (ITI-18)."""
-    return _search(caller, record, query, AS_ROWS)
+    """`document_search` as `DocumentRow`s: the same documents, decisions and audit (ITI-18).
+    `grants`: the caller's authorisations, if read with the record (`record_and_grants_by_ins`)."""
+    return _search(caller, record, query, AS_ROWS, grants)
 
 
 def document_search_facts(
-    *, caller: Caller, record: Record, query: DocumentQuery
+    *, caller: Caller, record: Record, query: DocumentQuery, grants: Grants | None = None
 ) -> list[VisibleDocument[FactsRow]]:
     """`document_search` as `FactsRow`s: the same documents, decisions and audit, reading only
     what the decision needs (ITI-18 FindDocuments, whose entries' texts are stored). The event
@@ -324,7 +330,7 @@ def document_search_facts(
     for this reader (`document_search_rows`)."""
     if query.event_codes or query.confidentiality_codes:
         raise ValueError("a search on JSON codes reads full rows: document_search_rows")
-    return _search(caller, record, query, AS_FACTS)
+    return _search(caller, record, query, AS_FACTS, grants)
 
 
 def document_rows_in_full(found: Sequence[FactsRow]) -> dict[int, DocumentRow]:
@@ -598,11 +604,13 @@ def document_retrieve(
         lookups["patient_id"] = patient_id
     if repository_unique_id is not None:
         lookups["repository_unique_id"] = repository_unique_id
+    document, grants = one_document_and_grants(caller.actor, with_key=True, **lookups)
     access = access_document(
         caller,
-        document=one_document(with_key=True, **lookups),
+        document=document,
         action=Action.DOCUMENT_READ,
         audit_action=AuditAction.DOCUMENT_RETRIEVE,
+        grants=grants,
     )
     document = access.document
     try:

@@ -9,11 +9,14 @@ committed even though the action is not.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Func, Q, TextField, Value
 
 from dmp.access.actors import Actor, ActorKind, Caller
 from dmp.access.config import decide_now
@@ -83,8 +86,140 @@ _OWN_AND_STRUCTURE_AUTHORISATIONS = PreparedQuery(
 )
 
 
+class GrantsOf(Func):
+    """The authorisations of one professional on a record, their own and their structure's, as a
+    JSON array of [grantee_kind, status, is_medecin_traitant, expires_at], read in the statement
+    that reads the record (or the document) a web-service read starts from: on its own, this
+    lookup was one more round trip of every search and retrieve. `record` names the outer
+    record's key column."""
+
+    output_field = TextField()
+
+    def __init__(self, record: str, person_id: str, structure_id: str) -> None:
+        super().__init__(
+            F(record),
+            Value(GranteeKind.PROFESSIONAL.value),
+            Value(person_id),
+            Value(GranteeKind.STRUCTURE.value),
+            Value(structure_id),
+        )
+
+    def _parts(self, compiler: Any, connection: Any) -> tuple[dict[str, str], list[Any]]:
+        quote = connection.ops.quote_name
+        names = {field.name: quote(str(field.column)) for field in Authorisation._meta.concrete_fields}
+        names["table"] = quote(Authorisation._meta.db_table)
+        params: list[Any] = []
+        for key, expression in zip(
+            ("outer", "pro_kind", "person", "structure_kind", "structure"),
+            self.source_expressions,
+            strict=True,
+        ):
+            sql, more = compiler.compile(expression)
+            names[key] = sql
+            params += more
+        return names, params
+
+    def _sql(self, compiler: Any, connection: Any, aggregate: str) -> tuple[str, list[Any]]:
+        """The subquery, with `aggregate` (its "{columns}" the row's, in `Grants.decoded`'s order)."""
+        n, params = self._parts(compiler, connection)
+        columns = f"{n['grantee_kind']}, {n['status']}, {n['is_medecin_traitant']}, {n['expires_at']}"
+        sql = (
+            f"(SELECT {aggregate.format(columns=columns)} FROM {n['table']} "  # noqa: S608
+            f"WHERE {n['record']} = {n['outer']} "
+            f"AND (({n['grantee_kind']} = {n['pro_kind']} AND {n['grantee_id']} = {n['person']}) "
+            f"OR ({n['grantee_kind']} = {n['structure_kind']} AND {n['grantee_id']} = {n['structure']})))"
+        )
+        return sql, params
+
+    # Only quoted names from the model's metadata and compiled expressions are written in.
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        return self._sql(compiler, connection, "json_group_array(json_array({columns}))")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return self._sql(compiler, connection, "COALESCE(json_agg(json_build_array({columns}))::text, '[]')")
+
+
+class _Grant(Protocol):
+    """What the policy reads of an authorisation row: an `Authorisation`, or a `GrantRow`."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def is_medecin_traitant(self) -> bool: ...
+    @property
+    def expires_at(self) -> dt.datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    grantee_kind: str
+    status: str
+    is_medecin_traitant: bool
+    expires_at: dt.datetime | None
+
+
+def _moment(text: str | None) -> dt.datetime | None:
+    """A timestamp as `GrantsOf` gives it: ISO 8601 with its offset (PostgreSQL), or naive UTC
+    as Django stores it (SQLite)."""
+    if text is None:
+        return None
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """A professional's authorisations on one record as read with it (`GrantsOf`), for the
+    actor and record they were read for. Reads only: a write decides under the record's lock,
+    on authorisations read under that lock (`record_facts` without grants)."""
+
+    record_id: int
+    person_id: str
+    structure_id: str
+    rows: tuple[GrantRow, ...]
+
+    @classmethod
+    def decoded(cls, record_id: int, actor: Actor, text: str) -> Grants:
+        rows = tuple(
+            GrantRow(kind, status, bool(is_medecin_traitant), _moment(expires_at))
+            for kind, status, is_medecin_traitant, expires_at in json.loads(text)
+        )
+        return cls(record_id, actor.person_id, actor.structure_id, rows)
+
+    def are_for(self, actor: Actor, record: Record) -> bool:
+        return actor.kind is ActorKind.PROFESSIONAL and (
+            self.record_id,
+            self.person_id,
+            self.structure_id,
+        ) == (record.pk, actor.person_id, actor.structure_id)
+
+
+_BY_INS_WITH_GRANTS = PreparedQuery(
+    lambda ins, authority, person_id, structure_id: (
+        Record.objects.select_related("patient")
+        .filter(patient__ins=ins, patient__ins_authority=authority)
+        .annotate(grants_json=GrantsOf("pk", person_id, structure_id))
+    ),
+    str,
+    str,
+    str,
+    str,
+)
+
+
 def record_by_ins(ins: Ins) -> Record | None:
     return _BY_INS.one(ins.value, ins.authority.value)
+
+
+def record_and_grants_by_ins(ins: Ins, actor: Actor) -> tuple[Record | None, Grants | None]:
+    """The record of `ins` and, for a professional, their authorisations on it, in one statement
+    (for a read: `Grants`)."""
+    if actor.kind is not ActorKind.PROFESSIONAL:
+        return record_by_ins(ins), None
+    record = _BY_INS_WITH_GRANTS.one(ins.value, ins.authority.value, actor.person_id, actor.structure_id)
+    if record is None:
+        return None, None
+    return record, Grants.decoded(record.pk, actor, record.grants_json)
 
 
 def record_by_public_id(public_id: uuid.UUID | str) -> Record | None:
@@ -107,7 +242,7 @@ def representative_public_id(actor: Actor) -> uuid.UUID | None:
         return None
 
 
-def _authorisation_status(row: Authorisation | None, now: dt.datetime) -> AuthorisationStatus:
+def _authorisation_status(row: _Grant | None, now: dt.datetime) -> AuthorisationStatus:
     if row is None:
         return AuthorisationStatus.NONE
     status = AuthorisationStatus(row.status)
@@ -121,16 +256,23 @@ def is_minor(record: Record, today: dt.date | None = None) -> bool:
     return record.patient.age_on(today or clock.today()) < majority
 
 
-def record_facts(actor: Actor, record: Record) -> RecordFacts:
-    """The policy's view of `record` relative to `actor` (one query for authorisations)."""
+def record_facts(actor: Actor, record: Record, grants: Grants | None = None) -> RecordFacts:
+    """The policy's view of `record` relative to `actor` (one query for authorisations, none
+    when `grants` read them for this actor and record)."""
     now = clock.now()
-    professional_row = structure_row = None
+    professional_row: _Grant | None = None
+    structure_row: _Grant | None = None
     if actor.kind is ActorKind.PROFESSIONAL:
-        rows = (
-            _OWN_AND_STRUCTURE_AUTHORISATIONS.rows(record.pk, actor.person_id, actor.structure_id)
-            if actor.structure_id
-            else _OWN_AUTHORISATION.rows(record.pk, actor.person_id)
-        )
+        rows: Sequence[GrantRow | Authorisation]
+        if grants is not None and grants.are_for(actor, record):
+            # Without a structure, the actor has no structure's rights (as the lookup below).
+            rows = [
+                r for r in grants.rows if actor.structure_id or r.grantee_kind == GranteeKind.PROFESSIONAL
+            ]
+        elif actor.structure_id:
+            rows = _OWN_AND_STRUCTURE_AUTHORISATIONS.rows(record.pk, actor.person_id, actor.structure_id)
+        else:
+            rows = _OWN_AUTHORISATION.rows(record.pk, actor.person_id)
         for row in rows:
             if row.grantee_kind == GranteeKind.PROFESSIONAL:
                 professional_row = row
@@ -163,9 +305,13 @@ def record_facts(actor: Actor, record: Record) -> RecordFacts:
 
 
 def authorise(
-    caller: Caller, action: Action, record: Record | None, document: DocumentFacts | None = None
+    caller: Caller,
+    action: Action,
+    record: Record | None,
+    document: DocumentFacts | None = None,
+    grants: Grants | None = None,
 ) -> tuple[RecordFacts | None, Decision]:
-    facts = record_facts(caller.actor, record) if record is not None else None
+    facts = record_facts(caller.actor, record, grants) if record is not None else None
     decision = decide_now(
         AccessRequest(
             actor=caller.actor,
@@ -183,21 +329,28 @@ def access_record(
     caller: Caller, *, ins: Ins, action: Action, audit_action: AuditAction, for_write: bool = False
 ) -> RecordAccess:
     """The record of `ins` if the caller may perform `action` on it; audits and raises otherwise."""
-    record = record_by_ins(ins)
+    record, grants = record_and_grants_by_ins(ins, caller.actor)
     if record is None:
         audit_denial(
             caller=caller, action=audit_action, subject=Subject(patient_ins=ins.value), reason="no_record"
         )
         raise NotFound("no record for this INS")
     return access_loaded_record(
-        caller, record=record, action=action, audit_action=audit_action, for_write=for_write
+        caller, record=record, action=action, audit_action=audit_action, for_write=for_write, grants=grants
     )
 
 
 def access_loaded_record(
-    caller: Caller, *, record: Record, action: Action, audit_action: AuditAction, for_write: bool = False
+    caller: Caller,
+    *,
+    record: Record,
+    action: Action,
+    audit_action: AuditAction,
+    for_write: bool = False,
+    grants: Grants | None = None,
 ) -> RecordAccess:
-    facts, decision = authorise(caller, action, record)
+    """As `access_record`, for a record already read (with the caller's `grants`, if read with it)."""
+    facts, decision = authorise(caller, action, record, grants=grants)
     if not decision:
         audit_denial(
             caller=caller, action=audit_action, subject=record_subject(record), reason=decision.reason

@@ -48,7 +48,7 @@ from dmp.documents.selectors import (
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.ihe.xds import ebrim, soap
 from dmp.ihe.xds.ebrim import QUERY, RIM, RS, RegistryExtras, q
-from dmp.records.access import record_by_ins
+from dmp.records.access import record_and_grants_by_ins, record_by_ins
 from dmp.records.models import Record
 
 
@@ -320,7 +320,8 @@ class QueryContext:
     patient: Ins | None
 
 
-def _record_for(context: QueryContext, patient_cx: str = "") -> Record:
+def _patient_for(context: QueryContext, patient_cx: str = "") -> Ins:
+    """The patient a query is for: the one it names, which must be the VIHF's, or the VIHF's."""
     patient = context.patient
     if patient is None and context.caller.mode is not AccessMode.NORMAL:
         # An emergency opens the VIHF's patient's record only (as the PS portal ties it to one).
@@ -357,10 +358,17 @@ def _record_for(context: QueryContext, patient_cx: str = "") -> Record:
                 )
             ]
         )
-    record = record_by_ins(patient)
+    return patient
+
+
+def _found(record: Record | None) -> Record:
     if record is None:
         raise ValidationFailed([Problem(ErrorCode.UNKNOWN_PATIENT, "no DMP for this patient", "PatientId")])
     return record
+
+
+def _record_for(context: QueryContext, patient_cx: str = "") -> Record:
+    return _found(record_by_ins(_patient_for(context, patient_cx)))
 
 
 def _contents(
@@ -394,7 +402,10 @@ def _empty() -> QueryResult:
 
 
 def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult:
-    record = _record_for(context, request.one("$XDSDocumentEntryPatientId", required=True))
+    # The caller's authorisations come with the record (one round trip fewer of every search).
+    patient = _patient_for(context, request.one("$XDSDocumentEntryPatientId", required=True))
+    read, grants = record_and_grants_by_ins(patient, context.caller.actor)
+    record = _found(read)
     query = DocumentQuery(
         statuses=_statuses(request.values("$XDSDocumentEntryStatus"), "$XDSDocumentEntryStatus"),
         class_codes=_code_values(request.values("$XDSDocumentEntryClassCode")),
@@ -425,7 +436,7 @@ def _find_documents(context: QueryContext, request: QueryRequest) -> QueryResult
     )
     try:
         found: Sequence[VisibleDocument[DocumentRow] | VisibleDocument[FactsRow]] = search(
-            caller=context.caller, record=record, query=query
+            caller=context.caller, record=record, query=query, grants=grants
         )
     except NotFound as exc:
         raise ValidationFailed(

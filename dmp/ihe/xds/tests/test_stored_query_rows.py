@@ -202,7 +202,8 @@ def fixed_ids():
 def as_models(monkeypatch):
     """The stored queries as they were: model instances, validated into DocumentInputs."""
 
-    def search(*, caller, record, query):
+    def search(*, caller, record, query, grants):
+        # As it was: the caller's authorisations read on their own, not with the record.
         return selectors.document_search(caller=caller, record=record, query=query)
 
     def contents(*, caller, record, statuses, audit_label):
