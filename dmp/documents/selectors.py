@@ -594,17 +594,22 @@ def document_retrieve(
     unique_id: str,
     repository_unique_id: str | None = None,
     patient_id: str | None = None,
+    content_only: bool = False,
 ) -> RetrievedDocument:
     """ITI-43 / ITI-68: the document's bytes, after re-checking access. Verified before served.
 
     `patient_id` (CX) confines the retrieve to the patient the security token names.
+    `content_only`: the caller answers with the bytes and MIME type alone, so the document's
+    other metadata is not read (`one_document_and_grants`); it loads if read.
     """
     lookups = {"unique_id": unique_id}
     if patient_id is not None:
         lookups["patient_id"] = patient_id
     if repository_unique_id is not None:
         lookups["repository_unique_id"] = repository_unique_id
-    document, grants = one_document_and_grants(caller.actor, with_key=True, **lookups)
+    document, grants = one_document_and_grants(
+        caller.actor, with_key=True, content_only=content_only, **lookups
+    )
     access = access_document(
         caller,
         document=document,

@@ -670,6 +670,7 @@ def binary(request: HttpRequest, caller: Caller, patient: str, resource_id: str)
         caller=caller,
         unique_id=document.unique_id,
         patient_id=ins.hl7(),
+        content_only=True,
     )
     if FHIR_JSON in request.META.get("HTTP_ACCEPT", ""):
         return _json(

@@ -164,6 +164,7 @@ def retrieve(context: Context) -> Outcome:
                 unique_id=unique_id,
                 repository_unique_id=repository,
                 patient_id=patient.hl7(),
+                content_only=True,
             )
         except NotFound:
             errors.append(RegistryError("XDSMissingDocument", f"document {unique_id} not found", unique_id))

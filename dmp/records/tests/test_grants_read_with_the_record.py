@@ -1,7 +1,8 @@
 # mypy: disable-error-code="union-attr,arg-type"
 """A professional's authorisations read in the statement that reads the record (a search) or
 the document (a retrieve): the same facts, hence the same decisions, as when they are read on
-their own, whatever the rows say; used only for the actor and record they were read for."""
+their own, whatever the rows say; used only for the actor and record they were read for. And a
+retrieve that reads only what it serves (ITI-43, ITI-68) reads nothing more on the way."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dmp.access.actors import Caller
+from dmp.access.actors import AccessMode, Caller
 from dmp.access.policy import Action, AuthorisationStatus
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
@@ -163,3 +164,33 @@ def test_a_blocked_professional_retrieves_nothing_and_the_refusal_is_audited(per
         record=document.record, grantee_kind=GranteeKind.PROFESSIONAL, grantee_id=blocked.actor.person_id
     ).update(status=AuthorisationStatus.VALID.value)
     assert document_retrieve(caller=blocked, unique_id=document.unique_id).content
+
+
+@pytest.mark.parametrize(
+    "who",
+    [
+        lambda p: p.ps(p.dr_moreau),
+        lambda p: p.ps(p.dr_petit, mode=AccessMode.BREAK_GLASS, reason="Urgence vitale"),
+        lambda p: p.patient(p.alice),
+    ],
+    ids=["authorised PS", "break-glass", "patient"],
+)
+def test_a_content_only_retrieve_serves_the_same_and_reads_nothing_more(personas, who):
+    """The columns a content-only retrieve leaves out are none the retrieve itself reads: a
+    left-out column would load in a query of its own."""
+    document = _one_document(personas)
+    caller = who(personas)
+    with CaptureQueriesContext(connection) as whole_statements:
+        whole = document_retrieve(caller=caller, unique_id=document.unique_id)
+    with CaptureQueriesContext(connection) as lean_statements:
+        lean = document_retrieve(caller=caller, unique_id=document.unique_id, content_only=True)
+    assert len(lean_statements) == len(whole_statements)
+    assert (lean.content, lean.document.mime_type, lean.decision) == (
+        whole.content,
+        whole.document.mime_type,
+        whole.decision,
+    )
+    # The rest of the metadata is there for whoever reads it, one query later.
+    with CaptureQueriesContext(connection) as later:
+        assert lean.document.title == whole.document.title == "CR"
+    assert len(later) == 1
