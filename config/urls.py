@@ -7,6 +7,10 @@ from dmp.common.staff import ThrottledLoginView
 from dmp.support.views import staff_home
 
 urlpatterns = [
+    # The web services first: every call of a vendor's software resolves its URL, which came
+    # after each of the public portal's patterns (mounted at "") and the other includes.
+    path("ihe/xds/", include("dmp.ihe.xds.urls")),
+    path("fhir/", include("dmp.ihe.mhd.urls")),
     path("", include("dmp.portals.public.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("staff/", staff_home, name="staff_home"),
@@ -15,7 +19,5 @@ urlpatterns = [
     path("patient/", include("dmp.portals.patient.urls")),
     path("support/", include("dmp.support.urls")),
     path("pilotage/", include("dmp.pilotage.urls")),
-    path("ihe/xds/", include("dmp.ihe.xds.urls")),
-    path("fhir/", include("dmp.ihe.mhd.urls")),
     path("pro/", include("dmp.portals.professional.urls")),
 ]
