@@ -711,11 +711,9 @@ def _entry(
         if isinstance(row, FactsRow):
             raise TypeError("an entry without its text needs its full row: in_full_where_unwritten")
         return stored_entry(row)
+    # Positional: 50 per answer.
     return ebrim.RenderedEntry(
-        entry_uuid=row.entry_uuid.strip(),
-        mime_type=row.mime_type.strip(),
-        status=row.availability_status,
-        body=texts[row.pk][1],
+        row.entry_uuid.strip(), row.mime_type.strip(), row.availability_status, texts[row.pk][1]
     )
 
 
