@@ -62,12 +62,14 @@ def texts_of(pks: Sequence[int]) -> dict[int, tuple[str, str]]:
     """The stored texts of these entries in the writer's current shape: {pk: (entryUUID written
     for, text)}. One statement without the ORM: its query building cost as much as the rest of
     the read. On PostgreSQL the keys travel as one array: psycopg caches the parsing of a
-    statement of at most 50 parameters, and a FindDocuments page has 50 entries."""
+    statement of at most 50 parameters, and a FindDocuments page has 50 entries. The array as
+    its text: psycopg's list dumper checked each of the 50 keys (60 µs of the profiled request)."""
     if not pks:
         return {}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_TEXTS + "= ANY(%s)", [ebrim.ENTRY_TEXT_SHAPE, list(pks)])
+            keys = "{" + ",".join(str(int(pk)) for pk in pks) + "}"  # int(): keys, never text
+            cursor.execute(_TEXTS + "= ANY(%s::bigint[])", [ebrim.ENTRY_TEXT_SHAPE, keys])
         else:
             cursor.execute(_TEXTS + f"IN ({', '.join(['%s'] * len(pks))})", [ebrim.ENTRY_TEXT_SHAPE, *pks])
         return {pk: (entry_uuid, text) for pk, entry_uuid, text in cursor.fetchall()}
