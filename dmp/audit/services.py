@@ -404,7 +404,10 @@ def _one_statement() -> tuple[str, list[Field[Any, Any]]]:
 def _append_in_one_statement(event: AuditEvent) -> bool:
     sql, fields = _one_statement()
     params: list[Any] = [event.chain, *link_template(event)]
-    params += [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+    # The connection itself, not the proxy: each field's conversion reads it several times,
+    # and each read through `django.db.connection` is a context-local lookup (15 of 43 µs).
+    database = transaction.get_connection()
+    params += [f.get_db_prep_save(f.pre_save(event, True), database) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

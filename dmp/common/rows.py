@@ -87,16 +87,19 @@ def _insert(instances: Sequence[Model], then: tuple[str, Sequence[Any]] | None =
         instance._prepare_related_fields_for_save(operation_name="insert_rows")  # type: ignore[attr-defined]
     head, placeholders, tail, fields = _insert_statement(model)
     auto_field = model._meta.auto_field
-    limit = connection.features.max_query_params or 65535  # SQLite 999, PostgreSQL's protocol 65535
+    # The connection itself: through the `connection` proxy, each of the many reads below (each
+    # field's conversion reads it) was a context-local lookup.
+    database = transaction.get_connection()
+    limit = database.features.max_query_params or 65535  # SQLite 999, PostgreSQL's protocol 65535
     per_statement = max(1, limit // max(1, len(fields)))
     # `then` rides along with the only batch (one row), in PostgreSQL's data-modifying WITH, which
     # runs every part to completion, referenced or not; elsewhere it follows the INSERT.
-    along = then is not None and len(instances) == 1 and connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
+    along = then is not None and len(instances) == 1 and database.vendor == "postgresql"
+    with database.cursor() as cursor:
         for start in range(0, len(instances), per_statement):
             batch = instances[start : start + per_statement]
             values = [
-                field.get_db_prep_save(field.pre_save(instance, True), connection)
+                field.get_db_prep_save(field.pre_save(instance, True), database)
                 for instance in batch
                 for field in fields
             ]
@@ -116,7 +119,7 @@ def _insert(instances: Sequence[Model], then: tuple[str, Sequence[Any]] | None =
             cursor.execute(then[0], then[1])
     for instance in instances:
         instance._state.adding = False
-        instance._state.db = connection.alias
+        instance._state.db = database.alias
 
 
 @contextmanager
