@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connection
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 
@@ -63,7 +63,7 @@ class PreparedQuery(Generic[M]):
         self._arity = len(kinds)
         self._compiled: dict[str, _Compiled] = {}
 
-    def _compile(self) -> _Compiled:
+    def _compile(self, connection: Any) -> _Compiled:
         compiled = self._compiled.get(connection.vendor)
         if compiled is not None:
             return compiled
@@ -111,7 +111,10 @@ class PreparedQuery(Generic[M]):
     def _run(self, values: tuple[Any, ...]) -> tuple[_Compiled, Iterable[Any]]:
         if len(values) != self._arity:
             raise TypeError(f"expected {self._arity} values, got {len(values)}")
-        compiled = self._compile()
+        # The connection itself, not the `django.db.connection` proxy, whose every read is a
+        # context-local lookup: the converters below read it once per value.
+        connection = transaction.get_connection()
+        compiled = self._compile(connection)
         params = list(compiled.params)
         for position, value in zip(compiled.positions, values, strict=True):
             params[position] = value
@@ -146,9 +149,10 @@ class PreparedQuery(Generic[M]):
         if not compiled.instances:
             raise TypeError("rows() is for querysets of instances; tuples() gives values_list() rows")
         model: type[M] = compiled.compiler.klass_info["model"]
+        alias = compiled.compiler.using
         found = []
         for row in rows:
-            instance = model.from_db(connection.alias, compiled.init_list, row[compiled.model_slice])
+            instance = model.from_db(alias, compiled.init_list, row[compiled.model_slice])
             for populator in compiled.populators:
                 populator.populate(row, instance)
             for attribute, column in compiled.annotations:
@@ -160,6 +164,6 @@ class PreparedQuery(Generic[M]):
         """The row of a lookup on a unique key, or None; MultipleObjectsReturned if not unique."""
         found = self.rows(*values)
         if len(found) > 1:
-            model = self._compile().compiler.klass_info["model"]
+            model = self._compile(transaction.get_connection()).compiler.klass_info["model"]
             raise model.MultipleObjectsReturned(f"{len(found)} rows for a unique lookup")
         return found[0] if found else None
