@@ -61,6 +61,7 @@ from dmp.documents.models import (
     RecordKey,
     SubmissionSet,
 )
+from dmp.documents.rows import author_ids_text
 from dmp.identity.actors import professional_actor
 from dmp.identity.ins import InsAuthority, make_nir
 from dmp.identity.models import Affiliation, HealthProfessional, LegalRepresentative, Patient, Structure
@@ -578,6 +579,8 @@ def _documents_for(
             source_patient_info=[],
             reference_ids=[],
             authors=xds_authors,
+            # Its one DocumentAuthor row, added below.
+            author_ids=author_ids_text([(author.national_id, structure.id_nat)]),
             submitted_by_id=author.national_id,
             submitted_by_structure_id=structure.id_nat,
             registered_at=when,

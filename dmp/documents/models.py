@@ -141,6 +141,11 @@ class DocumentEntry(models.Model):
     submitted_by_structure_id = models.CharField(max_length=40, blank=True)
     registered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The (person_id, structure_id) of its author rows, in order, as JSON (`rows.author_ids_text`),
+    # written with the entry and its rows (authors never change after): what `rows.AuthorPairs`
+    # reads, where its subquery cost PostgreSQL 0.21 ms of a 50-document search. NULL for an entry
+    # stored before the column: its rows are read.
+    author_ids = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001 - NULL is "not written"
     # (person_id, structure_id) of the author rows, when read with the document
     # (`documents.access`, `documents.rows.AuthorPairs`); None means "read `author_rows`".
     author_pairs: tuple[tuple[str, str], ...] | None = None

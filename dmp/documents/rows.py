@@ -120,34 +120,44 @@ class AuthorPairs(Func):
     output_field = TextField()
 
     def __init__(self) -> None:
-        super().__init__(F("pk"))
+        super().__init__(F("pk"), F("author_ids"))
 
     def _names(self, compiler: Any, connection: Any) -> tuple[dict[str, str], list[Any]]:
         document_id, params = compiler.compile(self.source_expressions[0])
+        stored, stored_params = compiler.compile(self.source_expressions[1])
         quote = connection.ops.quote_name
         columns = {field.name: quote(str(field.column)) for field in DocumentAuthor._meta.concrete_fields}
         columns["table"] = quote(DocumentAuthor._meta.db_table)
         columns["outer"] = document_id
-        return columns, list(params)
+        columns["stored"] = stored
+        return columns, [*stored_params, *params]
 
-    # Only quoted names from the model's metadata and the compiled outer column are written in.
+    # Only quoted names from the model's metadata and the compiled outer columns are written in.
+    # The stored text first (`DocumentEntry.author_ids`); the rows only for an entry without it
+    # (both databases evaluate COALESCE's arguments only as far as the first non-NULL one).
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         # SQLite before 3.44 has no ORDER BY in an aggregate: it aggregates an ordered subquery.
         n, params = self._names(compiler, connection)
         sql = (
-            f"(SELECT COALESCE(json_group_array(json_array({n['person_id']}, {n['structure_id']})), '[]') "  # noqa: S608
-            f"FROM (SELECT {n['person_id']}, {n['structure_id']} FROM {n['table']} "
-            f"WHERE {n['document']} = {n['outer']} ORDER BY {n['position']}))"
+            f"COALESCE({n['stored']}, (SELECT COALESCE(json_group_array(json_array({n['person_id']}, "  # noqa: S608
+            f"{n['structure_id']})), '[]') FROM (SELECT {n['person_id']}, {n['structure_id']} "
+            f"FROM {n['table']} WHERE {n['document']} = {n['outer']} ORDER BY {n['position']})))"
         )
         return sql, params
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         n, params = self._names(compiler, connection)
         sql = (
-            f"(SELECT COALESCE(json_agg(json_build_array({n['person_id']}, {n['structure_id']}) "  # noqa: S608
-            f"ORDER BY {n['position']})::text, '[]') FROM {n['table']} WHERE {n['document']} = {n['outer']})"
+            f"COALESCE({n['stored']}, (SELECT COALESCE(json_agg(json_build_array({n['person_id']}, "  # noqa: S608
+            f"{n['structure_id']}) ORDER BY {n['position']})::text, '[]') FROM {n['table']} "
+            f"WHERE {n['document']} = {n['outer']}))"
         )
         return sql, params
+
+
+def author_ids_text(pairs: Iterable[tuple[str, str]]) -> str:
+    """`DocumentEntry.author_ids` for author rows of these (person_id, structure_id), in order."""
+    return json.dumps([[person, structure] for person, structure in pairs], separators=(",", ":"))
 
 
 @dataclass(slots=True, eq=False)

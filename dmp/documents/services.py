@@ -61,6 +61,7 @@ from dmp.documents.models import (
     Folder,
     SubmissionSet,
 )
+from dmp.documents.rows import author_ids_text
 from dmp.documents.validation import confidentiality_problems, submission_problems
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.records.access import record_by_ins, record_facts
@@ -585,6 +586,8 @@ def _document_row(
         legal_authenticator=document.legal_authenticator,
         reference_ids=list(document.reference_ids),
         authors=[a.model_dump(mode="json") for a in document.authors],
+        # The pairs of the DocumentAuthor rows written with it (submission_register), in order.
+        author_ids=author_ids_text((a.person_id, a.structure_id) for a in document.authors),
         submitted_by_id=actor.person_id,
         submitted_by_structure_id=actor.structure_id,
     )
