@@ -170,8 +170,10 @@ def _moment(text: str | None) -> dt.datetime | None:
 @dataclass(frozen=True, slots=True)
 class Grants:
     """A professional's authorisations on one record as read with it (`GrantsOf`), for the
-    actor and record they were read for. Reads only: a write decides under the record's lock,
-    on authorisations read under that lock (`record_facts` without grants)."""
+    actor and record they were read for: as fresh as the record read with them. They serve the
+    decision taken as the record or document is read (a search, a retrieve, `access_record`
+    before an action); a write that decides again under the record's lock (`_lock_record`)
+    reads the rows under that lock (`record_facts` without grants)."""
 
     record_id: int
     person_id: str
@@ -212,8 +214,8 @@ def record_by_ins(ins: Ins) -> Record | None:
 
 
 def record_and_grants_by_ins(ins: Ins, actor: Actor) -> tuple[Record | None, Grants | None]:
-    """The record of `ins` and, for a professional, their authorisations on it, in one statement
-    (for a read: `Grants`)."""
+    """The record of `ins` and, for a professional, their authorisations on it (`Grants`), in
+    one statement."""
     if actor.kind is not ActorKind.PROFESSIONAL:
         return record_by_ins(ins), None
     record = _BY_INS_WITH_GRANTS.one(ins.value, ins.authority.value, actor.person_id, actor.structure_id)
