@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class ActorKind(StrEnum):
@@ -109,6 +110,18 @@ class Channel(StrEnum):
     CONNECTOR = "connector"
 
 
+class CredentialUse(Protocol):
+    """The pending use of a single-use credential (`dmp.common.single_use.SingleUse`)."""
+
+    written: bool
+
+    def write(self) -> None: ...
+
+    def statement(self) -> tuple[str, list[Any]]: ...
+
+    def refusal(self, error: Exception) -> Exception | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """An actor in the context of one request: access mode, its justification, the channel."""
@@ -117,3 +130,7 @@ class Caller:
     mode: AccessMode = AccessMode.NORMAL
     reason: str = ""  # mandatory justification of a break-glass access
     channel: Channel = Channel.OPERATIONS
+    # A read's credential not yet used (ADR 0016): its first audit event writes the use in its
+    # own statement where it can, so that the request commits once; the channel writes it
+    # otherwise before answering. Not part of who the caller is.
+    credential_use: CredentialUse | None = field(default=None, compare=False, repr=False)

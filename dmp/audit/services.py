@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, Field
 
-from dmp.access.actors import AccessMode, Actor, Caller
+from dmp.access.actors import AccessMode, Actor, Caller, CredentialUse
 from dmp.audit.actions import AuditAction, Outcome
 from dmp.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, PendingNotice
 from dmp.common import clock
@@ -247,7 +247,7 @@ def _record(
         details=details,
         occurred_at=clock.now(),
     )
-    _append(event)
+    _append(event, caller.credential_use)
     if _notice_due(caller, subject, outcome):
         # Committed with the event or not at all: the notifier works from these rows, not from
         # event keys, which commit out of order across chains.
@@ -256,10 +256,19 @@ def _record(
     return event
 
 
-def _append(event: AuditEvent) -> None:
-    """Chain `event` onto its chain's head and write both; the head stays locked to the commit."""
-    if connection.vendor == "postgresql":
-        if not _append_in_one_statement(event):
+def _append(event: AuditEvent, credential_use: CredentialUse | None = None) -> None:
+    """Chain `event` onto its chain's head and write both; the head stays locked to the commit.
+
+    A read's credential not yet used is used in the event's transaction (ADR 0016): committed
+    with the event, or neither. On PostgreSQL outside a transaction it rides in the event's
+    own statement, so that the read commits once."""
+    use = credential_use if credential_use is not None and not credential_use.written else None
+    postgresql = connection.vendor == "postgresql"
+    if use is not None and (not postgresql or transaction.get_connection().in_atomic_block):
+        use.write()  # a savepoint: a conflict (a replay) leaves the transaction usable to undo
+        use = None
+    if postgresql:
+        if not _append_in_one_statement(event, use):
             _locked_head(event.chain)  # the chain's first event: its head is created
             if not _append_in_one_statement(event):
                 raise RuntimeError(f"audit chain {event.chain} has no head")
@@ -401,16 +410,29 @@ def _one_statement() -> tuple[str, list[Field[Any, Any]]]:
     return _ONE_STATEMENT[0]
 
 
-def _append_in_one_statement(event: AuditEvent) -> bool:
+def _append_in_one_statement(event: AuditEvent, along: CredentialUse | None = None) -> bool:
     sql, fields = _one_statement()
     params: list[Any] = [event.chain, *link_template(event)]
     # The connection itself, not the proxy: each field's conversion reads it several times,
     # and each read through `django.db.connection` is a context-local lookup (15 of 43 µs).
     database = transaction.get_connection()
     params += [f.get_db_prep_save(f.pre_save(event, True), database) for f in fields]
+    if along is not None:
+        # One more part of the WITH, run to completion even though nothing reads it.
+        used_sql, used_params = along.statement()
+        sql = f"WITH used AS ({used_sql}), {sql.removeprefix('WITH ')}"
+        params = used_params + params
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        try:
+            cursor.execute(sql, params)
+        except IntegrityError as exc:
+            refusal = along.refusal(exc) if along is not None else None
+            if refusal is not None:
+                raise refusal from exc
+            raise
         row = cursor.fetchone()
+    if along is not None:
+        along.written = True  # even with no head (no row): the statement committed the use
     if row is None:
         return False
     event.pk, event.sequence, event.previous_hash, event.hash = row

@@ -63,6 +63,17 @@ def insert_row_then(instance: Model, statement: str, params: Sequence[Any]) -> N
     _insert([instance], then=(statement, params))
 
 
+def insert_statement(instance: Model) -> tuple[str, list[Any]]:
+    """The INSERT `insert_row(instance)` runs, and its values, to be a part of a larger
+    statement (a data-modifying WITH on PostgreSQL, which runs every part to completion)."""
+    head, placeholders, tail, fields = _insert_statement(type(instance))
+    instance._prepare_related_fields_for_save(operation_name="insert_statement")  # type: ignore[attr-defined]
+    database = transaction.get_connection()
+    return head + placeholders + tail, [
+        field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields
+    ]
+
+
 def insert_rows(instances: Sequence[Model]) -> None:
     """INSERT `instances` (all of one model) as `bulk_create` does, and set their primary keys.
 

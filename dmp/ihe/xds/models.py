@@ -3,9 +3,14 @@ and the entries' texts in query answers."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from django.db import models
 
 from dmp.documents.models import DocumentEntry
+
+# Its violation is how a replayed assertion shows, in whichever statement wrote the id (ADR 0016).
+SEEN_ASSERTION_UNIQUE: Final = "seen_assertion_id_unique"
 
 
 class SeenAssertion(models.Model):
@@ -18,7 +23,7 @@ class SeenAssertion(models.Model):
     class Meta:
         # A constraint rather than unique=True: PostgreSQL then keeps no second, pattern-matching
         # (`_like`) index that no query uses, on a table written on every call.
-        constraints = [models.UniqueConstraint(fields=["assertion_id"], name="seen_assertion_id_unique")]
+        constraints = [models.UniqueConstraint(fields=["assertion_id"], name=SEEN_ASSERTION_UNIQUE)]
 
     def __str__(self) -> str:
         return self.assertion_id

@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from lxml import etree
 
+from dmp.access.actors import Caller
 from dmp.common.errors import DomainError, ErrorCode, ValidationFailed
 from dmp.common.middleware import declared_length
 from dmp.compat.models import SoftwareProduct
@@ -23,7 +24,13 @@ from dmp.compat.services import SoftwareProfileMissing, software_profile_check
 from dmp.ihe.xds import ebrim, soap
 from dmp.ihe.xds.ebrim import RS, XDSB, RegistryError, q
 from dmp.ihe.xds.transactions import HANDLERS, REGISTRY_STYLE, REPLY_ACTIONS, Action, Context
-from dmp.ihe.xds.vihf import VihfRejected, caller_from_vihf, tls_client_certificate, verify_assertion
+from dmp.ihe.xds.vihf import (
+    VihfRejected,
+    caller_from_vihf,
+    tls_client_certificate,
+    use_assertion,
+    verify_assertion,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +127,57 @@ def endpoint(request: HttpRequest) -> HttpResponse:
         message = soap.parse_message(request.META.get("CONTENT_TYPE", ""), body)
     except ValidationFailed as exc:
         return _fault(exc.problems[0].message if exc.problems else "malformed message")
-    handler = HANDLERS.get(message.action)
-    if handler is None:
+    if message.action not in HANDLERS:
         return _fault(f"unsupported action {message.action!r}", subcode="wsa:ActionNotSupported")
-    reply_action = REPLY_ACTIONS.get(message.action, f"{message.action}Response")
     try:
         facts = verify_assertion(message.header_element(soap.WSSE, "Security"))
-        caller = caller_from_vihf(facts, client_certificate=tls_client_certificate(request))
+        caller = caller_from_vihf(
+            facts,
+            client_certificate=tls_client_certificate(request),
+            pending_use=message.action in READS,
+        )
     except VihfRejected as exc:
-        logger.warning("VIHF rejected on %s: %s", message.action, exc.message)
-        return _fault(exc.message, subcode="wsse:FailedAuthentication", relates_to=message.message_id)
+        return _rejected(message, exc)
+    try:
+        response = _answer(message, Context(message=message, caller=caller, patient=facts.patient))
+        use_assertion(caller)  # before anything is answered, if no audit event used it
+    except VihfRejected as exc:  # a replay, found where the assertion was used
+        return _rejected(message, exc)
+    except BaseException:
+        _use_after_failure(caller)
+        raise
+    return response
+
+
+# Transactions that only read (and trace the reading): their assertion is used by their first
+# audit event, in its commit (ADR 0016). A write uses it before it starts, since it commits
+# its changes (and writes its documents' bytes) before any answer.
+READS: Final = frozenset({Action.STORED_QUERY, Action.RETRIEVE})
+
+
+def _rejected(message: soap.SoapMessage, exc: VihfRejected) -> HttpResponse:
+    logger.warning("VIHF rejected on %s: %s", message.action, exc.message)
+    return _fault(exc.message, subcode="wsse:FailedAuthentication", relates_to=message.message_id)
+
+
+def _use_after_failure(caller: Caller) -> None:
+    """A request that failed still used its assertion: a replay must not get what it did not.
+    The event that used it may have been undone with the failure, or not; either is fine."""
+    use = caller.credential_use
+    if use is None:
+        return
+    use.written = False
+    try:
+        use.write()
+    except Exception:  # already used, or the database is down: the failure goes on
+        logger.debug("the failed request's assertion could not be (or was already) used", exc_info=True)
+
+
+def _answer(message: soap.SoapMessage, context: Context) -> HttpResponse:
+    """The handler's answer: its outcome, or its error as the transaction's response or a fault.
+    A replayed assertion (VihfRejected) is the endpoint's to answer."""
+    caller = context.caller
+    reply_action = REPLY_ACTIONS.get(message.action, f"{message.action}Response")
     profile = TRANSACTION_PROFILES.get(message.action)
     try:
         if profile is not None:
@@ -137,9 +185,10 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     except SoftwareProfileMissing as exc:
         logger.warning("%s refused to %s: %s", message.action, caller.actor.software, exc.message)
         return _fault(exc.message, subcode=f"dmp:{exc.code.value}", relates_to=message.message_id)
-    context = Context(message=message, caller=caller, patient=facts.patient)
     try:
-        outcome = handler(context)
+        outcome = HANDLERS[message.action](context)
+    except VihfRejected:
+        raise
     except DomainError as exc:
         if message.action in REGISTRY_STYLE or message.action == Action.RETRIEVE:
             root = soap.envelope(

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from cryptography import x509
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.http import HttpRequest
 from lxml import etree
 from signxml.exceptions import InvalidInput, InvalidSignature
@@ -25,7 +25,7 @@ from signxml.verifier import XMLVerifier
 from dmp.access.actors import AccessMode, Actor, ActorKind, AuthenticationMode, Caller, Channel, Software
 from dmp.common import clock
 from dmp.common.errors import DomainError, ErrorCode
-from dmp.common.rows import insert_row
+from dmp.common.single_use import SingleUse
 from dmp.compat.services import UnknownSoftware, software_check
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
 from dmp.identity.models import Certificate, HealthProfessional, Structure
@@ -39,7 +39,7 @@ from dmp.identity.selectors import (
 )
 from dmp.ihe.xds.dsg import DS, key_info_certificate
 from dmp.ihe.xds.enveloped import SignatureMismatch, verified_assertion
-from dmp.ihe.xds.models import SeenAssertion
+from dmp.ihe.xds.models import SEEN_ASSERTION_UNIQUE, SeenAssertion
 
 SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
 HL7: Final = "urn:hl7-org:v3"
@@ -283,20 +283,36 @@ class _Every:
 _FORGET: Final = _Every(dt.timedelta(seconds=30))
 
 
-def _consume(facts: VihfFacts) -> None:
+def _replayed() -> VihfRejected:
+    return VihfRejected("VIHF replayed: this assertion was already used")
+
+
+def _assertion_use(facts: VihfFacts) -> SingleUse:
     skew = dt.timedelta(seconds=settings.OPENDMP_CLOCK_SKEW_SECONDS)
-    now = clock.now()
     seen = SeenAssertion(assertion_id=facts.assertion_id[:128], expires_at=facts.not_on_or_after + skew)
-    try:
-        if transaction.get_connection().in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a replay leaves the caller's transaction usable
-                insert_row(seen)
-        else:
-            insert_row(seen)  # one autocommitted statement
-    except IntegrityError as exc:
-        raise VihfRejected("VIHF replayed: this assertion was already used") from exc
+    return SingleUse(seen, constraint=SEEN_ASSERTION_UNIQUE, replayed=_replayed)
+
+
+def _consume(facts: VihfFacts, *, pending: bool = False) -> SingleUse:
+    """The assertion's use, written now unless `pending`; expired ids are forgotten now and then."""
+    use = _assertion_use(facts)
+    if not pending:
+        use.write()
+    now = clock.now()
     if _FORGET.due(now):
         _forget_expired(now)
+    return use
+
+
+def use_assertion(caller: Caller) -> None:
+    """Consume the assertion of a caller made with `pending_use`, unless an audit event did.
+
+    The channel calls it once the request is handled, before it answers anything: a request
+    that wrote no event (a malformed query) or wrote it inside a transaction uses it here.
+    Raises VihfRejected if it was used already."""
+    if caller.credential_use is not None and not caller.credential_use.written:
+        assert isinstance(caller.credential_use, SingleUse)  # noqa: S101 - only this module sets it
+        caller.credential_use.write()
 
 
 def _forget_expired(now: dt.datetime) -> None:
@@ -310,9 +326,17 @@ def _forget_expired(now: dt.datetime) -> None:
 
 
 def caller_from_vihf(
-    facts: VihfFacts, *, client_certificate: x509.Certificate | None = None, channel: Channel = Channel.XDS
+    facts: VihfFacts,
+    *,
+    client_certificate: x509.Certificate | None = None,
+    channel: Channel = Channel.XDS,
+    pending_use: bool = False,
 ) -> Caller:
     """Bind the facts to registered identities, check the software, consume the assertion id.
+
+    With `pending_use` (reads only, ADR 0016), the assertion id is consumed by the request's
+    first audit event, or by `use_assertion`, which the caller must then call before answering;
+    a write consumes it here, before it starts.
 
     A mode other than normal (break-glass, Centre 15) must name its patient: an emergency opens
     one record, as the PS portal ties it to one, never whichever records the PS then searches."""
@@ -361,7 +385,7 @@ def caller_from_vihf(
         person_id = f"{structure.id_nat}/{facts.subject_id}"
         if len(person_id) > MAX_PERSON_ID:
             raise VihfRejected("the VIHF subject identifier is too long")
-    _consume(facts)
+    use = _consume(facts, pending=pending_use)
     actor = Actor(
         kind=ActorKind.PROFESSIONAL,
         person_id=person_id,
@@ -385,7 +409,13 @@ def caller_from_vihf(
             profiles=tuple(product.profiles),
         ),
     )
-    return Caller(actor=actor, mode=facts.mode, reason=facts.reason, channel=channel)
+    return Caller(
+        actor=actor,
+        mode=facts.mode,
+        reason=facts.reason,
+        channel=channel,
+        credential_use=use if pending_use else None,
+    )
 
 
 def tls_client_certificate(request: HttpRequest) -> x509.Certificate | None:
