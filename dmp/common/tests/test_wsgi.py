@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest
 
-from dmp.common.wsgi import ChannelDispatcher, call_wsgi
+from dmp.common.wsgi import ChannelDispatcher, MachineRequest, call_wsgi
 
 
 @pytest.fixture
@@ -75,3 +78,64 @@ def test_gunicorn_serves_the_dispatcher():
     from config.wsgi import application as served
 
     assert isinstance(served, ChannelDispatcher)
+
+
+def _environ(content_type: str, query: str = "") -> dict[str, object]:
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/ihe/xds/",
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "CONTENT_TYPE": content_type,
+    }
+
+
+CONTENT_TYPES = [
+    "",
+    "application/soap+xml",
+    "Application/SOAP+XML ; charset=UTF-8",
+    (
+        'multipart/related; type="application/xop+xml"; boundary="uuid:1;2"; start="<root@x>"; '
+        'start-info="application/soap+xml; action=\\"urn:ihe:iti:2007:RetrieveDocumentSet\\""'
+    ),
+    "application/x-www-form-urlencoded; charset=latin-1",
+    "text/plain; charset=no-such-charset",
+    "application/json; charset*=utf-8''%E2%82%AC",
+]
+
+
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
+def test_a_web_service_request_reads_its_content_type_as_django_does_when_asked(content_type):
+    django_request = WSGIRequest(_environ(content_type, "q=%E9"))
+    request = MachineRequest(_environ(content_type, "q=%E9"))
+    assert not request._content_type_read  # nothing parsed until read
+    assert request.content_type == django_request.content_type
+    assert request.content_params == django_request.content_params
+    assert request.encoding == django_request.encoding
+    assert request.GET == django_request.GET  # decoded with the charset, as Django does
+
+
+def test_an_encoding_set_before_any_read_stays_and_the_query_is_decoded_with_it():
+    request = MachineRequest(_environ("application/x-www-form-urlencoded; charset=utf-8", "q=%E9"))
+    request.encoding = "latin-1"
+    assert request.content_type == "application/x-www-form-urlencoded"
+    assert request.encoding == "latin-1"
+    assert request.GET["q"] == "é"
+
+
+@pytest.mark.django_db
+def test_the_nul_guard_passes_a_call_without_a_query_and_refuses_nul_in_one(application):
+    """The guard builds no QueryDict when there is no query string (most calls), but still
+    refuses NUL in one, in a name or a value."""
+    answer = call_wsgi(application, "POST", "/ihe/xds/", b"<x/>", CONTENT_TYPE="application/soap+xml")
+    assert answer.status == 400
+    assert b"Fault" in answer.content  # the endpoint's own answer
+    for query in ("x=%00", "x%00=1"):
+        answer = call_wsgi(
+            application, "POST", "/ihe/xds/", b"<x/>", CONTENT_TYPE="application/soap+xml", QUERY_STRING=query
+        )
+        assert answer.status == 400
+        assert answer.content == b"NUL characters are not allowed."
