@@ -14,13 +14,16 @@ count, one in 20 parsed in full). The last two measure the server as if the clie
 machines, the last one without the client's parsing either.
 Under each figure, the CPU time per request of the application server, of PostgreSQL and of
 the client (from /proc), and the rate 2 cores would reach at full load with that cost: steadier
-than throughput on a shared machine, and the measure of how far a target is.
+than throughput on a shared machine, and the measure of how far a target is. Before and after
+the measures, the time a fixed Python workload takes (`machine_speed`) says how fast the
+machine was then: compare runs by it, or A/B two versions in alternation.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import os
 import secrets
 import socket
@@ -88,6 +91,23 @@ def recreate_database(database: str) -> None:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def machine_speed() -> float:
+    """Milliseconds a fixed single-threaded Python workload takes now (best of 5): the same
+    code runs 20 % slower on some machines of one kind, and slower at some hours on the same
+    machine (its neighbours). Printed before and after the measures, to read figures from
+    different runs or machines against each other."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for value in range(1_000_000):
+            total += value % 7
+        digest = hashlib.sha256(str(total).encode() * 20_000).digest()
+        best = min(best, time.perf_counter() - started)
+    assert digest  # noqa: S101 - keeps the work
+    return best * 1000
 
 
 def run_concurrently(clients: int, total: int, job: Callable[[int, int], None]) -> tuple[float, list[float]]:
@@ -348,6 +368,7 @@ def main() -> None:
     personas, sign, homologation = enrol_bench_card("Bench LPS")
 
     port = 8765
+    print(f"machine speed before: {machine_speed():.0f} ms for the fixed workload (lower is faster)")
     with gunicorn(port, args.workers, env, args.threads) as meter:
         author = bench_author(personas)
 
@@ -496,6 +517,7 @@ def main() -> None:
             readers,
             (b"<xdsb:DocumentResponse>", 1),
         )
+    print(f"machine speed after: {machine_speed():.0f} ms for the fixed workload")
 
 
 if __name__ == "__main__":
