@@ -13,9 +13,10 @@ from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
 from dmp.ihe.mhd import auth
-from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM, author_of
+from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from dmp.ihe.xds.models import SeenAssertion
 from dmp.records.models import Record
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

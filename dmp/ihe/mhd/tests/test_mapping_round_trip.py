@@ -16,8 +16,9 @@ from dmp.documents.metadata import Author, CodedValue, SubmissionInput
 from dmp.documents.models import DocumentEntry
 from dmp.ihe.mhd.contained import read_authenticator, read_author, read_source_patient
 from dmp.ihe.mhd.ingest import parse_bundle
-from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM, author_of
+from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from opendmp_client.fhir import bundle_for
+from tests.plugins.ihe_kit import author_of
 
 TELECOM = ("^NET^Internet^bernard.lefevre@medecin.mssante.fr", "^PRN^PH^^^^^^^^^0102030405")
 LEGAL_AUTHENTICATOR = "810000010016^LEFÈVRE^Bernard^^^^^^&1.2.250.1.71.4.2.1&ISO"

@@ -18,7 +18,7 @@ from fhirpy import SyncFHIRClient
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
-from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import AssociationInput, CodedValue, FolderInput
 from dmp.documents.models import AssociationType, DocumentEntry
 from dmp.documents.services import submission_register
@@ -27,21 +27,10 @@ from dmp.ihe.xds.queries import StoredQuery
 from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.fhir import bundle_for
 from opendmp_client.xds import registry_objects
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
-
-
-def author_of(professional, structure):
-    return author_for(
-        person_id=professional.national_id,
-        family_name=professional.family_name,
-        given_name=professional.given_name,
-        profession_code=professional.profession_code,
-        specialty_code=professional.specialty_code,
-        structure_id=structure.id_nat,
-        structure_name=structure.name,
-    )
 
 
 @pytest.fixture

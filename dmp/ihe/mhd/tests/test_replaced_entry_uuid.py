@@ -11,7 +11,7 @@ from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import document_change_confidentiality, submission_register
-from dmp.ihe.mhd.tests.test_mhd_end_to_end import author_of
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

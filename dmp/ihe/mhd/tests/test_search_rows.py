@@ -11,8 +11,9 @@ from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import CodedValue, ConfidentialityChange
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import document_change_confidentiality, submission_register
-from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM, author_of
+from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from dmp.ihe.mhd.tests.test_replaced_entry_uuid import get
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,8 +17,9 @@ from dmp.documents.models import DocumentEntry, SubmissionSet
 from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, fingerprint_of, self_signed_clone
 from dmp.ihe.xds import dsg
-from dmp.ihe.xds.tests.test_xds_end_to_end import alice_submission, author_of, find_documents
+from dmp.ihe.xds.tests.test_xds_end_to_end import alice_submission, find_documents
 from opendmp_client.xds import XdsClient
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DS = dsg.DS

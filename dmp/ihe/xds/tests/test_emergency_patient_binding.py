@@ -13,9 +13,10 @@ from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.services import submission_register
 from dmp.ihe.xds.models import SeenAssertion
 from dmp.ihe.xds.queries import QueryContext, QueryRequest, StoredQuery, run_query
-from dmp.ihe.xds.tests.test_xds_end_to_end import APPROVED, author_of
+from dmp.ihe.xds.tests.test_xds_end_to_end import APPROVED
 from dmp.records.models import Record
 from opendmp_client.xds import SoapFault
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,9 +16,10 @@ from dmp.identity.models import Certificate
 from dmp.identity.pki import certificate_register, fingerprint_of
 from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from dmp.ihe.mhd.tests.test_replaced_entry_uuid import get
-from dmp.ihe.xds.tests.test_xds_end_to_end import author_of, find_documents
+from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.fhir import fetch_token
 from opendmp_client.xds import SoapFault, XdsClient
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,7 @@ from dmp.audit.services import GENESIS_HASH
 from dmp.common import clock
 from dmp.common.single_use import SingleUse
 from dmp.common.wsgi import call_wsgi
-from dmp.documents.builders import DocumentDraft, author_for, submission_for
+from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.ihe.xds import transactions
 from dmp.ihe.xds.ebrim import RIM, DocumentEntryScheme, q
@@ -34,6 +34,7 @@ from opendmp_client.xds import (
     retrieve_request,
     stored_query_request,
 )
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,15 +46,7 @@ def _fed(kit, count=2):
     """Alice's record with `count` documents by dr_bernard; their (repository, unique id)."""
     personas = kit.personas
     bernard = kit.client(personas.dr_bernard)
-    author = author_for(
-        person_id=personas.dr_bernard.national_id,
-        family_name=personas.dr_bernard.family_name,
-        given_name=personas.dr_bernard.given_name,
-        profession_code=personas.dr_bernard.profession_code,
-        specialty_code=personas.dr_bernard.specialty_code,
-        structure_id=personas.cabinet.id_nat,
-        structure_name=personas.cabinet.name,
-    )
+    author = author_of(personas.dr_bernard, personas.cabinet)
     drafts = [DocumentDraft(title=f"Compte rendu {n}") for n in range(count)]
     submission = submission_for(ins=personas.alice.identifier, author=author, drafts=drafts)
     assert bernard.provide_and_register(submission).ok

@@ -26,24 +26,13 @@ from dmp.ihe.xds.queries import StoredQuery
 from dmp.records.models import Record
 from opendmp_client.vihf import SAML, build_assertion, sign_assertion
 from opendmp_client.xds import DMP_NS, SoapFault, registry_objects
+from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
-
-
-def author_of(professional, structure):
-    return author_for(
-        person_id=professional.national_id,
-        family_name=professional.family_name,
-        given_name=professional.given_name,
-        profession_code=professional.profession_code,
-        specialty_code=professional.specialty_code,
-        structure_id=structure.id_nat,
-        structure_name=structure.name,
-    )
 
 
 def alice_submission(kit, drafts, replaces=None) -> SubmissionInput:
