@@ -9,7 +9,8 @@ import pytest
 
 from dmp.compat.services import software_register
 from dmp.demo.personas import Personas
-from dmp.documents.builders import AuthorInfo, author_for
+from dmp.demo.scenarios import author_info
+from dmp.documents.builders import AuthorInfo
 from dmp.identity.models import Certificate, HealthProfessional, Structure
 from dmp.identity.pki import Issued, TestPki, certificate_register, create_test_pki
 from opendmp_client.fhir import fetch_token
@@ -18,16 +19,8 @@ from opendmp_client.xds import XdsClient
 
 
 def author_of(professional: HealthProfessional, structure: Structure) -> AuthorInfo:
-    """The document author a PS is, in one of its structures, as the tests' submissions name it."""
-    return author_for(
-        person_id=professional.national_id,
-        family_name=professional.family_name,
-        given_name=professional.given_name,
-        profession_code=professional.profession_code,
-        specialty_code=professional.specialty_code,
-        structure_id=structure.id_nat,
-        structure_name=structure.name,
-    )
+    """The document author a PS is, in one of its structures, as the demo's documents name it."""
+    return author_info(professional, structure)
 
 
 @dataclass
