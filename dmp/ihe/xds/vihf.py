@@ -310,9 +310,8 @@ def use_assertion(caller: Caller) -> None:
     The channel calls it once the request is handled, before it answers anything: a request
     that wrote no event (a malformed query) or wrote it inside a transaction uses it here.
     Raises VihfRejected if it was used already."""
-    if caller.credential_use is not None and not caller.credential_use.written:
-        assert isinstance(caller.credential_use, SingleUse)  # noqa: S101 - only this module sets it
-        caller.credential_use.write()
+    if caller.credential_use is not None:
+        caller.credential_use.write()  # nothing if an audit event wrote it
 
 
 def _forget_expired(now: dt.datetime) -> None:
