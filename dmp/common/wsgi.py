@@ -17,6 +17,7 @@ from typing import Any
 import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from dmp.common.middleware import MACHINE_CHANNEL_PREFIXES
 
@@ -72,6 +73,15 @@ class MachineChannelHandler(WSGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = web
+
+    def get_response(self, request: HttpRequest) -> HttpResponseBase:
+        # The portals' CommonMiddleware sets Content-Length; without it gunicorn sends a SOAP or
+        # FHIR answer chunked, copying it once more into its framing, and a client cannot size
+        # its buffer or tell a cut answer by its length.
+        response = super().get_response(request)
+        if isinstance(response, HttpResponse) and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
+        return response
 
 
 class ChannelDispatcher:

@@ -139,3 +139,13 @@ def test_the_nul_guard_passes_a_call_without_a_query_and_refuses_nul_in_one(appl
         )
         assert answer.status == 400
         assert answer.content == b"NUL characters are not allowed."
+
+
+@pytest.mark.django_db
+def test_a_web_service_answer_says_its_length(application):
+    # Without it gunicorn sends the answer chunked (the portals' CommonMiddleware sets it).
+    fault = call_wsgi(application, "POST", "/ihe/xds/", b"not xml", CONTENT_TYPE="application/soap+xml")
+    metadata = call_wsgi(application, "GET", "/fhir/metadata")
+    for answer in (fault, metadata):
+        assert answer.headers["Content-Length"] == str(len(answer.content))
+        assert len(answer.content) > 100
