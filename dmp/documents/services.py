@@ -64,7 +64,7 @@ from dmp.documents.models import (
 from dmp.documents.rows import author_ids_text
 from dmp.documents.validation import confidentiality_problems, submission_problems
 from dmp.identity.ins import Ins, InvalidIns, parse_hl7_ins
-from dmp.records.access import record_by_ins, record_facts
+from dmp.records.access import Grants, record_and_grants_by_ins, record_facts
 from dmp.records.models import Record
 
 UUID_PREFIX = "urn:uuid:"
@@ -140,7 +140,11 @@ def _input_facts(document: DocumentInput, caller: Caller) -> DocumentFacts:
     )
 
 
-def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> tuple[Ins, Record]:
+def _resolve_patient(
+    caller: Caller, submission: SubmissionInput, expected_ins: Ins | None
+) -> tuple[Ins, Record, Grants | None]:
+    """The submission's patient, record and the caller's authorisations on it, read with it
+    (for the decision before the bytes are stored; the one under the lock reads them again)."""
     patient_ids = {submission.submission_set.patient_id}
     patient_ids |= {d.patient_id for d in submission.documents}
     patient_ids |= {f.patient_id for f in submission.folders}
@@ -171,12 +175,12 @@ def _resolve_patient(submission: SubmissionInput, expected_ins: Ins | None) -> t
                 )
             ]
         )
-    record = record_by_ins(ins)
+    record, grants = record_and_grants_by_ins(ins, caller.actor)
     if record is None:
         raise ValidationFailed(
             [Problem(ErrorCode.UNKNOWN_PATIENT, gettext("Aucun DMP pour ce patientId."), "patientId")]
         )
-    return ins, record
+    return ins, record, grants
 
 
 _DMP_DISPLAYS: Final = {
@@ -318,8 +322,8 @@ class _RefusedAfterLock(Exception):
 
 
 def _plan(caller: Caller, submission: SubmissionInput, expected_ins: Ins | None) -> _Plan:
-    ins, record = _resolve_patient(submission, expected_ins)
-    facts = record_facts(caller.actor, record)
+    ins, record, grants = _resolve_patient(caller, submission, expected_ins)
+    facts = record_facts(caller.actor, record, grants)
     refusal = _publication_refusal(caller, facts, submission.documents)
     if refusal is not None:
         _refuse_publication(caller, record, ins, facts, *refusal)
