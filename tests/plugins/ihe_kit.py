@@ -9,18 +9,11 @@ import pytest
 
 from dmp.compat.services import software_register
 from dmp.demo.personas import Personas
-from dmp.demo.scenarios import author_info
-from dmp.documents.builders import AuthorInfo
 from dmp.identity.models import Certificate, HealthProfessional, Structure
 from dmp.identity.pki import Issued, TestPki, certificate_register, create_test_pki
 from opendmp_client.fhir import fetch_token
 from opendmp_client.vihf import VihfClaims
 from opendmp_client.xds import XdsClient
-
-
-def author_of(professional: HealthProfessional, structure: Structure) -> AuthorInfo:
-    """The document author a PS is, in one of its structures, as the demo's documents name it."""
-    return author_info(professional, structure)
 
 
 @dataclass

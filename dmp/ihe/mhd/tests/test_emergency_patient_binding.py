@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from dmp.audit.models import AuditEvent
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import submission_register
@@ -16,7 +17,6 @@ from dmp.ihe.mhd import auth
 from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from dmp.ihe.xds.models import SeenAssertion
 from dmp.records.models import Record
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def leo_document(personas):
     submission = submission_for(
         ins=personas.leo.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft(title="Carnet de Léo")],
     )
     submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)

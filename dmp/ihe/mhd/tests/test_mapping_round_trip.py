@@ -11,6 +11,7 @@ import json
 import pytest
 import requests
 
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import Author, CodedValue, SubmissionInput
 from dmp.documents.models import DocumentEntry
@@ -18,7 +19,6 @@ from dmp.ihe.mhd.contained import read_authenticator, read_author, read_source_p
 from dmp.ihe.mhd.ingest import parse_bundle
 from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from opendmp_client.fhir import bundle_for
-from tests.plugins.ihe_kit import author_of
 
 TELECOM = ("^NET^Internet^bernard.lefevre@medecin.mssante.fr", "^PRN^PH^^^^^^^^^0102030405")
 LEGAL_AUTHENTICATOR = "810000010016^LEFÈVRE^Bernard^^^^^^&1.2.250.1.71.4.2.1&ISO"
@@ -72,7 +72,7 @@ def test_the_clients_bundle_reads_back_as_the_submission_it_was_written_from(per
     submission = rich(
         submission_for(
             ins=personas.alice.identifier,
-            author=author_of(personas.dr_bernard, personas.cabinet),
+            author=author_info(personas.dr_bernard, personas.cabinet),
             drafts=[DocumentDraft()],
         )
     )
@@ -110,7 +110,7 @@ def test_what_the_api_shows_of_a_stored_document_reads_back_as_the_registry_row(
     submission = rich(
         submission_for(
             ins=personas.alice.identifier,
-            author=author_of(personas.dr_bernard, personas.cabinet),
+            author=author_info(personas.dr_bernard, personas.cabinet),
             drafts=[DocumentDraft()],
         )
     )
@@ -171,7 +171,7 @@ def test_an_author_value_too_long_for_its_column_is_refused_on_every_database(xd
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
     submission = submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft()],
     )
     (document,) = submission.documents
@@ -192,14 +192,14 @@ def test_an_author_value_too_long_for_its_column_is_refused_on_every_database(xd
 def test_each_document_of_a_bundle_keeps_its_own_contained_people(personas):
     """`#author-0` is local to the DocumentReference holding it: every document of a bundle read
     the first document's author, authenticator and patient."""
-    bernard = author_of(personas.dr_bernard, personas.cabinet)
+    bernard = author_info(personas.dr_bernard, personas.cabinet)
     submission = rich(
         submission_for(ins=personas.alice.identifier, author=bernard, drafts=[DocumentDraft()] * 2)
     )
     moreau = (
         submission_for(
             ins=personas.alice.identifier,
-            author=author_of(personas.dr_moreau, personas.chu),
+            author=author_info(personas.dr_moreau, personas.chu),
             drafts=[DocumentDraft()],
         )
         .documents[0]

@@ -18,6 +18,7 @@ from fhirpy import SyncFHIRClient
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import AssociationInput, CodedValue, FolderInput
 from dmp.documents.models import AssociationType, DocumentEntry
@@ -27,7 +28,6 @@ from dmp.ihe.xds.queries import StoredQuery
 from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.fhir import bundle_for
 from opendmp_client.xds import registry_objects
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
@@ -45,7 +45,9 @@ def fhir(xds_kit):
 def alice_submission(kit, drafts):
     personas = kit.personas
     return submission_for(
-        ins=personas.alice.identifier, author=author_of(personas.dr_bernard, personas.cabinet), drafts=drafts
+        ins=personas.alice.identifier,
+        author=author_info(personas.dr_bernard, personas.cabinet),
+        drafts=drafts,
     )
 
 
@@ -269,7 +271,7 @@ def test_forbidden_and_malformed_submissions_get_an_operation_outcome(xds_kit, f
     # Wrong patient: the token is bound to Alice, the bundle is for Léo.
     leo = submission_for(
         ins=personas.leo.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft()],
     )
     wrong = requests.post(base, data=json.dumps(bundle_for(leo)), headers=headers, timeout=10)
@@ -450,7 +452,7 @@ def test_a_patch_applies_its_labels_and_status_together_or_not_at_all(xds_kit, f
     the archive flag is one new metadata version, as over SOAP."""
     theirs = submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_moreau, personas.chu),
+        author=author_info(personas.dr_moreau, personas.chu),
         drafts=[DocumentDraft()],
     )
     submission_register(caller=personas.ps(personas.dr_moreau, personas.chu), submission=theirs)
@@ -734,7 +736,7 @@ def test_reading_another_patients_document_is_not_found_and_leaves_no_read_trace
     patient now confines the lookup, so no trace says Léo's document was read."""
     leo = submission_for(
         ins=personas.leo.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft()],
     )
     submission_register(caller=personas.ps(personas.dr_bernard), submission=leo)

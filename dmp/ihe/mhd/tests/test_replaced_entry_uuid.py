@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import requests
 
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import ConfidentialityChange
 from dmp.documents.models import DocumentEntry
 from dmp.documents.services import document_change_confidentiality, submission_register
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +20,7 @@ def updated_document(personas, patient, title="Compte rendu"):
     """A document of `patient` whose entryUUID an update (masking) replaced: (old id, document)."""
     submission = submission_for(
         ins=patient.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft(title=title)],
     )
     bernard = personas.ps(personas.dr_bernard)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db.models.signals import post_init
 
+from dmp.demo.scenarios import author_info
 from dmp.documents.access import one_document
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.metadata import CodedValue, ConfidentialityChange
@@ -13,18 +14,17 @@ from dmp.documents.models import DocumentEntry
 from dmp.documents.services import document_change_confidentiality, submission_register
 from dmp.ihe.mhd.tests.test_mhd_end_to_end import INS_SYSTEM
 from dmp.ihe.mhd.tests.test_replaced_entry_uuid import get
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def publish(personas, drafts, *, replaces=None, second_author=False):
-    author = author_of(personas.dr_bernard, personas.cabinet)
+    author = author_info(personas.dr_bernard, personas.cabinet)
     submission = submission_for(
         ins=personas.alice.identifier, author=author, drafts=drafts, replaces=replaces
     )
     if second_author:
-        moreau = author_of(personas.dr_moreau, personas.cabinet)
+        moreau = author_info(personas.dr_moreau, personas.cabinet)
         first = submission.documents[0]
         submission = submission.model_copy(
             update={

@@ -9,6 +9,7 @@ from lxml import etree
 
 from dmp.audit.models import AuditEvent
 from dmp.common.xml import parse_xml
+from dmp.demo.scenarios import author_info
 from dmp.documents.blobstore import default_blob_store
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.keys import data_key_for
@@ -19,7 +20,6 @@ from dmp.identity.pki import certificate_register, fingerprint_of, self_signed_c
 from dmp.ihe.xds import dsg
 from dmp.ihe.xds.tests.test_xds_end_to_end import alice_submission, find_documents
 from opendmp_client.xds import XdsClient
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DS = dsg.DS
@@ -204,7 +204,7 @@ def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
     )
     lot = submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_moreau, chu),
+        author=author_info(personas.dr_moreau, chu),
         drafts=[DocumentDraft(title="Compte rendu hospitalier")],
     )
     bernard = xds_kit.card(personas.dr_bernard)

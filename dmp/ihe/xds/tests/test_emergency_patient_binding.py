@@ -9,6 +9,7 @@ import pytest
 from dmp.access.actors import AccessMode
 from dmp.audit.models import AuditEvent
 from dmp.common.errors import ErrorCode, ValidationFailed
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.services import submission_register
 from dmp.ihe.xds.models import SeenAssertion
@@ -16,7 +17,6 @@ from dmp.ihe.xds.queries import QueryContext, QueryRequest, StoredQuery, run_que
 from dmp.ihe.xds.tests.test_xds_end_to_end import APPROVED
 from dmp.records.models import Record
 from opendmp_client.xds import SoapFault
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def leo_record(personas):
     submission = submission_for(
         ins=personas.leo.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft(title="Carnet de Léo")],
     )
     submission_register(caller=personas.ps(personas.dr_bernard), submission=submission)

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from dmp.audit.models import AuditEvent
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.models import DocumentEntry, SubmissionSet
 from dmp.identity.models import Certificate
@@ -19,7 +20,6 @@ from dmp.ihe.mhd.tests.test_replaced_entry_uuid import get
 from dmp.ihe.xds.tests.test_xds_end_to_end import find_documents
 from opendmp_client.fhir import fetch_token
 from opendmp_client.xds import SoapFault, XdsClient
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +45,7 @@ def test_the_legal_entity_signs_for_its_site_which_stays_the_caller(xds_kit):
     before = AuditEvent.objects.order_by("pk").last()
     lot = submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_moreau, chu),
+        author=author_info(personas.dr_moreau, chu),
         drafts=[DocumentDraft(title="Compte rendu du site")],
     )
     assert hospital.provide_and_register(lot).ok  # the lot, signed by the legal entity too
@@ -80,7 +80,7 @@ def test_no_other_structure_signs_for_a_site_and_nothing_changes(xds_kit, signer
     client, _ = signed_by(xds_kit, getattr(personas, signer), getattr(personas, named), personas.dr_moreau)
     lot = submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_moreau, personas.chu),
+        author=author_info(personas.dr_moreau, personas.chu),
         drafts=[DocumentDraft(title="Refusé")],
     )
     events, documents = AuditEvent.objects.count(), DocumentEntry.objects.count()

@@ -19,6 +19,7 @@ from dmp.audit.services import GENESIS_HASH
 from dmp.common import clock
 from dmp.common.single_use import SingleUse
 from dmp.common.wsgi import call_wsgi
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, submission_for
 from dmp.documents.models import DocumentEntry
 from dmp.ihe.xds import transactions
@@ -34,7 +35,6 @@ from opendmp_client.xds import (
     retrieve_request,
     stored_query_request,
 )
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +46,7 @@ def _fed(kit, count=2):
     """Alice's record with `count` documents by dr_bernard; their (repository, unique id)."""
     personas = kit.personas
     bernard = kit.client(personas.dr_bernard)
-    author = author_of(personas.dr_bernard, personas.cabinet)
+    author = author_info(personas.dr_bernard, personas.cabinet)
     drafts = [DocumentDraft(title=f"Compte rendu {n}") for n in range(count)]
     submission = submission_for(ins=personas.alice.identifier, author=author, drafts=drafts)
     assert bernard.provide_and_register(submission).ok

@@ -18,6 +18,7 @@ from dmp.access.actors import Channel
 from dmp.audit.actions import AuditAction
 from dmp.audit.models import AuditEvent
 from dmp.compat.services import software_register
+from dmp.demo.scenarios import author_info
 from dmp.documents.builders import DocumentDraft, author_for, submission_for
 from dmp.documents.metadata import SubmissionInput
 from dmp.documents.models import DocumentEntry, DocumentEntryVersion
@@ -26,7 +27,6 @@ from dmp.ihe.xds.queries import StoredQuery
 from dmp.records.models import Record
 from opendmp_client.vihf import SAML, build_assertion, sign_assertion
 from opendmp_client.xds import DMP_NS, SoapFault, registry_objects
-from tests.plugins.ihe_kit import author_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +39,7 @@ def alice_submission(kit, drafts, replaces=None) -> SubmissionInput:
     personas = kit.personas
     return submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=drafts,
         replaces=replaces,
     )
@@ -393,7 +393,7 @@ def test_forbidden_and_hostile_calls_fail_and_change_nothing(xds_kit):
     # Wrong patient: the submission is for Léo, the VIHF names Alice.
     leo_submission = submission_for(
         ins=personas.leo.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft()],
     )
     wrong = bernard.provide_and_register(leo_submission)
@@ -840,7 +840,7 @@ def test_an_update_applies_all_its_changes_or_none(xds_kit):
     assert bernard.provide_and_register(mine).ok
     theirs = submission_for(
         ins=personas.alice.identifier,
-        author=author_of(personas.dr_moreau, personas.chu),
+        author=author_info(personas.dr_moreau, personas.chu),
         drafts=[DocumentDraft()],
     )
     assert moreau.provide_and_register(theirs).ok
@@ -1045,7 +1045,7 @@ def test_an_update_changes_only_the_documents_of_the_vihf_patient(xds_kit):
     bernard_leo = xds_kit.client(personas.dr_bernard, patient_ins=personas.leo.identifier.hl7())
     leo_lot = submission_for(
         ins=personas.leo.identifier,
-        author=author_of(personas.dr_bernard, personas.cabinet),
+        author=author_info(personas.dr_bernard, personas.cabinet),
         drafts=[DocumentDraft(title="CR Léo")],
     )
     assert bernard_leo.provide_and_register(leo_lot).ok
