@@ -53,12 +53,15 @@ def _tags(elements: list[etree._Element], *names: str) -> bool:
     return [element.tag for element in elements] == [f"{{{DS}}}{name}" for name in names]
 
 
-def _algorithm_only(element: etree._Element, algorithm: str) -> bool:
+def algorithm_only(element: etree._Element, algorithm: str) -> bool:
     return element.get("Algorithm") == algorithm and len(element) == 0 and not (element.text or "").strip()
 
 
-def _base64(element: etree._Element) -> bytes | None:
-    """Strict base64 (whitespace aside); None for anything signxml's lenient decoding may read."""
+def strict_base64(element: etree._Element) -> bytes | None:
+    """Strict base64 (whitespace aside); None for anything signxml's lenient decoding may read,
+    or text split by a comment (signxml reads it whole, from the canonical form)."""
+    if len(element):
+        return None
     try:
         return base64.b64decode("".join((element.text or "").split()), validate=True)
     except (binascii.Error, ValueError):
@@ -83,7 +86,7 @@ def verified_assertion(assertion: etree._Element, certificate: x509.Certificate)
     info = _children(signed_info)
     if not _tags(info, "CanonicalizationMethod", "SignatureMethod", "Reference"):
         return None
-    if not (_algorithm_only(info[0], EXC_C14N) and _algorithm_only(info[1], RSA_SHA256)):
+    if not (algorithm_only(info[0], EXC_C14N) and algorithm_only(info[1], RSA_SHA256)):
         return None
     reference = info[2]
     if reference.get("URI") != f"#{identifier}":
@@ -94,14 +97,14 @@ def verified_assertion(assertion: etree._Element, certificate: x509.Certificate)
     transforms = _children(steps[0])
     if not _tags(transforms, "Transform", "Transform"):
         return None
-    if not (_algorithm_only(transforms[0], ENVELOPED) and _algorithm_only(transforms[1], EXC_C14N)):
+    if not (algorithm_only(transforms[0], ENVELOPED) and algorithm_only(transforms[1], EXC_C14N)):
         return None
-    if not _algorithm_only(steps[1], SHA256):
+    if not algorithm_only(steps[1], SHA256):
         return None
     key_parts = _children(key_info)
     if not _tags(key_parts, "X509Data") or not _tags(_children(key_parts[0]), "X509Certificate"):
         return None
-    expected, value = _base64(steps[2]), _base64(signature_value)
+    expected, value = strict_base64(steps[2]), strict_base64(signature_value)
     if expected is None or value is None:
         return None
 

@@ -1,7 +1,8 @@
 """Checking the XAdES signature of an ITI-41 lot (DMP TD2.1/TD2.2) before anything is stored.
 
-- The signature verifies (signxml: XML-DSig schema, references, XAdES signed properties and
-  signing-certificate digest) with a certificate that chains to the trust bundle and is
+- The signature verifies (references, XAdES signed properties and signing-certificate digest:
+  `dmp.ihe.xds.xades` for the one form our dev kit writes, signxml with the XML-DSig schema for
+  any other) with a certificate that chains to the trust bundle and is
   registered to the authenticated caller: its own card, or its structure's certificate.
 - The manifest is read from the node the signature covers, never from the message as received.
 - It lists exactly the lot's other documents, each with the SHA-256 of the bytes received.
@@ -22,8 +23,8 @@ from typing import Final
 from cryptography import x509
 from django.conf import settings
 from lxml import etree
-from signxml.exceptions import InvalidInput, InvalidSignature
-from signxml.xades.xades import XAdESVerifier
+from signxml.exceptions import InvalidSignature
+from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from dmp.access.actors import Caller
 from dmp.common import clock
@@ -34,9 +35,12 @@ from dmp.documents.selectors import KeptSignature
 from dmp.identity.models import Certificate
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import registered_certificate, signs_for_structure, structure_get
-from dmp.ihe.xds import dsg
+from dmp.ihe.xds import dsg, xades
 
 MAX_BYTES: Final = 1024 * 1024
+# What signxml raises on a signature it refuses: its own errors, the schema's, and the TypeError
+# or ValueError of its base64 decoding on an empty or malformed value (an empty RSA Modulus).
+SIGNXML_REFUSALS: Final = (InvalidSignature, etree.LxmlError, ValueError, TypeError)
 WHERE: Final = "SubmissionSet signature"
 
 
@@ -83,10 +87,11 @@ def _verify(content: bytes, *, at: dt.datetime | None) -> _Signed:
     if at is not None:
         _check_chain(certificate, at)
     try:
-        results = XAdESVerifier().verify(root, x509_cert=certificate, expect_references=3)
-    except (InvalidSignature, InvalidInput, etree.DocumentInvalid) as exc:
+        signed = xades.verified_lot_signature(root, certificate)
+        if signed is None:
+            signed = _verified_by_signxml(root, certificate)
+    except (xades.SignatureMismatch, *SIGNXML_REFUSALS) as exc:
         raise _refused("the XAdES signature does not verify", ErrorCode.FORBIDDEN) from exc
-    signed = [result.signed_xml for result in results if result.signed_xml is not None]
     # The manifest is read from the nodes the signature covers (the enveloped ds:Object).
     manifests = [
         found
@@ -114,6 +119,18 @@ def _verify(content: bytes, *, at: dt.datetime | None) -> _Signed:
     if at is None:
         _check_chain(certificate, signed_at)
     return _Signed(certificate=certificate, digests=digests, signed_at=signed_at)
+
+
+def _verified_by_signxml(root: etree._Element, certificate: x509.Certificate) -> list[etree._Element]:
+    """Any other form of XAdES signature, verified by signxml. Its own check of the certificate's
+    validity period is pinned to a moment inside it: `_check_chain` checks the certificate at
+    the right time (now for a new lot, the signing time for a kept one), where signxml would use
+    the wall clock and refuse a kept signature once its card has expired."""
+    config = XAdESSignatureConfiguration(
+        expect_references=3, verification_time=certificate.not_valid_before_utc
+    )
+    results = XAdESVerifier().verify(root, x509_cert=certificate, expect_config=config)
+    return [result.signed_xml for result in results if result.signed_xml is not None]
 
 
 def _check_chain(certificate: x509.Certificate, at: dt.datetime) -> None:

@@ -189,6 +189,21 @@ def test_hostile_xml_in_the_signature_is_refused(xds_kit):
     _refused(bernard, _with_signature(lot, hostile), "XDSRegistryMetadataError", "DOCTYPE")
 
 
+def test_a_signature_signxml_cannot_decode_is_refused_not_a_server_error(xds_kit):
+    """An empty RSA Modulus made signxml raise a TypeError, which became a server error; out of
+    the lean form (an UnsignedProperties), the signature goes to signxml and is refused."""
+    bernard = xds_kit.client(xds_kit.personas.dr_bernard)
+    lot = dsg.signed_submission(_lot(xds_kit), key=bernard.key, certificate=bernard.certificate)
+    signature = parse_xml(next(d for d in lot.documents if dsg.is_signature(d)).content)
+    modulus = signature.find(f"{{{DS}}}KeyInfo/{{{DS}}}KeyValue/{{{DS}}}RSAKeyValue/{{{DS}}}Modulus")
+    properties = signature.find(f".//{{{dsg.XADES}}}QualifyingProperties")
+    assert modulus is not None
+    assert properties is not None
+    modulus.text = ""
+    etree.SubElement(properties, f"{{{dsg.XADES}}}UnsignedProperties")
+    _refused(bernard, _with_signature(lot, etree.tostring(signature)), "XDSRegistryError", "does not verify")
+
+
 def test_a_hospital_signs_its_lot_with_the_structure_certificate(xds_kit):
     """Indirect mode: the structure's certificate signs the VIHF and the lot; a PS's own card may
     not sign for a structure's call made in another PS's name."""
