@@ -38,6 +38,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -286,15 +287,32 @@ def gunicorn(port: int, workers: int, env: dict[str, str], threads: int = 1) -> 
         server.wait()
 
 
-def http_request(endpoint: str, content_type: str, data: bytes) -> bytes:
+def http_request(endpoint: str, content_type: str, data: bytes, *, keep_alive: bool = False) -> bytes:
     """The bytes of one HTTP/1.1 POST of `data` to `endpoint` (http://host:port/path), asking the
-    server to close the connection after its answer (`exchange_once` reads until it does)."""
+    server to close the connection after its answer (`exchange_once` reads until it does), or
+    with `keep_alive` to keep it for the next request (`KeptConnection`)."""
     target = urllib.parse.urlsplit(endpoint)
+    connection = "" if keep_alive else "Connection: close\r\n"
     head = (
         f"POST {target.path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n{connection}\r\n"
     )
     return head.encode("latin-1") + data
+
+
+def _answer_of(head: bytes, body: bytes) -> tuple[int, str, bytes, dict[bytes, bytes]]:
+    """(status, Content-Type, body, headers) of an answer whose body is whole: one not HTTP/1.1,
+    chunked, or not as long as its Content-Length says, raises."""
+    lines = head.split(b"\r\n")
+    if not lines[0].startswith(b"HTTP/1.1 "):
+        raise RuntimeError(f"not an HTTP answer: {head[:200]!r}")
+    headers = {
+        name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines[1:])
+    }
+    if b"transfer-encoding" in headers or int(headers.get(b"content-length", b"-1")) != len(body):
+        raise RuntimeError(f"answer of {len(body)} bytes, headers {headers!r}")
+    status = int(lines[0].split(b" ", 2)[1])
+    return status, headers.get(b"content-type", b"").decode("latin-1"), body, headers
 
 
 def exchange_once(address: tuple[str, int], request: bytes) -> tuple[int, str, bytes]:
@@ -307,15 +325,72 @@ def exchange_once(address: tuple[str, int], request: bytes) -> tuple[int, str, b
         while chunk := connection.recv(1 << 18):
             chunks.append(chunk)
     head, separator, body = b"".join(chunks).partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    if not separator or not lines[0].startswith(b"HTTP/1.1 "):
+    if not separator:
         raise RuntimeError(f"not an HTTP answer: {head[:200]!r}")
-    headers = {
-        name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines[1:])
-    }
-    if b"transfer-encoding" in headers or int(headers.get(b"content-length", b"-1")) != len(body):
-        raise RuntimeError(f"answer of {len(body)} bytes, headers {headers!r}")
-    return int(lines[0].split(b" ", 2)[1]), headers.get(b"content-type", b"").decode("latin-1"), body
+    return _answer_of(head, body)[:3]
+
+
+class KeptConnection(threading.local):
+    """One client's connection kept from request to request (HTTP/1.1 keep-alive, as an LPS's
+    HTTP client pool does): `exchange` reads each answer by its Content-Length. Only gunicorn's
+    gthread worker (`--threads` > 1, as deploy/README runs it) keeps connections; its sync
+    worker closes each one."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.connection: socket.socket | None = None
+        self.pending = b""
+
+    def exchange(self, request: bytes) -> tuple[int, str, bytes]:
+        if self.connection is None:
+            self.connection, self.pending = socket.create_connection(self.address), b""
+        try:
+            self.connection.sendall(request)
+            data = self._read_until(b"\r\n\r\n")
+        except (ConnectionError, EOFError):
+            # The server closed the kept connection between two requests (its keep-alive
+            # timeout) before reading this one: sent again on a new one.
+            self.close()
+            self.connection = socket.create_connection(self.address)
+            self.connection.sendall(request)
+            data = self._read_until(b"\r\n\r\n")
+        head, _, self.pending = data.partition(b"\r\n\r\n")
+        length = int(_header(head, b"content-length") or b"-1")
+        if length < 0:
+            raise RuntimeError(f"answer without Content-Length: {head[:200]!r}")
+        while len(self.pending) < length:
+            self.pending += self._recv()
+        body, self.pending = self.pending[:length], self.pending[length:]
+        status, content_type, body, headers = _answer_of(head, body)
+        if headers.get(b"connection", b"").lower() == b"close":
+            self.close()
+        return status, content_type, body
+
+    def _recv(self) -> bytes:
+        assert self.connection is not None  # noqa: S101 - opened by exchange
+        chunk = self.connection.recv(1 << 18)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        return chunk
+
+    def _read_until(self, marker: bytes) -> bytes:
+        data = self.pending
+        while marker not in data:
+            data += self._recv()
+        return data
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        self.connection, self.pending = None, b""
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
 
 
 WARM_UP = 16  # untimed requests before each measurement (4 workers, a few each)
@@ -355,7 +430,14 @@ def main() -> None:
         default=1,
         help="threads per worker (deploy/README: 4, keeps connections alive)",
     )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="the light-check runs keep each client's connection (needs --threads > 1)",
+    )
     args = parser.parse_args()
+    if args.keep_alive and args.threads < 2:
+        parser.error("--keep-alive needs gunicorn's gthread worker: --threads 2 or more")
     env = configure(args.database)
     python = sys.executable
     if not args.reuse:
@@ -457,12 +539,17 @@ def main() -> None:
                 check(client.send(*ready[index]))
 
             timed("pre-signed", third, presigned)
-            light = [http_request(client.endpoint, *prepared) for prepared in ready[third:]]
+            light = [
+                http_request(client.endpoint, *prepared, keep_alive=args.keep_alive)
+                for prepared in ready[third:]
+            ]
+            kept_connection = KeptConnection(address)
+            send = kept_connection.exchange if args.keep_alive else partial(exchange_once, address)
 
             kept: list[tuple[int, str, bytes]] = []
 
             def presigned_light(_worker: int, index: int) -> None:
-                answer = exchange_once(address, light[index])
+                answer = send(light[index])
                 status, _type, payload = answer
                 if status != 200 or SUCCESS not in payload[:LIGHT_HEAD]:
                     raise RuntimeError(f"HTTP {status}: {payload[:LIGHT_HEAD]!r}")
