@@ -3,6 +3,7 @@
     .venv/bin/python bench/xds_bench.py --documents 1000000          # builds the registry once
     .venv/bin/python bench/xds_bench.py --reuse                      # re-runs on the same data
     .venv/bin/python bench/xds_bench.py --reuse --read-clients 8     # more queries/retrieves in flight
+    .venv/bin/python bench/xds_bench.py --reuse --threads 4 --keep-alive  # gthread, kept connections
 
 Measures ITI-41 (one ~30 KB CDA per submission, N concurrent signed clients), ITI-18
 FindDocuments on a patient with 50 documents, and ITI-43 retrieve, and prints documents/s or
@@ -14,7 +15,8 @@ count; one in 20 also parsed and checked in full once the clock stops). The last
 the server as if the clients ran on other machines, the last one without the client's parsing
 either: its requests go out as bytes made before the clock starts, one connection each over a
 bare socket (`exchange_once`), where the dev kit's `http.client` took 0.9-1.3 ms of the 2 cores
-per request, the server's own being 5-8 ms.
+per request, the server's own being 5-8 ms; with `--keep-alive`, over one connection per client
+kept from request to request (`KeptConnection`), which gunicorn keeps only with `--threads` > 1.
 Under each figure, the CPU time per request of the application server, of PostgreSQL and of
 the client (from /proc), and the rate 2 cores would reach at full load with that cost: steadier
 than throughput on a shared machine, and the measure of how far a target is. Before and after
