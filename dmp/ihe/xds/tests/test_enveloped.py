@@ -102,11 +102,15 @@ def other_digest(assertion: etree._Element) -> None:
     ).decode()
 
 
-def flipped_signature(assertion: etree._Element) -> None:
-    element = ds(assertion, "Signature/SignatureValue")
+def flip_a_bit(element: etree._Element) -> None:
+    """One bit of a base64 value changed (a signature value that no longer verifies)."""
     raw = bytearray(base64.b64decode(element.text or ""))
     raw[10] ^= 1
     element.text = base64.b64encode(bytes(raw)).decode()
+
+
+def flipped_signature(assertion: etree._Element) -> None:
+    flip_a_bit(ds(assertion, "Signature/SignatureValue"))
 
 
 def wrapped_signature_value(assertion: etree._Element) -> None:

@@ -23,6 +23,7 @@ from dmp.common.xml import parse_xml
 from dmp.documents.metadata import CodedValue, DocumentInput
 from dmp.identity.pki import create_test_pki
 from dmp.ihe.xds import dsg, lots
+from dmp.ihe.xds.tests.test_enveloped import flip_a_bit
 from dmp.ihe.xds.xades import XADES, SignatureMismatch, verified_lot_signature
 
 DS = dsg.DS
@@ -117,10 +118,7 @@ def unchanged(signature: etree._Element) -> None:
 
 
 def flipped_signature(signature: etree._Element) -> None:
-    element = _find(signature, "ds:SignatureValue")
-    raw = bytearray(base64.b64decode(element.text or ""))
-    raw[7] ^= 1
-    element.text = base64.b64encode(bytes(raw)).decode()
+    flip_a_bit(_find(signature, "ds:SignatureValue"))
 
 
 def edited_manifest(signature: etree._Element) -> None:
