@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
+from signxml.exceptions import SignXMLException
 
 from dmp.common.xml import parse_xml
 
@@ -38,6 +39,12 @@ EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
+
+
+# What signxml raises on a signature it refuses, for the paths that hand it one: its own errors,
+# the schema's (DocumentInvalid), and the TypeError or ValueError of its base64 decoding of an
+# empty or malformed value (an empty RSA Modulus), which would otherwise be a server error.
+SIGNXML_REFUSALS: Final = (SignXMLException, etree.LxmlError, ValueError, TypeError)
 
 
 class SignatureMismatch(Exception):

@@ -23,7 +23,6 @@ from typing import Final
 from cryptography import x509
 from django.conf import settings
 from lxml import etree
-from signxml.exceptions import InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from dmp.access.actors import Caller
@@ -36,11 +35,9 @@ from dmp.identity.models import Certificate
 from dmp.identity.pki import CertificateRejected, fingerprint_of, verify_against_bundle
 from dmp.identity.selectors import registered_certificate, signs_for_structure, structure_get
 from dmp.ihe.xds import dsg, xades
+from dmp.ihe.xds.enveloped import SIGNXML_REFUSALS
 
 MAX_BYTES: Final = 1024 * 1024
-# What signxml raises on a signature it refuses: its own errors, the schema's, and the TypeError
-# or ValueError of its base64 decoding on an empty or malformed value (an empty RSA Modulus).
-SIGNXML_REFUSALS: Final = (InvalidSignature, etree.LxmlError, ValueError, TypeError)
 WHERE: Final = "SubmissionSet signature"
 
 

@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
 from lxml import etree
-from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.verifier import XMLVerifier
 
 from dmp.access.actors import AccessMode, Actor, ActorKind, AuthenticationMode, Caller, Channel, Software
@@ -38,7 +37,7 @@ from dmp.identity.selectors import (
     structure_get,
 )
 from dmp.ihe.xds.dsg import DS, key_info_certificate
-from dmp.ihe.xds.enveloped import SignatureMismatch, verified_assertion
+from dmp.ihe.xds.enveloped import SIGNXML_REFUSALS, SignatureMismatch, verified_assertion
 from dmp.ihe.xds.models import SEEN_ASSERTION_UNIQUE, SeenAssertion
 
 SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -129,8 +128,7 @@ def _signed_assertion(received: etree._Element, certificate: x509.Certificate) -
         return signed
     try:
         result = XMLVerifier().verify(received, x509_cert=certificate, id_attribute="ID", expect_references=1)
-    except (InvalidSignature, InvalidInput, etree.DocumentInvalid) as exc:
-        # DocumentInvalid: signxml checks the ds:Signature against the XML-DSig schema first.
+    except SIGNXML_REFUSALS as exc:
         raise VihfRejected("the VIHF signature does not verify") from exc
     if isinstance(result, list):
         raise VihfRejected("the VIHF must carry exactly one signature reference")

@@ -23,6 +23,7 @@ from dmp.common.xml import parse_xml
 from dmp.documents.metadata import CodedValue, DocumentInput
 from dmp.identity.pki import create_test_pki
 from dmp.ihe.xds import dsg, lots
+from dmp.ihe.xds.enveloped import SIGNXML_REFUSALS
 from dmp.ihe.xds.tests.test_enveloped import flip_a_bit
 from dmp.ihe.xds.xades import XADES, SignatureMismatch, verified_lot_signature
 
@@ -69,7 +70,7 @@ def by_signxml(signature: etree._Element, certificate: x509.Certificate) -> list
             x509_cert=certificate,
             expect_config=XAdESSignatureConfiguration(verification_time=certificate.not_valid_before_utc),
         )
-    except lots.SIGNXML_REFUSALS:
+    except SIGNXML_REFUSALS:
         return None
     return [etree.tostring(result.signed_xml) for result in results if result.signed_xml is not None]
 

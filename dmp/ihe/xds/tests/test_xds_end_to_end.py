@@ -329,6 +329,18 @@ def test_forbidden_and_hostile_calls_fail_and_change_nothing(xds_kit):
     with pytest.raises(SoapFault, match="signature does not verify"):
         bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=malformed)
 
+    # A key value signxml cannot decode (an empty RSA Modulus, valid for the schema): it raised
+    # a TypeError, a server error.
+    undecodable = bernard.vihf()
+    key_info = undecodable.find(f"{{{DS}}}Signature/{{{DS}}}KeyInfo")
+    key_value = etree.Element(f"{{{DS}}}KeyValue")
+    rsa_value = etree.SubElement(key_value, f"{{{DS}}}RSAKeyValue")
+    etree.SubElement(rsa_value, f"{{{DS}}}Modulus")
+    etree.SubElement(rsa_value, f"{{{DS}}}Exponent").text = "AQAB"
+    key_info.insert(0, key_value)
+    with pytest.raises(SoapFault, match="signature does not verify"):
+        bernard.call("urn:ihe:iti:2007:RegistryStoredQuery", etree.Element("x"), security=undecodable)
+
     # Wrapped: an evil assertion carrying the genuine signed one inside.
     genuine = bernard.vihf()
     evil = copy.deepcopy(genuine)
