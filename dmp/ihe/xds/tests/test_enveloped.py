@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from signxml import methods
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
@@ -18,6 +20,7 @@ from signxml.verifier import XMLVerifier
 
 from dmp.common.xml import parse_xml
 from dmp.identity.pki import create_test_pki
+from dmp.ihe.xds import vihf
 from dmp.ihe.xds.enveloped import DS, SignatureMismatch, verified_assertion
 from opendmp_client.vihf import SAML, VihfClaims, build_assertion, sign_assertion
 
@@ -249,3 +252,78 @@ def test_namespaces_declared_by_an_ancestor_verify_as_with_signxml(card):
     assert lean == by_signxml(hoisted, card)
     # A digest over the hoisted copy without its inherited declarations would not verify.
     assert b"xmlns:saml" in lean
+
+
+_ALGORITHMS = [
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2006/12/xml-c14n11",
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2000/09/xmldsig#base64",
+    "http://www.w3.org/TR/1999/REC-xpath-19991116",
+    "http://www.w3.org/2000/09/xmldsig#sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256",
+]
+_EMPTY_MODULUS = "<ds:KeyValue><ds:RSAKeyValue><ds:Modulus/><ds:Exponent/></ds:RSAKeyValue></ds:KeyValue>"
+_FRAGMENTS = [
+    _EMPTY_MODULUS,
+    "<ds:KeyValue><ds:RSAKeyValue><ds:Modulus>{v}</ds:Modulus></ds:RSAKeyValue></ds:KeyValue>",
+    "<ds:Transforms><ds:Transform Algorithm='{a}'>{v}</ds:Transform></ds:Transforms>",
+    "<ds:Transform Algorithm='{a}'/>",
+    "<ds:X509Data><ds:X509Certificate>{v}</ds:X509Certificate></ds:X509Data>",
+    "<ds:Reference URI='#{v}'><ds:DigestMethod Algorithm='{a}'/><ds:DigestValue/></ds:Reference>",
+    "<ds:HMACOutputLength>{v}</ds:HMACOutputLength>",
+    "<ds:Object Id='{v}'>{v}</ds:Object>",
+]
+_VALUES = st.sampled_from(["", "AQAB", "x", "AAAA", "-1"])
+_SIGNATURE_EDITS = st.one_of(
+    st.tuples(
+        st.just("attribute"),
+        st.sampled_from(["Id", "ID", "URI", "Algorithm", "Type"]),
+        st.sampled_from(["", "#x", "x", *_ALGORITHMS]),
+    ),
+    st.tuples(
+        st.sampled_from(["KeyInfo", "SignedInfo", "SignedInfo/Reference", "SignedInfo/Reference/Transforms"]),
+        st.builds(
+            lambda fragment, value, algorithm: fragment.format(v=value, a=algorithm),
+            st.sampled_from(_FRAGMENTS),
+            _VALUES,
+            st.sampled_from(_ALGORITHMS),
+        ),
+        st.just(""),
+    ),
+    st.tuples(st.just("text"), st.just(""), _VALUES),
+    st.tuples(st.just("remove"), st.just(""), st.just("")),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(edits=[(1, ("KeyInfo", _EMPTY_MODULUS, ""))])
+@given(edits=st.lists(st.tuples(st.integers(min_value=1, max_value=10_000), _SIGNATURE_EDITS), max_size=3))
+def test_any_edit_of_the_signature_is_verified_or_refused(card, edits):
+    """Edits of the elements and attributes signxml reads (key values, transforms, algorithms):
+    whichever path verifies the VIHF, the answer is the signed assertion or `VihfRejected` (a SOAP
+    fault), never another exception: an empty RSA Modulus made signxml raise a TypeError, which
+    was a server error."""
+    assertion = received(card)
+    signature = ds(assertion, "Signature")
+    for position, (kind, name, value) in edits:
+        elements = list(signature.iter(etree.Element))[1:]  # the signature itself stays
+        target = elements[position % len(elements)] if elements else signature
+        if kind == "attribute":
+            target.set(name, value)
+        elif kind == "text":
+            target.text = value
+        elif kind == "remove":
+            parent = target.getparent()
+            if parent is not None:
+                parent.remove(target)
+        else:  # a fragment inserted where signxml reads, if that element is still there
+            found = signature.find("/".join(f"{{{DS}}}{step}" for step in kind.split("/")))
+            if found is not None:
+                found.insert(0, parse_xml(f'<x xmlns:ds="{DS}">{name}</x>'.encode())[0])
+    try:
+        signed = vihf._signed_assertion(parse_xml(etree.tostring(assertion)), card.certificate)
+    except vihf.VihfRejected:
+        return
+    assert signed is not None
+    assert name_id(signed).text == CLAIMS.subject_id
