@@ -302,19 +302,23 @@ def http_request(endpoint: str, content_type: str, data: bytes, *, keep_alive: b
     return head.encode("latin-1") + data
 
 
-def _answer_of(head: bytes, body: bytes) -> tuple[int, str, bytes, dict[bytes, bytes]]:
-    """(status, Content-Type, body, headers) of an answer whose body is whole: one not HTTP/1.1,
-    chunked, or not as long as its Content-Length says, raises."""
+def _head_of(head: bytes) -> tuple[int, dict[bytes, bytes]]:
+    """(status, headers by lowercase name) of an HTTP/1.1 answer's head; anything else raises."""
     lines = head.split(b"\r\n")
     if not lines[0].startswith(b"HTTP/1.1 "):
         raise RuntimeError(f"not an HTTP answer: {head[:200]!r}")
     headers = {
         name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines[1:])
     }
+    return int(lines[0].split(b" ", 2)[1]), headers
+
+
+def _whole(status: int, headers: dict[bytes, bytes], body: bytes) -> tuple[int, str, bytes]:
+    """(status, Content-Type, body) of an answer whose body is whole: one chunked, or not as long
+    as its Content-Length says, raises."""
     if b"transfer-encoding" in headers or int(headers.get(b"content-length", b"-1")) != len(body):
         raise RuntimeError(f"answer of {len(body)} bytes, headers {headers!r}")
-    status = int(lines[0].split(b" ", 2)[1])
-    return status, headers.get(b"content-type", b"").decode("latin-1"), body, headers
+    return status, headers.get(b"content-type", b"").decode("latin-1"), body
 
 
 def exchange_once(address: tuple[str, int], request: bytes) -> tuple[int, str, bytes]:
@@ -329,7 +333,7 @@ def exchange_once(address: tuple[str, int], request: bytes) -> tuple[int, str, b
     head, separator, body = b"".join(chunks).partition(b"\r\n\r\n")
     if not separator:
         raise RuntimeError(f"not an HTTP answer: {head[:200]!r}")
-    return _answer_of(head, body)[:3]
+    return _whole(*_head_of(head), body)
 
 
 class KeptConnection(threading.local):
@@ -357,16 +361,16 @@ class KeptConnection(threading.local):
             self.connection.sendall(request)
             data = self._read_until(b"\r\n\r\n")
         head, _, self.pending = data.partition(b"\r\n\r\n")
-        length = int(_header(head, b"content-length") or b"-1")
+        status, headers = _head_of(head)
+        length = int(headers.get(b"content-length", b"-1"))
         if length < 0:
             raise RuntimeError(f"answer without Content-Length: {head[:200]!r}")
         while len(self.pending) < length:
             self.pending += self._recv()
         body, self.pending = self.pending[:length], self.pending[length:]
-        status, content_type, body, headers = _answer_of(head, body)
         if headers.get(b"connection", b"").lower() == b"close":
             self.close()
-        return status, content_type, body
+        return _whole(status, headers, body)
 
     def _recv(self) -> bytes:
         assert self.connection is not None  # noqa: S101 - opened by exchange
@@ -385,14 +389,6 @@ class KeptConnection(threading.local):
         if self.connection is not None:
             self.connection.close()
         self.connection, self.pending = None, b""
-
-
-def _header(head: bytes, name: bytes) -> bytes | None:
-    for line in head.split(b"\r\n")[1:]:
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == name:
-            return value.strip()
-    return None
 
 
 WARM_UP = 16  # untimed requests before each measurement (4 workers, a few each)

@@ -44,11 +44,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from dmp.common.xml import parse_xml
+from dmp.ihe.xds.dsg import XADES
 from dmp.ihe.xds.enveloped import DS, RSA_SHA256, SHA256, SignatureMismatch, algorithm_only, strict_base64
 
-__all__ = ["SignatureMismatch", "verified_lot_signature"]
+__all__ = ["XADES", "SignatureMismatch", "verified_lot_signature"]
 
-XADES: Final = "http://uri.etsi.org/01903/v1.3.2#"
 C14N11: Final = "http://www.w3.org/2006/12/xml-c14n11"
 SIGNED_PROPERTIES_TYPE: Final = "http://uri.etsi.org/01903#SignedProperties"
 ID_NAMES: Final = frozenset({"Id", "ID", "id"})
@@ -121,7 +121,7 @@ def _reference(reference: etree._Element, *, transform: bool, typed: bool) -> tu
     return None if digest is None else (uri[1:], digest)
 
 
-def _key_info_matches(key_info: etree._Element, certificate: x509.Certificate) -> bool | None:
+def _key_info_matches(key_info: etree._Element, public_key: rsa.RSAPublicKey) -> bool | None:
     """Whether KeyInfo's optional RSAKeyValue is the certificate's key (None: not the form)."""
     if _shape(key_info, _ds("X509Data"), {"Id"}):
         key_value = None
@@ -139,9 +139,7 @@ def _key_info_matches(key_info: etree._Element, certificate: x509.Certificate) -
     modulus, exponent = (strict_base64(part) if _leaf(part) else None for part in key_value[0])
     if modulus is None or exponent is None:
         return None
-    public = certificate.public_key()
-    assert isinstance(public, rsa.RSAPublicKey)  # noqa: S101 - the caller checked it
-    numbers = public.public_numbers()
+    numbers = public_key.public_numbers()
     return (int.from_bytes(modulus, "big"), int.from_bytes(exponent, "big")) == (numbers.n, numbers.e)
 
 
@@ -219,7 +217,8 @@ def verified_lot_signature(
 
     `signature` is the parsed ds:Signature root of the signature document; `certificate` is the
     one its KeyInfo carries (the caller read it from there and checks its chain)."""
-    if signature.tag != f"{{{DS}}}Signature" or not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+    public_key = certificate.public_key()
+    if signature.tag != f"{{{DS}}}Signature" or not isinstance(public_key, rsa.RSAPublicKey):
         return None
     if not _shape(signature, _ds("SignedInfo", "SignatureValue", "KeyInfo", "Object", "Object"), {"Id"}):
         return None
@@ -235,7 +234,7 @@ def verified_lot_signature(
     ]
     identifiers = _identifiers(signature)
     value = strict_base64(signature_value) if _leaf(signature_value) else None
-    key_matches = _key_info_matches(key_info, certificate)
+    key_matches = _key_info_matches(key_info, public_key)
     if identifiers is None or value is None or key_matches is None or _has_stray_text(signature):
         return None
     properties = [found for found in map(_properties_object, objects) if found is not None]
@@ -253,8 +252,6 @@ def verified_lot_signature(
             return None
         checked.append((target, reference[1]))
 
-    public_key = certificate.public_key()
-    assert isinstance(public_key, rsa.RSAPublicKey)  # noqa: S101 - checked above
     signed_bytes = etree.tostring(signed_info, method="c14n", exclusive=False, with_comments=False)
     try:
         public_key.verify(value, signed_bytes, padding.PKCS1v15(), hashes.SHA256())

@@ -20,7 +20,9 @@ from signxml.exceptions import InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from dmp.common.xml import parse_xml
-from dmp.documents.metadata import CodedValue, DocumentInput
+from dmp.documents.builders import AuthorInfo, DocumentDraft, document_input
+from dmp.documents.metadata import DocumentInput
+from dmp.identity.ins import parse_hl7_ins
 from dmp.identity.pki import create_test_pki
 from dmp.ihe.xds import dsg, lots
 from dmp.ihe.xds.enveloped import SIGNXML_REFUSALS
@@ -32,22 +34,14 @@ NOT_THE_FORM = "not the form"
 
 
 def _document(n: int) -> DocumentInput:
-    code = CodedValue(code="11488-4", scheme="2.16.840.1.113883.6.1", display="Compte rendu")
-    return DocumentInput(
-        entry_uuid=f"urn:uuid:00000000-0000-4000-8000-00000000000{n}",
-        unique_id=f"1.2.250.1.999.1.{n}",
-        mime_type="text/xml",
-        content=f"<ClinicalDocument>{n}</ClinicalDocument>".encode(),
-        class_code=code,
-        type_code=code,
-        format_code=code,
-        healthcare_facility_type_code=code,
-        practice_setting_code=code,
-        confidentiality_codes=(code,),
-        title=f"Compte rendu {n}",
-        creation_time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-        patient_id="123456789012345^^^&1.2.250.1.213.1.4.8&ISO",
-        authors=(),
+    """Document `n` of a lot, built as the dev kit builds any (its content is all a lot signs)."""
+    return document_input(
+        DocumentDraft(
+            content=f"<ClinicalDocument>{n}</ClinicalDocument>".encode(), unique_id=f"1.2.250.1.999.1.{n}"
+        ),
+        ins=parse_hl7_ins("285033523810113^^^&1.2.250.1.213.1.4.10&ISO^NH"),
+        author=AuthorInfo(person_id="810001234567", family_name="Test", given_name="Dr"),
+        symbolic_id=f"Document{n:02d}",
     )
 
 
