@@ -15,6 +15,7 @@ forms a lot signature never takes. This module verifies exactly the form our dev
     XAdES       SignedSignatureProperties: SigningTime, SigningCertificateV2 with one Cert
                 (its SHA-256 CertDigest); optional SignedDataObjectProperties
     IDs         every Id/ID/id attribute an NCName, all different
+    Text        only in the elements that hold a value (digests, certificate, key, signing time)
 
 and answers None for anything else, which the caller then verifies with signxml: a shortcut for
 the common case, never a second opinion. In that form it does what signxml does, step by step:
@@ -52,11 +53,17 @@ __all__ = ["XADES", "SignatureMismatch", "verified_lot_signature"]
 C14N11: Final = "http://www.w3.org/2006/12/xml-c14n11"
 SIGNED_PROPERTIES_TYPE: Final = "http://uri.etsi.org/01903#SignedProperties"
 ID_NAMES: Final = frozenset({"Id", "ID", "id"})
-# The XML-DSig schema's element-only types among the form's elements: text in them (between their
-# children) makes the signature invalid for signxml, signed or not.
-ELEMENT_ONLY: Final = tuple(
-    f"{{{DS}}}{name}"
-    for name in ("Signature", "SignedInfo", "Reference", "Transforms", "X509Data", "RSAKeyValue", "Manifest")
+# The elements of the form that hold a value as text. Text anywhere else (between elements, or in
+# an element of the XML-DSig or XAdES schema whose content is elements only) makes signxml refuse
+# the signature against the schema, signed or not: such a signature goes to signxml.
+TEXT_LEAVES: Final = frozenset(
+    [
+        *(
+            f"{{{DS}}}{name}"
+            for name in ("DigestValue", "SignatureValue", "X509Certificate", "Modulus", "Exponent")
+        ),
+        *(f"{{{XADES}}}{name}" for name in ("SigningTime", "Description", "MimeType", "Encoding")),
+    ]
 )
 # xs:ID is an NCName; the ASCII subset is enough for the form (anything else goes to signxml).
 NCNAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
@@ -84,8 +91,8 @@ def _leaf(element: etree._Element) -> bool:
 
 def _has_stray_text(signature: etree._Element) -> bool:
     return any(
-        (element.text or "").strip() or any((child.tail or "").strip() for child in element)
-        for element in signature.iter(*ELEMENT_ONLY)
+        ((element.text or "").strip() and element.tag not in TEXT_LEAVES) or (element.tail or "").strip()
+        for element in signature.iter(etree.Element)
     )
 
 
@@ -245,10 +252,6 @@ def verified_lot_signature(
     checked: list[tuple[etree._Element, bytes]] = []
     for reference, target in zip(references, expected_targets, strict=True):
         if reference is None or identifiers.get(reference[0]) is not target:
-            return None
-        # serialised on its own, a target's text tail would make the bytes signxml parses again
-        # malformed: left to signxml, which refuses it
-        if (target.tail or "").strip():
             return None
         checked.append((target, reference[1]))
 

@@ -171,6 +171,11 @@ def id_used_twice(signature: etree._Element) -> None:
     _find(signature, ".//xades:QualifyingProperties").getparent().set("Id", "object")  # type: ignore[union-attr]
 
 
+def text_in_the_qualifying_properties(signature: etree._Element) -> None:
+    # Unsigned, but the schema signxml checks gives QualifyingProperties elements only.
+    _find(signature, ".//xades:QualifyingProperties").text = "x"
+
+
 def text_after_the_signed_properties(signature: etree._Element) -> None:
     _find(signature, ".//xades:SignedProperties").tail = "x"
 
@@ -206,6 +211,7 @@ LEFT_TO_SIGNXML = {
     unsigned_properties_added,
     id_used_twice,
     text_after_the_signed_properties,
+    text_in_the_qualifying_properties,
     references_swapped,
     comment_in_signed_info,
     exclusive_c14n,
