@@ -60,6 +60,45 @@ def _tags(elements: list[etree._Element], *names: str) -> bool:
     return [element.tag for element in elements] == [f"{{{DS}}}{name}" for name in names]
 
 
+# The VIHF signature's elements that hold a value as text.
+TEXT_LEAVES: Final = frozenset(
+    f"{{{DS}}}{name}" for name in ("DigestValue", "SignatureValue", "X509Certificate")
+)
+
+
+def has_stray_text(signature: etree._Element, leaves: frozenset[str]) -> bool:
+    """Text inside `signature` outside the elements that hold a value (`leaves`): between its
+    elements, or in one whose content is elements only. signxml's schema check refuses such a
+    signature, signed or not, so a lean path hands it over."""
+    for element in signature.iter(etree.Element):
+        text, tail = element.text, element.tail
+        if text and text.strip() and element.tag not in leaves:
+            return True
+        if tail and tail.strip() and element is not signature:
+            return True
+    return False
+
+
+# The attributes the VIHF signature's elements carry; any other (an Id, even an empty one, which
+# the schema refuses as an xs:ID) leaves the profile.
+_ATTRIBUTES: Final = {
+    f"{{{DS}}}Reference": frozenset({"URI"}),
+    **{
+        f"{{{DS}}}{name}": frozenset({"Algorithm"})
+        for name in ("CanonicalizationMethod", "SignatureMethod", "Transform", "DigestMethod")
+    },
+}
+_NONE: Final = frozenset[str]()
+
+
+def _only_profile_attributes(signature: etree._Element) -> bool:
+    for element in signature.iter(etree.Element):
+        names = element.keys()
+        if names and not _ATTRIBUTES.get(element.tag, _NONE).issuperset(names):
+            return False
+    return True
+
+
 def algorithm_only(element: etree._Element, algorithm: str) -> bool:
     return element.get("Algorithm") == algorithm and len(element) == 0 and not (element.text or "").strip()
 
@@ -110,6 +149,10 @@ def verified_assertion(assertion: etree._Element, certificate: x509.Certificate)
         return None
     key_parts = _children(key_info)
     if not _tags(key_parts, "X509Data") or not _tags(_children(key_parts[0]), "X509Certificate"):
+        return None
+    if strict_base64(key_parts[0][0]) is None:  # what the caller decoded leniently, as the schema reads it
+        return None
+    if has_stray_text(signature, TEXT_LEAVES) or not _only_profile_attributes(signature):
         return None
     expected, value = strict_base64(steps[2]), strict_base64(signature_value)
     if expected is None or value is None:

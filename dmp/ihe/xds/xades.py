@@ -45,26 +45,28 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from dmp.common.xml import parse_xml
+from dmp.ihe.xds import enveloped
 from dmp.ihe.xds.dsg import XADES
-from dmp.ihe.xds.enveloped import DS, RSA_SHA256, SHA256, SignatureMismatch, algorithm_only, strict_base64
+from dmp.ihe.xds.enveloped import (
+    DS,
+    RSA_SHA256,
+    SHA256,
+    SignatureMismatch,
+    algorithm_only,
+    has_stray_text,
+    strict_base64,
+)
 
 __all__ = ["XADES", "SignatureMismatch", "verified_lot_signature"]
 
 C14N11: Final = "http://www.w3.org/2006/12/xml-c14n11"
 SIGNED_PROPERTIES_TYPE: Final = "http://uri.etsi.org/01903#SignedProperties"
 ID_NAMES: Final = frozenset({"Id", "ID", "id"})
-# The elements of the form that hold a value as text. Text anywhere else (between elements, or in
-# an element of the XML-DSig or XAdES schema whose content is elements only) makes signxml refuse
-# the signature against the schema, signed or not: such a signature goes to signxml.
-TEXT_LEAVES: Final = frozenset(
-    [
-        *(
-            f"{{{DS}}}{name}"
-            for name in ("DigestValue", "SignatureValue", "X509Certificate", "Modulus", "Exponent")
-        ),
-        *(f"{{{XADES}}}{name}" for name in ("SigningTime", "Description", "MimeType", "Encoding")),
-    ]
-)
+# The elements of the form that hold a value as text (`enveloped.has_stray_text`).
+TEXT_LEAVES: Final = enveloped.TEXT_LEAVES | {
+    *(f"{{{DS}}}{name}" for name in ("Modulus", "Exponent")),
+    *(f"{{{XADES}}}{name}" for name in ("SigningTime", "Description", "MimeType", "Encoding")),
+}
 # xs:ID is an NCName; the ASCII subset is enough for the form (anything else goes to signxml).
 NCNAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 
@@ -87,13 +89,6 @@ def _leaf(element: etree._Element) -> bool:
     """A text-only element without attributes: signxml reads its text from the canonical form,
     which drops comments, so one inside would make the text read here differ."""
     return len(element) == 0 and not element.attrib
-
-
-def _has_stray_text(signature: etree._Element) -> bool:
-    return any(
-        ((element.text or "").strip() and element.tag not in TEXT_LEAVES) or (element.tail or "").strip()
-        for element in signature.iter(etree.Element)
-    )
 
 
 def _identifiers(signature: etree._Element) -> dict[str, etree._Element] | None:
@@ -137,7 +132,7 @@ def _key_info_matches(key_info: etree._Element, public_key: rsa.RSAPublicKey) ->
     else:
         return None
     data = key_info[-1]
-    if not (_shape(data, _ds("X509Certificate")) and _leaf(data[0])):
+    if not (_shape(data, _ds("X509Certificate")) and _leaf(data[0]) and strict_base64(data[0]) is not None):
         return None
     if key_value is None:
         return True
@@ -242,7 +237,7 @@ def verified_lot_signature(
     identifiers = _identifiers(signature)
     value = strict_base64(signature_value) if _leaf(signature_value) else None
     key_matches = _key_info_matches(key_info, public_key)
-    if identifiers is None or value is None or key_matches is None or _has_stray_text(signature):
+    if identifiers is None or value is None or key_matches is None or has_stray_text(signature, TEXT_LEAVES):
         return None
     properties = [found for found in map(_properties_object, objects) if found is not None]
     data = [element for element in objects if _manifest_object(element)]
